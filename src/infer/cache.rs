@@ -1,0 +1,191 @@
+//! The KV cache: preallocated for the whole context, written in place, and able to say how
+//! many bytes it really holds.
+//!
+//! What a layer caches per token depends on its attention:
+//! - MHA/GQA/MQA: K and V, `kv_heads * d_head` each.
+//! - MLA: the normalised latent(s) (`rank`, or `2 * rank` with separate K/V latents) plus the
+//!   shared rotary key (`rope_dim`). Never the decompressed K or V.
+//!
+//! Byte counts come from the tensors the cache holds (their shapes and dtypes), so they can be
+//! checked against the model's formula (`Gpt::kv_bytes_per_token`).
+
+use std::ops::Range;
+
+use burn::tensor::{DType, Device, Tensor};
+
+/// One preallocated buffer whose sequence axis is `D - 2`: `[batch, heads, seq, width]` or
+/// `[batch, seq, width]`.
+#[derive(Debug)]
+pub struct CacheSlot<const D: usize> {
+    /// Always `Some` between calls; taken out while written so the write can happen in place.
+    buf: Option<Tensor<D>>,
+}
+
+impl<const D: usize> CacheSlot<D> {
+    pub fn zeros(shape: [usize; D], dtype: DType, device: &Device) -> Self {
+        Self { buf: Some(Tensor::zeros(shape, (device, dtype))) }
+    }
+
+    fn tensor(&self) -> &Tensor<D> {
+        self.buf.as_ref().expect("cache slot is always filled between calls")
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.tensor().dims()[D - 2]
+    }
+
+    /// Writes `x` at sequence positions `start..start + x.seq`.
+    pub fn write(&mut self, x: Tensor<D>, start: usize) {
+        let buf = self.buf.take().expect("cache slot is always filled between calls");
+        let dims = buf.dims();
+        let seq = x.dims()[D - 2];
+        assert!(
+            start + seq <= dims[D - 2],
+            "KV cache overflow: writing positions {start}..{} into a cache of {} positions",
+            start + seq,
+            dims[D - 2]
+        );
+        let ranges: [Range<usize>; D] =
+            std::array::from_fn(|i| if i == D - 2 { start..start + seq } else { 0..dims[i] });
+        let x = x.cast(buf.dtype());
+        // `buf` is uniquely owned here, so backends can assign in place.
+        self.buf = Some(buf.slice_assign(ranges, x));
+    }
+
+    /// The first `len` positions.
+    pub fn read(&self, len: usize) -> Tensor<D> {
+        self.tensor().clone().narrow(D - 2, 0, len)
+    }
+
+    /// Bytes held by the buffer (all positions, filled or not).
+    pub fn bytes_allocated(&self) -> usize {
+        let t = self.tensor();
+        t.shape().num_elements() * t.dtype().size()
+    }
+
+    /// Bytes one sequence position takes across the batch.
+    pub fn bytes_per_position(&self) -> usize {
+        self.bytes_allocated() / self.capacity()
+    }
+}
+
+/// K and V of an MHA/GQA/MQA layer: `[batch, kv_heads, capacity, d_head]` each.
+#[derive(Debug)]
+pub struct MhaCache {
+    pub k: CacheSlot<4>,
+    pub v: CacheSlot<4>,
+}
+
+/// What an MLA layer caches.
+#[derive(Debug)]
+pub struct MlaCache {
+    /// `c_KV` (joint) or `c_K` (separate): `[batch, capacity, rank]`
+    pub c_k: CacheSlot<3>,
+    /// `c_V` with separate latents: `[batch, capacity, rank]`
+    pub c_v: Option<CacheSlot<3>>,
+    /// Rotated shared key `k^R`: `[batch, capacity, rope_dim]`
+    pub k_r: Option<CacheSlot<3>>,
+}
+
+/// One layer's cache.
+#[derive(Debug)]
+pub enum LayerCache {
+    Mha(MhaCache),
+    Mla(MlaCache),
+}
+
+impl LayerCache {
+    pub fn mha(batch: usize, kv_heads: usize, capacity: usize, d_head: usize, dtype: DType, device: &Device) -> Self {
+        let shape = [batch, kv_heads, capacity, d_head];
+        LayerCache::Mha(MhaCache {
+            k: CacheSlot::zeros(shape, dtype, device),
+            v: CacheSlot::zeros(shape, dtype, device),
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerCache::Mha(_) => "MHA",
+            LayerCache::Mla(_) => "MLA",
+        }
+    }
+
+    fn slots(&self) -> Vec<(usize, usize)> {
+        let info3 = |s: &CacheSlot<3>| (s.bytes_allocated(), s.bytes_per_position());
+        let info4 = |s: &CacheSlot<4>| (s.bytes_allocated(), s.bytes_per_position());
+        match self {
+            LayerCache::Mha(c) => vec![info4(&c.k), info4(&c.v)],
+            LayerCache::Mla(c) => std::iter::once(&c.c_k)
+                .chain(c.c_v.as_ref())
+                .chain(c.k_r.as_ref())
+                .map(info3)
+                .collect(),
+        }
+    }
+
+    pub fn bytes_allocated(&self) -> usize {
+        self.slots().iter().map(|s| s.0).sum()
+    }
+
+    pub fn bytes_per_position(&self) -> usize {
+        self.slots().iter().map(|s| s.1).sum()
+    }
+}
+
+/// The whole model's cache: one [`LayerCache`] per block and the number of positions filled.
+#[derive(Debug)]
+pub struct KvCache {
+    pub layers: Vec<LayerCache>,
+    len: usize,
+    capacity: usize,
+    batch: usize,
+}
+
+impl KvCache {
+    pub fn new(layers: Vec<LayerCache>, batch: usize, capacity: usize) -> Self {
+        Self { layers, len: 0, capacity, batch }
+    }
+
+    /// Positions filled so far; the next token goes at this position.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Called by the model after every layer has written `tokens` new positions.
+    pub(crate) fn advance(&mut self, tokens: usize) {
+        assert!(self.len + tokens <= self.capacity, "KV cache overflow");
+        self.len += tokens;
+    }
+
+    /// Forget the contents (the buffers stay allocated).
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    /// Bytes held by all buffers, measured from their shapes and dtypes.
+    pub fn bytes_allocated(&self) -> usize {
+        self.layers.iter().map(LayerCache::bytes_allocated).sum()
+    }
+
+    /// Bytes holding the filled positions, measured from the buffers.
+    pub fn bytes_used(&self) -> usize {
+        self.len * self.layers.iter().map(LayerCache::bytes_per_position).sum::<usize>()
+    }
+
+    /// Bytes per cached token (one position of one sequence), measured from the buffers.
+    pub fn bytes_per_token(&self) -> usize {
+        self.layers.iter().map(LayerCache::bytes_per_position).sum::<usize>() / self.batch
+    }
+}

@@ -1,0 +1,3 @@
+//! Inference state: the preallocated KV cache. (Sampling and generation arrive with decoding.)
+
+pub mod cache;

@@ -1,0 +1,82 @@
+//! `mla-lab info`: what an experiment's model costs, from its config alone: parameters and
+//! KV-cache size per token, against MHA of the same width and depth.
+
+use burn::tensor::DType;
+use serde::Serialize;
+
+use crate::experiment::Experiment;
+use crate::model::Positions;
+
+/// One experiment's costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct InfoRow {
+    pub experiment: String,
+    pub attention: String,
+    pub params: usize,
+    pub non_embedding_params: usize,
+    pub kv_elems_per_token_per_layer: usize,
+    pub kv_elems_per_token: usize,
+    pub dtype: String,
+    pub kv_bytes_per_token_per_layer: usize,
+    pub kv_bytes_per_token: usize,
+    /// KV bytes of MHA with the same width and depth.
+    pub mha_kv_bytes_per_token: usize,
+    /// `kv / kv_mha - 1`, in percent (negative = smaller cache than MHA).
+    pub kv_change_vs_mha_pct: f64,
+}
+
+impl InfoRow {
+    pub fn new(exp: &Experiment, dtype: DType) -> InfoRow {
+        let m = &exp.model;
+        // Parameters initialise lazily: counting them allocates nothing.
+        let device = crate::backend::cpu_device().expect("a CPU backend is compiled in");
+        let gpt = m.init(&device);
+        let kv = m.kv_bytes_per_token(dtype);
+        let mha = m.mha_baseline().kv_bytes_per_token(dtype);
+        InfoRow {
+            experiment: exp.name.clone(),
+            attention: m.attention.label(m.n_heads, matches!(m.positions, Positions::Rope(_))),
+            params: gpt.param_count(),
+            non_embedding_params: gpt.non_embedding_param_count(),
+            kv_elems_per_token_per_layer: m.kv_elems_per_token_per_layer(),
+            kv_elems_per_token: m.kv_elems_per_token(),
+            dtype: format!("{dtype:?}").to_lowercase(),
+            kv_bytes_per_token_per_layer: m.kv_elems_per_token_per_layer() * dtype.size(),
+            kv_bytes_per_token: kv,
+            mha_kv_bytes_per_token: mha,
+            kv_change_vs_mha_pct: 100.0 * (kv as f64 - mha as f64) / mha as f64,
+        }
+    }
+}
+
+fn millions(n: usize) -> String {
+    format!("{:.2}M", n as f64 / 1e6)
+}
+
+/// `+4.2%`, `-45.8%`, and `0.0%` rather than `-0.0%`.
+fn percent(p: f64) -> String {
+    if p.abs() < 0.05 { "0.0%".to_string() } else { format!("{p:+.1}%") }
+}
+
+/// A Markdown table of the rows.
+pub fn table(rows: &[InfoRow]) -> String {
+    let dtype = rows.first().map_or("f32".to_string(), |r| r.dtype.clone());
+    let mut out = format!(
+        "| experiment | attention | params | non-emb | KV elems/tok/layer | KV B/tok/layer ({dtype}) | KV B/tok | vs MHA |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for r in rows {
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.experiment,
+            r.attention,
+            millions(r.params),
+            millions(r.non_embedding_params),
+            r.kv_elems_per_token_per_layer,
+            r.kv_bytes_per_token_per_layer,
+            r.kv_bytes_per_token,
+            percent(r.kv_change_vs_mha_pct),
+        );
+    }
+    out
+}

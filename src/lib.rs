@@ -1,0 +1,11 @@
+//! mla-lab: train small GPTs with MHA, MLA and MLA+RoPE attention and measure what each one
+//! costs (KV cache, decode speed) and buys (validation loss, story quality).
+//!
+//! Reproduces and extends Mehta et al., "Latent Multi-Head Attention for Small Language
+//! Models" (arXiv 2506.09342), with MLA as in DeepSeek-V2 (arXiv 2405.04434).
+
+pub mod backend;
+pub mod experiment;
+pub mod infer;
+pub mod info;
+pub mod model;

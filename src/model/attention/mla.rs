@@ -1,0 +1,247 @@
+//! Multi-head latent attention, DeepSeek-V2 (arXiv 2405.04434) §2.1, weights named after its
+//! equations (9)–(19):
+//!
+//! ```text
+//! c_KV = kv_norm(W^DKV h)                      (9)   latent, the only thing cached (+ k^R)
+//! k^C  = W^UK c_KV,   v^C = W^UV c_KV          (10, 11)
+//! q^C  = W^Q h                                 queries are not compressed here
+//! q^R  = RoPE(W^QR h)  per head                (15)
+//! k^R  = RoPE(W^KR h)  shared by all heads     (16)
+//! score = (q^C·k^C + q^R·k^R) / sqrt(d_h + d_h^R)
+//! u    = W^O [softmax(score) v^C]              (19)
+//! ```
+//!
+//! `LatentLayout::Separate` gives K and V their own latents (`c_K = kv_norm(W^DK h)`,
+//! `c_V = v_norm(W^DV h)`); `W^DK` and `W^DV` are stored stacked in `w_dkv`.
+//!
+//! Two ways to attend over a cached latent, chosen by [`MlaDecode`]:
+//! - `Naive` (reference): up-project the whole latent to K and V, then ordinary attention.
+//! - `Absorbed`: `q^C·(W^UK c) = (W^UK^T q^C)·c`, so the query is moved into latent space and
+//!   the scores are taken against the latent directly; likewise `W^UV` is applied after
+//!   weighting the latent. Per step this costs `O(seq * heads * rank)` instead of
+//!   `O(seq * rank * heads * d_head)`.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::tensor::{DType, Device, Tensor};
+
+use super::{AttentionDims, LatentLayout, MlaDecode, causal_softmax};
+use crate::infer::cache::{CacheSlot, LayerCache, MlaCache};
+use crate::model::rope::{Rope, RopeConfig};
+
+#[derive(Debug, Clone)]
+pub struct MlaConfig {
+    pub dims: AttentionDims,
+    pub rank: usize,
+    pub layout: LatentLayout,
+    pub rope_dim: usize,
+    pub decode: MlaDecode,
+}
+
+#[derive(Module, Debug)]
+pub struct Mla {
+    /// `W^Q`: `d_model -> n_heads * d_head`
+    w_q: Linear,
+    /// `W^QR`: `d_model -> n_heads * rope_dim` (decoupled RoPE only)
+    w_qr: Option<Linear>,
+    /// `W^DKV`: `d_model -> rank` (joint) or `d_model -> 2 * rank` (`[W^DK; W^DV]`, separate)
+    w_dkv: Linear,
+    /// RMSNorm on `c_KV` (joint) or `c_K` (separate)
+    kv_norm: RmsNorm,
+    /// RMSNorm on `c_V` (separate only)
+    v_norm: Option<RmsNorm>,
+    /// `W^UK`: `rank -> n_heads * d_head`
+    w_uk: Linear,
+    /// `W^UV`: `rank -> n_heads * d_head`
+    w_uv: Linear,
+    /// `W^KR`: `d_model -> rope_dim` (decoupled RoPE only)
+    w_kr: Option<Linear>,
+    /// `W^O`: `n_heads * d_head -> d_model`
+    wo: Linear,
+    /// Rotation tables of width `rope_dim`.
+    rope: Option<Rope>,
+    n_heads: usize,
+    d_head: usize,
+    rank: usize,
+    rope_dim: usize,
+    #[module(skip)]
+    layout: LatentLayout,
+    #[module(skip)]
+    pub(crate) decode: MlaDecode,
+}
+
+impl MlaConfig {
+    pub fn init(&self, device: &Device) -> Mla {
+        let d = self.dims.d_model;
+        let h = self.dims.n_heads;
+        let dh = self.dims.d_head();
+        let (r, dr) = (self.rank, self.rope_dim);
+        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let rotary = dr > 0;
+        let theta = self.dims.rope_theta.unwrap_or(10_000.0);
+        Mla {
+            w_q: linear(d, h * dh),
+            w_qr: rotary.then(|| linear(d, h * dr)),
+            w_dkv: linear(d, self.layout.latents() * r),
+            kv_norm: RmsNormConfig::new(r).init(device),
+            v_norm: (self.layout == LatentLayout::Separate).then(|| RmsNormConfig::new(r).init(device)),
+            w_uk: linear(r, h * dh),
+            w_uv: linear(r, h * dh),
+            w_kr: rotary.then(|| linear(d, dr)),
+            wo: linear(h * dh, d),
+            rope: rotary.then(|| RopeConfig { dim: dr, context: self.dims.context, theta }.init(device)),
+            n_heads: h,
+            d_head: dh,
+            rank: r,
+            rope_dim: dr,
+            layout: self.layout,
+            decode: self.decode,
+        }
+    }
+}
+
+/// What the current tokens contribute: latents and rotary key, before caching.
+struct Latents {
+    /// `[batch, seq, rank]`
+    c_k: Tensor<3>,
+    /// `[batch, seq, rank]` (same tensor as `c_k` with the joint layout)
+    c_v: Tensor<3>,
+    /// `[batch, seq, rope_dim]`, already rotated
+    k_r: Option<Tensor<3>>,
+}
+
+impl Mla {
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let (h, dh, dr) = (self.n_heads, self.d_head, self.rope_dim);
+
+        let q_c = self.w_q.forward(x.clone()).reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
+        let q_r = match (&self.w_qr, &self.rope) {
+            (Some(w_qr), Some(rope)) => {
+                let q_r = w_qr.forward(x.clone()).reshape([b, t, h, dr]).swap_dims(1, 2); // [b, h, t, dr]
+                Some(rope.apply(q_r, start))
+            }
+            _ => None,
+        };
+        let new = self.latents(x, start);
+
+        let (lat, decode) = match cache {
+            Some(LayerCache::Mla(c)) => {
+                let s = start + t;
+                c.c_k.write(new.c_k, start);
+                if let Some(c_v) = c.c_v.as_mut() {
+                    c_v.write(new.c_v, start);
+                }
+                if let (Some(slot), Some(k_r)) = (c.k_r.as_mut(), new.k_r) {
+                    slot.write(k_r, start);
+                }
+                let c_k = c.c_k.read(s);
+                let lat = Latents {
+                    c_v: c.c_v.as_ref().map(|v| v.read(s)).unwrap_or_else(|| c_k.clone()),
+                    c_k,
+                    k_r: c.k_r.as_ref().map(|k| k.read(s)),
+                };
+                (lat, self.decode)
+            }
+            Some(other) => panic!("MLA layer given a {} cache", other.kind()),
+            // Training and cache-free forwards use the reference path.
+            None => (new, MlaDecode::Naive),
+        };
+
+        let out = match decode {
+            MlaDecode::Naive => self.attend_naive(q_c, q_r, lat, start),
+            MlaDecode::Absorbed => self.attend_absorbed(q_c, q_r, lat, start),
+        }; // [b, h, t, dh]
+        let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
+        self.wo.forward(out)
+    }
+
+    /// Latents and rotary key of the current tokens.
+    fn latents(&self, x: Tensor<3>, start: usize) -> Latents {
+        let [b, t, _] = x.dims();
+        let r = self.rank;
+        let k_r = match (&self.w_kr, &self.rope) {
+            (Some(w_kr), Some(rope)) => {
+                let k_r = w_kr.forward(x.clone()).reshape([b, 1, t, self.rope_dim]); // [b, 1, t, dr]
+                Some(rope.apply(k_r, start).reshape([b, t, self.rope_dim])) // [b, t, dr]
+            }
+            _ => None,
+        };
+        let c = self.w_dkv.forward(x); // [b, t, latents * r]
+        match (self.layout, &self.v_norm) {
+            (LatentLayout::Separate, Some(v_norm)) => Latents {
+                c_k: self.kv_norm.forward(c.clone().narrow(2, 0, r)), // [b, t, r]
+                c_v: v_norm.forward(c.narrow(2, r, r)),               // [b, t, r]
+                k_r,
+            },
+            _ => {
+                let c_kv = self.kv_norm.forward(c); // [b, t, r]
+                Latents { c_k: c_kv.clone(), c_v: c_kv, k_r }
+            }
+        }
+    }
+
+    fn scale(&self) -> f64 {
+        ((self.d_head + self.rope_dim) as f64).powf(-0.5)
+    }
+
+    /// Rotary part of the scores, `q^R·k^R`, or `None` without decoupled RoPE.
+    ///
+    /// # Shapes
+    /// - q_r: `[batch, heads, seq, rope_dim]`, k_r: `[batch, keys, rope_dim]`
+    /// - output: `[batch, heads, seq, keys]`
+    fn rope_scores(q_r: Option<Tensor<4>>, k_r: Option<Tensor<3>>) -> Option<Tensor<4>> {
+        match (q_r, k_r) {
+            (Some(q_r), Some(k_r)) => {
+                let k_r = k_r.unsqueeze_dim::<4>(1).swap_dims(2, 3); // [b, 1, dr, s]
+                Some(q_r.matmul(k_r)) // [b, h, t, s]
+            }
+            _ => None,
+        }
+    }
+
+    /// Reference path: materialise K and V from the latent.
+    fn attend_naive(&self, q_c: Tensor<4>, q_r: Option<Tensor<4>>, lat: Latents, start: usize) -> Tensor<4> {
+        let [b, s, _] = lat.c_k.dims();
+        let (h, dh) = (self.n_heads, self.d_head);
+        let k_c = self.w_uk.forward(lat.c_k).reshape([b, s, h, dh]).swap_dims(1, 2); // [b, h, s, dh]
+        let v_c = self.w_uv.forward(lat.c_v).reshape([b, s, h, dh]).swap_dims(1, 2); // [b, h, s, dh]
+        let mut scores = q_c.matmul(k_c.swap_dims(2, 3)); // [b, h, t, s]
+        if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
+            scores = scores + rs;
+        }
+        let weights = causal_softmax(scores.mul_scalar(self.scale()), start);
+        weights.matmul(v_c) // [b, h, t, dh]
+    }
+
+    /// Absorbed path: never leaves latent space until after the weighted sum.
+    fn attend_absorbed(&self, q_c: Tensor<4>, q_r: Option<Tensor<4>>, lat: Latents, start: usize) -> Tensor<4> {
+        let (h, dh, r) = (self.n_heads, self.d_head, self.rank);
+        // W^UK as per-head [dh, r] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, dh, r].
+        let w_uk = self.w_uk.weight.val().reshape([r, h, dh]).permute([1, 2, 0]).unsqueeze_dim::<4>(0); // [1, h, dh, r]
+        // W^UV as per-head [r, dh] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, r, dh].
+        let w_uv = self.w_uv.weight.val().reshape([r, h, dh]).swap_dims(0, 1).unsqueeze_dim::<4>(0); // [1, h, r, dh]
+
+        let q_lat = q_c.matmul(w_uk); // [b, h, t, r]
+        let c_k = lat.c_k.unsqueeze_dim::<4>(1).swap_dims(2, 3); // [b, 1, r, s]
+        let mut scores = q_lat.matmul(c_k); // [b, h, t, s]
+        if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
+            scores = scores + rs;
+        }
+        let weights = causal_softmax(scores.mul_scalar(self.scale()), start);
+        let o_lat = weights.matmul(lat.c_v.unsqueeze_dim::<4>(1)); // [b, h, t, r]
+        o_lat.matmul(w_uv) // [b, h, t, dh]
+    }
+
+    pub fn new_cache(&self, batch: usize, capacity: usize, dtype: DType, device: &Device) -> LayerCache {
+        let slot = |w| CacheSlot::zeros([batch, capacity, w], dtype, device);
+        LayerCache::Mla(MlaCache {
+            c_k: slot(self.rank),
+            c_v: (self.layout == LatentLayout::Separate).then(|| slot(self.rank)),
+            k_r: (self.rope_dim > 0).then(|| slot(self.rope_dim)),
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! Attention variants: one config enum, one module enum, one cache enum, one `match` each.
+//!
+//! - [`Mha`]: standard multi-head attention with `kv_heads` key/value heads
+//!   (`kv_heads == n_heads` is MHA, `1` is MQA, in between GQA).
+//! - [`Mla`]: multi-head latent attention from DeepSeek-V2 (arXiv 2405.04434, §2.1), with an
+//!   optional decoupled RoPE part.
+//!
+//! Modules are stateless: the per-layer [`LayerCache`] is passed into `forward`.
+
+pub mod mha;
+pub mod mla;
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use mha::{Mha, MhaConfig};
+pub use mla::{Mla, MlaConfig};
+
+use crate::infer::cache::LayerCache;
+
+/// Which attention a block uses. RON: `Mha(kv_heads: 6)` or
+/// `Mla(rank: 192, layout: Separate, rope_dim: 32)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum AttentionConfig {
+    /// Multi-head attention with `kv_heads` key/value heads.
+    Mha { kv_heads: usize },
+    /// Multi-head latent attention.
+    Mla {
+        /// Width `r` of each latent (`d_c` in DeepSeek-V2).
+        rank: usize,
+        /// One latent shared by K and V, or one each.
+        layout: LatentLayout,
+        /// Width of the decoupled rotary key/query part (`d_h^R`); 0 = no RoPE inside MLA.
+        rope_dim: usize,
+        /// Decode path over the cached latent.
+        #[serde(default)]
+        decode: MlaDecode,
+    },
+}
+
+/// How MLA's latent is shared between keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatentLayout {
+    /// DeepSeek-V2: one latent `c_KV` of width `rank` for both K and V.
+    Joint,
+    /// K and V each have their own latent of width `rank` (`c_K`, `c_V`).
+    Separate,
+}
+
+impl LatentLayout {
+    /// Number of latents of width `rank` cached per token.
+    pub fn latents(self) -> usize {
+        match self {
+            LatentLayout::Joint => 1,
+            LatentLayout::Separate => 2,
+        }
+    }
+}
+
+/// How MLA attends over the cached latent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MlaDecode {
+    /// Reference path: up-project the whole cached latent to K and V every step.
+    Naive,
+    /// Fold `W_UK` into the query and `W_UV` into the output; attend over the latent itself.
+    #[default]
+    Absorbed,
+}
+
+/// Sizes a layer's attention needs from the model.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionDims {
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub context: usize,
+    /// `Some(theta)` when the model uses rotary positions.
+    pub rope_theta: Option<f64>,
+}
+
+impl AttentionDims {
+    pub fn d_head(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+}
+
+impl AttentionConfig {
+    pub fn init(&self, dims: AttentionDims, device: &Device) -> Attention {
+        match *self {
+            AttentionConfig::Mha { kv_heads } => Attention::Mha(MhaConfig { dims, kv_heads }.init(device)),
+            AttentionConfig::Mla { rank, layout, rope_dim, decode } => {
+                Attention::Mla(MlaConfig { dims, rank, layout, rope_dim, decode }.init(device))
+            }
+        }
+    }
+
+    /// Elements cached per token per layer, from the formula.
+    pub fn kv_elems_per_token(&self, d_model: usize, n_heads: usize) -> usize {
+        match *self {
+            AttentionConfig::Mha { kv_heads } => 2 * kv_heads * (d_model / n_heads),
+            AttentionConfig::Mla { rank, layout, rope_dim, .. } => layout.latents() * rank + rope_dim,
+        }
+    }
+
+    /// Short human-readable name, e.g. `MLA+RoPE32 r=192 sep`; `rope` says whether an MHA
+    /// layer rotates q and k.
+    pub fn label(&self, n_heads: usize, rope: bool) -> String {
+        let rope_tag = if rope { "+RoPE" } else { "" };
+        match *self {
+            AttentionConfig::Mha { kv_heads } if kv_heads == n_heads => format!("MHA{rope_tag}"),
+            AttentionConfig::Mha { kv_heads: 1 } => format!("MQA{rope_tag}"),
+            AttentionConfig::Mha { kv_heads } => format!("GQA{rope_tag} kv={kv_heads}"),
+            AttentionConfig::Mla { rank, layout, rope_dim, .. } => {
+                let rope = if rope_dim > 0 { format!("+RoPE{rope_dim}") } else { String::new() };
+                let layout = match layout {
+                    LatentLayout::Joint => "joint",
+                    LatentLayout::Separate => "sep",
+                };
+                format!("MLA{rope} r={rank} {layout}")
+            }
+        }
+    }
+}
+
+/// A block's attention module.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Attention {
+    Mha(Mha),
+    Mla(Mla),
+}
+
+impl Attention {
+    /// Attends causally over `x`, whose first token sits at absolute position `start`.
+    /// With a cache, the new keys/values (or latents) are written at `start..start+seq` and the
+    /// queries attend over everything cached so far.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
+        match self {
+            Attention::Mha(m) => m.forward(x, cache, start),
+            Attention::Mla(m) => m.forward(x, cache, start),
+        }
+    }
+
+    /// An empty cache for `batch` sequences of up to `capacity` tokens.
+    pub fn new_cache(&self, batch: usize, capacity: usize, dtype: DType, device: &Device) -> LayerCache {
+        match self {
+            Attention::Mha(m) => m.new_cache(batch, capacity, dtype, device),
+            Attention::Mla(m) => m.new_cache(batch, capacity, dtype, device),
+        }
+    }
+
+    pub fn set_decode(&mut self, decode: MlaDecode) {
+        if let Attention::Mla(m) = self {
+            m.decode = decode;
+        }
+    }
+}
+
+/// Softmax over keys with a causal mask for queries at absolute positions
+/// `start..start+seq` against keys at `0..keys`.
+///
+/// # Shapes
+/// - scores: `[batch, heads, seq, keys]`
+/// - output: `[batch, heads, seq, keys]`
+pub(crate) fn causal_softmax(scores: Tensor<4>, start: usize) -> Tensor<4> {
+    let [_, _, seq, keys] = scores.dims();
+    assert_eq!(keys, start + seq, "causal_softmax: {keys} keys for queries at {start}..{}", start + seq);
+    // A single query at the end sees every key: no mask to build.
+    let scores = if seq > 1 {
+        // tril_mask is true *above* the kept triangle: key j > query position start + i.
+        let mask = Tensor::<2, Bool>::tril_mask([seq, keys], start as i64, &scores.device());
+        scores.mask_fill(mask.reshape([1, 1, seq, keys]), f32::NEG_INFINITY) // [batch, heads, seq, keys]
+    } else {
+        scores
+    };
+    softmax(scores, 3)
+}

@@ -1,0 +1,239 @@
+//! A GPT-2-shaped decoder (Radford et al. 2019): token embedding, positions (learned or
+//! rotary), `n_layers` pre-norm blocks of attention + GELU MLP, final LayerNorm, LM head tied
+//! to the embedding by default.
+//!
+//! Cost accounting lives here: [`Gpt::param_count`], [`GptConfig::kv_elems_per_token`],
+//! [`GptConfig::kv_bytes_per_token`]; the cache made by [`Gpt::new_cache`] reports what it
+//! really holds.
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::gelu;
+use burn::tensor::{DType, Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::attention::{Attention, AttentionConfig, AttentionDims, MlaDecode};
+use crate::infer::cache::{KvCache, LayerCache};
+
+/// How the model knows where a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Positions {
+    /// Absolute learned position embeddings added to the token embedding (GPT-2).
+    Learned,
+    /// Rotary embeddings with this base, applied inside attention: to q and k for MHA, to the
+    /// decoupled rotary part for MLA.
+    Rope(f64),
+}
+
+fn default_mlp_ratio() -> usize {
+    4
+}
+
+fn default_tie() -> bool {
+    true
+}
+
+/// The model section of an experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GptConfig {
+    /// Vocabulary size of the tokenizer.
+    pub vocab_size: usize,
+    /// Longest sequence, in tokens (training windows and the KV cache).
+    pub context: usize,
+    /// Residual width `d`.
+    pub d_model: usize,
+    pub n_layers: usize,
+    /// Query heads; `d_head = d_model / n_heads`.
+    pub n_heads: usize,
+    /// MLP hidden width is `mlp_ratio * d_model` (default 4).
+    #[serde(default = "default_mlp_ratio")]
+    pub mlp_ratio: usize,
+    pub positions: Positions,
+    pub attention: AttentionConfig,
+    /// Share the token embedding with the LM head (default true).
+    #[serde(default = "default_tie")]
+    pub tie_embeddings: bool,
+}
+
+impl GptConfig {
+    pub fn d_head(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// KV elements cached per token in one layer, from the formula.
+    pub fn kv_elems_per_token_per_layer(&self) -> usize {
+        self.attention.kv_elems_per_token(self.d_model, self.n_heads)
+    }
+
+    /// KV elements cached per token over all layers, from the formula.
+    pub fn kv_elems_per_token(&self) -> usize {
+        self.n_layers * self.kv_elems_per_token_per_layer()
+    }
+
+    /// KV bytes cached per token over all layers when stored as `dtype`.
+    pub fn kv_bytes_per_token(&self, dtype: DType) -> usize {
+        self.kv_elems_per_token() * dtype.size()
+    }
+
+    /// The same model with standard MHA (and the same positions where MHA can use them):
+    /// the baseline for KV-cache reductions.
+    pub fn mha_baseline(&self) -> GptConfig {
+        GptConfig { attention: AttentionConfig::Mha { kv_heads: self.n_heads }, ..self.clone() }
+    }
+
+    pub fn init(&self, device: &Device) -> Gpt {
+        let d = self.d_model;
+        let dims = AttentionDims {
+            d_model: d,
+            n_heads: self.n_heads,
+            context: self.context,
+            rope_theta: match self.positions {
+                Positions::Rope(theta) => Some(theta),
+                Positions::Learned => None,
+            },
+        };
+        let blocks = (0..self.n_layers)
+            .map(|_| Block {
+                ln_1: LayerNormConfig::new(d).init(device),
+                attn: self.attention.init(dims, device),
+                ln_2: LayerNormConfig::new(d).init(device),
+                fc: LinearConfig::new(d, self.mlp_ratio * d).init(device),
+                proj: LinearConfig::new(self.mlp_ratio * d, d).init(device),
+            })
+            .collect();
+        Gpt {
+            wte: EmbeddingConfig::new(self.vocab_size, d).init(device),
+            wpe: matches!(self.positions, Positions::Learned)
+                .then(|| EmbeddingConfig::new(self.context, d).init(device)),
+            blocks,
+            ln_f: LayerNormConfig::new(d).init(device),
+            lm_head: (!self.tie_embeddings)
+                .then(|| LinearConfig::new(d, self.vocab_size).with_bias(false).init(device)),
+            context: self.context,
+        }
+    }
+}
+
+/// Pre-norm transformer block: `x + attn(ln_1 x)`, then `x + mlp(ln_2 x)`.
+#[derive(Module, Debug)]
+pub struct Block {
+    ln_1: LayerNorm,
+    attn: Attention,
+    ln_2: LayerNorm,
+    fc: Linear,
+    proj: Linear,
+}
+
+impl Block {
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: `[batch, seq, d_model]`
+    fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), cache, start);
+        let hidden = gelu(self.fc.forward(self.ln_2.forward(x.clone()))); // [batch, seq, mlp_ratio*d]
+        x + self.proj.forward(hidden)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt {
+    /// Token embedding `[vocab, d_model]`; also the LM head when tied.
+    wte: Embedding,
+    /// Learned absolute positions `[context, d_model]`.
+    wpe: Option<Embedding>,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    /// Untied LM head.
+    lm_head: Option<Linear>,
+    context: usize,
+}
+
+impl Gpt {
+    /// Full causal forward over whole sequences (training, evaluation).
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - output: logits `[batch, seq, vocab]`
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.run(tokens, None, 0)
+    }
+
+    /// Forward through the cache: `tokens` continue the sequences already cached (a prompt
+    /// prefill, or one new token per step). Positions come from the cache.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - output: logits `[batch, seq, vocab]`
+    pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        let [batch, seq] = tokens.dims();
+        assert_eq!(batch, cache.batch(), "cache made for batch {}, got {batch}", cache.batch());
+        let start = cache.len();
+        let logits = self.run(tokens, Some(cache), start);
+        cache.advance(seq);
+        logits
+    }
+
+    fn run(&self, tokens: Tensor<2, Int>, mut cache: Option<&mut KvCache>, start: usize) -> Tensor<3> {
+        let [_, seq] = tokens.dims();
+        assert!(
+            start + seq <= self.context,
+            "sequence of {} tokens exceeds the context of {}",
+            start + seq,
+            self.context
+        );
+        let device = tokens.device();
+        let mut x = self.wte.forward(tokens); // [batch, seq, d]
+        if let Some(wpe) = &self.wpe {
+            let pos = Tensor::<1, Int>::arange(start as i64..(start + seq) as i64, &device).reshape([1, seq]); // [1, seq]
+            x = x + wpe.forward(pos); // [batch, seq, d] + [1, seq, d]
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = block.forward(x, layer_cache, start);
+        }
+        let x = self.ln_f.forward(x);
+        match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => {
+                let w = self.wte.weight.val().transpose().unsqueeze_dim::<3>(0); // [1, d, vocab]
+                x.matmul(w) // [batch, seq, vocab]
+            }
+        }
+    }
+
+    /// An empty cache for `batch` sequences, preallocated for the whole context.
+    pub fn new_cache(&self, batch: usize, dtype: DType, device: &Device) -> KvCache {
+        let layers = self
+            .blocks
+            .iter()
+            .map(|b| b.attn.new_cache(batch, self.context, dtype, device))
+            .collect();
+        KvCache::new(layers, batch, self.context)
+    }
+
+    /// Choose the MLA decode path (no effect on MHA layers).
+    pub fn with_mla_decode(mut self, decode: MlaDecode) -> Self {
+        for block in self.blocks.iter_mut() {
+            block.attn.set_decode(decode);
+        }
+        self
+    }
+
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// All parameters (a tied head counts once).
+    pub fn param_count(&self) -> usize {
+        self.num_params()
+    }
+
+    /// Parameters outside the embedding tables and the LM head (Kaplan et al.'s `N`).
+    pub fn non_embedding_param_count(&self) -> usize {
+        self.num_params()
+            - self.wte.num_params()
+            - self.wpe.as_ref().map_or(0, |e| e.num_params())
+            - self.lm_head.as_ref().map_or(0, |h| h.num_params())
+    }
+}

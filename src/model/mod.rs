@@ -1,0 +1,9 @@
+//! The GPT model zoo: one decoder whose attention is MHA/GQA/MQA, MLA or MLA+RoPE.
+
+pub mod attention;
+pub mod gpt;
+pub mod rope;
+pub mod validate;
+
+pub use attention::{AttentionConfig, LatentLayout, MlaDecode};
+pub use gpt::{Gpt, GptConfig, Positions};
