@@ -45,17 +45,27 @@ pub fn cpu_device() -> Option<Device> {
 #[cfg(feature = "cuda")]
 fn cuda_device() -> Option<Device> {
     use burn::tensor::DeviceType;
-    std::panic::catch_unwind(|| Device::enumerate(DeviceType::Cuda).into_vec().into_iter().next())
-        .ok()
-        .flatten()
+    std::panic::catch_unwind(|| {
+        Device::enumerate(DeviceType::Cuda)
+            .into_vec()
+            .into_iter()
+            .next()
+    })
+    .ok()
+    .flatten()
 }
 
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Option<Device> {
     use burn::tensor::DeviceType;
-    std::panic::catch_unwind(|| Device::enumerate(DeviceType::Wgpu).into_vec().into_iter().next())
-        .ok()
-        .flatten()
+    std::panic::catch_unwind(|| {
+        Device::enumerate(DeviceType::Wgpu)
+            .into_vec()
+            .into_iter()
+            .next()
+    })
+    .ok()
+    .flatten()
 }
 
 /// Picks a device and says which, e.g. `("cpu (flex)", device)`.
@@ -69,7 +79,9 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
                 .ok_or_else(|| anyhow::anyhow!("--backend cuda: no CUDA device found"));
             #[allow(unreachable_code)]
             {
-                bail!("--backend cuda: this build has no CUDA backend (compiled: {compiled}); rebuild with `--features cuda`")
+                bail!(
+                    "--backend cuda: this build has no CUDA backend (compiled: {compiled}); rebuild with `--features cuda`"
+                )
             }
         }
         BackendChoice::Wgpu => {
@@ -79,12 +91,16 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
                 .ok_or_else(|| anyhow::anyhow!("--backend wgpu: no wgpu adapter found"));
             #[allow(unreachable_code)]
             {
-                bail!("--backend wgpu: this build has no wgpu backend (compiled: {compiled}); rebuild with `--features wgpu`")
+                bail!(
+                    "--backend wgpu: this build has no wgpu backend (compiled: {compiled}); rebuild with `--features wgpu`"
+                )
             }
         }
         BackendChoice::Cpu => match cpu_device() {
             Some(d) => Ok((cpu_name().to_string(), d)),
-            None => bail!("--backend cpu: this build has no CPU backend (compiled: {compiled}); rebuild with `--features flex`"),
+            None => bail!(
+                "--backend cpu: this build has no CPU backend (compiled: {compiled}); rebuild with `--features flex`"
+            ),
         },
         BackendChoice::Auto => {
             #[cfg(feature = "cuda")]
@@ -97,14 +113,20 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
             }
             match cpu_device() {
                 Some(d) => Ok((cpu_name().to_string(), d)),
-                None => bail!("--backend auto: no device found among the compiled backends ({compiled})"),
+                None => bail!(
+                    "--backend auto: no device found among the compiled backends ({compiled})"
+                ),
             }
         }
     }
 }
 
 fn cpu_name() -> &'static str {
-    if cfg!(feature = "flex") { "cpu (flex)" } else { "cpu (ndarray)" }
+    if cfg!(feature = "flex") {
+        "cpu (flex)"
+    } else {
+        "cpu (ndarray)"
+    }
 }
 
 /// The CPU device used by unit tests.

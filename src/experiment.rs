@@ -123,9 +123,17 @@ pub enum ExperimentError {
         source: std::io::Error,
     },
     #[error("{path}:{line}:{col}: {message}")]
-    Parse { path: String, line: usize, col: usize, message: String },
+    Parse {
+        path: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     #[error("{path}: invalid experiment:\n{}", list(.problems))]
-    Invalid { path: String, problems: Vec<Problem> },
+    Invalid {
+        path: String,
+        problems: Vec<Problem>,
+    },
 }
 
 /// A field that parsed but cannot work.
@@ -152,7 +160,10 @@ impl Experiment {
     pub fn load(path: impl AsRef<Path>) -> Result<Experiment, ExperimentError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Io { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         Self::parse(&text, &shown)
     }
 
@@ -167,12 +178,18 @@ impl Experiment {
         let problems: Vec<Problem> = exp
             .validate()
             .into_iter()
-            .map(|error| Problem { at: locate(text, &error.field), error })
+            .map(|error| Problem {
+                at: locate(text, &error.field),
+                error,
+            })
             .collect();
         if problems.is_empty() {
             Ok(exp)
         } else {
-            Err(ExperimentError::Invalid { path: path.to_string(), problems })
+            Err(ExperimentError::Invalid {
+                path: path.to_string(),
+                problems,
+            })
         }
     }
 
@@ -182,16 +199,30 @@ impl Experiment {
             .model
             .validate()
             .into_iter()
-            .map(|e| FieldError { field: format!("model.{}", e.field), ..e })
+            .map(|e| FieldError {
+                field: format!("model.{}", e.field),
+                ..e
+            })
             .collect();
-        let mut bad = |field: &str, message: String| errs.push(FieldError { field: field.into(), message });
+        let mut bad = |field: &str, message: String| {
+            errs.push(FieldError {
+                field: field.into(),
+                message,
+            })
+        };
         let name_ok = !self.name.is_empty()
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
             && !self.name.starts_with('.');
         if !name_ok {
             bad(
                 "name",
-                format!("{:?} cannot name a folder; accepted: letters, digits, '_', '-', '.'", self.name),
+                format!(
+                    "{:?} cannot name a folder; accepted: letters, digits, '_', '-', '.'",
+                    self.name
+                ),
             );
         }
         let vocab = self.data.tokenizer.vocab_size();
@@ -209,14 +240,25 @@ impl Experiment {
         {
             bad(
                 "data.tokenizer.vocab_size",
-                format!("{vocab_size} is too small; accepted: at least 257 (256 bytes + <|endoftext|>)"),
+                format!(
+                    "{vocab_size} is too small; accepted: at least 257 (256 bytes + <|endoftext|>)"
+                ),
             );
         }
         if let DataSource::Synthetic { count: 0, .. } = self.data.source {
-            bad("data.source.count", "is 0; accepted: a positive number of stories".into());
+            bad(
+                "data.source.count",
+                "is 0; accepted: a positive number of stories".into(),
+            );
         }
         if !(self.data.val_fraction > 0.0 && self.data.val_fraction < 1.0) {
-            bad("data.val_fraction", format!("{} is out of range; accepted: 0 < val_fraction < 1", self.data.val_fraction));
+            bad(
+                "data.val_fraction",
+                format!(
+                    "{} is out of range; accepted: 0 < val_fraction < 1",
+                    self.data.val_fraction
+                ),
+            );
         }
         let t = &self.train;
         for (field, v) in [
@@ -233,13 +275,22 @@ impl Experiment {
             }
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
-            bad("train.lr", format!("{}; accepted: a positive learning rate", t.lr));
+            bad(
+                "train.lr",
+                format!("{}; accepted: a positive learning rate", t.lr),
+            );
         }
         if !(t.min_lr.is_finite() && t.min_lr >= 0.0 && t.min_lr <= t.lr) {
-            bad("train.min_lr", format!("{}; accepted: 0 <= min_lr <= lr ({})", t.min_lr, t.lr));
+            bad(
+                "train.min_lr",
+                format!("{}; accepted: 0 <= min_lr <= lr ({})", t.min_lr, t.lr),
+            );
         }
         if t.warmup_steps > t.max_steps {
-            bad("train.warmup_steps", format!("{} exceeds max_steps = {}", t.warmup_steps, t.max_steps));
+            bad(
+                "train.warmup_steps",
+                format!("{} exceeds max_steps = {}", t.warmup_steps, t.max_steps),
+            );
         }
         for (field, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
             if !(0.0..1.0).contains(&v) {
@@ -247,7 +298,10 @@ impl Experiment {
             }
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            bad("train.weight_decay", format!("{}; accepted: >= 0", t.weight_decay));
+            bad(
+                "train.weight_decay",
+                format!("{}; accepted: >= 0", t.weight_decay),
+            );
         }
         if !(t.grad_clip.is_finite() && t.grad_clip > 0.0) {
             bad("train.grad_clip", format!("{}; accepted: > 0", t.grad_clip));
@@ -295,4 +349,216 @@ fn find_key(text: &str, key: &str) -> Option<usize> {
 
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid small experiment; tests replace one piece of it.
+    const GOOD: &str = r#"// a comment
+(
+    name: "t",
+    seed: 1,
+    model: (
+        vocab_size: 4096,
+        context: 128,
+        d_model: 256,
+        n_layers: 2,
+        n_heads: 4,
+        positions: Rope(10000.0),
+        attention: Mla(rank: 128, layout: Separate, rope_dim: 32),
+    ),
+    data: (
+        source: Synthetic(count: 1000, seed: 7),
+        tokenizer: Bpe(vocab_size: 4096),
+    ),
+)
+"#;
+
+    fn with(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "fixture lacks {from:?}");
+        GOOD.replacen(from, to, 1)
+    }
+
+    fn error(text: &str) -> String {
+        Experiment::parse(text, "exp.ron")
+            .expect_err("should be rejected")
+            .to_string()
+    }
+
+    fn assert_mentions(msg: &str, parts: &[&str]) {
+        for p in parts {
+            assert!(msg.contains(p), "message lacks {p:?}:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn good_file_parses_with_defaults() {
+        let exp = Experiment::parse(GOOD, "exp.ron").unwrap();
+        assert_eq!(exp.model.mlp_ratio, 4);
+        assert!(exp.model.tie_embeddings);
+        assert_eq!(exp.data.val_fraction, 0.05);
+        assert_eq!(exp.train, TrainConfig::default());
+        assert!(matches!(
+            exp.model.attention,
+            crate::model::AttentionConfig::Mla {
+                decode: crate::model::MlaDecode::Absorbed,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_position() {
+        let msg = error(&with("n_layers: 2,", "n_layers: 2,\n        n_layer: 2,"));
+        assert_mentions(&msg, &["exp.ron:10:", "n_layer"]);
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let msg = error(&with("d_model: 256,", "d_model: 256,,"));
+        assert_mentions(&msg, &["exp.ron:8:"]);
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let msg = error(&with("n_heads: 4,", "n_heads: \"four\","));
+        assert_mentions(&msg, &["exp.ron:10:"]);
+    }
+
+    #[test]
+    fn unknown_variant_lists_accepted_ones() {
+        let msg = error(&with("layout: Separate", "layout: Split"));
+        assert_mentions(&msg, &["exp.ron:12:", "Split", "Joint", "Separate"]);
+    }
+
+    #[test]
+    fn d_model_not_divisible_by_heads() {
+        let msg = error(&with("n_heads: 4,", "n_heads: 5,"));
+        assert_mentions(
+            &msg,
+            &[
+                "exp.ron",
+                "8:9: model.d_model",
+                "256 is not divisible by n_heads = 5",
+                "a multiple of n_heads",
+            ],
+        );
+    }
+
+    #[test]
+    fn rank_above_d_model() {
+        let msg = error(&with("rank: 128", "rank: 300"));
+        assert_mentions(&msg, &["12:24: model.attention.rank", "300", "1..=256"]);
+    }
+
+    #[test]
+    fn odd_rope_dim() {
+        let msg = error(&with("rope_dim: 32", "rope_dim: 31"));
+        assert_mentions(&msg, &["model.attention.rope_dim", "31 is odd", "even"]);
+    }
+
+    #[test]
+    fn rope_dim_above_head_dim() {
+        let msg = error(&with("rope_dim: 32", "rope_dim: 80"));
+        assert_mentions(
+            &msg,
+            &[
+                "model.attention.rope_dim",
+                "exceeds the head dimension 64",
+                "0..=64",
+            ],
+        );
+    }
+
+    #[test]
+    fn kv_heads_must_divide_heads() {
+        let msg = error(&with(
+            "attention: Mla(rank: 128, layout: Separate, rope_dim: 32)",
+            "attention: Mha(kv_heads: 3)",
+        ));
+        assert_mentions(
+            &msg,
+            &[
+                "model.attention.kv_heads",
+                "3 does not divide n_heads = 4",
+                "a divisor of n_heads",
+            ],
+        );
+    }
+
+    #[test]
+    fn learned_positions_with_decoupled_rope() {
+        let msg = error(&with("positions: Rope(10000.0)", "positions: Learned"));
+        assert_mentions(
+            &msg,
+            &[
+                "11:9: model.positions",
+                "Learned positions with MLA rope_dim = 32",
+                "Rope(theta)",
+            ],
+        );
+    }
+
+    #[test]
+    fn rope_positions_with_mla_without_rope() {
+        let msg = error(&with("rope_dim: 32", "rope_dim: 0"));
+        assert_mentions(
+            &msg,
+            &["model.positions", "rope_dim = 0", "accepted: Learned"],
+        );
+    }
+
+    #[test]
+    fn vocab_must_match_tokenizer() {
+        let msg = error(&with("tokenizer: Bpe(vocab_size: 4096)", "tokenizer: Gpt2"));
+        assert_mentions(
+            &msg,
+            &[
+                "model.vocab_size",
+                "4096 does not match the tokenizer's 50257 tokens",
+            ],
+        );
+    }
+
+    #[test]
+    fn several_problems_are_all_reported() {
+        let msg = error(&with(
+            "rank: 128, layout: Separate, rope_dim: 32",
+            "rank: 0, layout: Separate, rope_dim: 33",
+        ));
+        assert_mentions(&msg, &["model.attention.rank", "33 is odd"]);
+    }
+
+    #[test]
+    fn bad_training_values() {
+        let text = with(
+            "    data: (",
+            "    train: (lr: -1.0, warmup_steps: 5000, max_steps: 10, beta2: 1.5),\n    data: (",
+        );
+        let msg = error(&text);
+        assert_mentions(
+            &msg,
+            &[
+                "train.lr",
+                "train.warmup_steps",
+                "5000 exceeds max_steps = 10",
+                "train.beta2",
+            ],
+        );
+    }
+
+    #[test]
+    fn missing_file_names_it() {
+        let msg = Experiment::load("no/such/exp.ron").unwrap_err().to_string();
+        assert_mentions(&msg, &["no/such/exp.ron", "cannot read"]);
+    }
+
+    #[test]
+    fn locate_skips_comments_and_prefixes() {
+        let text = "// rank: in a comment\n(model: (my_rank: 1, attention: Mla(\n  rank: 5)))";
+        assert_eq!(locate(text, "model.attention.rank"), Some((3, 3)));
+        assert_eq!(locate(text, "model.missing"), None);
+    }
 }

@@ -35,7 +35,9 @@ impl InfoRow {
         let mha = m.mha_baseline().kv_bytes_per_token(dtype);
         InfoRow {
             experiment: exp.name.clone(),
-            attention: m.attention.label(m.n_heads, matches!(m.positions, Positions::Rope(_))),
+            attention: m
+                .attention
+                .label(m.n_heads, matches!(m.positions, Positions::Rope(_))),
             params: gpt.param_count(),
             non_embedding_params: gpt.non_embedding_param_count(),
             kv_elems_per_token_per_layer: m.kv_elems_per_token_per_layer(),
@@ -55,7 +57,11 @@ fn millions(n: usize) -> String {
 
 /// `+4.2%`, `-45.8%`, and `0.0%` rather than `-0.0%`.
 fn percent(p: f64) -> String {
-    if p.abs() < 0.05 { "0.0%".to_string() } else { format!("{p:+.1}%") }
+    if p.abs() < 0.05 {
+        "0.0%".to_string()
+    } else {
+        format!("{p:+.1}%")
+    }
 }
 
 /// A Markdown table of the rows.

@@ -81,7 +81,10 @@ fn info(files: &[PathBuf], json: bool, dtype: DType) -> Result<()> {
     }
     if json {
         for row in &rows {
-            println!("{}", serde_json::to_string(row).context("serialising a row")?);
+            println!(
+                "{}",
+                serde_json::to_string(row).context("serialising a row")?
+            );
         }
     } else {
         print!("{}", table(&rows));

@@ -23,11 +23,15 @@ pub struct CacheSlot<const D: usize> {
 
 impl<const D: usize> CacheSlot<D> {
     pub fn zeros(shape: [usize; D], dtype: DType, device: &Device) -> Self {
-        Self { buf: Some(Tensor::zeros(shape, (device, dtype))) }
+        Self {
+            buf: Some(Tensor::zeros(shape, (device, dtype))),
+        }
     }
 
     fn tensor(&self) -> &Tensor<D> {
-        self.buf.as_ref().expect("cache slot is always filled between calls")
+        self.buf
+            .as_ref()
+            .expect("cache slot is always filled between calls")
     }
 
     pub fn capacity(&self) -> usize {
@@ -36,7 +40,10 @@ impl<const D: usize> CacheSlot<D> {
 
     /// Writes `x` at sequence positions `start..start + x.seq`.
     pub fn write(&mut self, x: Tensor<D>, start: usize) {
-        let buf = self.buf.take().expect("cache slot is always filled between calls");
+        let buf = self
+            .buf
+            .take()
+            .expect("cache slot is always filled between calls");
         let dims = buf.dims();
         let seq = x.dims()[D - 2];
         assert!(
@@ -45,8 +52,13 @@ impl<const D: usize> CacheSlot<D> {
             start + seq,
             dims[D - 2]
         );
-        let ranges: [Range<usize>; D] =
-            std::array::from_fn(|i| if i == D - 2 { start..start + seq } else { 0..dims[i] });
+        let ranges: [Range<usize>; D] = std::array::from_fn(|i| {
+            if i == D - 2 {
+                start..start + seq
+            } else {
+                0..dims[i]
+            }
+        });
         let x = x.cast(buf.dtype());
         // `buf` is uniquely owned here, so backends can assign in place.
         self.buf = Some(buf.slice_assign(ranges, x));
@@ -87,7 +99,8 @@ pub struct MlaCache {
     pub k_r: Option<CacheSlot<3>>,
 }
 
-/// One layer's cache.
+/// One layer's cache. (Variants hold tensor handles, not data: their size gap is harmless.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum LayerCache {
     Mha(MhaCache),
@@ -95,7 +108,14 @@ pub enum LayerCache {
 }
 
 impl LayerCache {
-    pub fn mha(batch: usize, kv_heads: usize, capacity: usize, d_head: usize, dtype: DType, device: &Device) -> Self {
+    pub fn mha(
+        batch: usize,
+        kv_heads: usize,
+        capacity: usize,
+        d_head: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Self {
         let shape = [batch, kv_heads, capacity, d_head];
         LayerCache::Mha(MhaCache {
             k: CacheSlot::zeros(shape, dtype, device),
@@ -143,7 +163,12 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(layers: Vec<LayerCache>, batch: usize, capacity: usize) -> Self {
-        Self { layers, len: 0, capacity, batch }
+        Self {
+            layers,
+            len: 0,
+            capacity,
+            batch,
+        }
     }
 
     /// Positions filled so far; the next token goes at this position.
@@ -181,11 +206,20 @@ impl KvCache {
 
     /// Bytes holding the filled positions, measured from the buffers.
     pub fn bytes_used(&self) -> usize {
-        self.len * self.layers.iter().map(LayerCache::bytes_per_position).sum::<usize>()
+        self.len
+            * self
+                .layers
+                .iter()
+                .map(LayerCache::bytes_per_position)
+                .sum::<usize>()
     }
 
     /// Bytes per cached token (one position of one sequence), measured from the buffers.
     pub fn bytes_per_token(&self) -> usize {
-        self.layers.iter().map(LayerCache::bytes_per_position).sum::<usize>() / self.batch
+        self.layers
+            .iter()
+            .map(LayerCache::bytes_per_position)
+            .sum::<usize>()
+            / self.batch
     }
 }

@@ -63,7 +63,8 @@ impl GptConfig {
 
     /// KV elements cached per token in one layer, from the formula.
     pub fn kv_elems_per_token_per_layer(&self) -> usize {
-        self.attention.kv_elems_per_token(self.d_model, self.n_heads)
+        self.attention
+            .kv_elems_per_token(self.d_model, self.n_heads)
     }
 
     /// KV elements cached per token over all layers, from the formula.
@@ -79,7 +80,12 @@ impl GptConfig {
     /// The same model with standard MHA (and the same positions where MHA can use them):
     /// the baseline for KV-cache reductions.
     pub fn mha_baseline(&self) -> GptConfig {
-        GptConfig { attention: AttentionConfig::Mha { kv_heads: self.n_heads }, ..self.clone() }
+        GptConfig {
+            attention: AttentionConfig::Mha {
+                kv_heads: self.n_heads,
+            },
+            ..self.clone()
+        }
     }
 
     pub fn init(&self, device: &Device) -> Gpt {
@@ -108,8 +114,11 @@ impl GptConfig {
                 .then(|| EmbeddingConfig::new(self.context, d).init(device)),
             blocks,
             ln_f: LayerNormConfig::new(d).init(device),
-            lm_head: (!self.tie_embeddings)
-                .then(|| LinearConfig::new(d, self.vocab_size).with_bias(false).init(device)),
+            lm_head: (!self.tie_embeddings).then(|| {
+                LinearConfig::new(d, self.vocab_size)
+                    .with_bias(false)
+                    .init(device)
+            }),
             context: self.context,
         }
     }
@@ -167,14 +176,24 @@ impl Gpt {
     /// - output: logits `[batch, seq, vocab]`
     pub fn forward_cached(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
         let [batch, seq] = tokens.dims();
-        assert_eq!(batch, cache.batch(), "cache made for batch {}, got {batch}", cache.batch());
+        assert_eq!(
+            batch,
+            cache.batch(),
+            "cache made for batch {}, got {batch}",
+            cache.batch()
+        );
         let start = cache.len();
         let logits = self.run(tokens, Some(cache), start);
         cache.advance(seq);
         logits
     }
 
-    fn run(&self, tokens: Tensor<2, Int>, mut cache: Option<&mut KvCache>, start: usize) -> Tensor<3> {
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        mut cache: Option<&mut KvCache>,
+        start: usize,
+    ) -> Tensor<3> {
         let [_, seq] = tokens.dims();
         assert!(
             start + seq <= self.context,
@@ -185,7 +204,8 @@ impl Gpt {
         let device = tokens.device();
         let mut x = self.wte.forward(tokens); // [batch, seq, d]
         if let Some(wpe) = &self.wpe {
-            let pos = Tensor::<1, Int>::arange(start as i64..(start + seq) as i64, &device).reshape([1, seq]); // [1, seq]
+            let pos = Tensor::<1, Int>::arange(start as i64..(start + seq) as i64, &device)
+                .reshape([1, seq]); // [1, seq]
             x = x + wpe.forward(pos); // [batch, seq, d] + [1, seq, d]
         }
         for (i, block) in self.blocks.iter().enumerate() {

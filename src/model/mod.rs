@@ -7,3 +7,6 @@ pub mod validate;
 
 pub use attention::{AttentionConfig, LatentLayout, MlaDecode};
 pub use gpt::{Gpt, GptConfig, Positions};
+
+#[cfg(test)]
+mod tests;

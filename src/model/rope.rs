@@ -72,14 +72,25 @@ impl Rope {
         let [_, _, seq, dim] = x.dims();
         let half = dim / 2;
         let [context, table_half] = self.cos.dims();
-        assert_eq!(table_half, half, "RoPE table width {table_half} != dim/2 {half}");
+        assert_eq!(
+            table_half, half,
+            "RoPE table width {table_half} != dim/2 {half}"
+        );
         assert!(
             start + seq <= context,
             "RoPE position {} beyond context {context}",
             start + seq
         );
-        let cos = self.cos.clone().narrow(0, start, seq).reshape([1, 1, seq, half]); // [1, 1, seq, half]
-        let sin = self.sin.clone().narrow(0, start, seq).reshape([1, 1, seq, half]); // [1, 1, seq, half]
+        let cos = self
+            .cos
+            .clone()
+            .narrow(0, start, seq)
+            .reshape([1, 1, seq, half]); // [1, 1, seq, half]
+        let sin = self
+            .sin
+            .clone()
+            .narrow(0, start, seq)
+            .reshape([1, 1, seq, half]); // [1, 1, seq, half]
         let x1 = x.clone().narrow(3, 0, half); // [batch, heads, seq, half]
         let x2 = x.narrow(3, half, half); // [batch, heads, seq, half]
         let r1 = x1.clone() * cos.clone() - x2.clone() * sin.clone();
@@ -94,15 +105,23 @@ mod tests {
     use crate::backend::test_device;
 
     fn to_vec(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().to_vec::<f32>().unwrap()
+        t.into_data().try_to_vec::<f32>().unwrap()
     }
 
     #[test]
     fn rotates_pairs_i_and_i_plus_half() {
         let device = test_device();
-        let rope = RopeConfig { dim: 4, context: 8, theta: 100.0 }.init(&device);
+        let rope = RopeConfig {
+            dim: 4,
+            context: 8,
+            theta: 100.0,
+        }
+        .init(&device);
         // x = e_0 (the first element of pair 0), at position 3.
-        let x = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0], [1, 1, 1, 4]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 0.0, 0.0], [1, 1, 1, 4]),
+            &device,
+        );
         let out = to_vec(rope.apply(x, 3));
         // Pair 0 turns by 3 * 100^0 = 3 rad: (cos 3, 0, sin 3, 0).
         let want = [3f32.cos(), 0.0, 3f32.sin(), 0.0];
@@ -114,9 +133,22 @@ mod tests {
     #[test]
     fn preserves_norm_and_relative_angle() {
         let device = test_device();
-        let rope = RopeConfig { dim: 8, context: 32, theta: 10_000.0 }.init(&device);
-        let q = Tensor::<4>::random([1, 1, 1, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let k = Tensor::<4>::random([1, 1, 1, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let rope = RopeConfig {
+            dim: 8,
+            context: 32,
+            theta: 10_000.0,
+        }
+        .init(&device);
+        let q = Tensor::<4>::random(
+            [1, 1, 1, 8],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let k = Tensor::<4>::random(
+            [1, 1, 1, 8],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let dot = |a: Tensor<4>, b: Tensor<4>| (a * b).sum().into_scalar::<f32>();
         // <R(p) q, R(p') k> depends on p - p' only.
         let a = dot(rope.apply(q.clone(), 7), rope.apply(k.clone(), 4));

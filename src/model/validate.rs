@@ -23,7 +23,10 @@ impl GptConfig {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
         let mut bad = |field: &str, message: String| {
-            errs.push(FieldError { field: field.to_string(), message });
+            errs.push(FieldError {
+                field: field.to_string(),
+                message,
+            });
         };
         for (field, value) in [
             ("vocab_size", self.vocab_size),
@@ -54,11 +57,17 @@ impl GptConfig {
         if let Positions::Rope(theta) = self.positions
             && !(theta.is_finite() && theta > 1.0)
         {
-            bad("positions", format!("Rope({theta}): accepted: a finite base > 1, e.g. Rope(10000.0)"));
+            bad(
+                "positions",
+                format!("Rope({theta}): accepted: a finite base > 1, e.g. Rope(10000.0)"),
+            );
         }
         match self.attention {
             AttentionConfig::Mha { kv_heads } => {
-                if kv_heads == 0 || kv_heads > self.n_heads || !self.n_heads.is_multiple_of(kv_heads) {
+                if kv_heads == 0
+                    || kv_heads > self.n_heads
+                    || !self.n_heads.is_multiple_of(kv_heads)
+                {
                     bad(
                         "attention.kv_heads",
                         format!(
@@ -79,16 +88,24 @@ impl GptConfig {
                 if rank == 0 || rank > self.d_model {
                     bad(
                         "attention.rank",
-                        format!("{rank} is out of range; accepted: 1..={} (at most d_model)", self.d_model),
+                        format!(
+                            "{rank} is out of range; accepted: 1..={} (at most d_model)",
+                            self.d_model
+                        ),
                     );
                 }
                 if !rope_dim.is_multiple_of(2) {
-                    bad("attention.rope_dim", format!("{rope_dim} is odd; accepted: an even number (0 = no RoPE)"));
+                    bad(
+                        "attention.rope_dim",
+                        format!("{rope_dim} is odd; accepted: an even number (0 = no RoPE)"),
+                    );
                 }
                 if rope_dim > d_head {
                     bad(
                         "attention.rope_dim",
-                        format!("{rope_dim} exceeds the head dimension {d_head}; accepted: 0..={d_head}, even"),
+                        format!(
+                            "{rope_dim} exceeds the head dimension {d_head}; accepted: 0..={d_head}, even"
+                        ),
                     );
                 }
                 match (self.positions, rope_dim) {

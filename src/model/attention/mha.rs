@@ -45,10 +45,14 @@ impl MhaConfig {
             wk: linear(d, self.kv_heads * dh),
             wv: linear(d, self.kv_heads * dh),
             wo: linear(h * dh, d),
-            rope: self
-                .dims
-                .rope_theta
-                .map(|theta| RopeConfig { dim: dh, context: self.dims.context, theta }.init(device)),
+            rope: self.dims.rope_theta.map(|theta| {
+                RopeConfig {
+                    dim: dh,
+                    context: self.dims.context,
+                    theta,
+                }
+                .init(device)
+            }),
             n_heads: h,
             kv_heads: self.kv_heads,
             d_head: dh,
@@ -64,8 +68,16 @@ impl Mha {
         let [b, t, _] = x.dims();
         let (h, kvh, dh) = (self.n_heads, self.kv_heads, self.d_head);
 
-        let q = self.wq.forward(x.clone()).reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
-        let k = self.wk.forward(x.clone()).reshape([b, t, kvh, dh]).swap_dims(1, 2); // [b, kvh, t, dh]
+        let q = self
+            .wq
+            .forward(x.clone())
+            .reshape([b, t, h, dh])
+            .swap_dims(1, 2); // [b, h, t, dh]
+        let k = self
+            .wk
+            .forward(x.clone())
+            .reshape([b, t, kvh, dh])
+            .swap_dims(1, 2); // [b, kvh, t, dh]
         let v = self.wv.forward(x).reshape([b, t, kvh, dh]).swap_dims(1, 2); // [b, kvh, t, dh]
         let (q, k) = match &self.rope {
             Some(rope) => (rope.apply(q, start), rope.apply(k, start)),
@@ -104,7 +116,13 @@ impl Mha {
         self.wo.forward(out)
     }
 
-    pub fn new_cache(&self, batch: usize, capacity: usize, dtype: DType, device: &Device) -> LayerCache {
+    pub fn new_cache(
+        &self,
+        batch: usize,
+        capacity: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> LayerCache {
         LayerCache::mha(batch, self.kv_heads, capacity, self.d_head, dtype, device)
     }
 }

@@ -84,12 +84,20 @@ impl MlaConfig {
             w_qr: rotary.then(|| linear(d, h * dr)),
             w_dkv: linear(d, self.layout.latents() * r),
             kv_norm: RmsNormConfig::new(r).init(device),
-            v_norm: (self.layout == LatentLayout::Separate).then(|| RmsNormConfig::new(r).init(device)),
+            v_norm: (self.layout == LatentLayout::Separate)
+                .then(|| RmsNormConfig::new(r).init(device)),
             w_uk: linear(r, h * dh),
             w_uv: linear(r, h * dh),
             w_kr: rotary.then(|| linear(d, dr)),
             wo: linear(h * dh, d),
-            rope: rotary.then(|| RopeConfig { dim: dr, context: self.dims.context, theta }.init(device)),
+            rope: rotary.then(|| {
+                RopeConfig {
+                    dim: dr,
+                    context: self.dims.context,
+                    theta,
+                }
+                .init(device)
+            }),
             n_heads: h,
             d_head: dh,
             rank: r,
@@ -118,10 +126,17 @@ impl Mla {
         let [b, t, _] = x.dims();
         let (h, dh, dr) = (self.n_heads, self.d_head, self.rope_dim);
 
-        let q_c = self.w_q.forward(x.clone()).reshape([b, t, h, dh]).swap_dims(1, 2); // [b, h, t, dh]
+        let q_c = self
+            .w_q
+            .forward(x.clone())
+            .reshape([b, t, h, dh])
+            .swap_dims(1, 2); // [b, h, t, dh]
         let q_r = match (&self.w_qr, &self.rope) {
             (Some(w_qr), Some(rope)) => {
-                let q_r = w_qr.forward(x.clone()).reshape([b, t, h, dr]).swap_dims(1, 2); // [b, h, t, dr]
+                let q_r = w_qr
+                    .forward(x.clone())
+                    .reshape([b, t, h, dr])
+                    .swap_dims(1, 2); // [b, h, t, dr]
                 Some(rope.apply(q_r, start))
             }
             _ => None,
@@ -140,7 +155,11 @@ impl Mla {
                 }
                 let c_k = c.c_k.read(s);
                 let lat = Latents {
-                    c_v: c.c_v.as_ref().map(|v| v.read(s)).unwrap_or_else(|| c_k.clone()),
+                    c_v: c
+                        .c_v
+                        .as_ref()
+                        .map(|v| v.read(s))
+                        .unwrap_or_else(|| c_k.clone()),
                     c_k,
                     k_r: c.k_r.as_ref().map(|k| k.read(s)),
                 };
@@ -179,7 +198,11 @@ impl Mla {
             },
             _ => {
                 let c_kv = self.kv_norm.forward(c); // [b, t, r]
-                Latents { c_k: c_kv.clone(), c_v: c_kv, k_r }
+                Latents {
+                    c_k: c_kv.clone(),
+                    c_v: c_kv,
+                    k_r,
+                }
             }
         }
     }
@@ -204,11 +227,25 @@ impl Mla {
     }
 
     /// Reference path: materialise K and V from the latent.
-    fn attend_naive(&self, q_c: Tensor<4>, q_r: Option<Tensor<4>>, lat: Latents, start: usize) -> Tensor<4> {
+    fn attend_naive(
+        &self,
+        q_c: Tensor<4>,
+        q_r: Option<Tensor<4>>,
+        lat: Latents,
+        start: usize,
+    ) -> Tensor<4> {
         let [b, s, _] = lat.c_k.dims();
         let (h, dh) = (self.n_heads, self.d_head);
-        let k_c = self.w_uk.forward(lat.c_k).reshape([b, s, h, dh]).swap_dims(1, 2); // [b, h, s, dh]
-        let v_c = self.w_uv.forward(lat.c_v).reshape([b, s, h, dh]).swap_dims(1, 2); // [b, h, s, dh]
+        let k_c = self
+            .w_uk
+            .forward(lat.c_k)
+            .reshape([b, s, h, dh])
+            .swap_dims(1, 2); // [b, h, s, dh]
+        let v_c = self
+            .w_uv
+            .forward(lat.c_v)
+            .reshape([b, s, h, dh])
+            .swap_dims(1, 2); // [b, h, s, dh]
         let mut scores = q_c.matmul(k_c.swap_dims(2, 3)); // [b, h, t, s]
         if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
             scores = scores + rs;
@@ -218,12 +255,30 @@ impl Mla {
     }
 
     /// Absorbed path: never leaves latent space until after the weighted sum.
-    fn attend_absorbed(&self, q_c: Tensor<4>, q_r: Option<Tensor<4>>, lat: Latents, start: usize) -> Tensor<4> {
+    fn attend_absorbed(
+        &self,
+        q_c: Tensor<4>,
+        q_r: Option<Tensor<4>>,
+        lat: Latents,
+        start: usize,
+    ) -> Tensor<4> {
         let (h, dh, r) = (self.n_heads, self.d_head, self.rank);
         // W^UK as per-head [dh, r] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, dh, r].
-        let w_uk = self.w_uk.weight.val().reshape([r, h, dh]).permute([1, 2, 0]).unsqueeze_dim::<4>(0); // [1, h, dh, r]
+        let w_uk = self
+            .w_uk
+            .weight
+            .val()
+            .reshape([r, h, dh])
+            .permute([1, 2, 0])
+            .unsqueeze_dim::<4>(0); // [1, h, dh, r]
         // W^UV as per-head [r, dh] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, r, dh].
-        let w_uv = self.w_uv.weight.val().reshape([r, h, dh]).swap_dims(0, 1).unsqueeze_dim::<4>(0); // [1, h, r, dh]
+        let w_uv = self
+            .w_uv
+            .weight
+            .val()
+            .reshape([r, h, dh])
+            .swap_dims(0, 1)
+            .unsqueeze_dim::<4>(0); // [1, h, r, dh]
 
         let q_lat = q_c.matmul(w_uk); // [b, h, t, r]
         let c_k = lat.c_k.unsqueeze_dim::<4>(1).swap_dims(2, 3); // [b, 1, r, s]
@@ -236,7 +291,13 @@ impl Mla {
         o_lat.matmul(w_uv) // [b, h, t, dh]
     }
 
-    pub fn new_cache(&self, batch: usize, capacity: usize, dtype: DType, device: &Device) -> LayerCache {
+    pub fn new_cache(
+        &self,
+        batch: usize,
+        capacity: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> LayerCache {
         let slot = |w| CacheSlot::zeros([batch, capacity, w], dtype, device);
         LayerCache::Mla(MlaCache {
             c_k: slot(self.rank),

@@ -89,10 +89,24 @@ impl AttentionDims {
 impl AttentionConfig {
     pub fn init(&self, dims: AttentionDims, device: &Device) -> Attention {
         match *self {
-            AttentionConfig::Mha { kv_heads } => Attention::Mha(MhaConfig { dims, kv_heads }.init(device)),
-            AttentionConfig::Mla { rank, layout, rope_dim, decode } => {
-                Attention::Mla(MlaConfig { dims, rank, layout, rope_dim, decode }.init(device))
+            AttentionConfig::Mha { kv_heads } => {
+                Attention::Mha(MhaConfig { dims, kv_heads }.init(device))
             }
+            AttentionConfig::Mla {
+                rank,
+                layout,
+                rope_dim,
+                decode,
+            } => Attention::Mla(
+                MlaConfig {
+                    dims,
+                    rank,
+                    layout,
+                    rope_dim,
+                    decode,
+                }
+                .init(device),
+            ),
         }
     }
 
@@ -100,7 +114,12 @@ impl AttentionConfig {
     pub fn kv_elems_per_token(&self, d_model: usize, n_heads: usize) -> usize {
         match *self {
             AttentionConfig::Mha { kv_heads } => 2 * kv_heads * (d_model / n_heads),
-            AttentionConfig::Mla { rank, layout, rope_dim, .. } => layout.latents() * rank + rope_dim,
+            AttentionConfig::Mla {
+                rank,
+                layout,
+                rope_dim,
+                ..
+            } => layout.latents() * rank + rope_dim,
         }
     }
 
@@ -112,8 +131,17 @@ impl AttentionConfig {
             AttentionConfig::Mha { kv_heads } if kv_heads == n_heads => format!("MHA{rope_tag}"),
             AttentionConfig::Mha { kv_heads: 1 } => format!("MQA{rope_tag}"),
             AttentionConfig::Mha { kv_heads } => format!("GQA{rope_tag} kv={kv_heads}"),
-            AttentionConfig::Mla { rank, layout, rope_dim, .. } => {
-                let rope = if rope_dim > 0 { format!("+RoPE{rope_dim}") } else { String::new() };
+            AttentionConfig::Mla {
+                rank,
+                layout,
+                rope_dim,
+                ..
+            } => {
+                let rope = if rope_dim > 0 {
+                    format!("+RoPE{rope_dim}")
+                } else {
+                    String::new()
+                };
                 let layout = match layout {
                     LatentLayout::Joint => "joint",
                     LatentLayout::Separate => "sep",
@@ -148,7 +176,13 @@ impl Attention {
     }
 
     /// An empty cache for `batch` sequences of up to `capacity` tokens.
-    pub fn new_cache(&self, batch: usize, capacity: usize, dtype: DType, device: &Device) -> LayerCache {
+    pub fn new_cache(
+        &self,
+        batch: usize,
+        capacity: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> LayerCache {
         match self {
             Attention::Mha(m) => m.new_cache(batch, capacity, dtype, device),
             Attention::Mla(m) => m.new_cache(batch, capacity, dtype, device),
@@ -170,7 +204,12 @@ impl Attention {
 /// - output: `[batch, heads, seq, keys]`
 pub(crate) fn causal_softmax(scores: Tensor<4>, start: usize) -> Tensor<4> {
     let [_, _, seq, keys] = scores.dims();
-    assert_eq!(keys, start + seq, "causal_softmax: {keys} keys for queries at {start}..{}", start + seq);
+    assert_eq!(
+        keys,
+        start + seq,
+        "causal_softmax: {keys} keys for queries at {start}..{}",
+        start + seq
+    );
     // A single query at the end sees every key: no mask to build.
     let scores = if seq > 1 {
         // tril_mask is true *above* the kept triangle: key j > query position start + i.

@@ -1,0 +1,65 @@
+//! Forward and forward+backward throughput of experiment models on the compiled-in CPU
+//! backend: the measurement behind the choice of `flex` as the default CPU backend.
+//!
+//!     cargo bench --bench train_step                                   # flex (default)
+//!     cargo bench --bench train_step --no-default-features --features ndarray
+//!
+//! Arguments (after `--`): experiment files (default: experiments/small/{mha,mla_rope_half}.ron).
+//! Environment: `BATCH` (default 16), `STEPS` timed steps (default 5).
+
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Int, Tensor, TensorData};
+use mla_lab::backend::{compiled_backends, cpu_device};
+use mla_lab::experiment::Experiment;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let mut files: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if files.is_empty() {
+        files = vec!["experiments/small/mha.ron".into(), "experiments/small/mla_rope_half.ron".into()];
+    }
+    let (batch, steps) = (env("BATCH", 16), env("STEPS", 5));
+    let device = cpu_device().expect("a CPU backend").autodiff();
+    println!("backend: {}, batch {batch}, {steps} timed steps after 1 warm-up", compiled_backends().join(", "));
+    println!("| experiment | seq | forward tok/s | forward+backward tok/s |");
+    println!("|---|---:|---:|---:|");
+    for file in files {
+        let exp = Experiment::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let m = &exp.model;
+        let seq = m.context;
+        device.seed(exp.seed);
+        let model = m.init(&device);
+        let ids: Vec<i64> = (0..batch * (seq + 1)).map(|i| ((i * 7919) % m.vocab_size) as i64).collect();
+        let all = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, seq + 1]), &device);
+        let inputs = all.clone().narrow(1, 0, seq);
+        let targets = all.narrow(1, 1, seq).reshape([batch * seq]);
+        let loss_fn = CrossEntropyLossConfig::new().init(&device);
+        let step = |backward: bool| {
+            let logits = model.forward(inputs.clone()).reshape([batch * seq, m.vocab_size]);
+            let loss = loss_fn.forward(logits, targets.clone());
+            if backward {
+                let grads = loss.backward();
+                drop(grads);
+            } else {
+                let _ = loss.into_scalar::<f32>();
+            }
+            device.sync().unwrap();
+        };
+        let rate = |backward: bool| {
+            step(backward);
+            let t = Instant::now();
+            for _ in 0..steps {
+                step(backward);
+            }
+            (batch * seq * steps) as f64 / t.elapsed().as_secs_f64()
+        };
+        let fwd = rate(false);
+        let both = rate(true);
+        println!("| {} | {seq} | {fwd:.0} | {both:.0} |", exp.name);
+    }
+}

@@ -1,0 +1,338 @@
+//! The model zoo's equivalence tests, on tiny configs (CPU, seconds):
+//! full forward == cached decode, naive MLA == absorbed MLA, causality, and bytes held by the
+//! cache == the model's formula.
+
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+
+use super::attention::{AttentionConfig, LatentLayout, MlaDecode};
+use super::gpt::{Gpt, GptConfig, Positions};
+use crate::backend::test_device;
+
+const VOCAB: usize = 61;
+const CONTEXT: usize = 16;
+
+fn tiny(positions: Positions, attention: AttentionConfig) -> GptConfig {
+    GptConfig {
+        vocab_size: VOCAB,
+        context: CONTEXT,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 4,
+        mlp_ratio: 2,
+        positions,
+        attention,
+        tie_embeddings: true,
+    }
+}
+
+fn mla(rank: usize, layout: LatentLayout, rope_dim: usize) -> AttentionConfig {
+    AttentionConfig::Mla {
+        rank,
+        layout,
+        rope_dim,
+        decode: MlaDecode::Absorbed,
+    }
+}
+
+/// Every variant the zoo has, each valid.
+fn variants() -> Vec<(&'static str, GptConfig)> {
+    let rope = Positions::Rope(10_000.0);
+    let v = vec![
+        (
+            "mha",
+            tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 4 }),
+        ),
+        ("mha_rope", tiny(rope, AttentionConfig::Mha { kv_heads: 4 })),
+        ("gqa_rope", tiny(rope, AttentionConfig::Mha { kv_heads: 2 })),
+        (
+            "mqa",
+            tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 1 }),
+        ),
+        (
+            "mla_sep",
+            tiny(Positions::Learned, mla(16, LatentLayout::Separate, 0)),
+        ),
+        (
+            "mla_joint",
+            tiny(Positions::Learned, mla(12, LatentLayout::Joint, 0)),
+        ),
+        (
+            "mla_rope_sep",
+            tiny(rope, mla(8, LatentLayout::Separate, 4)),
+        ),
+        (
+            "mla_rope_joint",
+            tiny(rope, mla(16, LatentLayout::Joint, 8)),
+        ),
+    ];
+    for (name, c) in &v {
+        assert!(c.validate().is_empty(), "{name}: {:?}", c.validate());
+    }
+    v
+}
+
+fn tokens(batch: usize, seq: usize, seed: u64, device: &Device) -> Tensor<2, Int> {
+    // A small LCG keeps the tokens independent of any backend RNG.
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let ids: Vec<i64> = (0..batch * seq)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % VOCAB as u64) as i64
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(ids, [batch, seq]), device)
+}
+
+fn values(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    values(a)
+        .iter()
+        .zip(values(b))
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn init(config: &GptConfig, device: &Device) -> Gpt {
+    device.seed(7);
+    config.init(device)
+}
+
+/// Runs `tokens` through the cache in chunks of the given sizes and stacks the logits.
+fn cached_logits(
+    model: &Gpt,
+    tokens: &Tensor<2, Int>,
+    chunks: &[usize],
+    device: &Device,
+) -> Tensor<3> {
+    let [batch, seq] = tokens.dims();
+    assert_eq!(chunks.iter().sum::<usize>(), seq);
+    let mut cache = model.new_cache(batch, DType::F32, device);
+    let mut start = 0;
+    let mut out = Vec::new();
+    for &n in chunks {
+        out.push(model.forward_cached(tokens.clone().narrow(1, start, n), &mut cache));
+        start += n;
+        assert_eq!(cache.len(), start);
+    }
+    Tensor::cat(out, 1)
+}
+
+#[test]
+fn logits_have_the_right_shape() {
+    let device = test_device();
+    for (name, config) in variants() {
+        let model = init(&config, &device);
+        let logits = model.forward(tokens(3, 9, 1, &device));
+        assert_eq!(logits.dims(), [3, 9, VOCAB], "{name}");
+    }
+}
+
+#[test]
+fn later_tokens_do_not_change_earlier_logits() {
+    let device = test_device();
+    for (name, config) in variants() {
+        let model = init(&config, &device);
+        let a = tokens(2, 12, 3, &device);
+        // Change the token at position 7 only.
+        let b = a.clone().slice_assign(
+            [0..2, 7..8],
+            a.clone()
+                .narrow(1, 7, 1)
+                .add_scalar(1)
+                .remainder_scalar(VOCAB as i64),
+        );
+        let (la, lb) = (model.forward(a), model.forward(b));
+        let before = max_abs_diff(la.clone().narrow(1, 0, 7), lb.clone().narrow(1, 0, 7));
+        let at = max_abs_diff(la.narrow(1, 7, 1), lb.narrow(1, 7, 1));
+        assert!(before == 0.0, "{name}: earlier logits moved by {before}");
+        assert!(
+            at > 1e-4,
+            "{name}: the changed token did not change its own logits ({at})"
+        );
+    }
+}
+
+#[test]
+fn cached_decode_matches_full_forward_for_every_variant() {
+    let device = test_device();
+    for (name, config) in variants() {
+        for decode in [MlaDecode::Naive, MlaDecode::Absorbed] {
+            let model = init(&config, &device).with_mla_decode(decode);
+            let toks = tokens(2, CONTEXT, 5, &device);
+            let full = model.forward(toks.clone());
+            // Token by token from an empty cache, up to the full context.
+            let one_by_one = cached_logits(&model, &toks, &[1; CONTEXT], &device);
+            let diff = max_abs_diff(full.clone(), one_by_one);
+            assert!(
+                diff <= 1e-4,
+                "{name} {decode:?}: token-by-token differs by {diff}"
+            );
+            // A prompt prefilled at once, then chunks (exercises the offset causal mask).
+            let chunked = cached_logits(&model, &toks, &[5, 1, 3, 1, 6], &device);
+            let diff = max_abs_diff(full, chunked);
+            assert!(
+                diff <= 1e-4,
+                "{name} {decode:?}: prefill + chunks differs by {diff}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mla_naive_and_absorbed_paths_agree() {
+    let device = test_device();
+    for (name, config) in variants() {
+        if !matches!(config.attention, AttentionConfig::Mla { .. }) {
+            continue;
+        }
+        let model = init(&config, &device);
+        let toks = tokens(2, 11, 9, &device);
+        let naive = cached_logits(
+            &model.clone().with_mla_decode(MlaDecode::Naive),
+            &toks,
+            &[6, 1, 1, 3],
+            &device,
+        );
+        let absorbed = cached_logits(
+            &model.with_mla_decode(MlaDecode::Absorbed),
+            &toks,
+            &[6, 1, 1, 3],
+            &device,
+        );
+        let diff = max_abs_diff(naive, absorbed);
+        assert!(diff <= 1e-4, "{name}: naive vs absorbed differ by {diff}");
+    }
+}
+
+#[test]
+fn cache_holds_exactly_the_formula_bytes() {
+    let device = test_device();
+    for (name, config) in variants() {
+        let model = init(&config, &device);
+        let per_token = config.kv_bytes_per_token(DType::F32);
+        let batch = 3;
+        let mut cache = model.new_cache(batch, DType::F32, &device);
+        assert_eq!(
+            cache.bytes_per_token(),
+            per_token,
+            "{name}: bytes per token"
+        );
+        assert_eq!(
+            cache.bytes_allocated(),
+            per_token * batch * CONTEXT,
+            "{name}: preallocated bytes"
+        );
+        model.forward_cached(tokens(batch, 5, 2, &device), &mut cache);
+        assert_eq!(
+            cache.bytes_used(),
+            per_token * batch * 5,
+            "{name}: after 5 tokens"
+        );
+        for _ in 5..CONTEXT {
+            model.forward_cached(tokens(batch, 1, 4, &device), &mut cache);
+        }
+        assert_eq!(cache.len(), CONTEXT);
+        assert_eq!(
+            cache.bytes_used(),
+            per_token * batch * CONTEXT,
+            "{name}: filled cache"
+        );
+        assert_eq!(
+            cache.bytes_used(),
+            cache.bytes_allocated(),
+            "{name}: filled == allocated"
+        );
+    }
+}
+
+#[test]
+fn kv_formula_counts_latents_not_keys_and_values() {
+    // Hand-computed per-layer elements for the tiny variants (d_head = 8, 4 heads).
+    let want = [
+        ("mha", 2 * 4 * 8),
+        ("mha_rope", 2 * 4 * 8),
+        ("gqa_rope", 2 * 2 * 8),
+        ("mqa", 2 * 8),
+        ("mla_sep", 2 * 16),
+        ("mla_joint", 12),
+        ("mla_rope_sep", 2 * 8 + 4),
+        ("mla_rope_joint", 16 + 8),
+    ];
+    for ((name, config), (want_name, elems)) in variants().into_iter().zip(want) {
+        assert_eq!(name, want_name);
+        assert_eq!(config.kv_elems_per_token_per_layer(), elems, "{name}");
+        assert_eq!(
+            config.kv_bytes_per_token(DType::F32),
+            2 * elems * 4,
+            "{name}: 2 layers of f32"
+        );
+        assert_eq!(
+            config.kv_bytes_per_token(DType::BF16),
+            2 * elems * 2,
+            "{name}: 2 layers of bf16"
+        );
+    }
+}
+
+#[test]
+fn param_count_matches_hand_count_for_mha() {
+    let device = test_device();
+    let (d, v, c, l, hidden) = (32, VOCAB, CONTEXT, 2, 64);
+    let ln = 2 * d;
+    let block = ln + 4 * d * d + ln + (d * hidden + hidden) + (hidden * d + d);
+    let embeddings = v * d + c * d;
+    let config = tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 4 });
+    let model = config.init(&device);
+    assert_eq!(model.param_count(), embeddings + l * block + ln);
+    assert_eq!(model.non_embedding_param_count(), l * block + ln);
+    // Untying adds a head of vocab × d (no bias) that is not counted as non-embedding.
+    let untied = GptConfig {
+        tie_embeddings: false,
+        ..config
+    }
+    .init(&device);
+    assert_eq!(untied.param_count(), embeddings + l * block + ln + d * v);
+    assert_eq!(untied.non_embedding_param_count(), l * block + ln);
+}
+
+#[test]
+fn mla_param_count_matches_hand_count() {
+    let device = test_device();
+    // d = 32, 4 heads of 8, rank 8 separate, rope 4.
+    let (d, h, dh, r, dr) = (32, 4, 8, 8, 4);
+    let attn = d * h * dh + d * h * dr + d * 2 * r + r + r + 2 * r * h * dh + d * dr + h * dh * d;
+    let config = tiny(
+        Positions::Rope(10_000.0),
+        mla(r, LatentLayout::Separate, dr),
+    );
+    let model = config.init(&device);
+    let mha = tiny(
+        Positions::Rope(10_000.0),
+        AttentionConfig::Mha { kv_heads: 4 },
+    )
+    .init(&device);
+    let mha_attn = 4 * d * d;
+    assert_eq!(
+        model.param_count() + 2 * mha_attn,
+        mha.param_count() + 2 * attn
+    );
+}
+
+#[test]
+fn random_inputs_flow_through_rope_and_norms_without_nan() {
+    let device = test_device();
+    for (name, config) in variants() {
+        let model = init(&config, &device);
+        let logits = model.forward(tokens(1, CONTEXT, 11, &device));
+        let v = values(logits);
+        assert!(v.iter().all(|x| x.is_finite()), "{name}: non-finite logits");
+    }
+}

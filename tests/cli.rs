@@ -1,0 +1,67 @@
+//! The `mla-lab` command line, run as a user would.
+
+use std::path::Path;
+use std::process::Command;
+
+fn mla_lab(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn info_prints_one_table_for_several_files() {
+    let (ok, out, err) = mla_lab(&[
+        "info",
+        "experiments/mha.ron",
+        "experiments/mla_rope_half.ron",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("| experiment |"));
+    assert!(
+        lines[2].contains("| mha | MHA |") && lines[2].contains("| 18432 |"),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains("| mla_rope_half |") && lines[3].contains("| 9984 | -45.8% |"),
+        "{out}"
+    );
+}
+
+#[test]
+fn info_json_is_one_object_per_file() {
+    let (ok, out, err) = mla_lab(&["info", "--json", "--dtype", "bf16", "experiments/gqa.ron"]);
+    assert!(ok, "{err}");
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["experiment"], "gqa");
+    // 6 layers × 2 (K, V) × 2 kv heads × 64 × 2 bytes.
+    assert_eq!(row["kv_bytes_per_token"], 6 * 2 * 2 * 64 * 2);
+}
+
+#[test]
+fn info_on_a_bad_file_names_it_and_fails() {
+    let dir = std::env::temp_dir().join(format!("mla-lab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.ron");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/mha.ron"))
+            .unwrap()
+            .replace("n_heads: 6,", "n_heads: 5,");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, err) = mla_lab(&["info", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.ron") && err.contains("model.d_model"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
