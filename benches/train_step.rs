@@ -15,17 +15,29 @@ use mla_lab::backend::{compiled_backends, cpu_device};
 use mla_lab::experiment::Experiment;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
-    let mut files: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let mut files: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     if files.is_empty() {
-        files = vec!["experiments/small/mha.ron".into(), "experiments/small/mla_rope_half.ron".into()];
+        files = vec![
+            "experiments/small/mha.ron".into(),
+            "experiments/small/mla_rope_half.ron".into(),
+        ];
     }
     let (batch, steps) = (env("BATCH", 16), env("STEPS", 5));
     let device = cpu_device().expect("a CPU backend").autodiff();
-    println!("backend: {}, batch {batch}, {steps} timed steps after 1 warm-up", compiled_backends().join(", "));
+    println!(
+        "backend: {}, batch {batch}, {steps} timed steps after 1 warm-up",
+        compiled_backends().join(", ")
+    );
     println!("| experiment | seq | forward tok/s | forward+backward tok/s |");
     println!("|---|---:|---:|---:|");
     for file in files {
@@ -34,13 +46,17 @@ fn main() {
         let seq = m.context;
         device.seed(exp.seed);
         let model = m.init(&device);
-        let ids: Vec<i64> = (0..batch * (seq + 1)).map(|i| ((i * 7919) % m.vocab_size) as i64).collect();
+        let ids: Vec<i64> = (0..batch * (seq + 1))
+            .map(|i| ((i * 7919) % m.vocab_size) as i64)
+            .collect();
         let all = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, seq + 1]), &device);
         let inputs = all.clone().narrow(1, 0, seq);
         let targets = all.narrow(1, 1, seq).reshape([batch * seq]);
         let loss_fn = CrossEntropyLossConfig::new().init(&device);
         let step = |backward: bool| {
-            let logits = model.forward(inputs.clone()).reshape([batch * seq, m.vocab_size]);
+            let logits = model
+                .forward(inputs.clone())
+                .reshape([batch * seq, m.vocab_size]);
             let loss = loss_fn.forward(logits, targets.clone());
             if backward {
                 let grads = loss.backward();

@@ -36,7 +36,9 @@ pub fn compiled_backends() -> Vec<&'static str> {
 pub fn cpu_device() -> Option<Device> {
     #[cfg(feature = "flex")]
     return Some(Device::flex());
+    // burn marks ndarray deprecated in favour of flex; it stays as an opt-in comparison.
     #[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+    #[allow(deprecated)]
     return Some(Device::ndarray());
     #[allow(unreachable_code)]
     None
