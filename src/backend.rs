@@ -135,3 +135,34 @@ fn cpu_name() -> &'static str {
 pub fn test_device() -> Device {
     cpu_device().expect("tests need a CPU backend: build with the `flex` or `ndarray` feature")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_and_auto_find_the_cpu_here() {
+        let (name, device) = select(BackendChoice::Cpu).unwrap();
+        assert!(name.starts_with("cpu"), "{name}");
+        assert_eq!(device, test_device());
+        // No GPU backend in the default build: auto falls back to the CPU.
+        if !cfg!(any(feature = "cuda", feature = "wgpu")) {
+            assert_eq!(select(BackendChoice::Auto).unwrap().0, name);
+        }
+    }
+
+    #[test]
+    fn a_backend_not_compiled_in_is_a_clear_error() {
+        if !cfg!(feature = "cuda") {
+            let err = select(BackendChoice::Cuda).unwrap_err().to_string();
+            assert!(
+                err.contains("--features cuda") && err.contains("compiled:"),
+                "{err}"
+            );
+        }
+        if !cfg!(feature = "wgpu") {
+            let err = select(BackendChoice::Wgpu).unwrap_err().to_string();
+            assert!(err.contains("--features wgpu"), "{err}");
+        }
+    }
+}

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use mla_lab::backend::{self, BackendChoice};
 use mla_lab::experiment::Experiment;
 use mla_lab::info::{InfoRow, table};
 
@@ -18,6 +19,9 @@ struct Cli {
     command: Option<Command>,
     /// An experiment file to run (same as `mla-lab train FILE`).
     experiment: Option<PathBuf>,
+    /// Device to run on, among the backends compiled in.
+    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,7 +72,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match (cli.command, cli.experiment) {
         (Some(Command::Info { files, json, dtype }), _) => info(&files, json, dtype.into()),
-        (Some(Command::Train { file }), _) | (None, Some(file)) => train(&file),
+        (Some(Command::Train { file }), _) | (None, Some(file)) => train(&file, cli.backend),
         (None, None) => bail!("nothing to do: give an experiment file, or see `mla-lab --help`"),
     }
 }
@@ -92,11 +96,12 @@ fn info(files: &[PathBuf], json: bool, dtype: DType) -> Result<()> {
     Ok(())
 }
 
-fn train(file: &PathBuf) -> Result<()> {
+fn train(file: &PathBuf, choice: BackendChoice) -> Result<()> {
     Experiment::load(file)?;
+    let (name, _device) = backend::select(choice)?;
     bail!(
-        "{}: the experiment is valid, but training is not built yet (it arrives with the trainer); \
-         `mla-lab info {}` shows its costs",
+        "{}: the experiment is valid and would run on {name}, but training is not built yet \
+         (it arrives with the trainer); `mla-lab info {}` shows its costs",
         file.display(),
         file.display()
     )

@@ -65,3 +65,14 @@ fn info_on_a_bad_file_names_it_and_fails() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn running_an_experiment_validates_it_and_names_the_device() {
+    let (ok, _, err) = mla_lab(&["--backend", "cpu", "experiments/small/mha.ron"]);
+    // Training is not built yet: the run must say so rather than pretend.
+    assert!(!ok);
+    assert!(
+        err.contains("experiments/small/mha.ron") && err.contains("cpu"),
+        "{err}"
+    );
+}
