@@ -5,7 +5,9 @@
 //! Models" (arXiv 2506.09342), with MLA as in DeepSeek-V2 (arXiv 2405.04434).
 
 pub mod backend;
+pub mod data;
 pub mod experiment;
 pub mod infer;
 pub mod info;
 pub mod model;
+pub mod progress;

@@ -8,8 +8,11 @@ use burn::tensor::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use mla_lab::backend::{self, BackendChoice};
+use mla_lab::data::stories;
 use mla_lab::experiment::Experiment;
 use mla_lab::info::{InfoRow, table};
+use mla_lab::progress::Progress;
+use std::io::Write;
 
 /// Train small GPTs with MHA, MLA and MLA+RoPE attention and measure what each costs.
 #[derive(Parser, Debug)]
@@ -40,6 +43,26 @@ enum Command {
     },
     /// Train an experiment.
     Train { file: PathBuf },
+    /// Generate and prepare data.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Write synthetic stories in the TinyStories text format, with metadata as JSON lines.
+    Stories {
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Stories file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Metadata file (default: the stories file with `.meta.jsonl`).
+        #[arg(long)]
+        meta: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -73,6 +96,7 @@ fn run(cli: Cli) -> Result<()> {
     match (cli.command, cli.experiment) {
         (Some(Command::Info { files, json, dtype }), _) => info(&files, json, dtype.into()),
         (Some(Command::Train { file }), _) | (None, Some(file)) => train(&file, cli.backend),
+        (Some(Command::Data(cmd)), _) => data(cmd),
         (None, None) => bail!("nothing to do: give an experiment file, or see `mla-lab --help`"),
     }
 }
@@ -105,4 +129,58 @@ fn train(file: &PathBuf, choice: BackendChoice) -> Result<()> {
         file.display(),
         file.display()
     )
+}
+
+fn data(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Stories {
+            count,
+            seed,
+            out,
+            meta,
+        } => {
+            let meta = meta.unwrap_or_else(|| out.with_extension("meta.jsonl"));
+            let progress = Progress::new("stories", count as u64);
+            let mut stories = Vec::with_capacity(count);
+            for i in 0..count {
+                stories.push(stories::story(seed, i));
+                if i % 1000 == 999 {
+                    progress.inc(1000);
+                }
+            }
+            progress.finish(&format!("generated {count} stories from seed {seed}"));
+            let create = |p: &PathBuf| {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("{}: cannot create", dir.display()))?;
+                }
+                std::fs::File::create(p)
+                    .map(std::io::BufWriter::new)
+                    .with_context(|| format!("{}: cannot create", p.display()))
+            };
+            stories::write_text(create(&out)?, stories.iter().map(|s| s.text.as_str()))
+                .with_context(|| format!("{}: cannot write", out.display()))?;
+            let mut w = create(&meta)?;
+            for s in &stories {
+                serde_json::to_writer(&mut w, &s.meta)?;
+                writeln!(w)?;
+            }
+            w.flush()
+                .with_context(|| format!("{}: cannot write", meta.display()))?;
+            let stats = stories::CorpusStats::of(stories.iter().map(|s| s.text.as_str()));
+            println!("wrote {} and {}", out.display(), meta.display());
+            println!(
+                "{} stories ({} distinct), {} sentences ({} distinct), {} words ({} distinct), \
+                 unigram entropy {:.3} bits/word",
+                stats.stories,
+                stats.distinct_stories,
+                stats.sentences,
+                stats.distinct_sentences,
+                stats.words,
+                stats.distinct_words,
+                stats.unigram_entropy_bits
+            );
+            Ok(())
+        }
+    }
 }

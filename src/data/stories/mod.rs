@@ -1,0 +1,447 @@
+//! The built-in corpus: seeded, deterministic TinyStories-like stories for 3–5 year olds.
+//!
+//! A story is a setting (who, which object, which companion, where), then one of ten plots
+//! (problem → attempt → resolution → optional moral), 4–10 sentences. The main character and
+//! the object named in the setting come back by name in the resolution; [`StoryMeta`] records
+//! them, the companion, the place, the plot and where the resolution starts, so later probes
+//! can cut a story there and check what a model keeps consistent.
+//!
+//! Story `i` of seed `s` depends only on `(s, i)` (its own [SplitMix64](rng::Rng) stream), so
+//! the corpus is the same on every machine, and prefixes of larger corpora agree.
+
+mod lexicon;
+mod plots;
+pub mod rng;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use lexicon::*;
+use plots::{PLOTS, Plot, Slot};
+use rng::Rng;
+
+/// Separator line between stories in the TinyStories text format.
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// What a story is about, for consistency probes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoryMeta {
+    pub id: usize,
+    pub plot: String,
+    /// The main character's name.
+    pub character: String,
+    /// "she" or "he".
+    pub pronoun: String,
+    /// girl, boy, or an animal.
+    pub kind: String,
+    pub companion: String,
+    /// friend, sister, dog, …
+    pub relation: String,
+    /// The object, as first written (e.g. "red kite").
+    pub object: String,
+    pub place: String,
+    /// Byte offset in the story text where the resolution begins.
+    pub resolution_start: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Story {
+    pub text: String,
+    pub meta: StoryMeta,
+}
+
+/// Everything a template can refer to.
+struct Cast {
+    name: &'static str,
+    she: bool,
+    kind: &'static str,
+    trait_: &'static str,
+    friend: &'static str,
+    fshe: bool,
+    rel: &'static str,
+    fkind: &'static str,
+    noun: &'static str,
+    color: &'static str,
+    obj: String,
+    place: &'static str,
+    spot: &'static str,
+    spot2: &'static str,
+    happy: &'static str,
+    sad: &'static str,
+    weather: &'static str,
+    grown: &'static str,
+    fear: &'static str,
+    fix: &'static str,
+    critter: &'static str,
+    contest: &'static str,
+}
+
+impl Cast {
+    fn draw(rng: &mut Rng) -> Cast {
+        let she = rng.chance(0.5);
+        let names = if she { GIRLS } else { BOYS };
+        let name = rng.word(names);
+        let kind = if rng.chance(0.55) {
+            if she { "girl" } else { "boy" }
+        } else {
+            rng.word(KINDS)
+        };
+        let (friend, fshe, rel, fkind) = if rng.chance(0.25) {
+            let pet = rng.word(PETS);
+            (rng.word(PET_NAMES), rng.chance(0.5), pet, pet)
+        } else {
+            let (rel, fixed) = *rng.pick(RELATIONS);
+            let fshe = fixed.unwrap_or_else(|| rng.chance(0.5));
+            let list = if fshe { GIRLS } else { BOYS };
+            let mut friend = rng.word(list);
+            while friend == name {
+                friend = rng.word(list);
+            }
+            let fkind = if kind == "girl" || kind == "boy" {
+                if fshe { "girl" } else { "boy" }
+            } else {
+                rng.word(KINDS)
+            };
+            (friend, fshe, rel, fkind)
+        };
+        let noun = rng.word(OBJECTS);
+        let color = rng.word(COLORS);
+        let (place, spots) = *rng.pick(PLACES);
+        let s1 = rng.below(3);
+        let s2 = (s1 + 1 + rng.below(2)) % 3;
+        Cast {
+            name,
+            she,
+            kind,
+            trait_: rng.word(TRAITS),
+            friend,
+            fshe,
+            rel,
+            fkind,
+            noun,
+            color,
+            obj: format!("{color} {noun}"),
+            place,
+            spot: spots[s1],
+            spot2: spots[s2],
+            happy: rng.word(HAPPY),
+            sad: rng.word(SAD),
+            weather: rng.word(WEATHER),
+            grown: rng.word(GROWNUPS),
+            fear: rng.word(FEARS),
+            fix: rng.word(FIXES),
+            critter: rng.word(CRITTERS),
+            contest: rng.word(CONTESTS),
+        }
+    }
+
+    fn lookup(&self, key: &str) -> String {
+        let pro = |she: bool, f: &'static str, m: &'static str| if she { f } else { m };
+        match key {
+            "name" => self.name.into(),
+            "He" => pro(self.she, "She", "He").into(),
+            "he" => pro(self.she, "she", "he").into(),
+            "him" => pro(self.she, "her", "him").into(),
+            "His" => pro(self.she, "Her", "His").into(),
+            "his" => pro(self.she, "her", "his").into(),
+            "kind" => self.kind.into(),
+            "trait" => self.trait_.into(),
+            "friend" => self.friend.into(),
+            "fHe" => pro(self.fshe, "She", "He").into(),
+            "fhe" => pro(self.fshe, "she", "he").into(),
+            "fhim" => pro(self.fshe, "her", "him").into(),
+            "fhis" => pro(self.fshe, "her", "his").into(),
+            "rel" => self.rel.into(),
+            "fkind" => self.fkind.into(),
+            "obj" => self.obj.clone(),
+            "noun" => self.noun.into(),
+            "color" => self.color.into(),
+            "place" => self.place.into(),
+            "Place" => capitalize(self.place),
+            "spot" => self.spot.into(),
+            "spot2" => self.spot2.into(),
+            "happy" => self.happy.into(),
+            "sad" => self.sad.into(),
+            "weather" => self.weather.into(),
+            "grown" => self.grown.into(),
+            "Grown" => capitalize(self.grown),
+            "fear" => self.fear.into(),
+            "fix" => self.fix.into(),
+            "critter" => self.critter.into(),
+            "contest" => self.contest.into(),
+            other => panic!("story template uses unknown placeholder {{{other}}}"),
+        }
+    }
+
+    /// Fills `{key}` placeholders, then fixes `a` → `an` before vowels.
+    fn fill(&self, template: &str) -> String {
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = rest[open..].find('}').expect("unclosed placeholder") + open;
+            out.push_str(&self.lookup(&rest[open + 1..close]));
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        fix_articles(&out)
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// `a apple` → `an apple`, `A orange` → `An orange`.
+fn fix_articles(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    let words: Vec<&str> = s.split(' ').collect();
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let next_vowel = words
+            .get(i + 1)
+            .and_then(|n| n.chars().next())
+            .is_some_and(|c| "aeiouAEIOU".contains(c));
+        match *w {
+            "a" if next_vowel => out.push_str("an"),
+            "A" if next_vowel => out.push_str("An"),
+            _ => out.push_str(w),
+        }
+    }
+    out
+}
+
+/// Splits text into sentences: a sentence ends at `.`, `!` or `?` (with any closing quote)
+/// followed by whitespace or the end. The one definition used by the generator's length
+/// limits and by later grammar probes.
+pub fn split_sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if matches!(bytes[i], b'.' | b'!' | b'?') {
+            let mut end = i + 1;
+            while end < bytes.len() && (bytes[end] == b'"' || text[end..].starts_with('”')) {
+                end += if bytes[end] == b'"' {
+                    1
+                } else {
+                    '”'.len_utf8()
+                };
+            }
+            if end == bytes.len() || bytes[end].is_ascii_whitespace() {
+                let s = text[start..end].trim();
+                if !s.is_empty() {
+                    out.push(s);
+                }
+                start = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    let tail = text[start..].trim();
+    if !tail.is_empty() {
+        out.push(tail);
+    }
+    out
+}
+
+/// The sentences chosen for one section of a story.
+type Section = Vec<(bool, String)>;
+
+fn choose(rng: &mut Rng, cast: &Cast, slots: &[Slot], keep_optional: f64) -> Section {
+    let mut out = Vec::new();
+    for Slot(required, alts) in slots {
+        let alt = rng.pick(alts);
+        if *required || rng.chance(keep_optional) {
+            out.push((*required, cast.fill(alt)));
+        }
+    }
+    out
+}
+
+fn count(section: &Section) -> usize {
+    section.iter().map(|(_, s)| split_sentences(s).len()).sum()
+}
+
+/// Story `id` of the corpus seeded with `seed`.
+pub fn story(seed: u64, id: usize) -> Story {
+    let mut rng = Rng::for_item(seed, id as u64);
+    let cast = Cast::draw(&mut rng);
+    let plot: &Plot = rng.pick(PLOTS);
+    // How chatty this story is: the chance of keeping each optional sentence.
+    let keep = 0.15 + 0.8 * (rng.below(1000) as f64 / 1000.0);
+
+    let short_setting = if plot.meets_companion {
+        plots::SHORT_SETTING
+    } else {
+        plots::SHORT_SETTING_WITH_COMPANION
+    };
+    let mut setting: Section = if rng.chance(0.2) {
+        vec![(true, cast.fill(rng.word(short_setting)))]
+    } else {
+        let mut s = vec![
+            (true, cast.fill(rng.word(plots::INTRO))),
+            (true, cast.fill(rng.word(plots::OBJECT))),
+        ];
+        if !plot.meets_companion {
+            s.push((true, cast.fill(rng.word(plots::COMPANION))));
+        }
+        s.push((true, cast.fill(rng.word(plots::GO_TO_PLACE))));
+        if rng.chance(keep * 0.5) {
+            s.push((false, cast.fill(rng.word(plots::PLACE_DETAIL))));
+        }
+        s
+    };
+    let mut problem = choose(&mut rng, &cast, plot.problem, keep);
+    let mut attempt = choose(&mut rng, &cast, plot.attempt, keep);
+    let resolution = choose(&mut rng, &cast, plot.resolution, keep);
+    let mut moral = choose(&mut rng, &cast, plot.moral, keep);
+
+    // At most 10 sentences: drop optional ones, least needed first.
+    let total = |parts: &[&Section]| parts.iter().map(|s| count(s)).sum::<usize>();
+    for which in 0..4 {
+        loop {
+            if total(&[&setting, &problem, &attempt, &resolution, &moral]) <= 10 {
+                break;
+            }
+            let section = match which {
+                0 => &mut moral,
+                1 => &mut setting,
+                2 => &mut attempt,
+                _ => &mut problem,
+            };
+            match section.iter().rposition(|(req, _)| !req) {
+                Some(i) => {
+                    section.remove(i);
+                }
+                None => break,
+            }
+        }
+    }
+    if total(&[&setting, &problem, &attempt, &resolution, &moral]) > 10 {
+        // Still too long: fold the setting into one sentence.
+        setting = vec![(true, cast.fill(rng.word(short_setting)))];
+    }
+
+    let join = |s: &Section| {
+        s.iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let paragraphs = rng.chance(0.5);
+    let sep = if paragraphs { "\n\n" } else { " " };
+    let mut text = join(&setting);
+    let middle = [join(&problem), join(&attempt)].join(" ");
+    text.push_str(sep);
+    text.push_str(&middle);
+    text.push_str(sep);
+    let resolution_start = text.len();
+    text.push_str(&join(&resolution));
+    if !moral.is_empty() {
+        text.push(' ');
+        text.push_str(&join(&moral));
+    }
+
+    let meta = StoryMeta {
+        id,
+        plot: plot.name.to_string(),
+        character: cast.name.to_string(),
+        pronoun: if cast.she { "she" } else { "he" }.to_string(),
+        kind: cast.kind.to_string(),
+        companion: cast.friend.to_string(),
+        relation: cast.rel.to_string(),
+        object: cast.obj.clone(),
+        place: cast.place.to_string(),
+        resolution_start,
+    };
+    Story { text, meta }
+}
+
+/// `count` stories from `seed`, in order.
+pub fn generate(count: usize, seed: u64) -> Vec<Story> {
+    (0..count).map(|i| story(seed, i)).collect()
+}
+
+/// Writes stories in the TinyStories text format: each story, then a line holding only
+/// `<|endoftext|>`.
+pub fn write_text<'a>(
+    mut w: impl std::io::Write,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> std::io::Result<()> {
+    for text in texts {
+        writeln!(w, "{text}")?;
+        writeln!(w, "{END_OF_TEXT}")?;
+    }
+    w.flush()
+}
+
+/// How varied a corpus is.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusStats {
+    pub stories: usize,
+    pub distinct_stories: usize,
+    pub sentences: usize,
+    pub distinct_sentences: usize,
+    pub words: usize,
+    pub distinct_words: usize,
+    /// Entropy of the word unigram distribution, bits per word.
+    pub unigram_entropy_bits: f64,
+}
+
+impl CorpusStats {
+    pub fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> CorpusStats {
+        let mut stories = 0;
+        let mut distinct_stories = HashSet::new();
+        let mut sentences = 0;
+        let mut distinct_sentences = HashSet::new();
+        let mut words: HashMap<String, usize> = HashMap::new();
+        let mut total_words = 0;
+        for text in texts {
+            stories += 1;
+            distinct_stories.insert(text);
+            for s in split_sentences(text) {
+                sentences += 1;
+                distinct_sentences.insert(s);
+            }
+            for w in text.split_whitespace() {
+                let w: String = w
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || *c == '\'')
+                    .collect();
+                if !w.is_empty() {
+                    *words.entry(w.to_lowercase()).or_default() += 1;
+                    total_words += 1;
+                }
+            }
+        }
+        let n = total_words as f64;
+        let entropy = words
+            .values()
+            .map(|&c| c as f64 / n)
+            .map(|p| -p * p.log2())
+            .sum();
+        CorpusStats {
+            stories,
+            distinct_stories: distinct_stories.len(),
+            sentences,
+            distinct_sentences: distinct_sentences.len(),
+            words: total_words,
+            distinct_words: words.len(),
+            unigram_entropy_bits: entropy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
