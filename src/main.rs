@@ -8,7 +8,7 @@ use burn::tensor::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use mla_lab::backend::{self, BackendChoice};
-use mla_lab::data::stories;
+use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;
 use mla_lab::info::{InfoRow, table};
 use mla_lab::progress::Progress;
@@ -62,6 +62,15 @@ enum DataCommand {
         /// Metadata file (default: the stories file with `.meta.jsonl`).
         #[arg(long)]
         meta: Option<PathBuf>,
+    },
+    /// Tokenize experiments' data into the token cache (reused when the inputs match).
+    Prepare {
+        /// Experiment RON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Artifacts folder; the cache goes to `<artifacts>/cache/tokens/`.
+        #[arg(long, default_value = "artifacts")]
+        artifacts: PathBuf,
     },
 }
 
@@ -180,6 +189,29 @@ fn data(cmd: DataCommand) -> Result<()> {
                 stats.distinct_words,
                 stats.unigram_entropy_bits
             );
+            Ok(())
+        }
+        DataCommand::Prepare { files, artifacts } => {
+            for file in files {
+                let exp = Experiment::load(&file)?;
+                let started = std::time::Instant::now();
+                let d = tokens::prepare(&exp.data, exp.seed, &artifacts.join("cache"))?;
+                let m = &d.manifest;
+                println!(
+                    "{}: {} stories ({} train, {} val) -> {} train + {} val tokens, {} ({} tokens), {} in {:.2} s{}",
+                    exp.name,
+                    m.stories,
+                    m.train_stories,
+                    m.val_stories,
+                    m.train_tokens,
+                    m.val_tokens,
+                    d.tokenizer.name(),
+                    m.vocab_size,
+                    d.dir.display(),
+                    started.elapsed().as_secs_f64(),
+                    if d.reused { " (reused)" } else { "" }
+                );
+            }
             Ok(())
         }
     }

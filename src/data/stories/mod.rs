@@ -21,6 +21,11 @@ use lexicon::*;
 use plots::{PLOTS, Plot, Slot};
 use rng::Rng;
 
+/// Version of the generated corpus: bump it whenever templates or word lists change, so
+/// token caches built from the old corpus are not reused (the `corpus_is_pinned` test fails
+/// as a reminder).
+pub const GENERATOR_VERSION: u32 = 1;
+
 /// Separator line between stories in the TinyStories text format.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 

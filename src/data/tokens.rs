@@ -1,0 +1,348 @@
+//! The token cache: a corpus tokenized once, stored as flat little-endian binaries (u16 when
+//! the vocabulary fits, else u32) with a JSON manifest, in a folder named after everything
+//! that determines its contents (source, tokenizer config, split). A later run with the same
+//! inputs reuses it; a changed source file, generator or tokenizer rebuilds it.
+//!
+//! Layout of `<root>/tokens/<key>/`: `manifest.json`, `train.bin`, `val.bin`, and for a
+//! trained BPE its `tokenizer.json`. Each split is its stories' tokens, every story followed
+//! by `<|endoftext|>`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::stories::{self, rng::Rng};
+use super::tinystories;
+use super::tokenizer::Tokenizer;
+use super::{fnv1a, stories::GENERATOR_VERSION};
+use crate::experiment::{DataConfig, DataSource, TokenizerConfig};
+use crate::progress::Progress;
+
+/// Bumped when the file layout changes.
+const CACHE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    /// Where the stories came from, in words.
+    pub source: String,
+    /// Identifies the stories' content (generator version and seed, or a hash of the file).
+    pub source_fingerprint: String,
+    pub stories: usize,
+    pub train_stories: usize,
+    pub val_stories: usize,
+    /// [`Tokenizer::fingerprint`] of the tokenizer that produced the ids.
+    pub tokenizer: String,
+    pub vocab_size: usize,
+    pub eot: u32,
+    /// `u16` or `u32`.
+    pub dtype: String,
+    pub train_tokens: usize,
+    pub val_tokens: usize,
+    pub split_seed: u64,
+    pub val_fraction: f64,
+}
+
+/// A tokenized corpus, in memory.
+#[derive(Debug)]
+pub struct TokenData {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub tokenizer: Tokenizer,
+    pub train: Vec<u32>,
+    pub val: Vec<u32>,
+    /// True when an existing cache was reused.
+    pub reused: bool,
+}
+
+/// The stories of a data source, and its fingerprint.
+pub fn load_source(source: &DataSource) -> Result<(Vec<String>, String, String)> {
+    match source {
+        DataSource::Synthetic { count, seed } => {
+            let progress = Progress::new("stories", *count as u64);
+            let mut out = Vec::with_capacity(*count);
+            for i in 0..*count {
+                out.push(stories::story(*seed, i).text);
+                if i % 1000 == 999 {
+                    progress.inc(1000);
+                }
+            }
+            progress.finish(&format!(
+                "generated {count} synthetic stories (seed {seed})"
+            ));
+            let what = format!("Synthetic(count: {count}, seed: {seed})");
+            let fp = format!("synthetic-v{GENERATOR_VERSION}-{count}-{seed}");
+            Ok((out, what, fp))
+        }
+        DataSource::TinyStories { path } => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let fp = format!("file-{:016x}-{}", fnv1a(&bytes), bytes.len());
+            drop(bytes);
+            let started = Instant::now();
+            let stories = tinystories::load(path)?;
+            eprintln!(
+                "stories: read {} stories from {} ({:.2} s)",
+                stories.len(),
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok((stories, format!("TinyStories({})", path.display()), fp))
+        }
+    }
+}
+
+/// Story indices of the validation split: `round(n * fraction)` stories (at least one, and
+/// at least one left for training), chosen by a seeded shuffle.
+pub fn split(n: usize, fraction: f64, seed: u64) -> Result<Vec<bool>> {
+    if n < 2 {
+        bail!("{n} stories cannot be split into training and validation; accepted: at least 2");
+    }
+    let n_val = ((n as f64 * fraction).round() as usize).clamp(1, n - 1);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::new(seed ^ 0x5_1EED_5EED);
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut is_val = vec![false; n];
+    for &i in &order[..n_val] {
+        is_val[i] = true;
+    }
+    Ok(is_val)
+}
+
+/// The cache folder for these inputs.
+pub fn cache_dir(root: &Path, data: &DataConfig, source_fp: &str, seed: u64) -> PathBuf {
+    let tok = match &data.tokenizer {
+        TokenizerConfig::Gpt2 => "gpt2".to_string(),
+        TokenizerConfig::Bpe { vocab_size } => format!("bpe{vocab_size}"),
+    };
+    let key = format!(
+        "{source_fp}|{tok}|{}|{seed}|v{CACHE_VERSION}",
+        data.val_fraction
+    );
+    root.join("tokens")
+        .join(format!("{tok}-{:016x}", fnv1a(key.as_bytes())))
+}
+
+/// Tokenizes the experiment's data into `<root>/tokens/…`, or reuses what is there.
+pub fn prepare(data: &DataConfig, seed: u64, root: &Path) -> Result<TokenData> {
+    let (texts, source, source_fp) = load_source(&data.source)?;
+    let dir = cache_dir(root, data, &source_fp, seed);
+    match open_matching(&dir, &source_fp, data, seed) {
+        Ok(Some(d)) => {
+            eprintln!(
+                "tokens: reusing {} ({} train + {} val tokens)",
+                dir.display(),
+                d.manifest.train_tokens,
+                d.manifest.val_tokens
+            );
+            return Ok(d);
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("tokens: rebuilding {}: {e:#}", dir.display()),
+    }
+    build(&dir, texts, source, source_fp, data, seed)
+}
+
+/// The cache at `dir` if it was built from exactly these inputs; `None` when there is none.
+fn open_matching(
+    dir: &Path,
+    source_fp: &str,
+    data: &DataConfig,
+    seed: u64,
+) -> Result<Option<TokenData>> {
+    let manifest_path = dir.join("manifest.json");
+    if !manifest_path.exists() {
+        return Ok(None);
+    }
+    let tokenizer = Tokenizer::for_config(&data.tokenizer, &dir.join("tokenizer.json"))?;
+    let d = open(dir, tokenizer)?;
+    let m = &d.manifest;
+    if m.source_fingerprint != source_fp
+        || m.split_seed != seed
+        || m.val_fraction != data.val_fraction
+    {
+        bail!("{}: built from other inputs", manifest_path.display());
+    }
+    Ok(Some(d))
+}
+
+/// Opens a cache that must have been built with `tokenizer`.
+pub fn open(dir: &Path, tokenizer: Tokenizer) -> Result<TokenData> {
+    let manifest_path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("{}: cannot read", manifest_path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a token-cache manifest", manifest_path.display()))?;
+    if manifest.version != CACHE_VERSION {
+        bail!(
+            "{}: cache version {} (this build reads {CACHE_VERSION})",
+            manifest_path.display(),
+            manifest.version
+        );
+    }
+    if manifest.tokenizer != tokenizer.fingerprint() {
+        bail!(
+            "{}: the tokens were made by tokenizer {} but {} was given; rebuild the cache (delete {})",
+            manifest_path.display(),
+            manifest.tokenizer,
+            tokenizer.fingerprint(),
+            dir.display()
+        );
+    }
+    let train = read_tokens(
+        &dir.join("train.bin"),
+        &manifest.dtype,
+        manifest.train_tokens,
+    )?;
+    let val = read_tokens(&dir.join("val.bin"), &manifest.dtype, manifest.val_tokens)?;
+    Ok(TokenData {
+        dir: dir.to_path_buf(),
+        manifest,
+        tokenizer,
+        train,
+        val,
+        reused: true,
+    })
+}
+
+fn build(
+    dir: &Path,
+    texts: Vec<String>,
+    source: String,
+    source_fp: String,
+    data: &DataConfig,
+    seed: u64,
+) -> Result<TokenData> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let is_val = split(texts.len(), data.val_fraction, seed)?;
+    let train_texts = || {
+        texts
+            .iter()
+            .zip(&is_val)
+            .filter(|(_, v)| !**v)
+            .map(|(t, _)| t.as_str())
+    };
+
+    let tokenizer = match &data.tokenizer {
+        TokenizerConfig::Gpt2 => Tokenizer::gpt2()?,
+        TokenizerConfig::Bpe { vocab_size } => {
+            let progress = Progress::new("tokenizer", 1);
+            let tk = Tokenizer::train_bpe(train_texts(), *vocab_size)?;
+            progress.finish(&format!(
+                "trained a {vocab_size}-token BPE on the training split"
+            ));
+            tk.save(&dir.join("tokenizer.json"))?;
+            tk
+        }
+    };
+
+    let progress = Progress::new("tokenize", texts.len() as u64);
+    let eot = tokenizer.eot();
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, (text, v)) in texts.iter().zip(&is_val).enumerate() {
+        let out = if *v { &mut val } else { &mut train };
+        out.extend(tokenizer.encode(text)?);
+        out.push(eot);
+        if i % 1000 == 999 {
+            progress.inc(1000);
+        }
+    }
+    progress.finish(&format!("{} train + {} val tokens", train.len(), val.len()));
+
+    let dtype = if tokenizer.vocab_size() <= 1 << 16 {
+        "u16"
+    } else {
+        "u32"
+    };
+    write_tokens(&dir.join("train.bin"), dtype, &train)?;
+    write_tokens(&dir.join("val.bin"), dtype, &val)?;
+    let n_val = is_val.iter().filter(|v| **v).count();
+    let manifest = Manifest {
+        version: CACHE_VERSION,
+        source,
+        source_fingerprint: source_fp,
+        stories: texts.len(),
+        train_stories: texts.len() - n_val,
+        val_stories: n_val,
+        tokenizer: tokenizer.fingerprint(),
+        vocab_size: tokenizer.vocab_size(),
+        eot,
+        dtype: dtype.to_string(),
+        train_tokens: train.len(),
+        val_tokens: val.len(),
+        split_seed: seed,
+        val_fraction: data.val_fraction,
+    };
+    // The manifest goes last: a cache without one is never reused.
+    write_atomic(
+        &dir.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    Ok(TokenData {
+        dir: dir.to_path_buf(),
+        manifest,
+        tokenizer,
+        train,
+        val,
+        reused: false,
+    })
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+fn write_tokens(path: &Path, dtype: &str, tokens: &[u32]) -> Result<()> {
+    let bytes: Vec<u8> = match dtype {
+        "u16" => tokens
+            .iter()
+            .flat_map(|&t| (t as u16).to_le_bytes())
+            .collect(),
+        _ => tokens.iter().flat_map(|&t| t.to_le_bytes()).collect(),
+    };
+    write_atomic(path, &bytes)
+}
+
+fn read_tokens(path: &Path, dtype: &str, expected: usize) -> Result<Vec<u32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let width = match dtype {
+        "u16" => 2,
+        "u32" => 4,
+        other => bail!(
+            "{}: unknown token dtype {other:?}; accepted: u16, u32",
+            path.display()
+        ),
+    };
+    if bytes.len() != expected * width {
+        bail!(
+            "{}: {} bytes, but the manifest says {expected} {dtype} tokens ({} bytes): the cache is corrupt",
+            path.display(),
+            bytes.len(),
+            expected * width
+        );
+    }
+    Ok(match width {
+        2 => bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

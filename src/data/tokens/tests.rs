@@ -1,0 +1,164 @@
+use super::*;
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("mla-lab-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn synthetic(count: usize, vocab: usize) -> DataConfig {
+    DataConfig {
+        source: DataSource::Synthetic { count, seed: 3 },
+        tokenizer: TokenizerConfig::Bpe { vocab_size: vocab },
+        val_fraction: 0.1,
+    }
+}
+
+#[test]
+fn split_is_by_story_deterministic_and_sized() {
+    let a = split(1000, 0.05, 9).unwrap();
+    assert_eq!(a, split(1000, 0.05, 9).unwrap());
+    assert_ne!(a, split(1000, 0.05, 10).unwrap());
+    assert_eq!(a.iter().filter(|v| **v).count(), 50);
+    assert_eq!(split(3, 0.01, 1).unwrap().iter().filter(|v| **v).count(), 1);
+    assert!(split(1, 0.5, 1).is_err());
+}
+
+#[test]
+fn second_prepare_reuses_the_cache_and_a_changed_input_rebuilds() {
+    let root = Scratch::new("tokens");
+    let data = synthetic(300, 300);
+    let first = prepare(&data, 1, &root.0).unwrap();
+    assert!(!first.reused);
+    assert_eq!(first.manifest.stories, 300);
+    assert_eq!(first.manifest.val_stories, 30);
+    assert_eq!(first.manifest.dtype, "u16");
+    // Every story ends with <|endoftext|>: one per story in each split.
+    let eots = |t: &[u32]| t.iter().filter(|&&x| x == first.tokenizer.eot()).count();
+    assert_eq!(eots(&first.train), 270);
+    assert_eq!(eots(&first.val), 30);
+    // The ids decode back to the stories.
+    let text = first.tokenizer.decode(&first.val).unwrap();
+    assert!(text.contains("<|endoftext|>"));
+
+    let second = prepare(&data, 1, &root.0).unwrap();
+    assert!(second.reused);
+    assert_eq!(second.dir, first.dir);
+    assert_eq!(
+        (second.train, second.val),
+        (first.train.clone(), first.val.clone())
+    );
+
+    // Another generator seed or split seed is another cache.
+    let other = DataConfig {
+        source: DataSource::Synthetic {
+            count: 300,
+            seed: 4,
+        },
+        ..data.clone()
+    };
+    let third = prepare(&other, 1, &root.0).unwrap();
+    assert!(!third.reused);
+    assert_ne!(third.dir, first.dir);
+    assert_ne!(prepare(&data, 2, &root.0).unwrap().dir, first.dir);
+}
+
+#[test]
+fn a_tokenizer_that_does_not_match_is_refused_and_rebuilt() {
+    let root = Scratch::new("tokens-mismatch");
+    let data = synthetic(200, 300);
+    let built = prepare(&data, 1, &root.0).unwrap();
+    // Opening with another tokenizer is an error naming the manifest.
+    let err = open(&built.dir, Tokenizer::gpt2().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("manifest.json") && err.contains("gpt2"),
+        "{err}"
+    );
+    // A replaced tokenizer.json no longer matches: prepare rebuilds rather than mixing ids.
+    let corpus = stories::generate(50, 8);
+    let other = Tokenizer::train_bpe(corpus.iter().map(|s| s.text.as_str()), 300).unwrap();
+    other.save(&built.dir.join("tokenizer.json")).unwrap();
+    let again = prepare(&data, 1, &root.0).unwrap();
+    assert!(!again.reused);
+    assert_eq!(again.train, built.train);
+}
+
+#[test]
+fn a_truncated_cache_is_detected() {
+    let root = Scratch::new("tokens-corrupt");
+    let data = synthetic(100, 300);
+    let built = prepare(&data, 1, &root.0).unwrap();
+    let bin = built.dir.join("train.bin");
+    let bytes = std::fs::read(&bin).unwrap();
+    std::fs::write(&bin, &bytes[..bytes.len() - 2]).unwrap();
+    let tk = Tokenizer::load(&built.dir.join("tokenizer.json")).unwrap();
+    let err = open(&built.dir, tk).unwrap_err().to_string();
+    assert!(
+        err.contains("train.bin") && err.contains("corrupt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tinystories_file_source_with_gpt2() {
+    let root = Scratch::new("tokens-file");
+    let file = root.0.join("s.txt");
+    std::fs::write(
+        &file,
+        "One day, Tom ran.\n<|endoftext|>\nLily sang.\n<|endoftext|>\nThe end came.\n",
+    )
+    .unwrap();
+    let data = DataConfig {
+        source: DataSource::TinyStories { path: file.clone() },
+        tokenizer: TokenizerConfig::Gpt2,
+        val_fraction: 0.3,
+    };
+    let d = prepare(&data, 1, &root.0).unwrap();
+    // 50,257 ids fit in u16.
+    assert_eq!(d.manifest.dtype, "u16");
+    assert_eq!(d.manifest.vocab_size, 50_257);
+    assert_eq!(d.manifest.stories, 3);
+    assert_eq!(d.manifest.val_stories, 1);
+    assert!(prepare(&data, 1, &root.0).unwrap().reused);
+    // Editing the file changes its fingerprint: a new cache.
+    std::fs::write(&file, "Another story.\n<|endoftext|>\nAnd one more.\n").unwrap();
+    let e = prepare(&data, 1, &root.0).unwrap();
+    assert!(!e.reused);
+    assert_ne!(e.dir, d.dir);
+    // A missing file is an error naming it.
+    std::fs::remove_file(&file).unwrap();
+    let err = format!("{:#}", prepare(&data, 1, &root.0).unwrap_err());
+    assert!(err.contains("s.txt"), "{err}");
+}
+
+#[test]
+fn token_files_round_trip_in_both_widths() {
+    let dir = Scratch::new("tokens-width");
+    let ids = vec![0u32, 1, 65_535, 70_000, 3];
+    write_tokens(&dir.0.join("a.bin"), "u32", &ids).unwrap();
+    assert_eq!(std::fs::metadata(dir.0.join("a.bin")).unwrap().len(), 20);
+    assert_eq!(read_tokens(&dir.0.join("a.bin"), "u32", 5).unwrap(), ids);
+    let small = vec![0u32, 1, 65_535, 3];
+    write_tokens(&dir.0.join("b.bin"), "u16", &small).unwrap();
+    assert_eq!(std::fs::metadata(dir.0.join("b.bin")).unwrap().len(), 8);
+    assert_eq!(read_tokens(&dir.0.join("b.bin"), "u16", 4).unwrap(), small);
+    assert!(
+        read_tokens(&dir.0.join("b.bin"), "u8", 4)
+            .unwrap_err()
+            .to_string()
+            .contains("accepted: u16, u32")
+    );
+}
