@@ -243,14 +243,12 @@ fn build(
 
     let progress = Progress::new("tokenize", texts.len() as u64);
     let eot = tokenizer.eot();
+    let encoded = encode_all(&tokenizer, &texts, &progress)?;
     let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (i, (text, v)) in texts.iter().zip(&is_val).enumerate() {
+    for (ids, v) in encoded.into_iter().zip(&is_val) {
         let out = if *v { &mut val } else { &mut train };
-        out.extend(tokenizer.encode(text)?);
+        out.extend(ids);
         out.push(eot);
-        if i % 1000 == 999 {
-            progress.inc(1000);
-        }
     }
     progress.finish(&format!("{} train + {} val tokens", train.len(), val.len()));
 
@@ -291,6 +289,44 @@ fn build(
         val,
         reused: false,
     })
+}
+
+/// Encodes every story, on all cores.
+fn encode_all(
+    tokenizer: &Tokenizer,
+    texts: &[String],
+    progress: &Progress,
+) -> Result<Vec<Vec<u32>>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = texts.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Vec<u32>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = texts
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(part.len());
+                    for (i, text) in part.iter().enumerate() {
+                        out.push(tokenizer.encode(text)?);
+                        if i % 1000 == 999 {
+                            progress.inc(1000);
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("tokenizer thread panicked"))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(texts.len());
+    for part in parts {
+        all.extend(part?);
+    }
+    Ok(all)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
