@@ -225,8 +225,9 @@ mod tests {
             back.encode(&corpus[1].text).unwrap(),
             tk.encode(&corpus[1].text).unwrap()
         );
+        assert!(Tokenizer::for_config(&TokenizerConfig::Bpe { vocab_size: 500 }, &path).is_ok());
         let wrong =
-            Tokenizer::for_config(&TokenizerConfig::Bpe { vocab_size: 500 }, &path).unwrap_err();
+            Tokenizer::for_config(&TokenizerConfig::Bpe { vocab_size: 399 }, &path).unwrap_err();
         assert!(wrong.to_string().contains("400 tokens"), "{wrong}");
         std::fs::write(&path, "{not json").unwrap();
         let err = Tokenizer::load(&path).unwrap_err().to_string();
