@@ -76,3 +76,44 @@ fn running_an_experiment_validates_it_and_names_the_device() {
         "{err}"
     );
 }
+
+#[test]
+fn data_stories_writes_text_and_metadata() {
+    let dir = std::env::temp_dir().join(format!("mla-lab-cli-stories-{}", std::process::id()));
+    let out = dir.join("sub/stories.txt");
+    let (ok, stdout, err) = mla_lab(&[
+        "data",
+        "stories",
+        "--count",
+        "50",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("50 stories (50 distinct)"), "{stdout}");
+    assert!(stdout.contains("unigram entropy"), "{stdout}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().filter(|l| *l == "<|endoftext|>").count(), 50);
+    let meta = std::fs::read_to_string(dir.join("sub/stories.meta.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(meta.lines().next().unwrap()).unwrap();
+    assert_eq!(first["id"], 0);
+    assert!(text.starts_with(&text[..first["resolution_start"].as_u64().unwrap() as usize]));
+    assert_eq!(meta.lines().count(), 50);
+    // The same seed writes the same bytes.
+    let again = dir.join("again.txt");
+    let (ok, _, _) = mla_lab(&[
+        "data",
+        "stories",
+        "--count",
+        "50",
+        "--seed",
+        "3",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(ok);
+    assert_eq!(std::fs::read(&again).unwrap(), text.as_bytes());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

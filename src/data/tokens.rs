@@ -58,8 +58,27 @@ pub struct TokenData {
     pub reused: bool,
 }
 
-/// The stories of a data source, and its fingerprint.
-pub fn load_source(source: &DataSource) -> Result<(Vec<String>, String, String)> {
+/// A data source in words, and a fingerprint of its content (for a file, a hash of its
+/// bytes; for the generator, its version, count and seed — no need to generate).
+pub fn fingerprint(source: &DataSource) -> Result<(String, String)> {
+    match source {
+        DataSource::Synthetic { count, seed } => Ok((
+            format!("Synthetic(count: {count}, seed: {seed})"),
+            format!("synthetic-v{GENERATOR_VERSION}-{count}-{seed}"),
+        )),
+        DataSource::TinyStories { path } => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            Ok((
+                format!("TinyStories({})", path.display()),
+                format!("file-{:016x}-{}", fnv1a(&bytes), bytes.len()),
+            ))
+        }
+    }
+}
+
+/// The stories of a data source.
+pub fn load_source(source: &DataSource) -> Result<Vec<String>> {
     match source {
         DataSource::Synthetic { count, seed } => {
             let progress = Progress::new("stories", *count as u64);
@@ -73,15 +92,9 @@ pub fn load_source(source: &DataSource) -> Result<(Vec<String>, String, String)>
             progress.finish(&format!(
                 "generated {count} synthetic stories (seed {seed})"
             ));
-            let what = format!("Synthetic(count: {count}, seed: {seed})");
-            let fp = format!("synthetic-v{GENERATOR_VERSION}-{count}-{seed}");
-            Ok((out, what, fp))
+            Ok(out)
         }
         DataSource::TinyStories { path } => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-            let fp = format!("file-{:016x}-{}", fnv1a(&bytes), bytes.len());
-            drop(bytes);
             let started = Instant::now();
             let stories = tinystories::load(path)?;
             eprintln!(
@@ -90,7 +103,7 @@ pub fn load_source(source: &DataSource) -> Result<(Vec<String>, String, String)>
                 path.display(),
                 started.elapsed().as_secs_f64()
             );
-            Ok((stories, format!("TinyStories({})", path.display()), fp))
+            Ok(stories)
         }
     }
 }
@@ -130,7 +143,7 @@ pub fn cache_dir(root: &Path, data: &DataConfig, source_fp: &str, seed: u64) -> 
 
 /// Tokenizes the experiment's data into `<root>/tokens/…`, or reuses what is there.
 pub fn prepare(data: &DataConfig, seed: u64, root: &Path) -> Result<TokenData> {
-    let (texts, source, source_fp) = load_source(&data.source)?;
+    let (source, source_fp) = fingerprint(&data.source)?;
     let dir = cache_dir(root, data, &source_fp, seed);
     match open_matching(&dir, &source_fp, data, seed) {
         Ok(Some(d)) => {
@@ -145,6 +158,7 @@ pub fn prepare(data: &DataConfig, seed: u64, root: &Path) -> Result<TokenData> {
         Ok(None) => {}
         Err(e) => eprintln!("tokens: rebuilding {}: {e:#}", dir.display()),
     }
+    let texts = load_source(&data.source)?;
     build(&dir, texts, source, source_fp, data, seed)
 }
 
