@@ -6,7 +6,8 @@
 //! [`GptConfig::kv_bytes_per_token`]; the cache made by [`Gpt::new_cache`] reports what it
 //! really holds.
 
-use burn::module::Module;
+use burn::module::{Initializer, Module};
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::gelu;
 use burn::tensor::{DType, Device, Int, Tensor};
@@ -14,6 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionConfig, AttentionDims, MlaDecode};
 use crate::infer::cache::{KvCache, LayerCache};
+
+/// GPT-2's embedding initialisation, N(0, 0.02). burn's default N(0, 1) makes tied-head
+/// logits ~sqrt(d_model) wide at the start (an initial loss of 24 nats instead of ln(vocab)).
+const EMBEDDING_INIT: Initializer = Initializer::Normal {
+    mean: 0.0,
+    std: 0.02,
+};
 
 /// How the model knows where a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -109,9 +117,14 @@ impl GptConfig {
             })
             .collect();
         Gpt {
-            wte: EmbeddingConfig::new(self.vocab_size, d).init(device),
-            wpe: matches!(self.positions, Positions::Learned)
-                .then(|| EmbeddingConfig::new(self.context, d).init(device)),
+            wte: EmbeddingConfig::new(self.vocab_size, d)
+                .with_initializer(EMBEDDING_INIT)
+                .init(device),
+            wpe: matches!(self.positions, Positions::Learned).then(|| {
+                EmbeddingConfig::new(self.context, d)
+                    .with_initializer(EMBEDDING_INIT)
+                    .init(device)
+            }),
             blocks,
             ln_f: LayerNormConfig::new(d).init(device),
             lm_head: (!self.tie_embeddings).then(|| {
@@ -166,6 +179,22 @@ impl Gpt {
     /// - output: logits `[batch, seq, vocab]`
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
         self.run(tokens, None, 0)
+    }
+
+    /// Mean next-token cross-entropy (nats per token): the training objective.
+    ///
+    /// # Shapes
+    /// - inputs, targets: `[batch, seq]`
+    /// - output: `[1]`
+    pub fn loss(&self, inputs: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
+        let [batch, seq] = inputs.dims();
+        let logits = self.forward(inputs); // [batch, seq, vocab]
+        let vocab = logits.dims()[2];
+        let logits = logits.reshape([batch * seq, vocab]); // [batch*seq, vocab]
+        let targets = targets.reshape([batch * seq]); // [batch*seq]
+        CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, targets)
     }
 
     /// Forward through the cache: `tokens` continue the sequences already cached (a prompt

@@ -336,3 +336,33 @@ fn random_inputs_flow_through_rope_and_norms_without_nan() {
         assert!(v.iter().all(|x| x.is_finite()), "{name}: non-finite logits");
     }
 }
+
+#[test]
+fn every_variant_learns_a_fixed_batch() {
+    use burn::optim::{AdamWConfig, GradientsParams};
+    let device = test_device().autodiff();
+    let toks = tokens(2, CONTEXT + 1, 13, &device);
+    let inputs = toks.clone().narrow(1, 0, CONTEXT);
+    let targets = toks.narrow(1, 1, CONTEXT);
+    for (name, config) in variants() {
+        device.seed(3);
+        let mut model = config.init(&device);
+        let mut optim = AdamWConfig::new().init();
+        let first = model
+            .loss(inputs.clone(), targets.clone())
+            .into_scalar::<f32>();
+        // A uniform guess over the vocabulary costs ln(vocab) nats.
+        assert!(
+            (first - (VOCAB as f32).ln()).abs() < 1.0,
+            "{name}: initial loss {first}"
+        );
+        let mut last = first;
+        for _ in 0..40 {
+            let loss = model.loss(inputs.clone(), targets.clone());
+            last = loss.clone().into_scalar::<f32>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+        }
+        assert!(last < 0.5 * first, "{name}: loss {first} -> {last}");
+    }
+}
