@@ -82,6 +82,19 @@ impl TokenWindows {
     }
 }
 
+impl TokenWindows {
+    /// Window `index` without the bound of one pass: training streams go on past `len()`
+    /// (each index has its own seeded offset); validation windows wrap around.
+    pub fn window(&self, index: usize) -> Window {
+        let index = match self.offsets {
+            Offsets::Random(_) => index,
+            Offsets::Tiled => index % self.len,
+        };
+        let start = self.offset(index);
+        Window(self.tokens[start..start + self.context + 1].to_vec())
+    }
+}
+
 impl Dataset<Window> for TokenWindows {
     fn get(&self, index: usize) -> Result<Window, DatasetError> {
         if index >= self.len {

@@ -187,9 +187,14 @@ impl Gpt {
     /// - inputs, targets: `[batch, seq]`
     /// - output: `[1]`
     pub fn loss(&self, inputs: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
-        let [batch, seq] = inputs.dims();
-        let logits = self.forward(inputs); // [batch, seq, vocab]
-        let vocab = logits.dims()[2];
+        Gpt::cross_entropy(self.forward(inputs), targets)
+    }
+
+    /// # Shapes
+    /// - logits: `[batch, seq, vocab]`, targets: `[batch, seq]`
+    /// - output: `[1]`
+    pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
+        let [batch, seq, vocab] = logits.dims();
         let logits = logits.reshape([batch * seq, vocab]); // [batch*seq, vocab]
         let targets = targets.reshape([batch * seq]); // [batch*seq]
         CrossEntropyLossConfig::new()

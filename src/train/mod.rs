@@ -1,0 +1,6 @@
+//! Training glue: the optimizer and learning-rate schedule of an experiment's `train`
+//! section, and the train/inference steps burn-train's learner calls.
+
+pub mod loader;
+pub mod optim;
+pub mod step;
