@@ -1,17 +1,18 @@
 //! The `mla-lab` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use mla_lab::backend::{self, BackendChoice};
+use mla_lab::backend::BackendChoice;
 use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;
 use mla_lab::info::{InfoRow, table};
 use mla_lab::progress::Progress;
+use mla_lab::train::run::{self, TrainOptions};
 use std::io::Write;
 
 /// Train small GPTs with MHA, MLA and MLA+RoPE attention and measure what each costs.
@@ -22,6 +23,8 @@ struct Cli {
     command: Option<Command>,
     /// An experiment file to run (same as `mla-lab train FILE`).
     experiment: Option<PathBuf>,
+    #[command(flatten)]
+    train: TrainArgs,
     /// Device to run on, among the backends compiled in.
     #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
     backend: BackendChoice,
@@ -42,10 +45,30 @@ enum Command {
         dtype: CacheDtype,
     },
     /// Train an experiment.
-    Train { file: PathBuf },
+    Train {
+        file: PathBuf,
+        #[command(flatten)]
+        opts: TrainArgs,
+    },
     /// Generate and prepare data.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct TrainArgs {
+    /// Continue the run in the artifact folder from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Start over in an artifact folder that holds another run.
+    #[arg(long)]
+    force: bool,
+    /// Progress lines instead of a dashboard.
+    #[arg(long)]
+    headless: bool,
+    /// Artifacts folder.
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,7 +127,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match (cli.command, cli.experiment) {
         (Some(Command::Info { files, json, dtype }), _) => info(&files, json, dtype.into()),
-        (Some(Command::Train { file }), _) | (None, Some(file)) => train(&file, cli.backend),
+        (Some(Command::Train { file, opts }), _) => train(&file, opts, cli.backend),
+        (None, Some(file)) => train(&file, cli.train, cli.backend),
         (Some(Command::Data(cmd)), _) => data(cmd),
         (None, None) => bail!("nothing to do: give an experiment file, or see `mla-lab --help`"),
     }
@@ -129,15 +153,26 @@ fn info(files: &[PathBuf], json: bool, dtype: DType) -> Result<()> {
     Ok(())
 }
 
-fn train(file: &PathBuf, choice: BackendChoice) -> Result<()> {
-    Experiment::load(file)?;
-    let (name, _device) = backend::select(choice)?;
-    bail!(
-        "{}: the experiment is valid and would run on {name}, but training is not built yet \
-         (it arrives with the trainer); `mla-lab info {}` shows its costs",
-        file.display(),
-        file.display()
-    )
+fn train(file: &Path, args: TrainArgs, backend: BackendChoice) -> Result<()> {
+    let opts = TrainOptions {
+        artifacts: args.artifacts,
+        resume: args.resume,
+        force: args.force,
+        print: true,
+        backend,
+    };
+    let s = run::run(file, &opts)?;
+    println!(
+        "{}: {} steps, {} tokens, final val loss {} in {:.1} s on {}",
+        s.experiment,
+        s.steps,
+        s.tokens_seen,
+        s.final_val_loss
+            .map_or("-".into(), |v| format!("{v:.4} (ppl {:.2})", v.exp())),
+        s.wall_time_s,
+        s.backend
+    );
+    Ok(())
 }
 
 fn data(cmd: DataCommand) -> Result<()> {

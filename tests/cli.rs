@@ -67,14 +67,61 @@ fn info_on_a_bad_file_names_it_and_fails() {
 }
 
 #[test]
-fn running_an_experiment_validates_it_and_names_the_device() {
-    let (ok, _, err) = mla_lab(&["--backend", "cpu", "experiments/small/mha.ron"]);
-    // Training is not built yet: the run must say so rather than pretend.
-    assert!(!ok);
+fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
+    let dir = std::env::temp_dir().join(format!("mla-lab-cli-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exp = dir.join("tiny.ron");
+    std::fs::write(
+        &exp,
+        r#"(name: "tiny", seed: 1,
+            model: (vocab_size: 300, context: 32, d_model: 32, n_layers: 2, n_heads: 4,
+                    positions: Rope(10000.0), attention: Mla(rank: 16, layout: Separate, rope_dim: 4)),
+            data: (source: Synthetic(count: 400, seed: 2), tokenizer: Bpe(vocab_size: 300)),
+            train: (batch_size: 4, max_steps: 40, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
+                    eval_every: 10, eval_batches: 4, log_every: 10, keep_checkpoints: 2))"#,
+    )
+    .unwrap();
+    let art = dir.join("artifacts");
+    let (ok, out, err) = mla_lab(&[
+        "--backend",
+        "cpu",
+        exp.to_str().unwrap(),
+        "--artifacts",
+        art.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    // Clean progress lines, no debug dumps of burn's progress structs.
     assert!(
-        err.contains("experiments/small/mha.ron") && err.contains("cpu"),
-        "{err}"
+        out.contains("step     40/40") && !out.contains("ProgressSnapshot"),
+        "{out}"
     );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(art.join("tiny/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["steps"], 40);
+    let csv = std::fs::read_to_string(art.join("tiny/metrics.csv")).unwrap();
+    let losses: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1)?.parse().ok())
+        .collect();
+    assert!(
+        losses.last().unwrap() < &(losses[0] - 0.5),
+        "loss did not fall: {losses:?}"
+    );
+    for f in ["experiment.ron", "tokenizer.json", "checkpoint/model-4.bpk"] {
+        assert!(art.join("tiny").join(f).exists(), "{f} missing");
+    }
+    // Same folder again without --resume/--force: refused, nothing lost.
+    let (ok, _, err) = mla_lab(&[
+        "--backend",
+        "cpu",
+        exp.to_str().unwrap(),
+        "--artifacts",
+        art.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--resume"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -3,4 +3,6 @@
 
 pub mod loader;
 pub mod optim;
+pub mod renderer;
+pub mod run;
 pub mod step;

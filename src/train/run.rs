@@ -1,0 +1,264 @@
+//! `mla-lab train`: one experiment file → a trained model and a complete record in
+//! `artifacts/<name>/`.
+//!
+//! burn-train's learner validates and checkpoints once per epoch, so one learner epoch is
+//! `eval_every` optimizer steps ([`StepLoader`]): validation and a checkpoint (model,
+//! optimizer, scheduler) every `eval_every` steps, the last `keep_checkpoints` kept. The data
+//! position is the step itself, so `--resume` continues at the step of the last checkpoint
+//! with the same schedule and data order.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::transform::PartialDataset;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{DType, Tensor};
+use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::metric::{LearningRateMetric, LossMetric};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
+use serde::Serialize;
+
+use super::loader::StepLoader;
+use super::optim::{lr_schedule, optimizer};
+use super::renderer::StepRenderer;
+use crate::backend::{self, BackendChoice};
+use crate::data::dataset::{TokenBatcher, TokenWindows};
+use crate::data::tokens;
+use crate::experiment::{Experiment, TokenizerConfig};
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Where run folders and the token cache live.
+    pub artifacts: PathBuf,
+    pub resume: bool,
+    /// Start over in a folder that holds another run.
+    pub force: bool,
+    /// Print progress lines (otherwise quiet; the CLI prints them when stdout is not a TTY).
+    pub print: bool,
+    pub backend: BackendChoice,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub experiment: String,
+    pub params: usize,
+    pub non_embedding_params: usize,
+    pub kv_bytes_per_token_f32: usize,
+    pub steps: usize,
+    pub tokens_seen: usize,
+    pub final_train_loss: Option<f64>,
+    pub final_val_loss: Option<f64>,
+    pub final_val_perplexity: Option<f64>,
+    pub wall_time_s: f64,
+    pub backend: String,
+    pub git_revision: Option<String>,
+}
+
+/// Latest checkpoint epoch in `dir/checkpoint`, if any.
+pub fn latest_checkpoint(dir: &Path) -> Option<usize> {
+    std::fs::read_dir(dir.join("checkpoint"))
+        .ok()?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()
+        })
+        .max()
+}
+
+/// Decides what to do with an existing run folder: the epoch to resume from, or none.
+fn check_folder(dir: &Path, exp: &Experiment, opts: &TrainOptions) -> Result<Option<usize>> {
+    let copy = dir.join("experiment.ron");
+    if copy.exists() && !opts.force {
+        let theirs = Experiment::load(&copy).with_context(|| {
+            format!(
+                "{} holds an unreadable experiment; use --force to start over",
+                dir.display()
+            )
+        })?;
+        if &theirs != exp {
+            bail!(
+                "{} holds a run of a different experiment (its experiment.ron differs); \
+                 use another name, or --force to replace it",
+                dir.display()
+            );
+        }
+    }
+    let latest = latest_checkpoint(dir);
+    match (opts.resume, latest, opts.force) {
+        (true, Some(epoch), _) => {
+            truncate_metrics(&dir.join("metrics.csv"), epoch * exp.train.eval_every)?;
+            Ok(Some(epoch))
+        }
+        (true, None, _) => bail!(
+            "--resume: {} has no checkpoint to resume from",
+            dir.display()
+        ),
+        (false, Some(epoch), false) => bail!(
+            "{} already holds a run (checkpoint after step {}); use --resume to continue it or --force to start over",
+            dir.display(),
+            epoch * exp.train.eval_every
+        ),
+        (false, _, true) => {
+            for sub in ["checkpoint", "train", "valid"] {
+                let _ = std::fs::remove_dir_all(dir.join(sub));
+            }
+            for f in ["metrics.csv", "summary.json", "experiment.log"] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+            Ok(None)
+        }
+        (false, None, false) => {
+            let _ = std::fs::remove_file(dir.join("metrics.csv"));
+            Ok(None)
+        }
+    }
+}
+
+/// Drops `metrics.csv` rows past `step` (written after the checkpoint a resumed run restarts
+/// from), so the resumed curve continues the file without repeating steps.
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, line)| {
+            *i == 0
+                || line
+                    .split(',')
+                    .next()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .is_some_and(|s| s <= step)
+        })
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(path, kept.join("\n") + "\n")
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Touches every parameter so lazily initialised weights are drawn now, in a fixed order,
+/// right after seeding: the same seed then gives the same weights.
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
+    let started = Instant::now();
+    let exp = Experiment::load(exp_path)?;
+    let text = std::fs::read_to_string(exp_path)?;
+    let dir = opts.artifacts.join(&exp.name);
+    let resume_epoch = check_folder(&dir, &exp, opts)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    std::fs::write(dir.join("experiment.ron"), &text)?;
+
+    let data = tokens::prepare(&exp.data, exp.seed, &opts.artifacts.join("cache"))?;
+    if let TokenizerConfig::Bpe { .. } = exp.data.tokenizer {
+        std::fs::copy(data.dir.join("tokenizer.json"), dir.join("tokenizer.json"))?;
+    }
+
+    let (backend_name, device) = backend::select(opts.backend)?;
+    let device = device.autodiff();
+    device.seed(exp.seed);
+    let model = exp.model.init(&device);
+    model.visit(&mut Materialize);
+    let (params, non_emb) = (model.param_count(), model.non_embedding_param_count());
+
+    let t = &exp.train;
+    let context = exp.model.context;
+    let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.seed)?;
+    let val_windows = TokenWindows::validation(Arc::new(data.val), context)?;
+    let n_val =
+        (t.eval_batches * t.batch_size).min(burn::data::dataset::Dataset::len(&val_windows));
+    let valid = DataLoaderBuilder::new(TokenBatcher)
+        .batch_size(t.batch_size)
+        .set_device(device.clone())
+        .build(PartialDataset::new(val_windows, 0, n_val));
+    let train = StepLoader::new(
+        train_windows,
+        t.batch_size,
+        t.eval_every,
+        t.max_steps,
+        resume_epoch.unwrap_or(0),
+        device.clone(),
+    );
+    let epochs = train.epochs();
+
+    let interrupter = Interrupter::new();
+    let renderer = StepRenderer::new(
+        t.batch_size,
+        context,
+        t.eval_every,
+        t.max_steps,
+        t.log_every,
+        dir.join("metrics.csv"),
+        opts.print,
+        interrupter.clone(),
+    );
+    let record = renderer.record.clone();
+    let learner = Learner::new(model, optimizer(t), lr_schedule(t)?);
+    let mut training = SupervisedTraining::new(&dir, Arc::new(train), valid)
+        .num_epochs(epochs)
+        .with_default_checkpointers()
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(t.keep_checkpoints))
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        .with_interrupter(interrupter)
+        .with_application_logger(None)
+        .renderer(Box::new(renderer));
+    if let Some(epoch) = resume_epoch {
+        training = training.checkpoint(epoch);
+    }
+    let result = training.launch(learner);
+
+    let r = record.lock().unwrap().clone();
+    if let Some(why) = r.diverged {
+        bail!(
+            "{}: stopped: {why}; the last good checkpoint is kept in {}",
+            exp.name,
+            dir.join("checkpoint").display()
+        );
+    }
+    let summary = TrainSummary {
+        experiment: exp.name.clone(),
+        params,
+        non_embedding_params: non_emb,
+        kv_bytes_per_token_f32: exp.model.kv_bytes_per_token(DType::F32),
+        steps: r.step,
+        tokens_seen: r.step * t.batch_size * context,
+        final_train_loss: r.last_train_loss,
+        final_val_loss: r.last_val_loss,
+        final_val_perplexity: r.last_val_loss.map(f64::exp),
+        wall_time_s: started.elapsed().as_secs_f64(),
+        backend: backend_name,
+        git_revision: git_revision(),
+    };
+    drop(result);
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    Ok(summary)
+}
