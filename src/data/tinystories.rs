@@ -193,28 +193,7 @@ fn parse_json_lines(text: &str) -> Result<Vec<String>, (usize, String)> {
 mod tests {
     use super::*;
 
-    /// A scratch folder for fixture files, removed on drop.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(tag: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("mla-lab-{tag}-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-
-        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-            let p = self.0.join(name);
-            std::fs::write(&p, bytes).unwrap();
-            p
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::data::Scratch;
 
     #[test]
     fn text_format_v1_and_v2_quirks() {
