@@ -274,16 +274,26 @@ impl Experiment {
                 bad(field, "is 0; accepted: a positive integer".into());
             }
         }
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            bad(
-                "train.lr",
-                format!("{}; accepted: a positive learning rate", t.lr),
-            );
+        if !(t.lr.is_finite() && t.lr > 0.0 && t.lr <= 1.0) {
+            bad("train.lr", format!("{}; accepted: 0 < lr <= 1", t.lr));
         }
         if !(t.min_lr.is_finite() && t.min_lr >= 0.0 && t.min_lr <= t.lr) {
             bad(
                 "train.min_lr",
                 format!("{}; accepted: 0 <= min_lr <= lr ({})", t.min_lr, t.lr),
+            );
+        }
+        if t.eval_every > 0
+            && t.checkpoint_every > 0
+            && !t.checkpoint_every.is_multiple_of(t.eval_every)
+        {
+            bad(
+                "train.checkpoint_every",
+                format!(
+                    "{} is not a multiple of eval_every = {}; accepted: a multiple of eval_every \
+                     (checkpoints are written after a validation)",
+                    t.checkpoint_every, t.eval_every
+                ),
             );
         }
         if t.warmup_steps > t.max_steps {

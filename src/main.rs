@@ -12,12 +12,12 @@ use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;
 use mla_lab::info::{InfoRow, table};
 use mla_lab::progress::Progress;
-use mla_lab::train::run::{self, TrainOptions};
-use std::io::Write;
+use mla_lab::train::run::{self, Display, TrainOptions};
+use std::io::{IsTerminal, Write};
 
 /// Train small GPTs with MHA, MLA and MLA+RoPE attention and measure what each costs.
 #[derive(Parser, Debug)]
-#[command(name = "mla-lab", version, args_conflicts_with_subcommands = true)]
+#[command(name = "mla-lab", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -158,7 +158,11 @@ fn train(file: &Path, args: TrainArgs, backend: BackendChoice) -> Result<()> {
         artifacts: args.artifacts,
         resume: args.resume,
         force: args.force,
-        print: true,
+        display: if args.headless || !std::io::stdout().is_terminal() {
+            Display::Lines
+        } else {
+            Display::Dashboard
+        },
         backend,
     };
     let s = run::run(file, &opts)?;

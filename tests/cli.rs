@@ -164,3 +164,118 @@ fn data_stories_writes_text_and_metadata() {
     assert_eq!(std::fs::read(&again).unwrap(), text.as_bytes());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Steps and train losses of a metrics.csv.
+fn metric_rows(csv: &str) -> Vec<(usize, f64)> {
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("mla-lab-cli-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exp = dir.join("resume.ron");
+    std::fs::write(
+        &exp,
+        r#"(name: "resume", seed: 3,
+            model: (vocab_size: 300, context: 32, d_model: 32, n_layers: 2, n_heads: 4,
+                    positions: Rope(10000.0), attention: Mla(rank: 16, layout: Separate, rope_dim: 4)),
+            data: (source: Synthetic(count: 400, seed: 2), tokenizer: Bpe(vocab_size: 300)),
+            train: (batch_size: 4, max_steps: 600, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
+                    eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 5,
+                    keep_checkpoints: 2))"#,
+    )
+    .unwrap();
+    let art = dir.join("artifacts");
+    let run_dir = art.join("resume");
+    let args = [
+        "--backend",
+        "cpu",
+        "train",
+        exp.to_str().unwrap(),
+        "--artifacts",
+        art.to_str().unwrap(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as the third checkpoint is complete.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !["model", "optim", "scheduler"]
+        .iter()
+        .all(|p| run_dir.join(format!("checkpoint/{p}-3.bpk")).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !run_dir.join("summary.json").exists(),
+        "the run finished before it was killed; the test needs a longer run"
+    );
+    let before = metric_rows(&std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap());
+    // The newest checkpoint left complete: the step the run resumes from.
+    let complete = |epoch: usize| {
+        ["model", "optim", "scheduler"]
+            .iter()
+            .all(|p| run_dir.join(format!("checkpoint/{p}-{epoch}.bpk")).exists())
+    };
+    let resumed_from = 10 * (3..100).take_while(|&e| complete(e)).last().unwrap();
+
+    // Without --resume the folder is refused and nothing is touched.
+    let (ok, _, err) = mla_lab(&args);
+    assert!(!ok && err.contains("--resume"), "{err}");
+
+    let mut resumed_args = args.to_vec();
+    resumed_args.push("--resume");
+    let (ok, out, err) = mla_lab(&resumed_args);
+    assert!(ok, "{err}");
+    assert!(out.contains("600 steps"), "{out}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["steps"], 600);
+
+    let after = metric_rows(&std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap());
+    let steps: Vec<usize> = after.iter().map(|r| r.0).collect();
+    let expected: Vec<usize> = (1..=120).map(|i| i * 5).collect();
+    assert_eq!(steps, expected, "each logged step once, in order");
+    // Rows up to the checkpoint the run resumed from are the killed run's own rows.
+    for (a, b) in before
+        .iter()
+        .zip(&after)
+        .take_while(|(a, _)| a.0 <= resumed_from)
+    {
+        assert_eq!(a, b);
+    }
+    // The curve continues: the first losses after resuming are near where it stopped, far
+    // below the untrained loss (~ln 300 = 5.7).
+    let at = |rows: &[(usize, f64)], s: usize| rows.iter().find(|r| r.0 == s).unwrap().1;
+    let first_after = at(&after, resumed_from + 5);
+    let initial = after[0].1;
+    assert!(
+        first_after < at(&after, resumed_from) + 0.3 && first_after < initial - 0.5,
+        "restarted instead of resuming: {after:?}"
+    );
+    // Only the newest two checkpoints are kept.
+    let kept = std::fs::read_dir(run_dir.join("checkpoint"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 6);
+    assert!(run_dir.join("checkpoint/model-60.bpk").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,7 @@
 //! Training glue: the optimizer and learning-rate schedule of an experiment's `train`
 //! section, and the train/inference steps burn-train's learner calls.
 
+pub mod checkpoint;
 pub mod loader;
 pub mod optim;
 pub mod renderer;

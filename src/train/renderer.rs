@@ -1,7 +1,8 @@
-//! What a training run shows and records when stdout is not a terminal (CI, pipes,
-//! `--headless`): one clean line every `log_every` steps, and `metrics.csv` rows. It replaces
-//! burn-train's plain renderer, which prints a debug dump of its progress structs per batch.
-//! A NaN or infinite training loss stops the run through the learner's interrupter.
+//! What a training run shows and records. Always: `metrics.csv` rows, and a stop through the
+//! learner's interrupter when the training loss turns NaN or infinite. In a terminal: burn-train's
+//! dashboard, to which every event is forwarded. Otherwise (CI, pipes, `--headless`): one clean
+//! line every `log_every` steps, in place of burn-train's plain renderer, which prints a debug
+//! dump of its progress structs per batch.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -42,6 +43,8 @@ pub struct StepRenderer {
     csv: PathBuf,
     print: bool,
     interrupter: Interrupter,
+    /// The dashboard every event is also sent to (then no lines are printed).
+    dashboard: Option<Box<dyn MetricsRenderer>>,
     pub record: Arc<Mutex<RunRecord>>,
 }
 
@@ -73,7 +76,21 @@ impl StepRenderer {
             csv,
             print,
             interrupter,
+            dashboard: None,
             record: Arc::new(Mutex::new(RunRecord::default())),
+        }
+    }
+
+    /// Shows burn-train's terminal dashboard instead of progress lines.
+    pub fn with_dashboard(mut self, dashboard: Box<dyn MetricsRenderer>) -> Self {
+        self.print = false;
+        self.dashboard = Some(dashboard);
+        self
+    }
+
+    fn dashboard(&mut self, f: impl FnOnce(&mut dyn MetricsRenderer)) {
+        if let Some(d) = self.dashboard.as_deref_mut() {
+            f(d)
         }
     }
 
@@ -141,6 +158,14 @@ impl StepRenderer {
     }
 }
 
+/// `MetricState` is not `Clone`; its parts are.
+fn copy(state: &MetricState) -> MetricState {
+    match state {
+        MetricState::Generic(e) => MetricState::Generic(e.clone()),
+        MetricState::Numeric(e, n) => MetricState::Numeric(e.clone(), n.clone()),
+    }
+}
+
 fn hms(s: f64) -> String {
     let s = s.round() as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -148,6 +173,7 @@ fn hms(s: f64) -> String {
 
 impl MetricsRendererTraining for StepRenderer {
     fn update_train(&mut self, state: MetricState) {
+        self.dashboard(|d| d.update_train(copy(&state)));
         let Some((name, v)) = self.value(&state) else {
             return;
         };
@@ -166,6 +192,7 @@ impl MetricsRendererTraining for StepRenderer {
     }
 
     fn update_valid(&mut self, state: MetricState) {
+        self.dashboard(|d| d.update_valid(copy(&state)));
         if let Some((name, v)) = self.value(&state)
             && name == "Loss"
         {
@@ -175,20 +202,24 @@ impl MetricsRendererTraining for StepRenderer {
 
     fn on_train_end(
         &mut self,
-        _summary: Option<burn::train::LearnerSummary>,
+        summary: Option<burn::train::LearnerSummary>,
     ) -> Result<(), Box<dyn core::error::Error>> {
-        Ok(())
+        match self.dashboard.as_deref_mut() {
+            Some(d) => d.on_train_end(summary),
+            None => Ok(()),
+        }
     }
 }
 
 impl TrainingProgressLogger for StepRenderer {
     fn start(
         &mut self,
-        _total: usize,
+        total: usize,
         starting_epoch: usize,
-        _items: Option<usize>,
-        _label: Option<&str>,
+        items: Option<usize>,
+        label: Option<&str>,
     ) {
+        self.dashboard(|d| d.start(total, starting_epoch, items, label));
         // burn-train counts epochs from 1 here; `epoch` holds the 0-based index of the epoch
         // being trained (update_epoch then reports the number of epochs completed).
         self.epoch = starting_epoch.saturating_sub(1);
@@ -198,14 +229,17 @@ impl TrainingProgressLogger for StepRenderer {
     }
 
     fn update_epoch(&mut self, epoch: usize) {
+        self.dashboard(|d| d.update_epoch(epoch));
         self.epoch = epoch;
     }
 
-    fn start_split(&mut self, split: &str, _total_items: usize) {
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        self.dashboard(|d| d.start_split(split, total_items));
         self.in_valid = split.to_ascii_lowercase().contains("valid");
     }
 
     fn update_split(&mut self, items_processed: usize) {
+        self.dashboard(|d| d.update_split(items_processed));
         if self.in_valid {
             return;
         }
@@ -216,13 +250,16 @@ impl TrainingProgressLogger for StepRenderer {
             r.step = step;
             r.last_train_loss = self.train_loss;
         }
-        if step.is_multiple_of(self.log_every) {
+        // A step that ends an epoch gets its line and row after validation, with the val loss.
+        let validates = step.is_multiple_of(self.steps_per_epoch) || step == self.max_steps;
+        if step.is_multiple_of(self.log_every) && !validates {
             self.line(None);
             self.row(None);
         }
     }
 
     fn end_split(&mut self) {
+        self.dashboard(|d| d.end_split());
         if self.in_valid {
             let val = self.record.lock().unwrap().last_val_loss;
             self.line(val);
@@ -230,9 +267,13 @@ impl TrainingProgressLogger for StepRenderer {
         }
     }
 
-    fn end(&mut self) {}
+    fn end(&mut self) {
+        self.dashboard(|d| d.end());
+    }
 
-    fn log_event_training(&mut self, _event: String) {}
+    fn log_event_training(&mut self, event: String) {
+        self.dashboard(|d| d.log_event_training(event));
+    }
 }
 
 impl EvaluationProgressLogger for StepRenderer {
@@ -249,10 +290,76 @@ impl MetricsRendererEvaluation for StepRenderer {
 }
 
 impl MetricsRenderer for StepRenderer {
-    fn manual_close(&mut self) {}
+    fn manual_close(&mut self) {
+        self.dashboard(|d| d.manual_close());
+    }
 
     fn register_metric(&mut self, definition: MetricDefinition) {
+        self.dashboard(|d| d.register_metric(definition.clone()));
         self.names
             .insert(definition.metric_id, definition.name.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::train::metric::{LossMetric, MetricEntry, NumericEntry, SerializedEntry};
+
+    fn loss_state(id: &MetricId, v: f64) -> MetricState {
+        let entry = SerializedEntry::new(format!("{v}"), format!("{v}"));
+        MetricState::Numeric(
+            MetricEntry::new(id.clone(), entry),
+            Some(NumericEntry::Value(v)),
+        )
+    }
+
+    fn renderer(tag: &str) -> (StepRenderer, MetricId, Interrupter, crate::data::Scratch) {
+        let scratch = crate::data::Scratch::new(tag);
+        let interrupter = Interrupter::new();
+        let mut r = StepRenderer::new(
+            2,
+            8,
+            5,
+            20,
+            1,
+            scratch.0.join("metrics.csv"),
+            false,
+            interrupter.clone(),
+        );
+        let id = MetricId::new(Arc::new("loss".to_string()));
+        r.register_metric(MetricDefinition::new(id.clone(), &LossMetric::new()));
+        r.start(4, 1, None, None);
+        r.start_split("train", 10);
+        (r, id, interrupter, scratch)
+    }
+
+    #[test]
+    fn a_non_finite_loss_stops_the_run_and_says_where() {
+        let (mut r, id, interrupter, _scratch) = renderer("nan-stop");
+        r.update_train(loss_state(&id, 3.0));
+        r.update_split(2 * 3);
+        assert!(!interrupter.should_stop());
+        r.update_train(loss_state(&id, f64::NAN));
+        assert!(interrupter.should_stop());
+        let why = r.record.lock().unwrap().diverged.clone().unwrap();
+        assert_eq!(why, "training loss became NaN at step 3");
+    }
+
+    #[test]
+    fn rows_are_one_per_step_and_the_validated_step_carries_the_val_loss() {
+        let (mut r, id, _, scratch) = renderer("rows");
+        for step in 1..=5 {
+            r.update_train(loss_state(&id, 10.0 - step as f64));
+            r.update_split(2 * step);
+        }
+        r.start_split("valid", 4);
+        r.update_valid(loss_state(&id, 4.5));
+        r.end_split();
+        let csv = std::fs::read_to_string(scratch.0.join("metrics.csv")).unwrap();
+        let steps: Vec<&str> = csv.lines().map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(steps, ["step", "1", "2", "3", "4", "5"], "{csv}");
+        let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+        assert_eq!((last[1], last[2]), ("5.000000", "4.500000"), "{csv}");
     }
 }

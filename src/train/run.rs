@@ -11,16 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::{Module, ModuleVisitor, Param};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{DType, Tensor};
-use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{LearningRateMetric, LossMetric};
+use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 use serde::Serialize;
 
+use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
 use super::loader::StepLoader;
 use super::optim::{lr_schedule, optimizer};
 use super::renderer::StepRenderer;
@@ -36,9 +38,18 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Start over in a folder that holds another run.
     pub force: bool,
-    /// Print progress lines (otherwise quiet; the CLI prints them when stdout is not a TTY).
-    pub print: bool,
+    pub display: Display,
     pub backend: BackendChoice,
+}
+
+/// How a run shows its progress (metrics.csv is written either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// burn-train's terminal dashboard.
+    Dashboard,
+    /// One line every `log_every` steps.
+    Lines,
+    Quiet,
 }
 
 /// `summary.json`.
@@ -58,24 +69,14 @@ pub struct TrainSummary {
     pub git_revision: Option<String>,
 }
 
-/// Latest checkpoint epoch in `dir/checkpoint`, if any.
-pub fn latest_checkpoint(dir: &Path) -> Option<usize> {
-    std::fs::read_dir(dir.join("checkpoint"))
-        .ok()?
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse()
-                .ok()
-        })
-        .max()
-}
-
 /// Decides what to do with an existing run folder: the epoch to resume from, or none.
 fn check_folder(dir: &Path, exp: &Experiment, opts: &TrainOptions) -> Result<Option<usize>> {
     let copy = dir.join("experiment.ron");
-    if copy.exists() && !opts.force {
+    // A folder whose run never got to its first checkpoint holds nothing to protect.
+    let has_results = ["metrics.csv", "model.bpk", "checkpoint"]
+        .iter()
+        .any(|f| dir.join(f).exists());
+    if copy.exists() && has_results && !opts.force {
         let theirs = Experiment::load(&copy).with_context(|| {
             format!(
                 "{} holds an unreadable experiment; use --force to start over",
@@ -90,7 +91,7 @@ fn check_folder(dir: &Path, exp: &Experiment, opts: &TrainOptions) -> Result<Opt
             );
         }
     }
-    let latest = latest_checkpoint(dir);
+    let latest = checkpoint::latest_complete(dir);
     match (opts.resume, latest, opts.force) {
         (true, Some(epoch), _) => {
             truncate_metrics(&dir.join("metrics.csv"), epoch * exp.train.eval_every)?;
@@ -154,6 +155,26 @@ impl ModuleVisitor for Materialize {
     }
 }
 
+/// The trained weights: `model.bpk` (burn's format, what `generate`/`eval` load) and
+/// `model.safetensors` (for other tools), both written through a temporary file.
+pub fn save_weights<M: Module>(model: &M, dir: &Path) -> Result<()> {
+    let bpk = dir.join("model.bpk");
+    let tmp = dir.join(".model.bpk.tmp");
+    model
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| anyhow!("{}: cannot write: {e}", bpk.display()))?;
+    std::fs::rename(&tmp, &bpk)?;
+    let st = dir.join("model.safetensors");
+    let tmp = dir.join(".model.safetensors.tmp");
+    let mut store = SafetensorsStore::from_file(&tmp);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow!("{}: cannot write: {e}", st.display()))?;
+    std::fs::rename(&tmp, &st)?;
+    Ok(())
+}
+
 fn git_revision() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -213,15 +234,32 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         t.max_steps,
         t.log_every,
         dir.join("metrics.csv"),
-        opts.print,
+        opts.display == Display::Lines,
         interrupter.clone(),
     );
+    let renderer = match opts.display {
+        Display::Dashboard => renderer.with_dashboard(Box::new(TuiMetricsRendererWrapper::new(
+            interrupter.clone(),
+            resume_epoch,
+        ))),
+        _ => renderer,
+    };
     let record = renderer.record.clone();
+    if let Some(epoch) = resume_epoch {
+        checkpoint::verify(&dir, epoch, model.clone())?;
+    }
     let learner = Learner::new(model, optimizer(t), lr_schedule(t)?);
+    let [ckpt_model, ckpt_optim, ckpt_sched] = AtomicCheckpointer::for_run(&dir);
+    let strategy = EveryNKeepLast::new(
+        t.checkpoint_every / t.eval_every,
+        epochs,
+        t.keep_checkpoints,
+        checkpoint::complete(&dir),
+    );
     let mut training = SupervisedTraining::new(&dir, Arc::new(train), valid)
         .num_epochs(epochs)
-        .with_default_checkpointers()
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(t.keep_checkpoints))
+        .with_custom_checkpointers(ckpt_model, ckpt_optim, ckpt_sched)
+        .with_checkpointing_strategy(strategy)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
@@ -241,6 +279,18 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
             dir.join("checkpoint").display()
         );
     }
+    if let Some(e) = &result.error {
+        bail!("{}: training failed at step {}: {e}", exp.name, r.step);
+    }
+    if let Some(stop) = &result.interrupted {
+        bail!(
+            "{}: interrupted at step {} ({}); continue with --resume",
+            exp.name,
+            r.step,
+            stop.reason.as_deref().unwrap_or("stopped")
+        );
+    }
+    save_weights(&result.model, &dir)?;
     let summary = TrainSummary {
         experiment: exp.name.clone(),
         params,
@@ -255,7 +305,6 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         backend: backend_name,
         git_revision: git_revision(),
     };
-    drop(result);
     std::fs::write(
         dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
