@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mla_lab::backend::BackendChoice;
 use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;
+use mla_lab::infer::bench::{self, BenchOptions};
+use mla_lab::infer::generate::{self, Limits, Run, TextStream};
+use mla_lab::infer::sampling::{Sampler, SamplingConfig};
 use mla_lab::info::{InfoRow, table};
+use mla_lab::model::MlaDecode;
 use mla_lab::progress::Progress;
 use mla_lab::train::run::{self, Display, TrainOptions};
 use std::io::{IsTerminal, Write};
@@ -53,6 +57,47 @@ enum Command {
     /// Generate and prepare data.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Continue a prompt with a trained run, streaming the text.
+    Generate {
+        /// Run folder, `artifacts/<name>`.
+        run: PathBuf,
+        #[arg(long, default_value = "Once upon a time")]
+        prompt: String,
+        #[arg(long, default_value_t = 200)]
+        max_new_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f32,
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Decode MLA through the reference path (up-projecting the latent every step).
+        #[arg(long)]
+        naive: bool,
+    },
+    /// KV-cache bytes and prefill/decode speed, side by side.
+    Bench {
+        /// Experiment files (random weights) or run folders (trained weights).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Cache fill levels; values above a model's context are skipped for it.
+        #[arg(long, default_value = "128,256,512")]
+        contexts: String,
+        #[arg(long, default_value = "1")]
+        batch: String,
+        /// Timed single-token decode steps per run.
+        #[arg(long, default_value_t = 16)]
+        decode_tokens: usize,
+        /// Timed runs (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// One JSON object per row instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -130,8 +175,125 @@ fn run(cli: Cli) -> Result<()> {
         (Some(Command::Train { file, opts }), _) => train(&file, opts, cli.backend),
         (None, Some(file)) => train(&file, cli.train, cli.backend),
         (Some(Command::Data(cmd)), _) => data(cmd),
+        (
+            Some(Command::Generate {
+                run,
+                prompt,
+                max_new_tokens,
+                temperature,
+                top_k,
+                top_p,
+                seed,
+                naive,
+            }),
+            _,
+        ) => {
+            let sampling = SamplingConfig {
+                temperature,
+                top_k: Some(top_k),
+                top_p: Some(top_p),
+            };
+            generate(
+                &run,
+                &prompt,
+                max_new_tokens,
+                sampling,
+                seed,
+                naive,
+                cli.backend,
+            )
+        }
+        (
+            Some(Command::Bench {
+                inputs,
+                contexts,
+                batch,
+                decode_tokens,
+                repeats,
+                json,
+            }),
+            _,
+        ) => {
+            let opts = BenchOptions {
+                contexts: bench::parse_list("contexts", &contexts)?,
+                batches: bench::parse_list("batch", &batch)?,
+                decode_tokens,
+                repeats,
+            };
+            run_bench(&inputs, &opts, json, cli.backend)
+        }
         (None, None) => bail!("nothing to do: give an experiment file, or see `mla-lab --help`"),
     }
+}
+
+fn generate(
+    dir: &Path,
+    prompt: &str,
+    max_new_tokens: usize,
+    sampling: SamplingConfig,
+    seed: u64,
+    naive: bool,
+    backend: BackendChoice,
+) -> Result<()> {
+    sampling.validate()?;
+    let (_, device) = mla_lab::backend::select(backend)?;
+    let mut run = Run::load(dir, &device)?;
+    if naive {
+        run.model = run.model.with_mla_decode(MlaDecode::Naive);
+    }
+    let ids = run.tokenizer.encode(prompt)?;
+    let limits = Limits {
+        max_new_tokens,
+        stop: Some(run.tokenizer.eot()),
+    };
+    let mut sampler = Sampler::new(sampling, seed);
+    let mut stream = TextStream::default();
+    let mut out = std::io::stdout().lock();
+    write!(out, "{prompt}")?;
+    out.flush()?;
+    let mut failed = None;
+    generate::generate(&run.model, &ids, &mut sampler, limits, |id| {
+        match stream.push(&run.tokenizer, id) {
+            Ok(piece) => {
+                let _ = write!(out, "{piece}");
+                let _ = out.flush();
+            }
+            Err(e) => failed = Some(e),
+        }
+    })?;
+    writeln!(out)?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn run_bench(
+    inputs: &[PathBuf],
+    opts: &BenchOptions,
+    json: bool,
+    backend: BackendChoice,
+) -> Result<()> {
+    let (name, device) = mla_lab::backend::select(backend)?;
+    let subjects = bench::subjects(inputs, &device)?;
+    eprintln!(
+        "bench on {name}: contexts {:?}, batch {:?}, {} decode steps, median of {} runs after a warm-up",
+        opts.contexts, opts.batches, opts.decode_tokens, opts.repeats
+    );
+    let rows = bench::bench(subjects, opts, &device, |r| {
+        eprintln!(
+            "  {} {} batch {} context {}: {:.1} decode tok/s",
+            r.experiment, r.decode, r.batch, r.context, r.decode_tokens_per_s
+        )
+    })?;
+    if json {
+        for r in &rows {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    } else {
+        print!("{}", bench::table(&rows));
+    }
+    Ok(())
 }
 
 fn info(files: &[PathBuf], json: bool, dtype: DType) -> Result<()> {

@@ -112,6 +112,34 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
     for f in ["experiment.ron", "tokenizer.json", "checkpoint/model-4.bpk"] {
         assert!(art.join("tiny").join(f).exists(), "{f} missing");
     }
+    // Generation from the run: streamed text after the prompt; same seed, same text.
+    let run = art.join("tiny");
+    let story = |seed: &str, temperature: &str| {
+        let (ok, out, err) = mla_lab(&[
+            "generate",
+            run.to_str().unwrap(),
+            "--prompt",
+            "Once upon a time",
+            "--max-new-tokens",
+            "20",
+            "--seed",
+            seed,
+            "--temperature",
+            temperature,
+        ]);
+        assert!(ok, "{err}");
+        assert!(out.starts_with("Once upon a time"), "{out}");
+        out
+    };
+    assert_eq!(story("1", "0.8"), story("1", "0.8"));
+    assert_ne!(story("1", "1.5"), story("2", "1.5"));
+    assert_eq!(story("1", "0"), story("2", "0"), "greedy ignores the seed");
+    let (ok, _, err) = mla_lab(&["generate", run.to_str().unwrap(), "--top-p", "2"]);
+    assert!(!ok && err.contains("--top-p"), "{err}");
+    let long = "Once upon a time ".repeat(40);
+    let (ok, _, err) = mla_lab(&["generate", run.to_str().unwrap(), "--prompt", &long]);
+    assert!(!ok && err.contains("context is 32"), "{err}");
+
     // Same folder again without --resume/--force: refused, nothing lost.
     let (ok, _, err) = mla_lab(&[
         "--backend",
@@ -278,4 +306,40 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
     assert_eq!(kept, 6);
     assert!(run_dir.join("checkpoint/model-60.bpk").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_prints_measured_cache_bytes_and_speeds() {
+    let (ok, out, err) = mla_lab(&[
+        "bench",
+        "experiments/small/mha.ron",
+        "experiments/small/mla_rope_half.ron",
+        "--contexts",
+        "16,32",
+        "--decode-tokens",
+        "2",
+        "--repeats",
+        "1",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // MHA: 2 contexts; MLA: 2 paths × 2 contexts.
+    assert_eq!(rows.len(), 6, "{out}");
+    for r in &rows {
+        assert_eq!(
+            r["kv_bytes_per_token_measured"], r["kv_bytes_per_token_formula"],
+            "{r}"
+        );
+        assert!(r["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    }
+    // 4 layers × (2·128 + 32) × 4 bytes against 4 × 2·256 × 4.
+    let mla = rows.iter().find(|r| r["decode"] == "absorbed").unwrap();
+    assert_eq!(mla["kv_bytes_per_token_measured"], 4608);
+    assert_eq!(mla["kv_vs_first"], 4608.0 / 8192.0);
+    let (ok, _, err) = mla_lab(&["bench", "experiments/small/mha.ron", "--contexts", "0"]);
+    assert!(!ok && err.contains("--contexts"), "{err}");
 }

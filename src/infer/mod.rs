@@ -1,3 +1,6 @@
-//! Inference state: the preallocated KV cache. (Sampling and generation arrive with decoding.)
+//! Inference: the preallocated KV cache, sampling, generation, and the `bench` measurements.
 
+pub mod bench;
 pub mod cache;
+pub mod generate;
+pub mod sampling;

@@ -278,6 +278,10 @@ impl Gpt {
         self.context
     }
 
+    pub fn vocab_size(&self) -> usize {
+        self.wte.weight.val().dims()[0]
+    }
+
     /// All parameters (a tied head counts once).
     pub fn param_count(&self) -> usize {
         self.num_params()

@@ -9,4 +9,4 @@ pub use attention::{AttentionConfig, LatentLayout, MlaDecode};
 pub use gpt::{Gpt, GptConfig, Positions};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

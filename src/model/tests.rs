@@ -35,7 +35,7 @@ fn mla(rank: usize, layout: LatentLayout, rope_dim: usize) -> AttentionConfig {
 }
 
 /// Every variant the zoo has, each valid.
-fn variants() -> Vec<(&'static str, GptConfig)> {
+pub(crate) fn variants() -> Vec<(&'static str, GptConfig)> {
     let rope = Positions::Rope(10_000.0);
     let v = vec![
         (

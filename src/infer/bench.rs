@@ -1,0 +1,406 @@
+//! `mla-lab bench`: what each variant's KV cache holds and how fast it prefills and decodes.
+//!
+//! Per model, context and batch: KV bytes per token from the formula and measured from the
+//! live cache after filling it, the cache's total bytes, prefill tokens/s, and decode
+//! tokens/s and ms/token with the cache filled to that context (MLA: both decode paths).
+//! Timings are the median of `repeats` runs after a warm-up, with the device synchronised
+//! before the clock is read. Weights are random unless a run folder is given: speed does not
+//! depend on training.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::experiment::Experiment;
+use crate::infer::generate::Run;
+use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub contexts: Vec<usize>,
+    pub batches: Vec<usize>,
+    /// Timed decode steps per run.
+    pub decode_tokens: usize,
+    pub repeats: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            contexts: vec![128, 256, 512],
+            batches: vec![1],
+            decode_tokens: 16,
+            repeats: 3,
+        }
+    }
+}
+
+/// One model, context, batch and decode path.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub experiment: String,
+    pub attention: String,
+    /// `naive`/`absorbed` for MLA, `-` for MHA.
+    pub decode: String,
+    pub rank: Option<usize>,
+    pub d_model: usize,
+    pub batch: usize,
+    pub context: usize,
+    pub kv_bytes_per_token_formula: usize,
+    pub kv_bytes_per_token_measured: usize,
+    /// Bytes the filled cache holds: `context * batch * bytes per token`.
+    pub cache_bytes: usize,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub decode_ms_per_token: f64,
+    /// `kv bytes / kv bytes of the first model`.
+    pub kv_vs_first: f64,
+    /// `decode tokens/s / that of the first model` (same context, batch).
+    pub decode_vs_first: f64,
+    /// For MLA: `decode tokens/s / that of the full-rank MLA row` (same positions, layout,
+    /// decode path, context, batch), when one was benched.
+    pub decode_vs_full_rank: Option<f64>,
+    pub weights: String,
+}
+
+/// A model to bench: an experiment file (random weights) or a run folder (its weights).
+pub struct Subject {
+    pub name: String,
+    pub config: GptConfig,
+    pub model: Gpt,
+    pub weights: String,
+}
+
+impl Subject {
+    pub fn load(path: &Path, device: &Device) -> Result<Subject> {
+        if path.is_dir() {
+            let run = Run::load(path, device)?;
+            return Ok(Subject {
+                name: run.experiment.name.clone(),
+                config: run.experiment.model.clone(),
+                model: run.model,
+                weights: run.weights.display().to_string(),
+            });
+        }
+        let exp = Experiment::load(path)?;
+        device.seed(exp.seed);
+        Ok(Subject {
+            name: exp.name.clone(),
+            model: exp.model.init(device),
+            config: exp.model,
+            weights: "random".into(),
+        })
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn random_tokens(batch: usize, seq: usize, vocab: usize, device: &Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = (0..batch * seq)
+        .map(|i| ((i * 7919 + 13) % vocab) as i64)
+        .collect();
+    Tensor::from_data(TensorData::new(ids, [batch, seq]), device)
+}
+
+/// Prefill `context - n` tokens, then `n` single-token greedy steps; returns (prefill seconds,
+/// decode seconds, measured bytes per token, cache bytes).
+fn one_run(
+    model: &Gpt,
+    batch: usize,
+    context: usize,
+    n: usize,
+    device: &Device,
+) -> Result<(f64, f64, usize, usize)> {
+    let vocab = model.vocab_size();
+    let mut cache = model.new_cache(batch, DType::F32, device);
+    let prompt = random_tokens(batch, context - n, vocab, device);
+    device.sync()?;
+    let t = Instant::now();
+    let logits = model.forward_cached(prompt, &mut cache); // [batch, context - n, vocab]
+    device.sync()?;
+    let prefill = t.elapsed().as_secs_f64();
+    let [_, seq, _] = logits.dims();
+    let mut next = logits.narrow(1, seq - 1, 1).argmax(2).reshape([batch, 1]); // [batch, 1]
+    device.sync()?;
+    let t = Instant::now();
+    for _ in 0..n {
+        let logits = model.forward_cached(next, &mut cache); // [batch, 1, vocab]
+        next = logits.argmax(2).reshape([batch, 1]); // [batch, 1]
+    }
+    device.sync()?;
+    let decode = t.elapsed().as_secs_f64();
+    Ok((prefill, decode, cache.bytes_per_token(), cache.bytes_used()))
+}
+
+fn decode_paths(config: &GptConfig) -> Vec<Option<MlaDecode>> {
+    match config.attention {
+        AttentionConfig::Mla { .. } => vec![Some(MlaDecode::Naive), Some(MlaDecode::Absorbed)],
+        AttentionConfig::Mha { .. } => vec![None],
+    }
+}
+
+/// Benches every subject; `progress` hears about each row as it is measured.
+pub fn bench(
+    subjects: Vec<Subject>,
+    opts: &BenchOptions,
+    device: &Device,
+    mut progress: impl FnMut(&BenchRow),
+) -> Result<Vec<BenchRow>> {
+    if subjects.is_empty() {
+        bail!("nothing to bench");
+    }
+    let mut rows: Vec<BenchRow> = Vec::new();
+    for s in subjects {
+        let c = &s.config;
+        for decode in decode_paths(c) {
+            let model = match decode {
+                Some(d) => s.model.clone().with_mla_decode(d),
+                None => s.model.clone(),
+            };
+            for &batch in &opts.batches {
+                for &context in &opts.contexts {
+                    if context > c.context {
+                        continue; // beyond what the model was built for
+                    }
+                    let n = opts.decode_tokens.min(context / 2).max(1);
+                    let mut prefill = vec![];
+                    let mut dec = vec![];
+                    let mut measured = (0, 0);
+                    for i in 0..=opts.repeats.max(1) {
+                        let (p, d, per_token, bytes) = one_run(&model, batch, context, n, device)?;
+                        measured = (per_token, bytes);
+                        if i > 0 {
+                            // run 0 is the warm-up
+                            prefill.push(p);
+                            dec.push(d);
+                        }
+                    }
+                    let (prefill, dec) = (median(prefill), median(dec));
+                    let row = BenchRow {
+                        experiment: s.name.clone(),
+                        attention: c.attention.label(
+                            c.n_heads,
+                            matches!(c.positions, crate::model::Positions::Rope(_)),
+                        ),
+                        decode: match decode {
+                            Some(MlaDecode::Naive) => "naive",
+                            Some(MlaDecode::Absorbed) => "absorbed",
+                            None => "-",
+                        }
+                        .into(),
+                        rank: match c.attention {
+                            AttentionConfig::Mla { rank, .. } => Some(rank),
+                            _ => None,
+                        },
+                        d_model: c.d_model,
+                        batch,
+                        context,
+                        kv_bytes_per_token_formula: c.kv_bytes_per_token(DType::F32),
+                        kv_bytes_per_token_measured: measured.0,
+                        cache_bytes: measured.1,
+                        prefill_tokens_per_s: (batch * (context - n)) as f64 / prefill,
+                        decode_tokens_per_s: (batch * n) as f64 / dec,
+                        decode_ms_per_token: 1e3 * dec / n as f64,
+                        kv_vs_first: 1.0,
+                        decode_vs_first: 1.0,
+                        decode_vs_full_rank: None,
+                        weights: s.weights.clone(),
+                    };
+                    progress(&row);
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    add_ratios(&mut rows);
+    Ok(rows)
+}
+
+/// MLA rows of the same family (positions, layout, rope width, decode path) as `row`'s, at
+/// full rank (`rank == d_model`).
+fn same_family_full_rank(a: &BenchRow, b: &BenchRow) -> bool {
+    b.rank == Some(b.d_model)
+        && a.rank.is_some()
+        && b.decode == a.decode
+        && b.batch == a.batch
+        && b.context == a.context
+        && b.d_model == a.d_model
+        && family(&a.attention) == family(&b.attention)
+}
+
+/// An attention label without its rank: `MLA+RoPE r=128 sep` → `MLA+RoPE sep`.
+fn family(label: &str) -> String {
+    label
+        .split_whitespace()
+        .filter(|w| !w.starts_with("r="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn add_ratios(rows: &mut [BenchRow]) {
+    let first_name = rows[0].experiment.clone();
+    let snapshot = rows.to_vec();
+    for row in rows.iter_mut() {
+        // The first model's row at the same context and batch (its absorbed path if MLA).
+        if let Some(base) = snapshot.iter().find(|b| {
+            b.experiment == first_name
+                && b.batch == row.batch
+                && b.context == row.context
+                && b.decode != "naive"
+        }) {
+            row.kv_vs_first =
+                row.kv_bytes_per_token_measured as f64 / base.kv_bytes_per_token_measured as f64;
+            row.decode_vs_first = row.decode_tokens_per_s / base.decode_tokens_per_s;
+        }
+        if let Some(full) = snapshot.iter().find(|b| same_family_full_rank(row, b)) {
+            row.decode_vs_full_rank = Some(row.decode_tokens_per_s / full.decode_tokens_per_s);
+        }
+    }
+}
+
+/// The Markdown table.
+pub fn table(rows: &[BenchRow]) -> String {
+    let mut s = String::from(
+        "| experiment | attention | decode | batch | context | KV B/token formula | KV B/token measured | cache KiB | prefill tok/s | decode tok/s | ms/token | KV vs first | decode vs first | decode vs full rank |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.2} | {:.3} | {:.2}× | {} |\n",
+            r.experiment,
+            r.attention,
+            r.decode,
+            r.batch,
+            r.context,
+            r.kv_bytes_per_token_formula,
+            r.kv_bytes_per_token_measured,
+            r.cache_bytes as f64 / 1024.0,
+            r.prefill_tokens_per_s,
+            r.decode_tokens_per_s,
+            r.decode_ms_per_token,
+            r.kv_vs_first,
+            r.decode_vs_first,
+            r.decode_vs_full_rank
+                .map_or("-".into(), |x| format!("{x:.2}×")),
+        );
+    }
+    s
+}
+
+/// Parses `128,256,512`, naming the flag on error.
+pub fn parse_list(flag: &str, text: &str) -> Result<Vec<usize>> {
+    let values: Result<Vec<usize>, _> = text.split(',').map(|v| v.trim().parse()).collect();
+    match values {
+        Ok(v) if !v.is_empty() && v.iter().all(|&x| x > 0) => Ok(v),
+        _ => bail!(
+            "--{flag} {text:?}: accepted: positive integers separated by commas, e.g. 128,256"
+        ),
+    }
+}
+
+/// Inputs that are files or run folders, in the order given.
+pub fn subjects(paths: &[PathBuf], device: &Device) -> Result<Vec<Subject>> {
+    paths.iter().map(|p| Subject::load(p, device)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::variants;
+
+    #[test]
+    fn measured_bytes_equal_the_formula_and_ratios_are_against_the_first_and_full_rank() {
+        let device = crate::backend::test_device();
+        let subjects: Vec<Subject> = variants()
+            .into_iter()
+            .map(|(name, config)| Subject {
+                name: name.into(),
+                model: config.init(&device),
+                config,
+                weights: "random".into(),
+            })
+            .collect();
+        let opts = BenchOptions {
+            contexts: vec![8, 16, 64],
+            batches: vec![1, 2],
+            decode_tokens: 3,
+            repeats: 1,
+        };
+        let n_subjects = subjects.len();
+        let rows = bench(subjects, &opts, &device, |_| {}).unwrap();
+        // 4 MHA + 4 MLA (two paths each) variants × 2 batches × 2 contexts (64 > context 16).
+        assert_eq!(rows.len(), (4 + 4 * 2) * 2 * 2, "{n_subjects}");
+        for r in &rows {
+            assert_eq!(
+                r.kv_bytes_per_token_measured, r.kv_bytes_per_token_formula,
+                "{}",
+                r.experiment
+            );
+            assert_eq!(
+                r.cache_bytes,
+                r.context * r.batch * r.kv_bytes_per_token_formula
+            );
+            assert!(r.decode_tokens_per_s > 0.0 && r.prefill_tokens_per_s > 0.0);
+            let expected =
+                r.kv_bytes_per_token_formula as f64 / rows[0].kv_bytes_per_token_formula as f64;
+            assert!((r.kv_vs_first - expected).abs() < 1e-12);
+        }
+        assert_eq!(rows[0].decode_vs_first, 1.0);
+        // No full-rank MLA among the tiny variants (d_model 32): no ratio.
+        assert!(rows.iter().all(|r| r.decode_vs_full_rank.is_none()));
+        let md = table(&rows);
+        assert_eq!(md.lines().count(), rows.len() + 2);
+    }
+
+    #[test]
+    fn full_rank_ratio_pairs_rows_of_the_same_family() {
+        let row = |rank, attention: &str, tps| BenchRow {
+            experiment: format!("r{rank}"),
+            attention: attention.into(),
+            decode: "absorbed".into(),
+            rank: Some(rank),
+            d_model: 256,
+            batch: 1,
+            context: 512,
+            kv_bytes_per_token_formula: rank,
+            kv_bytes_per_token_measured: rank,
+            cache_bytes: 0,
+            prefill_tokens_per_s: 1.0,
+            decode_tokens_per_s: tps,
+            decode_ms_per_token: 0.0,
+            kv_vs_first: 1.0,
+            decode_vs_first: 1.0,
+            decode_vs_full_rank: None,
+            weights: "random".into(),
+        };
+        let mut rows = vec![
+            row(128, "MLA+RoPE r=128 sep", 300.0),
+            row(256, "MLA+RoPE r=256 sep", 200.0),
+            row(128, "MLA r=128 sep", 100.0),
+        ];
+        add_ratios(&mut rows);
+        assert_eq!(rows[0].decode_vs_full_rank, Some(1.5));
+        assert_eq!(rows[1].decode_vs_full_rank, Some(1.0));
+        assert_eq!(
+            rows[2].decode_vs_full_rank, None,
+            "no full-rank MLA without RoPE"
+        );
+        assert_eq!(rows[2].kv_vs_first, 1.0);
+        assert!((rows[1].decode_vs_first - 200.0 / 300.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lists_parse_or_name_the_flag() {
+        assert_eq!(parse_list("contexts", "128, 512").unwrap(), vec![128, 512]);
+        for bad in ["", "0", "12,x"] {
+            let e = parse_list("contexts", bad).unwrap_err().to_string();
+            assert!(e.contains("--contexts"), "{e}");
+        }
+    }
+}
