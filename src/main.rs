@@ -329,12 +329,14 @@ fn train(file: &Path, args: TrainArgs, backend: BackendChoice) -> Result<()> {
     };
     let s = run::run(file, &opts)?;
     println!(
-        "{}: {} steps, {} tokens, final val loss {} in {:.1} s on {}",
+        "{}: {} steps, {} tokens, final val loss {} (unigram entropy {:.3}), {} training tok/s, {:.1} s on {}",
         s.experiment,
         s.steps,
         s.tokens_seen,
         s.final_val_loss
             .map_or("-".into(), |v| format!("{v:.4} (ppl {:.2})", v.exp())),
+        s.val_unigram_entropy,
+        s.tokens_per_s.map_or("-".into(), |t| format!("{t:.0}")),
         s.wall_time_s,
         s.backend
     );

@@ -58,6 +58,23 @@ pub struct TokenData {
     pub reused: bool,
 }
 
+/// Entropy of the token frequencies (nats per token): the loss of a model that knows only how
+/// often each token occurs. A language model should end well below it.
+pub fn unigram_entropy(tokens: &[u32]) -> f64 {
+    let mut counts = std::collections::HashMap::<u32, usize>::new();
+    for &t in tokens {
+        *counts.entry(t).or_default() += 1;
+    }
+    let n = tokens.len() as f64;
+    counts
+        .values()
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.ln()
+        })
+        .sum()
+}
+
 /// A data source in words, and a fingerprint of its content (for a file, a hash of its
 /// bytes; for the generator, its version, count and seed — no need to generate).
 pub fn fingerprint(source: &DataSource) -> Result<(String, String)> {

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use burn::train::Interrupter;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
-use burn::train::metric::{MetricDefinition, MetricId};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining,
@@ -25,6 +25,8 @@ pub struct RunRecord {
     pub last_train_loss: Option<f64>,
     pub last_val_loss: Option<f64>,
     pub diverged: Option<String>,
+    /// Training tokens per second, validation time excluded.
+    pub tokens_per_s: Option<f64>,
 }
 
 pub struct StepRenderer {
@@ -39,6 +41,9 @@ pub struct StepRenderer {
     lr: f64,
     train_loss: Option<f64>,
     started: Instant,
+    /// Time spent validating, left out of tokens/s.
+    validating: std::time::Duration,
+    valid_started: Option<Instant>,
     start_step: usize,
     csv: PathBuf,
     print: bool,
@@ -72,6 +77,8 @@ impl StepRenderer {
             lr: 0.0,
             train_loss: None,
             started: Instant::now(),
+            validating: std::time::Duration::ZERO,
+            valid_started: None,
             start_step: 0,
             csv,
             print,
@@ -110,7 +117,8 @@ impl StepRenderer {
 
     fn tokens_per_s(&self) -> f64 {
         let done = self.step().saturating_sub(self.start_step) * self.batch_size * self.context;
-        done as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+        let training = self.started.elapsed().saturating_sub(self.validating);
+        done as f64 / training.as_secs_f64().max(1e-9)
     }
 
     fn row(&self, val_loss: Option<f64>) {
@@ -174,6 +182,10 @@ fn hms(s: f64) -> String {
 impl MetricsRendererTraining for StepRenderer {
     fn update_train(&mut self, state: MetricState) {
         self.dashboard(|d| d.update_train(copy(&state)));
+        // The epoch's mean, sent at its end: rows and lines show the step's own values.
+        if let MetricState::Numeric(_, Some(NumericEntry::Final(_))) = state {
+            return;
+        }
         let Some((name, v)) = self.value(&state) else {
             return;
         };
@@ -236,6 +248,9 @@ impl TrainingProgressLogger for StepRenderer {
     fn start_split(&mut self, split: &str, total_items: usize) {
         self.dashboard(|d| d.start_split(split, total_items));
         self.in_valid = split.to_ascii_lowercase().contains("valid");
+        if self.in_valid {
+            self.valid_started = Some(Instant::now());
+        }
     }
 
     fn update_split(&mut self, items_processed: usize) {
@@ -250,6 +265,8 @@ impl TrainingProgressLogger for StepRenderer {
             r.step = step;
             r.last_train_loss = self.train_loss;
         }
+        let rate = self.tokens_per_s();
+        self.record.lock().unwrap().tokens_per_s = Some(rate);
         // A step that ends an epoch gets its line and row after validation, with the val loss.
         let validates = step.is_multiple_of(self.steps_per_epoch) || step == self.max_steps;
         if step.is_multiple_of(self.log_every) && !validates {
@@ -261,6 +278,9 @@ impl TrainingProgressLogger for StepRenderer {
     fn end_split(&mut self) {
         self.dashboard(|d| d.end_split());
         if self.in_valid {
+            if let Some(t) = self.valid_started.take() {
+                self.validating += t.elapsed();
+            }
             let val = self.record.lock().unwrap().last_val_loss;
             self.line(val);
             self.row(val);

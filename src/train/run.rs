@@ -64,6 +64,11 @@ pub struct TrainSummary {
     pub final_train_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
     pub final_val_perplexity: Option<f64>,
+    /// Unigram entropy of the validation tokens (nats/token): the bar the val loss should
+    /// end well below.
+    pub val_unigram_entropy: f64,
+    /// Training tokens per second over the steps this invocation ran.
+    pub tokens_per_s: Option<f64>,
     pub wall_time_s: f64,
     pub backend: String,
     pub git_revision: Option<String>,
@@ -209,6 +214,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
     let t = &exp.train;
     let context = exp.model.context;
     let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.seed)?;
+    let val_unigram_entropy = tokens::unigram_entropy(&data.val);
     let val_windows = TokenWindows::validation(Arc::new(data.val), context)?;
     let n_val =
         (t.eval_batches * t.batch_size).min(burn::data::dataset::Dataset::len(&val_windows));
@@ -301,6 +307,8 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         final_train_loss: r.last_train_loss,
         final_val_loss: r.last_val_loss,
         final_val_perplexity: r.last_val_loss.map(f64::exp),
+        val_unigram_entropy,
+        tokens_per_s: r.tokens_per_s,
         wall_time_s: started.elapsed().as_secs_f64(),
         backend: backend_name,
         git_revision: git_revision(),

@@ -147,3 +147,13 @@ fn token_files_round_trip_in_both_widths() {
             .contains("accepted: u16, u32")
     );
 }
+
+#[test]
+fn unigram_entropy_of_known_distributions() {
+    assert_eq!(unigram_entropy(&[5; 10]), 0.0);
+    let uniform: Vec<u32> = (0..1000).map(|i| i % 4).collect();
+    assert!((unigram_entropy(&uniform) - 4f64.ln()).abs() < 1e-12);
+    // p = (1/2, 1/4, 1/4): 1.5 bits.
+    let e = unigram_entropy(&[0, 0, 1, 2]);
+    assert!((e - 1.5 * 2f64.ln()).abs() < 1e-12);
+}
