@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod data;
+pub mod eval;
 pub mod experiment;
 pub mod infer;
 pub mod info;

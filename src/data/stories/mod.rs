@@ -9,7 +9,7 @@
 //! Story `i` of seed `s` depends only on `(s, i)` (its own [SplitMix64](rng::Rng) stream), so
 //! the corpus is the same on every machine, and prefixes of larger corpora agree.
 
-mod lexicon;
+pub mod lexicon;
 mod plots;
 pub mod rng;
 
