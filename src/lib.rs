@@ -12,4 +12,6 @@ pub mod infer;
 pub mod info;
 pub mod model;
 pub mod progress;
+pub mod report;
+pub mod study;
 pub mod train;

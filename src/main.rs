@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use mla_lab::backend::BackendChoice;
 use mla_lab::data::{stories, tokens};
+use mla_lab::eval::judge::JudgeConfig;
+use mla_lab::eval::probes::{self, ProbeOptions};
 use mla_lab::experiment::Experiment;
 use mla_lab::infer::bench::{self, BenchOptions};
 use mla_lab::infer::generate::{self, Limits, Run, TextStream};
@@ -16,6 +18,8 @@ use mla_lab::infer::sampling::{Sampler, SamplingConfig};
 use mla_lab::info::{InfoRow, table};
 use mla_lab::model::MlaDecode;
 use mla_lab::progress::Progress;
+use mla_lab::report;
+use mla_lab::study::{self, StudyOptions};
 use mla_lab::train::run::{self, Display, TrainOptions};
 use std::io::{IsTerminal, Write};
 
@@ -78,6 +82,54 @@ enum Command {
         #[arg(long)]
         naive: bool,
     },
+    /// Validation loss and perplexity of a run, on its held-out split or a story file.
+    Eval {
+        /// Run folder, `artifacts/<name>`.
+        run: PathBuf,
+        /// Stories file (TinyStories txt/json/jsonl or `data stories` output) instead of the
+        /// run's validation split.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Windows of `context` tokens to score (from the start of the stream).
+        #[arg(long, default_value_t = 320)]
+        windows: usize,
+        /// Also run the story probes on this many held-out synthetic stories.
+        #[arg(long, default_value_t = 0)]
+        probes: usize,
+        #[command(flatten)]
+        judge: JudgeArgs,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "artifacts")]
+        artifacts: PathBuf,
+    },
+    /// Train what is missing, then eval, probe and bench every experiment, then report.
+    Study {
+        /// Experiment files or folders of them (e.g. experiments/small/).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long, default_value = "artifacts")]
+        artifacts: PathBuf,
+        /// Report folder (default <artifacts>/report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 320)]
+        eval_windows: usize,
+        #[arg(long, default_value_t = 50)]
+        probe_stories: usize,
+        #[arg(long, default_value = "64,128,256,512")]
+        contexts: String,
+        #[command(flatten)]
+        judge: JudgeArgs,
+    },
+    /// The paper's tables and plots from finished runs.
+    Report {
+        /// Run folders.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "artifacts/report")]
+        out: PathBuf,
+    },
     /// KV-cache bytes and prefill/decode speed, side by side.
     Bench {
         /// Experiment files (random weights) or run folders (trained weights).
@@ -114,6 +166,38 @@ struct TrainArgs {
     /// Artifacts folder.
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct JudgeArgs {
+    /// OpenAI-compatible endpoint for an LLM judge (e.g. http://localhost:8080/v1).
+    #[arg(long)]
+    judge_url: Option<String>,
+    #[arg(long, default_value = "gpt-4o-mini")]
+    judge_model: String,
+    /// Environment variable holding the judge's API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    judge_key_env: String,
+    /// Stories the judge grades per run.
+    #[arg(long, default_value_t = 20)]
+    judge_stories: usize,
+    #[arg(long, default_value_t = 60)]
+    judge_timeout_s: u64,
+}
+
+impl JudgeArgs {
+    fn config(&self) -> Option<(JudgeConfig, usize)> {
+        let url = self.judge_url.clone()?;
+        Some((
+            JudgeConfig {
+                url,
+                model: self.judge_model.clone(),
+                key: std::env::var(&self.judge_key_env).ok(),
+                timeout: std::time::Duration::from_secs(self.judge_timeout_s),
+            },
+            self.judge_stories,
+        ))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +288,68 @@ fn run(cli: Cli) -> Result<()> {
             )
         }
         (
+            Some(Command::Eval {
+                run,
+                data,
+                windows,
+                probes,
+                judge,
+                json,
+                artifacts,
+            }),
+            _,
+        ) => eval(
+            &run,
+            data.as_deref(),
+            windows,
+            probes,
+            &judge,
+            json,
+            &artifacts,
+            cli.backend,
+        ),
+        (
+            Some(Command::Study {
+                inputs,
+                artifacts,
+                out,
+                eval_windows,
+                probe_stories,
+                contexts,
+                judge,
+            }),
+            _,
+        ) => {
+            let (name, _) = mla_lab::backend::select(cli.backend)?;
+            let opts = StudyOptions {
+                report: out.unwrap_or_else(|| artifacts.join("report")),
+                artifacts,
+                backend: cli.backend,
+                eval_windows,
+                probes: ProbeOptions {
+                    stories: probe_stories,
+                    ..ProbeOptions::default()
+                },
+                bench: BenchOptions {
+                    contexts: bench::parse_list("contexts", &contexts)?,
+                    ..BenchOptions::default()
+                },
+                judge: judge.config(),
+            };
+            let files = study::study(&inputs, &opts, &machine(&name))?;
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
+        (Some(Command::Report { runs, out }), _) => {
+            let (name, _) = mla_lab::backend::select(cli.backend)?;
+            for f in report::write(&runs, &out, &machine(&name))? {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
+        (
             Some(Command::Bench {
                 inputs,
                 contexts,
@@ -292,6 +438,83 @@ fn run_bench(
         }
     } else {
         print!("{}", bench::table(&rows));
+    }
+    Ok(())
+}
+
+/// The machine in words, for reports.
+fn machine(backend: &str) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{cores} CPU threads, {} {}, backend {backend}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval(
+    dir: &Path,
+    data: Option<&Path>,
+    windows: usize,
+    probe_stories: usize,
+    judge: &JudgeArgs,
+    json: bool,
+    artifacts: &Path,
+    backend: BackendChoice,
+) -> Result<()> {
+    let (_, device) = mla_lab::backend::select(backend)?;
+    let run = Run::load(dir, &device)?;
+    let (stream, what) = mla_lab::eval::stream(&run, data, &artifacts.join("cache"))?;
+    let r = mla_lab::eval::loss(&run.model, stream, windows, 16, &what)?;
+    let opts = ProbeOptions {
+        stories: probe_stories,
+        ..ProbeOptions::default()
+    };
+    let probes = (probe_stories > 0)
+        .then(|| probes::run(&run.model, &run.tokenizer, &run.experiment, &opts))
+        .transpose()?;
+    let judged = match judge.config() {
+        Some((cfg, n)) => Some(mla_lab::eval::judge::judge(
+            &cfg,
+            &study::probes_for_judge(&run, &opts, n)?,
+        )?),
+        None => None,
+    };
+    if json {
+        let v = serde_json::json!({"loss": r, "probes": probes, "judge": judged});
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{}: val loss {:.4} (ppl {:.2}) on {} ({} windows, {} tokens); unigram entropy {:.3}",
+        run.experiment.name, r.loss, r.perplexity, r.data, r.windows, r.tokens, r.unigram_entropy
+    );
+    if let Some(p) = probes {
+        let f = |s: &mla_lab::eval::probes::Share| format!("{:.3} (n={})", s.value, s.n);
+        println!(
+            "probes on {} held-out stories: character consistency {}, object consistency {}, grammar {}, 3-gram repetition {}, distinct-2 {}, distinct-3 {}",
+            p.stories,
+            f(&p.character_consistency),
+            f(&p.object_consistency),
+            f(&p.grammar),
+            f(&p.repetition_3gram),
+            f(&p.distinct_2),
+            f(&p.distinct_3)
+        );
+    }
+    if let Some(j) = judged {
+        println!(
+            "judge {} on {} stories: grammar {:.2} ± {:.2}, creativity {:.2} ± {:.2}, consistency {:.2} ± {:.2}",
+            j.model,
+            j.stories,
+            j.grammar.mean,
+            j.grammar.sd,
+            j.creativity.mean,
+            j.creativity.sd,
+            j.consistency.mean,
+            j.consistency.sd
+        );
     }
     Ok(())
 }

@@ -254,6 +254,31 @@ fn ends_properly(sentence: &str) -> bool {
     s.ends_with(['.', '!', '?'])
 }
 
+/// The model's continuation of `prompt` (seeded by `opts.seed` and the story id), and whether
+/// it ended by itself (end of text) rather than at the token limit.
+pub fn continue_story(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    id: usize,
+    opts: &ProbeOptions,
+) -> Result<(String, bool)> {
+    let mut ids = tokenizer.encode(prompt)?;
+    // Keep room for the continuation: drop the start of a prompt that is too long.
+    let keep = model.context().saturating_sub(opts.max_new_tokens).max(1);
+    if ids.len() > keep {
+        ids.drain(..ids.len() - keep);
+    }
+    let mut sampler = Sampler::new(opts.sampling, opts.seed ^ id as u64);
+    let limits = Limits {
+        max_new_tokens: opts.max_new_tokens,
+        stop: Some(tokenizer.eot()),
+    };
+    let out = generate(model, &ids, &mut sampler, limits, |_| {})?;
+    let finished = out.len() < opts.max_new_tokens;
+    Ok((tokenizer.decode(&out)?, finished))
+}
+
 /// Continues `opts.stories` held-out stories from where their resolution starts, and scores.
 pub fn run(
     model: &Gpt,
@@ -269,20 +294,7 @@ pub fn run(
     let mut items = Vec::with_capacity(stories.len());
     for story in stories {
         let prompt = &story.text[..story.meta.resolution_start];
-        let mut ids = tokenizer.encode(prompt)?;
-        // Keep room for the continuation: drop the start of a prompt that is too long.
-        let keep = model.context().saturating_sub(opts.max_new_tokens).max(1);
-        if ids.len() > keep {
-            ids.drain(..ids.len() - keep);
-        }
-        let mut sampler = Sampler::new(opts.sampling, opts.seed ^ story.meta.id as u64);
-        let limits = Limits {
-            max_new_tokens: opts.max_new_tokens,
-            stop: Some(tokenizer.eot()),
-        };
-        let out = generate(model, &ids, &mut sampler, limits, |_| {})?;
-        let finished = out.len() < opts.max_new_tokens;
-        let text = tokenizer.decode(&out)?;
+        let (text, finished) = continue_story(model, tokenizer, prompt, story.meta.id, opts)?;
         items.push((story, text, finished));
     }
     Ok(score(&items, &vocabulary, 5))

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::experiment::Experiment;
 use crate::infer::generate::Run;
@@ -39,7 +39,7 @@ impl Default for BenchOptions {
 }
 
 /// One model, context, batch and decode path.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchRow {
     pub experiment: String,
     pub attention: String,
