@@ -1,5 +1,5 @@
 //! `mla-lab report`: the paper's comparisons from run folders, as `report.md` and plots
-//! (SVG, and PNG when a TrueType font is found on the system).
+//! (SVG and PNG; plotters needs a system TrueType font to lay out their text).
 //!
 //! Reads each run's `summary.json`, `metrics.csv`, and when present `eval.json`,
 //! `probes.json`, `judge.json` and `bench.json` (written by `mla-lab study`).
@@ -44,7 +44,7 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 
 impl RunData {
     pub fn load(dir: &Path) -> Result<RunData> {
-        let experiment = Experiment::load(&dir.join("experiment.ron"))?;
+        let experiment = Experiment::load(dir.join("experiment.ron"))?;
         let summary: serde_json::Value =
             read_json(&dir.join("summary.json"))?.with_context(|| {
                 format!(
@@ -481,7 +481,7 @@ where
     Ok(())
 }
 
-/// Registers a system TrueType font for PNG text; false when none is found.
+/// Registers a system TrueType font for the plots' text; false when none is found.
 fn png_font() -> bool {
     static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *FONT.get_or_init(|| {
@@ -513,6 +513,11 @@ fn plot(
     points_only: bool,
 ) -> Result<Vec<PathBuf>> {
     let mut files = vec![];
+    // plotters lays text out with the registered font, for SVG too.
+    if !png_font() {
+        eprintln!("report: no TrueType font found (e.g. install fonts-dejavu); {name} not plotted");
+        return Ok(files);
+    }
     let svg = out.join(format!("{name}.svg"));
     draw_lines(
         SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
@@ -523,18 +528,16 @@ fn plot(
         points_only,
     )?;
     files.push(svg);
-    if png_font() {
-        let png = out.join(format!("{name}.png"));
-        draw_lines(
-            BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
-            title,
-            axes.0,
-            axes.1,
-            series,
-            points_only,
-        )?;
-        files.push(png);
-    }
+    let png = out.join(format!("{name}.png"));
+    draw_lines(
+        BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
+        title,
+        axes.0,
+        axes.1,
+        series,
+        points_only,
+    )?;
+    files.push(png);
     Ok(files)
 }
 

@@ -343,3 +343,108 @@ fn bench_prints_measured_cache_bytes_and_speeds() {
     let (ok, _, err) = mla_lab(&["bench", "experiments/small/mha.ron", "--contexts", "0"]);
     assert!(!ok && err.contains("--contexts"), "{err}");
 }
+
+fn tiny_experiment(name: &str, attention: &str, positions: &str) -> String {
+    format!(
+        r#"(name: "{name}", seed: 5,
+            model: (vocab_size: 300, context: 32, d_model: 32, n_layers: 2, n_heads: 4,
+                    positions: {positions}, attention: {attention}),
+            data: (source: Synthetic(count: 300, seed: 2), tokenizer: Bpe(vocab_size: 300)),
+            train: (batch_size: 4, max_steps: 30, lr: 3e-3, min_lr: 3e-4, warmup_steps: 3,
+                    eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 10))"#
+    )
+}
+
+#[test]
+fn study_trains_evaluates_benches_and_reports_then_skips_finished_work() {
+    let dir = std::env::temp_dir().join(format!("mla-lab-cli-study-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exps = dir.join("exps");
+    std::fs::create_dir_all(&exps).unwrap();
+    // d_model 32: r = 16 is d/2, r = 32 full rank.
+    for (name, attention, positions) in [
+        (
+            "a_mla_rope_half",
+            "Mla(rank: 16, layout: Separate, rope_dim: 4)",
+            "Rope(10000.0)",
+        ),
+        (
+            "b_mla_rope_full",
+            "Mla(rank: 32, layout: Separate, rope_dim: 4)",
+            "Rope(10000.0)",
+        ),
+        (
+            "c_mla_half",
+            "Mla(rank: 16, layout: Separate, rope_dim: 0)",
+            "Learned",
+        ),
+        ("z_mha", "Mha(kv_heads: 4)", "Learned"),
+    ] {
+        std::fs::write(
+            exps.join(format!("{name}.ron")),
+            tiny_experiment(name, attention, positions),
+        )
+        .unwrap();
+    }
+    let art = dir.join("artifacts");
+    let args = [
+        "study",
+        exps.to_str().unwrap(),
+        "--artifacts",
+        art.to_str().unwrap(),
+        "--contexts",
+        "8,16",
+        "--probe-stories",
+        "3",
+        "--eval-windows",
+        "4",
+    ];
+    let (ok, out, err) = mla_lab(&args);
+    assert!(ok, "{out}\n{err}");
+    for name in ["z_mha", "a_mla_rope_half", "b_mla_rope_full", "c_mla_half"] {
+        for f in ["summary.json", "eval.json", "probes.json", "bench.json"] {
+            assert!(art.join(name).join(f).exists(), "{name}/{f}");
+        }
+    }
+    let report = std::fs::read_to_string(art.join("report/report.md")).unwrap();
+    // MHA is the baseline even though it sorts last.
+    assert!(report.contains("baseline `z_mha`"), "{report}");
+    assert!(report.contains("## Story probes"), "{report}");
+    assert!(report.contains("## The paper's claims"), "{report}");
+    // KV: (2·16 + 4) against 2·32 elements per layer: 43.8% smaller.
+    assert!(report.contains("43.8% smaller"), "{report}");
+    assert_eq!(
+        report.matches("reproduced").count(),
+        5,
+        "one verdict per claim: {report}"
+    );
+    // Plots need a system font (.ci/run installs DejaVu).
+    if std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
+        for plot in ["val_loss", "pareto", "decode_speed"] {
+            let svg = std::fs::read_to_string(art.join(format!("report/{plot}.svg"))).unwrap();
+            assert!(svg.contains("<svg") && svg.contains("z_mha"), "{plot}");
+            let png = std::fs::read(art.join(format!("report/{plot}.png"))).unwrap();
+            assert!(png.starts_with(b"\x89PNG"), "{plot}.png");
+        }
+    }
+    // Again: everything is there, nothing is redone.
+    let (ok, out, err) = mla_lab(&args);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("training") && !out.contains(": eval") && !out.contains(": bench"),
+        "{out}"
+    );
+    // report alone, on two of the runs.
+    let (ok, out, err) = mla_lab(&[
+        "report",
+        art.join("z_mha").to_str().unwrap(),
+        art.join("c_mla_half").to_str().unwrap(),
+        "--out",
+        dir.join("r2").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("report.md"), "{out}");
+    let (ok, _, err) = mla_lab(&["report", dir.to_str().unwrap()]);
+    assert!(!ok && err.contains("experiment.ron"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
