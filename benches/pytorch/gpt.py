@@ -206,6 +206,10 @@ def decode(a, model):
         caches = [blk.attn.new_cache(a.batch, a.context) for blk in model.blocks]
         prompt = torch.randint(0, a.vocab, (a.batch, a.context - new))
         logits = model(prompt, caches, 0)
+        if not runs:
+            # The cached (absorbed) path must agree with the plain forward.
+            ref = model(prompt)
+            assert torch.allclose(logits, ref, atol=1e-3), (logits - ref).abs().max()
         tok = logits[:, -1:].argmax(-1)
         t0 = time.perf_counter()
         for i in range(new):
