@@ -12,7 +12,11 @@ fn main() {
     let device = mla_lab::backend::cpu_device().expect("a CPU backend");
     println!("| m×k×n | ms | GFLOP/s |");
     println!("|---|---:|---:|");
-    for (m, k, n) in [(4096usize, 256usize, 1024usize), (4096, 1024, 256), (4096, 256, 2048)] {
+    for (m, k, n) in [
+        (4096usize, 256usize, 1024usize),
+        (4096, 1024, 256),
+        (4096, 256, 2048),
+    ] {
         let a = Tensor::<2>::random([m, k], Distribution::Default, &device);
         let b = Tensor::<2>::random([k, n], Distribution::Default, &device);
         let _ = a.clone().matmul(b.clone());
