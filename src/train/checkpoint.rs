@@ -38,6 +38,13 @@ impl AtomicCheckpointer {
     pub fn for_run(run_dir: &Path) -> [AtomicCheckpointer; 3] {
         let dir = run_dir.join("checkpoint");
         std::fs::create_dir_all(&dir).ok();
+        // Temporaries of a run killed while saving.
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         PARTS.map(|name| AtomicCheckpointer {
             dir: dir.clone(),
             name,
@@ -70,23 +77,32 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     }
 }
 
-/// Epochs of `run_dir` with all three checkpoint files, ascending.
-pub fn complete(run_dir: &Path) -> Vec<usize> {
+/// Epochs of `run_dir` with at least one checkpoint file (a killed run can leave some parts
+/// of an epoch it was saving or rotating out), ascending.
+pub fn present(run_dir: &Path) -> Vec<usize> {
     let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoint")) else {
         return vec![];
     };
     let mut epochs: Vec<usize> = entries
         .filter_map(|e| {
             let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse()
-                .ok()
+            let rest = PARTS
+                .iter()
+                .find_map(|p| name.strip_prefix(p)?.strip_prefix('-'))?;
+            rest.strip_suffix(".bpk")?.parse().ok()
         })
-        .filter(|&epoch| PARTS.iter().all(|p| path(run_dir, p, epoch).exists()))
         .collect();
     epochs.sort_unstable();
+    epochs.dedup();
     epochs
+}
+
+/// Epochs of `run_dir` with all three checkpoint files, ascending.
+pub fn complete(run_dir: &Path) -> Vec<usize> {
+    present(run_dir)
+        .into_iter()
+        .filter(|&epoch| PARTS.iter().all(|p| path(run_dir, p, epoch).exists()))
+        .collect()
 }
 
 /// The newest complete checkpoint of `run_dir`.

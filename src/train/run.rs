@@ -260,7 +260,11 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         t.checkpoint_every / t.eval_every,
         epochs,
         t.keep_checkpoints,
-        checkpoint::complete(&dir),
+        // Every epoch with a file left, so parts of half-rotated epochs go too.
+        checkpoint::present(&dir)
+            .into_iter()
+            .filter(|&e| e <= resume_epoch.unwrap_or(0))
+            .collect(),
     );
     let mut training = SupervisedTraining::new(&dir, Arc::new(train), valid)
         .num_epochs(epochs)
