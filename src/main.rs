@@ -491,16 +491,15 @@ fn eval(
         run.experiment.name, r.loss, r.perplexity, r.data, r.windows, r.tokens, r.unigram_entropy
     );
     if let Some(p) = probes {
-        let f = |s: &mla_lab::eval::probes::Share| format!("{:.3} (n={})", s.value, s.n);
         println!(
             "probes on {} held-out stories: character consistency {}, object consistency {}, grammar {}, 3-gram repetition {}, distinct-2 {}, distinct-3 {}",
             p.stories,
-            f(&p.character_consistency),
-            f(&p.object_consistency),
-            f(&p.grammar),
-            f(&p.repetition_3gram),
-            f(&p.distinct_2),
-            f(&p.distinct_3)
+            p.character_consistency,
+            p.object_consistency,
+            p.grammar,
+            p.repetition_3gram,
+            p.distinct_2,
+            p.distinct_3
         );
     }
     if let Some(j) = judged {

@@ -17,7 +17,7 @@ use crate::eval::judge::JudgeReport;
 use crate::eval::probes::ProbeReport;
 use crate::experiment::Experiment;
 use crate::infer::bench::BenchRow;
-use crate::model::{AttentionConfig, LatentLayout, Positions};
+use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
 
 /// Everything known about one run.
 pub struct RunData {
@@ -95,8 +95,7 @@ impl RunData {
     }
 
     fn is_mha(&self) -> bool {
-        let m = &self.experiment.model;
-        matches!(m.attention, AttentionConfig::Mha { kv_heads } if kv_heads == m.n_heads)
+        is_mha(&self.experiment.model)
     }
 
     /// MLA (rank, rope_dim, layout).
@@ -121,10 +120,20 @@ impl RunData {
     }
 }
 
+/// Full multi-head attention (as many K/V heads as query heads).
+fn is_mha(m: &GptConfig) -> bool {
+    matches!(m.attention, AttentionConfig::Mha { kv_heads } if kv_heads == m.n_heads)
+}
+
+/// The paper's baseline: MHA with learned positions.
+pub fn is_baseline(m: &GptConfig) -> bool {
+    is_mha(m) && m.positions == Positions::Learned
+}
+
 /// The baseline: the MHA run with learned positions, else any MHA run, else the first.
 fn baseline(runs: &[RunData]) -> &RunData {
     runs.iter()
-        .find(|r| r.is_mha() && r.experiment.model.positions == Positions::Learned)
+        .find(|r| is_baseline(&r.experiment.model))
         .or_else(|| runs.iter().find(|r| r.is_mha()))
         .unwrap_or(&runs[0])
 }
@@ -148,7 +157,7 @@ fn pct(x: f64) -> String {
 }
 
 fn share(s: &crate::eval::probes::Share) -> String {
-    format!("{:.2} (n={})", s.value, s.n)
+    format!("{s:.2}")
 }
 
 /// The largest context benched for every run.
@@ -420,17 +429,29 @@ const COLORS: [RGBColor; 10] = [
 
 type Series = Vec<(String, Vec<(f64, f64)>)>;
 
-fn draw_lines<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &Series,
+/// One plot: drawn once per output format.
+struct Chart<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    series: &'a Series,
+    /// Markers without connecting lines (a scatter).
     points_only: bool,
-) -> Result<()>
+}
+
+const PLOT_SIZE: (u32, u32) = (900, 560);
+
+fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
+    let Chart {
+        title,
+        x_label,
+        y_label,
+        series,
+        points_only,
+    } = *chart;
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
     if all.is_empty() {
@@ -503,42 +524,21 @@ fn png_font() -> bool {
     })
 }
 
-/// Writes `<name>.svg` and, with a font, `<name>.png`; returns the files written.
-fn plot(
-    out: &Path,
-    name: &str,
-    title: &str,
-    axes: (&str, &str),
-    series: &Series,
-    points_only: bool,
-) -> Result<Vec<PathBuf>> {
-    let mut files = vec![];
+/// Writes `<name>.svg` and `<name>.png` (nothing without a font); returns the files written.
+fn plot(out: &Path, name: &str, chart: Chart) -> Result<Vec<PathBuf>> {
     // plotters lays text out with the registered font, for SVG too.
     if !png_font() {
         eprintln!("report: no TrueType font found (e.g. install fonts-dejavu); {name} not plotted");
-        return Ok(files);
+        return Ok(vec![]);
     }
     let svg = out.join(format!("{name}.svg"));
-    draw_lines(
-        SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
-        title,
-        axes.0,
-        axes.1,
-        series,
-        points_only,
-    )?;
-    files.push(svg);
+    draw_lines(SVGBackend::new(&svg, PLOT_SIZE).into_drawing_area(), &chart)?;
     let png = out.join(format!("{name}.png"));
     draw_lines(
-        BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
-        title,
-        axes.0,
-        axes.1,
-        series,
-        points_only,
+        BitMapBackend::new(&png, PLOT_SIZE).into_drawing_area(),
+        &chart,
     )?;
-    files.push(png);
-    Ok(files)
+    Ok(vec![svg, png])
 }
 
 /// Writes `report.md` and the plots into `out`; returns the files written.
@@ -567,10 +567,13 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
     files.extend(plot(
         out,
         "val_loss",
-        "Validation loss",
-        ("step", "val loss (nats/token)"),
-        &curves,
-        false,
+        Chart {
+            title: "Validation loss",
+            x_label: "step",
+            y_label: "val loss (nats/token)",
+            series: &curves,
+            points_only: false,
+        },
     )?);
     let pareto: Series = runs
         .iter()
@@ -579,10 +582,13 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
     files.extend(plot(
         out,
         "pareto",
-        "KV cache vs validation loss",
-        ("KV bytes per token (f32)", "val loss (nats/token)"),
-        &pareto,
-        true,
+        Chart {
+            title: "KV cache vs validation loss",
+            x_label: "KV bytes per token (f32)",
+            y_label: "val loss (nats/token)",
+            series: &pareto,
+            points_only: true,
+        },
     )?);
     let speed: Series = runs
         .iter()
@@ -600,10 +606,13 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
     files.extend(plot(
         out,
         "decode_speed",
-        "Decode speed (batch 1, absorbed MLA)",
-        ("context (cached tokens)", "decode tokens/s"),
-        &speed,
-        false,
+        Chart {
+            title: "Decode speed (batch 1, absorbed MLA)",
+            x_label: "context (cached tokens)",
+            y_label: "decode tokens/s",
+            series: &speed,
+            points_only: false,
+        },
     )?);
     Ok(files)
 }

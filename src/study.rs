@@ -60,10 +60,10 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// MHA first (the baseline of ratios), then the rest in the order given.
 fn baseline_first(mut exps: Vec<(PathBuf, Experiment)>) -> Vec<(PathBuf, Experiment)> {
-    if let Some(i) = exps.iter().position(|(_, e)| {
-        matches!(e.model.attention, crate::model::AttentionConfig::Mha { kv_heads } if kv_heads == e.model.n_heads)
-            && e.model.positions == crate::model::Positions::Learned
-    }) {
+    if let Some(i) = exps
+        .iter()
+        .position(|(_, e)| crate::report::is_baseline(&e.model))
+    {
         let base = exps.remove(i);
         exps.insert(0, base);
     }

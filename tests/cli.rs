@@ -1,7 +1,15 @@
 //! The `mla-lab` command line, run as a user would.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// An empty folder for one test, under the system temp folder.
+fn fresh_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mla-lab-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 fn mla_lab(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
@@ -49,8 +57,7 @@ fn info_json_is_one_object_per_file() {
 
 #[test]
 fn info_on_a_bad_file_names_it_and_fails() {
-    let dir = std::env::temp_dir().join(format!("mla-lab-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("info");
     let bad = dir.join("bad.ron");
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/mha.ron"))
@@ -68,8 +75,7 @@ fn info_on_a_bad_file_names_it_and_fails() {
 
 #[test]
 fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
-    let dir = std::env::temp_dir().join(format!("mla-lab-cli-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("train");
     let exp = dir.join("tiny.ron");
     std::fs::write(
         &exp,
@@ -154,7 +160,7 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
 
 #[test]
 fn data_stories_writes_text_and_metadata() {
-    let dir = std::env::temp_dir().join(format!("mla-lab-cli-stories-{}", std::process::id()));
+    let dir = fresh_dir("stories");
     let out = dir.join("sub/stories.txt");
     let (ok, stdout, err) = mla_lab(&[
         "data",
@@ -206,9 +212,7 @@ fn metric_rows(csv: &str) -> Vec<(usize, f64)> {
 
 #[test]
 fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
-    let dir = std::env::temp_dir().join(format!("mla-lab-cli-resume-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("resume");
     let exp = dir.join("resume.ron");
     std::fs::write(
         &exp,
@@ -359,8 +363,7 @@ fn tiny_experiment(name: &str, attention: &str, positions: &str) -> String {
 
 #[test]
 fn study_trains_evaluates_benches_and_reports_then_skips_finished_work() {
-    let dir = std::env::temp_dir().join(format!("mla-lab-cli-study-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("study");
     let exps = dir.join("exps");
     std::fs::create_dir_all(&exps).unwrap();
     // d_model 32: r = 16 is d/2, r = 32 full rank.

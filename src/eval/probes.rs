@@ -54,6 +54,14 @@ pub struct Share {
     pub n: usize,
 }
 
+/// `0.812 (n=131)`; the precision applies to the value (default 3).
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = f.precision().unwrap_or(3);
+        write!(f, "{:.digits$} (n={})", self.value, self.n)
+    }
+}
+
 impl Share {
     fn new(hits: usize, n: usize) -> Share {
         Share {
@@ -94,10 +102,7 @@ pub struct Example {
 
 /// Lower-case words without punctuation.
 pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .map(|w| w.trim_matches('\'').to_lowercase())
-        .filter(|w| !w.is_empty())
-        .collect()
+    cased_words(text).iter().map(|w| w.to_lowercase()).collect()
 }
 
 /// Words with their case (names are capitalised: "Sunny" the dog, not "sunny" weather).

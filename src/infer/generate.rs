@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
-use burn::store::ModuleRecord;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::sampling::Sampler;
@@ -54,21 +53,8 @@ impl Run {
                 dir.display()
             )
         })?;
-        let record = ModuleRecord::load(&weights)
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("{}: cannot read", weights.display()))?;
-        let model = experiment
-            .model
-            .init(device)
-            .try_load_record(record)
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| {
-                format!(
-                    "{}: does not fit the model of {}",
-                    weights.display(),
-                    exp_file.display()
-                )
-            })?;
+        let model = crate::train::checkpoint::load_weights(experiment.model.init(device), &weights)
+            .with_context(|| format!("loading the run of {}", exp_file.display()))?;
         Ok(Run {
             dir: dir.to_path_buf(),
             experiment,

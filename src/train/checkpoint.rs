@@ -110,6 +110,19 @@ pub fn latest_complete(run_dir: &Path) -> Option<usize> {
     complete(run_dir).last().copied()
 }
 
+/// Reads a burnpack of weights and applies it to `model`; the error names the file and says
+/// whether it could not be read or does not fit.
+pub fn load_weights<M: Module>(model: M, file: &Path) -> Result<M> {
+    let record =
+        ModuleRecord::load(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
+    model.try_load_record(record).map_err(|e| {
+        anyhow!(
+            "{}: does not fit this experiment's model: {e}",
+            file.display()
+        )
+    })
+}
+
 /// Reads checkpoint `epoch` and applies its weights to `model`, so a corrupt file or one from
 /// another model is an error here rather than a panic inside the learner.
 pub fn verify<M: Module>(run_dir: &Path, epoch: usize, model: M) -> Result<()> {
@@ -119,18 +132,7 @@ pub fn verify<M: Module>(run_dir: &Path, epoch: usize, model: M) -> Result<()> {
             path(run_dir, part, epoch).display()
         )
     };
-    let record = ModuleRecord::load(path(run_dir, "model", epoch))
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| bad("model"))?;
-    model
-        .try_load_record(record)
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| {
-            format!(
-                "{} (does it belong to this experiment's model?)",
-                bad("model")
-            )
-        })?;
+    load_weights(model, &path(run_dir, "model", epoch)).with_context(|| bad("model"))?;
     OptimizerRecord::load(path(run_dir, "optim", epoch))
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| bad("optim"))?;
