@@ -1,17 +1,21 @@
-//! Forward and forward+backward throughput of experiment models on the compiled-in CPU
-//! backend: the measurement behind the choice of `flex` as the default CPU backend.
+//! Forward and forward+backward throughput of experiment models: the raw training step that a
+//! real `mla-lab train` run is compared with (benches/speed.py), and the measurement behind
+//! the choice of `flex` as the default CPU backend.
 //!
 //!     cargo bench --bench train_step                                   # flex (default)
 //!     cargo bench --bench train_step --no-default-features --features ndarray
+//!     BACKEND=libtorch cargo bench --bench train_step --features tch
 //!
 //! Arguments (after `--`): experiment files (default: experiments/small/{mha,mla_rope_half}.ron).
-//! Environment: `BATCH` (default 16), `STEPS` timed steps (default 5).
+//! Environment: `BATCH` (default 16), `STEPS` timed steps (default 5), `BACKEND` (`cpu`,
+//! the default, or any `--backend` value: `libtorch`, `cuda`, `wgpu`, `auto`).
 
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
-use mla_lab::backend::{compiled_backends, cpu_device};
+use clap::ValueEnum;
+use mla_lab::backend::{self, BackendChoice};
 use mla_lab::experiment::Experiment;
 
 fn env(name: &str, default: usize) -> usize {
@@ -33,11 +37,12 @@ fn main() {
         ];
     }
     let (batch, steps) = (env("BATCH", 16), env("STEPS", 5));
-    let device = cpu_device().expect("a CPU backend").autodiff();
-    println!(
-        "backend: {}, batch {batch}, {steps} timed steps after 1 warm-up",
-        compiled_backends().join(", ")
-    );
+    let choice = std::env::var("BACKEND").unwrap_or_else(|_| "cpu".into());
+    let choice = BackendChoice::from_str(&choice, true)
+        .unwrap_or_else(|e| panic!("BACKEND={choice}: {e}"));
+    let (name, device) = backend::select(choice).unwrap_or_else(|e| panic!("{e}"));
+    let device = device.autodiff();
+    println!("backend: {name}, batch {batch}, {steps} timed steps after 1 warm-up");
     println!("| experiment | seq | forward tok/s | forward+backward tok/s |");
     println!("|---|---:|---:|---:|");
     for file in files {

@@ -1,6 +1,6 @@
 //! Run-time backend choice among those compiled in (cargo features `flex`, `ndarray`, `wgpu`,
-//! `cuda`). `Device::default()` picks by what was compiled, not by what exists, so the choice
-//! is always explicit here.
+//! `cuda`, `tch`). `Device::default()` picks by what was compiled, not by what exists, so the
+//! choice is always explicit here.
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
@@ -8,11 +8,15 @@ use burn::tensor::Device;
 /// `--backend` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// CUDA if compiled in and a card is present, then a wgpu adapter, then the CPU.
+    /// CUDA if compiled in and a card is present, then LibTorch, then a wgpu adapter, then the
+    /// CPU.
     Auto,
     Cpu,
     Wgpu,
     Cuda,
+    /// burn's LibTorch backend (feature `tch`): its first CUDA device when torch sees one,
+    /// else the CPU.
+    Libtorch,
 }
 
 /// The compiled-in backends, for messages.
@@ -20,6 +24,9 @@ pub fn compiled_backends() -> Vec<&'static str> {
     let mut v = Vec::new();
     if cfg!(feature = "cuda") {
         v.push("cuda");
+    }
+    if cfg!(feature = "tch") {
+        v.push("libtorch");
     }
     if cfg!(feature = "wgpu") {
         v.push("wgpu");
@@ -57,6 +64,21 @@ fn cuda_device() -> Option<Device> {
     .flatten()
 }
 
+/// LibTorch's first CUDA device if torch sees one (`enumerate` lists only CUDA devices), else
+/// LibTorch on the CPU.
+#[cfg(feature = "tch")]
+#[allow(deprecated)] // burn 0.22 marks the LibTorch backend deprecated; it is opt-in here.
+fn libtorch_device() -> (String, Device) {
+    use burn::tensor::DeviceType;
+    let cuda = std::panic::catch_unwind(|| Device::enumerate(DeviceType::LibTorch).into_vec())
+        .unwrap_or_default();
+    if cuda.is_empty() {
+        ("libtorch (cpu)".to_string(), Device::libtorch())
+    } else {
+        ("libtorch (cuda:0)".to_string(), Device::libtorch_cuda(0usize))
+    }
+}
+
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Option<Device> {
     use burn::tensor::DeviceType;
@@ -86,6 +108,16 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
                 )
             }
         }
+        BackendChoice::Libtorch => {
+            #[cfg(feature = "tch")]
+            return Ok(libtorch_device());
+            #[allow(unreachable_code)]
+            {
+                bail!(
+                    "--backend libtorch: this build has no LibTorch backend (compiled: {compiled}); rebuild with `--features tch` (see README, Backends)"
+                )
+            }
+        }
         BackendChoice::Wgpu => {
             #[cfg(feature = "wgpu")]
             return wgpu_device()
@@ -109,15 +141,20 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
             if let Some(d) = cuda_device() {
                 return Ok(("cuda".to_string(), d));
             }
-            #[cfg(feature = "wgpu")]
-            if let Some(d) = wgpu_device() {
-                return Ok(("wgpu".to_string(), d));
-            }
-            match cpu_device() {
-                Some(d) => Ok((cpu_name().to_string(), d)),
-                None => bail!(
-                    "--backend auto: no device found among the compiled backends ({compiled})"
-                ),
+            #[cfg(feature = "tch")]
+            return Ok(libtorch_device());
+            #[allow(unreachable_code)]
+            {
+                #[cfg(feature = "wgpu")]
+                if let Some(d) = wgpu_device() {
+                    return Ok(("wgpu".to_string(), d));
+                }
+                match cpu_device() {
+                    Some(d) => Ok((cpu_name().to_string(), d)),
+                    None => bail!(
+                        "--backend auto: no device found among the compiled backends ({compiled})"
+                    ),
+                }
             }
         }
     }
@@ -131,8 +168,17 @@ fn cpu_name() -> &'static str {
     }
 }
 
-/// The CPU device used by unit tests.
+/// The device unit tests run on: the CPU backend, or LibTorch when built with `--features tch`
+/// and run with `MLA_LAB_TEST_BACKEND=libtorch` (so the equivalence tests can be run on it).
 pub fn test_device() -> Device {
+    if std::env::var("MLA_LAB_TEST_BACKEND").as_deref() == Ok("libtorch") {
+        #[cfg(feature = "tch")]
+        return libtorch_device().1;
+        #[allow(unreachable_code)]
+        {
+            panic!("MLA_LAB_TEST_BACKEND=libtorch needs a build with `--features tch`")
+        }
+    }
     cpu_device().expect("tests need a CPU backend: build with the `flex` or `ndarray` feature")
 }
 
@@ -144,9 +190,9 @@ mod tests {
     fn cpu_and_auto_find_the_cpu_here() {
         let (name, device) = select(BackendChoice::Cpu).unwrap();
         assert!(name.starts_with("cpu"), "{name}");
-        assert_eq!(device, test_device());
-        // No GPU backend in the default build: auto falls back to the CPU.
-        if !cfg!(any(feature = "cuda", feature = "wgpu")) {
+        assert_eq!(Some(device), cpu_device());
+        // No GPU backend or LibTorch in the default build: auto falls back to the CPU.
+        if !cfg!(any(feature = "cuda", feature = "wgpu", feature = "tch")) {
             assert_eq!(select(BackendChoice::Auto).unwrap().0, name);
         }
     }
@@ -163,6 +209,10 @@ mod tests {
         if !cfg!(feature = "wgpu") {
             let err = select(BackendChoice::Wgpu).unwrap_err().to_string();
             assert!(err.contains("--features wgpu"), "{err}");
+        }
+        if !cfg!(feature = "tch") {
+            let err = select(BackendChoice::Libtorch).unwrap_err().to_string();
+            assert!(err.contains("--features tch"), "{err}");
         }
     }
 }

@@ -141,10 +141,11 @@ enum Command {
         #[arg(long, default_value = "1")]
         batch: String,
         /// Timed single-token decode steps per run.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 64)]
         decode_tokens: usize,
-        /// Timed runs (after one warm-up); the median is reported.
-        #[arg(long, default_value_t = 3)]
+        /// Timed rounds over all rows (after one warm-up round); the median and the range are
+        /// reported.
+        #[arg(long, default_value_t = 7)]
         repeats: usize,
         /// One JSON object per row instead of the table.
         #[arg(long)]

@@ -3,8 +3,9 @@
 //! Per model, context and batch: KV bytes per token from the formula and measured from the
 //! live cache after filling it, the cache's total bytes, prefill tokens/s, and decode
 //! tokens/s and ms/token with the cache filled to that context (MLA: both decode paths).
-//! Timings are the median of `repeats` runs after a warm-up, with the device synchronised
-//! before the clock is read. Weights are random unless a run folder is given: speed does not
+//! Timings are the median of `repeats` rounds after a warm-up round, with the device
+//! synchronised before the clock is read; the rounds interleave the rows, and each row reports
+//! the range of its rounds. Weights are random unless a run folder is given: speed does not
 //! depend on training.
 
 use std::path::{Path, PathBuf};
@@ -32,8 +33,8 @@ impl Default for BenchOptions {
         Self {
             contexts: vec![128, 256, 512],
             batches: vec![1],
-            decode_tokens: 16,
-            repeats: 3,
+            decode_tokens: 64,
+            repeats: 7,
         }
     }
 }
@@ -56,6 +57,15 @@ pub struct BenchRow {
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
     pub decode_ms_per_token: f64,
+    /// The fastest and the slowest of the timed runs, ms/token (absent in files written before
+    /// it was recorded).
+    #[serde(default)]
+    pub decode_ms_per_token_range: Option<(f64, f64)>,
+    /// Timed decode steps per run, and timed runs.
+    #[serde(default)]
+    pub decode_steps: Option<usize>,
+    #[serde(default)]
+    pub repeats: Option<usize>,
     /// `kv bytes / kv bytes of the first model`.
     pub kv_vs_first: f64,
     /// `decode tokens/s / that of the first model` (same context, batch).
@@ -145,7 +155,22 @@ fn decode_paths(config: &GptConfig) -> Vec<Option<MlaDecode>> {
     }
 }
 
-/// Benches every subject; `progress` hears about each row as it is measured.
+/// One measured configuration: a model (with its decode path), a batch and a context.
+struct Case<'a> {
+    subject: &'a Subject,
+    model: Gpt,
+    decode: Option<MlaDecode>,
+    batch: usize,
+    context: usize,
+    /// Timed decode steps per run.
+    steps: usize,
+}
+
+/// Benches every subject; `progress` hears about each row once it is measured.
+///
+/// Runs are interleaved: one warm-up run of every case, then `repeats` rounds that each run
+/// every case once, so a slow spell of a shared machine spreads over all rows instead of
+/// landing on one. Each row reports the median and the range over the rounds.
 pub fn bench(
     subjects: Vec<Subject>,
     opts: &BenchOptions,
@@ -155,8 +180,8 @@ pub fn bench(
     if subjects.is_empty() {
         bail!("nothing to bench");
     }
-    let mut rows: Vec<BenchRow> = Vec::new();
-    for s in subjects {
+    let mut cases = Vec::new();
+    for s in &subjects {
         let c = &s.config;
         for decode in decode_paths(c) {
             let model = match decode {
@@ -168,58 +193,87 @@ pub fn bench(
                     if context > c.context {
                         continue; // beyond what the model was built for
                     }
-                    let n = opts.decode_tokens.min(context / 2).max(1);
-                    let mut prefill = vec![];
-                    let mut dec = vec![];
-                    let mut measured = (0, 0);
-                    for i in 0..=opts.repeats.max(1) {
-                        let (p, d, per_token, bytes) = one_run(&model, batch, context, n, device)?;
-                        measured = (per_token, bytes);
-                        if i > 0 {
-                            // run 0 is the warm-up
-                            prefill.push(p);
-                            dec.push(d);
-                        }
-                    }
-                    let (prefill, dec) = (median(prefill), median(dec));
-                    let row = BenchRow {
-                        experiment: s.name.clone(),
-                        attention: c.attention.label(
-                            c.n_heads,
-                            matches!(c.positions, crate::model::Positions::Rope(_)),
-                        ),
-                        decode: match decode {
-                            Some(MlaDecode::Naive) => "naive",
-                            Some(MlaDecode::Absorbed) => "absorbed",
-                            None => "-",
-                        }
-                        .into(),
-                        rank: match c.attention {
-                            AttentionConfig::Mla { rank, .. } => Some(rank),
-                            _ => None,
-                        },
-                        d_model: c.d_model,
+                    cases.push(Case {
+                        subject: s,
+                        model: model.clone(),
+                        decode,
                         batch,
                         context,
-                        kv_bytes_per_token_formula: c.kv_bytes_per_token(DType::F32),
-                        kv_bytes_per_token_measured: measured.0,
-                        cache_bytes: measured.1,
-                        prefill_tokens_per_s: (batch * (context - n)) as f64 / prefill,
-                        decode_tokens_per_s: (batch * n) as f64 / dec,
-                        decode_ms_per_token: 1e3 * dec / n as f64,
-                        kv_vs_first: 1.0,
-                        decode_vs_first: 1.0,
-                        decode_vs_full_rank: None,
-                        weights: s.weights.clone(),
-                    };
-                    progress(&row);
-                    rows.push(row);
+                        steps: opts.decode_tokens.min(context / 2).max(1),
+                    });
                 }
             }
         }
     }
+    let repeats = opts.repeats.max(1);
+    let mut prefill = vec![Vec::with_capacity(repeats); cases.len()];
+    let mut dec = vec![Vec::with_capacity(repeats); cases.len()];
+    let mut measured = vec![(0, 0); cases.len()];
+    for round in 0..=repeats {
+        for (i, case) in cases.iter().enumerate() {
+            let (p, d, per_token, bytes) =
+                one_run(&case.model, case.batch, case.context, case.steps, device)?;
+            measured[i] = (per_token, bytes);
+            if round > 0 {
+                // round 0 is the warm-up
+                prefill[i].push(p);
+                dec[i].push(d);
+            }
+        }
+    }
+    let mut rows: Vec<BenchRow> = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let (s, c) = (case.subject, &case.subject.config);
+        let (batch, context, n) = (case.batch, case.context, case.steps);
+        let ms = |secs: f64| 1e3 * secs / n as f64;
+        let (lo, hi) = spread(&dec[i]);
+        let (prefill, dec) = (median(prefill[i].clone()), median(dec[i].clone()));
+        let row = BenchRow {
+            experiment: s.name.clone(),
+            attention: c.attention.label(
+                c.n_heads,
+                matches!(c.positions, crate::model::Positions::Rope(_)),
+            ),
+            decode: match case.decode {
+                Some(MlaDecode::Naive) => "naive",
+                Some(MlaDecode::Absorbed) => "absorbed",
+                None => "-",
+            }
+            .into(),
+            rank: match c.attention {
+                AttentionConfig::Mla { rank, .. } => Some(rank),
+                _ => None,
+            },
+            d_model: c.d_model,
+            batch,
+            context,
+            kv_bytes_per_token_formula: c.kv_bytes_per_token(DType::F32),
+            kv_bytes_per_token_measured: measured[i].0,
+            cache_bytes: measured[i].1,
+            prefill_tokens_per_s: (batch * (context - n)) as f64 / prefill,
+            decode_tokens_per_s: (batch * n) as f64 / dec,
+            decode_ms_per_token: ms(dec),
+            decode_ms_per_token_range: Some((ms(lo), ms(hi))),
+            decode_steps: Some(n),
+            repeats: Some(repeats),
+            kv_vs_first: 1.0,
+            decode_vs_first: 1.0,
+            decode_vs_full_rank: None,
+            weights: s.weights.clone(),
+        };
+        progress(&row);
+        rows.push(row);
+    }
     add_ratios(&mut rows);
     Ok(rows)
+}
+
+/// The smallest and the largest of the timings.
+fn spread(xs: &[f64]) -> (f64, f64) {
+    xs.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 /// MLA rows of the same family (positions, layout, rope width, decode path) as `row`'s, at
@@ -267,12 +321,12 @@ fn add_ratios(rows: &mut [BenchRow]) {
 /// The Markdown table.
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = String::from(
-        "| experiment | attention | decode | batch | context | KV B/token formula | KV B/token measured | cache KiB | prefill tok/s | decode tok/s | ms/token | KV vs first | decode vs first | decode vs full rank |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| experiment | attention | decode | batch | context | KV B/token formula | KV B/token measured | cache KiB | prefill tok/s | decode tok/s | ms/token | ms/token range | KV vs first | decode vs first | decode vs full rank |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.2} | {:.3} | {:.2}× | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.2} | {} | {:.3} | {:.2}× | {} |\n",
             r.experiment,
             r.attention,
             r.decode,
@@ -284,6 +338,8 @@ pub fn table(rows: &[BenchRow]) -> String {
             r.prefill_tokens_per_s,
             r.decode_tokens_per_s,
             r.decode_ms_per_token,
+            r.decode_ms_per_token_range
+                .map_or("-".into(), |(lo, hi)| format!("{lo:.2}–{hi:.2}")),
             r.kv_vs_first,
             r.decode_vs_first,
             r.decode_vs_full_rank
@@ -374,6 +430,9 @@ mod tests {
             prefill_tokens_per_s: 1.0,
             decode_tokens_per_s: tps,
             decode_ms_per_token: 0.0,
+            decode_ms_per_token_range: None,
+            decode_steps: None,
+            repeats: None,
             kv_vs_first: 1.0,
             decode_vs_first: 1.0,
             decode_vs_full_rank: None,

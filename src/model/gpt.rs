@@ -319,9 +319,26 @@ fn tied_head_few_rows(x: Tensor<3>, wte: Tensor<2>) -> Tensor<3> {
     let [batch, seq, d] = x.dims();
     let vocab = wte.dims()[0];
     let rows = x.reshape([batch * seq, d]); // [rows, d]
-    wte.matmul(rows.transpose()) // [vocab, rows]
+    let logits = match head_blocks(vocab) {
+        // One product per block of the vocabulary, as a batch: the CPU backend runs the
+        // blocks of a batched product on all cores, where the one [vocab, d] x [d, rows]
+        // product (a matrix-vector product when decoding one sequence) would run on one.
+        Some(blocks) => wte
+            .reshape([blocks, vocab / blocks, d]) // [blocks, vocab/blocks, d]
+            .matmul(rows.transpose().unsqueeze_dim::<3>(0)) // [blocks, vocab/blocks, rows]
+            .reshape([vocab, batch * seq]), // [vocab, rows]
+        None => wte.matmul(rows.transpose()), // [vocab, rows]
+    };
+    logits
         .transpose() // [rows, vocab]
         .reshape([batch, seq, vocab]) // [batch, seq, vocab]
+}
+
+/// Splits the vocabulary into equal blocks for [`tied_head_few_rows`]: the largest divisor of
+/// `vocab` from 4 to 64 (50,257 = 29 · 1,733 gives 29; 2,048 gives 64), or `None` when there is
+/// none and the head stays one product.
+fn head_blocks(vocab: usize) -> Option<usize> {
+    (4..=64usize).rev().find(|b| vocab.is_multiple_of(*b))
 }
 
 #[cfg(test)]
@@ -332,15 +349,25 @@ mod head_tests {
     #[test]
     fn both_tied_head_paths_give_the_same_logits() {
         let device = crate::backend::test_device();
-        let wte = Tensor::<2>::random([97, 16], Distribution::Normal(0.0, 1.0), &device);
+        // 97 is prime: one product; 96 splits into 48 blocks.
+        assert_eq!(head_blocks(97), None);
+        assert_eq!(head_blocks(96), Some(48));
+        assert_eq!(head_blocks(50_257), Some(29));
+        for vocab in [97, 96] {
+            tied_head_paths_agree(vocab, &device);
+        }
+    }
+
+    fn tied_head_paths_agree(vocab: usize, device: &Device) {
+        let wte = Tensor::<2>::random([vocab, 16], Distribution::Normal(0.0, 1.0), device);
         for (batch, seq) in [(1, 1), (2, 3), (4, 40)] {
-            let x = Tensor::<3>::random([batch, seq, 16], Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<3>::random([batch, seq, 16], Distribution::Normal(0.0, 1.0), device);
             let many = x
                 .clone()
                 .matmul(wte.clone().transpose().unsqueeze_dim::<3>(0));
             let few = tied_head_few_rows(x.clone(), wte.clone());
             let auto = tied_head(x, wte.clone());
-            assert_eq!(few.dims(), [batch, seq, 97]);
+            assert_eq!(few.dims(), [batch, seq, vocab]);
             let diff = |a: Tensor<3>, b: Tensor<3>| a.sub(b).abs().max().into_scalar::<f32>();
             assert!(diff(many.clone(), few) < 1e-4);
             assert!(diff(many, auto) < 1e-4);

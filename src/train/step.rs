@@ -1,35 +1,55 @@
 //! burn-train's steps for [`Gpt`]: forward → loss → backward, nothing else.
 
-use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
+use burn::tensor::{ExecutionError, Tensor};
+use burn::train::metric::{Adaptor, ItemLazy, LossInput};
+use burn::train::{InferenceStep, TrainOutput, TrainStep};
 
 use crate::data::dataset::TokenBatch;
 use crate::model::Gpt;
 
-impl Gpt {
-    /// Logits and mean next-token loss of a batch.
-    pub fn forward_batch(&self, batch: TokenBatch) -> SequenceOutput {
-        let logits = self.forward(batch.inputs); // [batch, context, vocab]
-        let loss = Gpt::cross_entropy(logits.clone(), batch.targets.clone());
-        SequenceOutput::new(loss, logits, None, batch.targets)
+/// What a step hands to burn-train's metrics: the mean loss, nothing else. burn's
+/// `SequenceOutput` also carries the `[batch, context, vocab]` logits, which the metric thread
+/// then holds past the step: a 32 MiB buffer kept alive per step at the small scale, for
+/// metrics (accuracy, perplexity from logits) that mla-lab does not record.
+pub struct LossOutput {
+    /// `[1]`
+    pub loss: Tensor<1>,
+}
+
+impl ItemLazy for LossOutput {
+    fn sync(self) -> Result<Self, ExecutionError> {
+        // Dispatch buffered work, and leave the autodiff graph behind (as burn's outputs do).
+        self.loss.device().flush()?;
+        Ok(LossOutput {
+            loss: self.loss.without_autodiff(),
+        })
+    }
+}
+
+impl Adaptor<LossInput> for LossOutput {
+    fn adapt(&self) -> LossInput {
+        LossInput::new(self.loss.clone())
     }
 }
 
 impl TrainStep for Gpt {
     type Input = TokenBatch;
-    type Output = SequenceOutput;
+    type Output = LossOutput;
 
-    fn step(&self, batch: TokenBatch) -> TrainOutput<SequenceOutput> {
-        let out = self.forward_batch(batch);
-        TrainOutput::new(self, out.loss.backward(), out)
+    fn step(&self, batch: TokenBatch) -> TrainOutput<LossOutput> {
+        let loss = self.loss(batch.inputs, batch.targets);
+        TrainOutput::new(self, loss.backward(), LossOutput { loss })
     }
 }
 
 impl InferenceStep for Gpt {
     type Input = TokenBatch;
-    type Output = SequenceOutput;
+    type Output = LossOutput;
 
-    fn step(&self, batch: TokenBatch) -> SequenceOutput {
-        self.forward_batch(batch)
+    fn step(&self, batch: TokenBatch) -> LossOutput {
+        LossOutput {
+            loss: self.loss(batch.inputs, batch.targets),
+        }
     }
 }
 

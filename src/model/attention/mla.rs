@@ -213,14 +213,20 @@ impl Mla {
 
     /// Rotary part of the scores, `q^R·k^R`, or `None` without decoupled RoPE.
     ///
+    /// `k^R` is shared by all heads, so the heads become rows of one product per sequence: the
+    /// key is read once, where a product broadcast over heads would read it once per head.
+    ///
     /// # Shapes
     /// - q_r: `[batch, heads, seq, rope_dim]`, k_r: `[batch, keys, rope_dim]`
     /// - output: `[batch, heads, seq, keys]`
     fn rope_scores(q_r: Option<Tensor<4>>, k_r: Option<Tensor<3>>) -> Option<Tensor<4>> {
         match (q_r, k_r) {
             (Some(q_r), Some(k_r)) => {
-                let k_r = k_r.unsqueeze_dim::<4>(1).swap_dims(2, 3); // [b, 1, dr, s]
-                Some(q_r.matmul(k_r)) // [b, h, t, s]
+                let [b, h, t, dr] = q_r.dims();
+                let s = k_r.dims()[1];
+                let q_r = q_r.reshape([b, h * t, dr]); // [b, h*t, dr]
+                let scores = q_r.matmul(k_r.swap_dims(1, 2)); // [b, h*t, s]
+                Some(scores.reshape([b, h, t, s])) // [b, h, t, s]
             }
             _ => None,
         }
@@ -280,15 +286,19 @@ impl Mla {
             .swap_dims(0, 1)
             .unsqueeze_dim::<4>(0); // [1, h, r, dh]
 
-        let q_lat = q_c.matmul(w_uk); // [b, h, t, r]
-        let c_k = lat.c_k.unsqueeze_dim::<4>(1).swap_dims(2, 3); // [b, 1, r, s]
-        let mut scores = q_lat.matmul(c_k); // [b, h, t, s]
+        let [b, _, t, _] = q_c.dims();
+        let s = lat.c_k.dims()[1];
+        // Every head reads the same latent, so the heads become rows of one product per
+        // sequence: the latent is read once per step, not once per head as a product broadcast
+        // over heads would (at long contexts, reading the cache is most of a decode step).
+        let q_lat = q_c.matmul(w_uk).reshape([b, h * t, r]); // [b, h*t, r]
+        let mut scores = q_lat.matmul(lat.c_k.swap_dims(1, 2)).reshape([b, h, t, s]); // [b, h, t, s]
         if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
             scores = scores + rs;
         }
-        let weights = causal_softmax(scores.mul_scalar(self.scale()), start);
-        let o_lat = weights.matmul(lat.c_v.unsqueeze_dim::<4>(1)); // [b, h, t, r]
-        o_lat.matmul(w_uv) // [b, h, t, dh]
+        let weights = causal_softmax(scores.mul_scalar(self.scale()), start); // [b, h, t, s]
+        let o_lat = weights.reshape([b, h * t, s]).matmul(lat.c_v); // [b, h*t, r]
+        o_lat.reshape([b, h, t, r]).matmul(w_uv) // [b, h, t, dh]
     }
 
     pub fn new_cache(
