@@ -8,9 +8,10 @@ Needs a release build (`cargo build --release --benches`; with `--tch`, also the
 
 1. the training step, forward+backward, batch 16 x 256 (`cargo bench --bench train_step`),
    against `benches/pytorch/gpt.py train` (forward, backward, clipping and AdamW);
-2. a real `mla-lab train` of experiments/small/mha.ron and mla_rope_half.ron (validation and
-   checkpoints as in the files, `--steps` optimizer steps), its tokens/s (validation excluded,
-   as summary.json reports it) and its CPU use, (user + system) / wall time;
+2. a real `mla-lab train --headless` of experiments/small/mha.ron and mla_rope_half.ron
+   (validation and checkpoints as in the files, `--steps` optimizer steps, data prepared
+   beforehand), its tokens/s (validation excluded, as summary.json reports it) and its CPU use,
+   (user + system) / wall time of the whole process;
 3. decode at paper scale (GPT-2 vocabulary, batch 1, cache filled to 512), against
    `benches/pytorch/gpt.py decode`.
 """
@@ -64,25 +65,22 @@ def torch_train(python, args):
     return float(re.search(r": (\d+) tok/s", out).group(1))
 
 
-def real_run(features, env, file, steps, backend):
-    """A real training run in a scratch folder; returns (tok/s, cores busy, wall s)."""
-    scratch = tempfile.mkdtemp(prefix="mla-lab-speed-")
-    try:
-        text = open(os.path.join(ROOT, file)).read()
-        text = re.sub(r"max_steps: \d+", f"max_steps: {steps}", text)
-        exp = os.path.join(scratch, os.path.basename(file))
-        open(exp, "w").write(text)
-        art = os.path.join(scratch, "artifacts")
-        # Prepare the data first, so the timed run is training alone.
-        cmd = ["cargo", "run", "--release", "--quiet"] + features_args(features) + ["--"]
-        run(cmd + ["data", "prepare", exp, "--artifacts", art], env)
-        _, wall, cpu = run(cmd + ["train", exp, "--headless", "--artifacts", art,
-                                  "--backend", backend], env)
-        name = re.search(r'name: "([^"]+)"', text).group(1)
-        summary = json.load(open(os.path.join(art, name, "summary.json")))
-        return summary["tokens_per_s"], cpu / wall, wall
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+def real_run(features, env, file, steps, backend, scratch):
+    """A real training run in `scratch` (token cache shared between runs); returns (tok/s,
+    cores busy, wall s)."""
+    text = open(os.path.join(ROOT, file)).read()
+    text = re.sub(r"max_steps: \d+", f"max_steps: {steps}", text)
+    exp = os.path.join(scratch, os.path.basename(file))
+    open(exp, "w").write(text)
+    art = os.path.join(scratch, "artifacts")
+    # Prepare the data first, so the timed run is training alone.
+    cmd = ["cargo", "run", "--release", "--quiet"] + features_args(features) + ["--"]
+    run(cmd + ["data", "prepare", exp, "--artifacts", art], env)
+    _, wall, cpu = run(cmd + ["train", exp, "--headless", "--force", "--artifacts", art,
+                              "--backend", backend], env)
+    name = re.search(r'name: "([^"]+)"', text).group(1)
+    summary = json.load(open(os.path.join(art, name, "summary.json")))
+    return summary["tokens_per_s"], cpu / wall, wall
 
 
 def decode(features, env, backend):
@@ -113,10 +111,14 @@ def main():
     names = ["mha_small", "mla_rope_half_small"]
     torch_step = [torch_train(a.python, args) for args in TORCH_SMALL]
     step, real = {}, {}
-    for label, features, backend in sides:
-        benv = dict(env, BACKEND=backend)
-        step[label] = train_step(features, benv)
-        real[label] = [real_run(features, env, f, a.steps, backend) for f in SMALL]
+    scratch = tempfile.mkdtemp(prefix="mla-lab-speed-")
+    try:
+        for label, features, backend in sides:
+            step[label] = train_step(features, dict(env, BACKEND=backend))
+            real[label] = [real_run(features, env, f, a.steps, backend, scratch)
+                           for f in SMALL]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     torch_step += [torch_train(a.python, args) for args in TORCH_SMALL]
     torch_step = [max(torch_step[i], torch_step[i + 2]) for i in range(2)]
 

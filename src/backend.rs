@@ -75,7 +75,10 @@ fn libtorch_device() -> (String, Device) {
     if cuda.is_empty() {
         ("libtorch (cpu)".to_string(), Device::libtorch())
     } else {
-        ("libtorch (cuda:0)".to_string(), Device::libtorch_cuda(0usize))
+        (
+            "libtorch (cuda:0)".to_string(),
+            Device::libtorch_cuda(0usize),
+        )
     }
 }
 
@@ -195,6 +198,12 @@ mod tests {
         if !cfg!(any(feature = "cuda", feature = "wgpu", feature = "tch")) {
             assert_eq!(select(BackendChoice::Auto).unwrap().0, name);
         }
+    }
+
+    #[test]
+    fn test_device_follows_mla_lab_test_backend() {
+        let libtorch = std::env::var("MLA_LAB_TEST_BACKEND").as_deref() == Ok("libtorch");
+        assert_eq!(test_device() != cpu_device().unwrap(), libtorch);
     }
 
     #[test]

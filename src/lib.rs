@@ -15,4 +15,3 @@ pub mod progress;
 pub mod report;
 pub mod study;
 pub mod train;
-

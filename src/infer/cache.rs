@@ -13,6 +13,8 @@ use std::ops::Range;
 
 use burn::tensor::{DType, Device, Tensor};
 
+use crate::model::attention::mla::Absorbed;
+
 /// One preallocated buffer whose sequence axis is `D - 2`: `[batch, heads, seq, width]` or
 /// `[batch, seq, width]`.
 #[derive(Debug)]
@@ -91,6 +93,9 @@ pub struct MhaCache {
 /// What an MLA layer caches.
 #[derive(Debug)]
 pub struct MlaCache {
+    /// The absorbed decode path's folded weights, made with the cache (not cached tokens: they
+    /// are not counted in its bytes).
+    pub absorbed: Option<Absorbed>,
     /// `c_KV` (joint) or `c_K` (separate): `[batch, capacity, rank]`
     pub c_k: CacheSlot<3>,
     /// `c_V` with separate latents: `[batch, capacity, rank]`

@@ -108,8 +108,9 @@ impl Mha {
             (widen(k), widen(v))
         };
 
-        let scale = (dh as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale); // [b, h, t, s]
+        // Scale the queries rather than the scores: [b, h, t, dh] is smaller than [b, h, t, s].
+        let q = q.mul_scalar((dh as f64).powf(-0.5));
+        let scores = q.matmul(k.swap_dims(2, 3)); // [b, h, t, s]
         let weights = causal_softmax(scores, start);
         let out = weights.matmul(v); // [b, h, t, dh]
         let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]

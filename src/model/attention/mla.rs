@@ -118,6 +118,17 @@ struct Latents {
     k_r: Option<Tensor<3>>,
 }
 
+/// The absorbed path's weights (DeepSeek-V2 §2.1.2: `W^UK` absorbed into `W^Q`, `W^UV` into
+/// `W^O`), folded once per inference session, when [`Mla::new_cache`] makes the cache that
+/// holds them, so they always match the weights being decoded with.
+#[derive(Debug, Clone)]
+pub struct Absorbed {
+    /// `[d_model, heads * rank]`: head i's block is `W^Q_i W^UK_i^T`.
+    pub w_q_uk: Tensor<2>,
+    /// `[heads * rank, d_model]`: head i's block is `W^UV_i W^O_i`.
+    pub w_uv_o: Tensor<2>,
+}
+
 impl Mla {
     /// # Shapes
     /// - x: `[batch, seq, d_model]`
@@ -125,25 +136,22 @@ impl Mla {
     pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, dh, dr) = (self.n_heads, self.d_head, self.rope_dim);
+        // Queries are scaled rather than scores: they are smaller than [b, h, t, s].
+        let scale = self.scale();
 
-        let q_c = self
-            .w_q
-            .forward(x.clone())
-            .reshape([b, t, h, dh])
-            .swap_dims(1, 2); // [b, h, t, dh]
         let q_r = match (&self.w_qr, &self.rope) {
             (Some(w_qr), Some(rope)) => {
                 let q_r = w_qr
                     .forward(x.clone())
                     .reshape([b, t, h, dr])
                     .swap_dims(1, 2); // [b, h, t, dr]
-                Some(rope.apply(q_r, start))
+                Some(rope.apply(q_r, start).mul_scalar(scale))
             }
             _ => None,
         };
-        let new = self.latents(x, start);
+        let new = self.latents(x.clone(), start);
 
-        let (lat, decode) = match cache {
+        let (lat, folded) = match cache {
             Some(LayerCache::Mla(c)) => {
                 let s = start + t;
                 c.c_k.write(new.c_k, start);
@@ -163,19 +171,57 @@ impl Mla {
                     c_k,
                     k_r: c.k_r.as_ref().map(|k| k.read(s)),
                 };
-                (lat, self.decode)
+                let folded = match self.decode {
+                    MlaDecode::Naive => None,
+                    // Folded when the cache was made; fold now for a cache made for Naive.
+                    MlaDecode::Absorbed => Some(c.absorbed.clone().unwrap_or_else(|| self.fold())),
+                };
+                (lat, folded)
             }
             Some(other) => panic!("MLA layer given a {} cache", other.kind()),
             // Training and cache-free forwards use the reference path.
-            None => (new, MlaDecode::Naive),
+            None => (new, None),
         };
 
-        let out = match decode {
-            MlaDecode::Naive => self.attend_naive(q_c, q_r, lat, start),
-            MlaDecode::Absorbed => self.attend_absorbed(q_c, q_r, lat, start),
-        }; // [b, h, t, dh]
-        let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
-        self.wo.forward(out)
+        match folded {
+            Some(folded) => self.attend_absorbed(x, q_r, lat, &folded, start),
+            None => {
+                let q_c = self
+                    .w_q
+                    .forward(x)
+                    .reshape([b, t, h, dh])
+                    .swap_dims(1, 2) // [b, h, t, dh]
+                    .mul_scalar(scale);
+                let out = self.attend_naive(q_c, q_r, lat, start); // [b, h, t, dh]
+                let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
+                self.wo.forward(out)
+            }
+        }
+    }
+
+    /// `W^Q` folded into `W^UK`, and `W^UV` into `W^O`, for the absorbed decode path.
+    pub fn fold(&self) -> Absorbed {
+        let (h, dh, r) = (self.n_heads, self.d_head, self.rank);
+        let d = self.w_q.weight.val().dims()[0];
+        // Head i's queries are x W^Q_i ([d, dh]) and its keys c W^UK_i ([r, dh]), so its
+        // scores are x (W^Q_i W^UK_i^T) c^T: one [d, r] block per head.
+        let w_q = self.w_q.weight.val().reshape([d, h, dh]).swap_dims(0, 1); // [h, d, dh]
+        let w_uk = self
+            .w_uk
+            .weight
+            .val()
+            .reshape([r, h, dh])
+            .permute([1, 2, 0]); // [h, dh, r]
+        let w_q_uk = w_q
+            .matmul(w_uk) // [h, d, r]
+            .swap_dims(0, 1) // [d, h, r]
+            .reshape([d, h * r]); // [d, h*r]
+        // Head i's output is (weights c) W^UV_i W^O_i, with W^UV_i [r, dh] and W^O_i the rows
+        // [i*dh, (i+1)*dh) of W^O: one [r, d] block per head.
+        let w_uv = self.w_uv.weight.val().reshape([r, h, dh]).swap_dims(0, 1); // [h, r, dh]
+        let w_o = self.wo.weight.val().reshape([h, dh, d]); // [h, dh, d]
+        let w_uv_o = w_uv.matmul(w_o).reshape([h * r, d]); // [h*r, d]
+        Absorbed { w_q_uk, w_uv_o }
     }
 
     /// Latents and rotary key of the current tokens.
@@ -207,6 +253,7 @@ impl Mla {
         }
     }
 
+    /// `1 / sqrt(d_h + d_h^R)`, applied to the queries.
     fn scale(&self) -> f64 {
         ((self.d_head + self.rope_dim) as f64).powf(-0.5)
     }
@@ -232,7 +279,7 @@ impl Mla {
         }
     }
 
-    /// Reference path: materialise K and V from the latent.
+    /// Reference path: materialise K and V from the latent. The queries arrive scaled.
     fn attend_naive(
         &self,
         q_c: Tensor<4>,
@@ -256,49 +303,47 @@ impl Mla {
         if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
             scores = scores + rs;
         }
-        let weights = causal_softmax(scores.mul_scalar(self.scale()), start);
+        let weights = causal_softmax(scores, start);
         weights.matmul(v_c) // [b, h, t, dh]
     }
 
-    /// Absorbed path: never leaves latent space until after the weighted sum.
+    /// Absorbed path: queries go straight into latent space and the weighted latent straight
+    /// to the output, through the folded weights; K and V are never formed.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`, q_r: `[batch, heads, seq, rope_dim]` (scaled)
+    /// - output: `[batch, seq, d_model]`
     fn attend_absorbed(
         &self,
-        q_c: Tensor<4>,
+        x: Tensor<3>,
         q_r: Option<Tensor<4>>,
         lat: Latents,
+        folded: &Absorbed,
         start: usize,
-    ) -> Tensor<4> {
-        let (h, dh, r) = (self.n_heads, self.d_head, self.rank);
-        // W^UK as per-head [dh, r] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, dh, r].
-        let w_uk = self
-            .w_uk
-            .weight
-            .val()
-            .reshape([r, h, dh])
-            .permute([1, 2, 0])
-            .unsqueeze_dim::<4>(0); // [1, h, dh, r]
-        // W^UV as per-head [r, dh] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, r, dh].
-        let w_uv = self
-            .w_uv
-            .weight
-            .val()
-            .reshape([r, h, dh])
-            .swap_dims(0, 1)
-            .unsqueeze_dim::<4>(0); // [1, h, r, dh]
-
-        let [b, _, t, _] = q_c.dims();
+    ) -> Tensor<3> {
+        let (h, r) = (self.n_heads, self.rank);
+        let [b, t, _] = x.dims();
         let s = lat.c_k.dims()[1];
+        let q_lat = x
+            .matmul(folded.w_q_uk.clone().unsqueeze_dim::<3>(0)) // [b, t, h*r]
+            .reshape([b, t, h, r])
+            .swap_dims(1, 2) // [b, h, t, r]
+            .mul_scalar(self.scale())
+            .reshape([b, h * t, r]); // [b, h*t, r]
         // Every head reads the same latent, so the heads become rows of one product per
         // sequence: the latent is read once per step, not once per head as a product broadcast
-        // over heads would (at long contexts, reading the cache is most of a decode step).
-        let q_lat = q_c.matmul(w_uk).reshape([b, h * t, r]); // [b, h*t, r]
+        // over heads would.
         let mut scores = q_lat.matmul(lat.c_k.swap_dims(1, 2)).reshape([b, h, t, s]); // [b, h, t, s]
         if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
             scores = scores + rs;
         }
-        let weights = causal_softmax(scores.mul_scalar(self.scale()), start); // [b, h, t, s]
+        let weights = causal_softmax(scores, start); // [b, h, t, s]
         let o_lat = weights.reshape([b, h * t, s]).matmul(lat.c_v); // [b, h*t, r]
-        o_lat.reshape([b, h, t, r]).matmul(w_uv) // [b, h, t, dh]
+        o_lat
+            .reshape([b, h, t, r])
+            .swap_dims(1, 2) // [b, t, h, r]
+            .reshape([b, t, h * r]) // [b, t, h*r]
+            .matmul(folded.w_uv_o.clone().unsqueeze_dim::<3>(0)) // [b, t, d]
     }
 
     pub fn new_cache(
@@ -310,6 +355,7 @@ impl Mla {
     ) -> LayerCache {
         let slot = |w| CacheSlot::zeros([batch, capacity, w], dtype, device);
         LayerCache::Mla(MlaCache {
+            absorbed: (self.decode == MlaDecode::Absorbed).then(|| self.fold()),
             c_k: slot(self.rank),
             c_v: (self.layout == LatentLayout::Separate).then(|| slot(self.rank)),
             k_r: (self.rope_dim > 0).then(|| slot(self.rope_dim)),
