@@ -80,6 +80,8 @@ def real_run(features, env, file, steps, backend, scratch):
                               "--backend", backend], env)
     name = re.search(r'name: "([^"]+)"', text).group(1)
     summary = json.load(open(os.path.join(art, name, "summary.json")))
+    if summary["tokens_per_s"] is None:
+        sys.exit(f"{file}: the run recorded no tokens/s (summary.json)")
     return summary["tokens_per_s"], cpu / wall, wall
 
 
@@ -102,12 +104,19 @@ def main():
     p.add_argument("--python", default=sys.executable, help="a python with torch installed")
     p.add_argument("--tch", action="store_true", help="also measure --backend libtorch")
     p.add_argument("--steps", type=int, default=150, help="optimizer steps of the real runs")
+    p.add_argument("--decode-only", action="store_true", help="skip the training measurements")
     a = p.parse_args()
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(os.path.abspath(a.python)) + os.pathsep + env["PATH"]
     env.setdefault("LIBTORCH_USE_PYTORCH", "1")
     sides = [("flex", "", "cpu")] + ([("libtorch", "tch", "libtorch")] if a.tch else [])
 
+    if not a.decode_only:
+        training(a, env, sides)
+    decoding(a, env, sides)
+
+
+def training(a, env, sides):
     names = ["mha_small", "mla_rope_half_small"]
     torch_step = [torch_train(a.python, args) for args in TORCH_SMALL]
     step, real = {}, {}
@@ -133,8 +142,11 @@ def main():
             t = torch_step[i]
             print(f"| {name} | {label} | {b:.0f} | {r:.0f} | {r / b:.2f} | {cores:.2f} | {t:.0f} "
                   f"| {b / t:.2f}× | {r / t:.2f}× |")
+    print()
 
-    print("\nDecode, paper scale (6 layers, d 384, GPT-2 vocabulary), batch 1, cache filled to "
+
+def decoding(a, env, sides):
+    print("Decode, paper scale (6 layers, d 384, GPT-2 vocabulary), batch 1, cache filled to "
           "512, ms/token (median of 7 rounds of 64 tokens; mla-lab's range in brackets).\n")
     print("| model | backend | mla-lab ms/token | PyTorch ms/token | speed vs PyTorch |")
     print("|---|---|---:|---:|---:|")

@@ -424,7 +424,7 @@ fn run_bench(
     let (name, device) = mla_lab::backend::select(backend)?;
     let subjects = bench::subjects(inputs, &device)?;
     eprintln!(
-        "bench on {name}: contexts {:?}, batch {:?}, {} decode steps, median of {} runs after a warm-up",
+        "bench on {name}: contexts {:?}, batch {:?}, {} decode steps, median of {} interleaved rounds after a warm-up round (rows print when all rounds are done)",
         opts.contexts, opts.batches, opts.decode_tokens, opts.repeats
     );
     let rows = bench::bench(subjects, opts, &device, |r| {

@@ -93,8 +93,8 @@ pub struct MhaCache {
 /// What an MLA layer caches.
 #[derive(Debug)]
 pub struct MlaCache {
-    /// The absorbed decode path's folded weights, made with the cache (not cached tokens: they
-    /// are not counted in its bytes).
+    /// The absorbed decode path's per-head `W^UK`/`W^UV`, made with the cache from the model
+    /// that made it and kept by `reset`. Weights, not cached tokens: not counted in its bytes.
     pub absorbed: Option<Absorbed>,
     /// `c_KV` (joint) or `c_K` (separate): `[batch, capacity, rank]`
     pub c_k: CacheSlot<3>,

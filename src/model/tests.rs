@@ -212,6 +212,29 @@ fn mla_naive_and_absorbed_paths_agree() {
     }
 }
 
+/// A cache made for the naive path carries no per-head absorbed weights; the absorbed path
+/// makes them on its first step and must still agree with the full forward.
+#[test]
+fn absorbed_decode_through_a_cache_made_for_naive_matches_the_full_forward() {
+    let device = test_device();
+    for (name, config) in variants() {
+        if !matches!(config.attention, AttentionConfig::Mla { .. }) {
+            continue;
+        }
+        let model = init(&config, &device);
+        let toks = tokens(2, 7, 5, &device);
+        let full = model.forward(toks.clone());
+        let naive = model.clone().with_mla_decode(MlaDecode::Naive);
+        let mut cache = naive.new_cache(2, DType::F32, &device);
+        let absorbed = model.with_mla_decode(MlaDecode::Absorbed);
+        let out: Vec<_> = (0..7)
+            .map(|i| absorbed.forward_cached(toks.clone().narrow(1, i, 1), &mut cache))
+            .collect();
+        let diff = max_abs_diff(full, Tensor::cat(out, 1));
+        assert!(diff <= 1e-4, "{name}: differs by {diff}");
+    }
+}
+
 #[test]
 fn cache_holds_exactly_the_formula_bytes() {
     let device = test_device();

@@ -19,7 +19,9 @@
 //! - `Absorbed`: `q^C·(W^UK c) = (W^UK^T q^C)·c`, so the query is moved into latent space and
 //!   the scores are taken against the latent directly; likewise `W^UV` is applied after
 //!   weighting the latent. Per step this costs `O(seq * heads * rank)` instead of
-//!   `O(seq * rank * heads * d_head)`.
+//!   `O(seq * rank * heads * d_head)`. `W^UK` and `W^UV` are laid out per head once, when the
+//!   cache is made ([`Absorbed`]), and all heads take their scores against the shared latent as
+//!   the rows of one product.
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
@@ -118,15 +120,21 @@ struct Latents {
     k_r: Option<Tensor<3>>,
 }
 
-/// The absorbed path's weights (DeepSeek-V2 §2.1.2: `W^UK` absorbed into `W^Q`, `W^UV` into
-/// `W^O`), folded once per inference session, when [`Mla::new_cache`] makes the cache that
-/// holds them, so they always match the weights being decoded with.
+/// The absorbed path's weights: `W^UK` and `W^UV` laid out per head (DeepSeek-V2 §2.1.2: `W^UK`
+/// absorbed on the query side, `W^UV` on the output side), made once when [`Mla::new_cache`]
+/// makes the cache that holds them, instead of on every decode step. A cache belongs to the
+/// model that made it.
+///
+/// Multiplying `W^Q W^UK` and `W^UV W^O` out into single matrices was tried too: one product
+/// fewer per side, but `2·d·h·r` weights against `2·(d·h·d_h + r·h·d_h)`, twice as many at
+/// r = d/2 and three times at full rank, which would tilt the comparison between ranks that the
+/// study makes; measured side by side it was no faster at small scale. Not kept.
 #[derive(Debug, Clone)]
 pub struct Absorbed {
-    /// `[d_model, heads * rank]`: head i's block is `W^Q_i W^UK_i^T`.
-    pub w_q_uk: Tensor<2>,
-    /// `[heads * rank, d_model]`: head i's block is `W^UV_i W^O_i`.
-    pub w_uv_o: Tensor<2>,
+    /// `[1, heads, d_head, rank]`: head i's `W^UK_i^T`.
+    pub w_uk: Tensor<4>,
+    /// `[1, heads, rank, d_head]`: head i's `W^UV_i`.
+    pub w_uv: Tensor<4>,
 }
 
 impl Mla {
@@ -151,7 +159,7 @@ impl Mla {
         };
         let new = self.latents(x.clone(), start);
 
-        let (lat, folded) = match cache {
+        let (lat, absorbed) = match cache {
             Some(LayerCache::Mla(c)) => {
                 let s = start + t;
                 c.c_k.write(new.c_k, start);
@@ -171,57 +179,54 @@ impl Mla {
                     c_k,
                     k_r: c.k_r.as_ref().map(|k| k.read(s)),
                 };
-                let folded = match self.decode {
+                let absorbed = match self.decode {
                     MlaDecode::Naive => None,
-                    // Folded when the cache was made; fold now for a cache made for Naive.
-                    MlaDecode::Absorbed => Some(c.absorbed.clone().unwrap_or_else(|| self.fold())),
+                    // Made with the cache; made now, once, for a cache made for Naive.
+                    MlaDecode::Absorbed => {
+                        Some(c.absorbed.get_or_insert_with(|| self.absorbed()).clone())
+                    }
                 };
-                (lat, folded)
+                (lat, absorbed)
             }
             Some(other) => panic!("MLA layer given a {} cache", other.kind()),
             // Training and cache-free forwards use the reference path.
             None => (new, None),
         };
 
-        match folded {
-            Some(folded) => self.attend_absorbed(x, q_r, lat, &folded, start),
-            None => {
-                let q_c = self
-                    .w_q
-                    .forward(x)
-                    .reshape([b, t, h, dh])
-                    .swap_dims(1, 2) // [b, h, t, dh]
-                    .mul_scalar(scale);
-                let out = self.attend_naive(q_c, q_r, lat, start); // [b, h, t, dh]
-                let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
-                self.wo.forward(out)
-            }
-        }
+        let q_c = self
+            .w_q
+            .forward(x)
+            .reshape([b, t, h, dh])
+            .swap_dims(1, 2) // [b, h, t, dh]
+            .mul_scalar(scale);
+        let out = match absorbed {
+            Some(absorbed) => self.attend_absorbed(q_c, q_r, lat, &absorbed, start),
+            None => self.attend_naive(q_c, q_r, lat, start),
+        }; // [b, h, t, dh]
+        let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
+        self.wo.forward(out)
     }
 
-    /// `W^Q` folded into `W^UK`, and `W^UV` into `W^O`, for the absorbed decode path.
-    pub fn fold(&self) -> Absorbed {
+    /// `W^UK` and `W^UV` laid out per head for the absorbed decode path.
+    pub fn absorbed(&self) -> Absorbed {
         let (h, dh, r) = (self.n_heads, self.d_head, self.rank);
-        let d = self.w_q.weight.val().dims()[0];
-        // Head i's queries are x W^Q_i ([d, dh]) and its keys c W^UK_i ([r, dh]), so its
-        // scores are x (W^Q_i W^UK_i^T) c^T: one [d, r] block per head.
-        let w_q = self.w_q.weight.val().reshape([d, h, dh]).swap_dims(0, 1); // [h, d, dh]
+        // W^UK as per-head [dh, r] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, dh, r].
         let w_uk = self
             .w_uk
             .weight
             .val()
             .reshape([r, h, dh])
-            .permute([1, 2, 0]); // [h, dh, r]
-        let w_q_uk = w_q
-            .matmul(w_uk) // [h, d, r]
-            .swap_dims(0, 1) // [d, h, r]
-            .reshape([d, h * r]); // [d, h*r]
-        // Head i's output is (weights c) W^UV_i W^O_i, with W^UV_i [r, dh] and W^O_i the rows
-        // [i*dh, (i+1)*dh) of W^O: one [r, d] block per head.
-        let w_uv = self.w_uv.weight.val().reshape([r, h, dh]).swap_dims(0, 1); // [h, r, dh]
-        let w_o = self.wo.weight.val().reshape([h, dh, d]); // [h, dh, d]
-        let w_uv_o = w_uv.matmul(w_o).reshape([h * r, d]); // [h*r, d]
-        Absorbed { w_q_uk, w_uv_o }
+            .permute([1, 2, 0])
+            .unsqueeze_dim::<4>(0); // [1, h, dh, r]
+        // W^UV as per-head [r, dh] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, r, dh].
+        let w_uv = self
+            .w_uv
+            .weight
+            .val()
+            .reshape([r, h, dh])
+            .swap_dims(0, 1)
+            .unsqueeze_dim::<4>(0); // [1, h, r, dh]
+        Absorbed { w_uk, w_uv }
     }
 
     /// Latents and rotary key of the current tokens.
@@ -307,43 +312,36 @@ impl Mla {
         weights.matmul(v_c) // [b, h, t, dh]
     }
 
-    /// Absorbed path: queries go straight into latent space and the weighted latent straight
-    /// to the output, through the folded weights; K and V are never formed.
+    /// Absorbed path: never leaves latent space until after the weighted sum. The queries
+    /// arrive scaled.
     ///
     /// # Shapes
-    /// - x: `[batch, seq, d_model]`, q_r: `[batch, heads, seq, rope_dim]` (scaled)
-    /// - output: `[batch, seq, d_model]`
+    /// - q_c: `[batch, heads, seq, d_head]`, q_r: `[batch, heads, seq, rope_dim]`
+    /// - output: `[batch, heads, seq, d_head]`
     fn attend_absorbed(
         &self,
-        x: Tensor<3>,
+        q_c: Tensor<4>,
         q_r: Option<Tensor<4>>,
         lat: Latents,
-        folded: &Absorbed,
+        absorbed: &Absorbed,
         start: usize,
-    ) -> Tensor<3> {
+    ) -> Tensor<4> {
         let (h, r) = (self.n_heads, self.rank);
-        let [b, t, _] = x.dims();
+        let [b, _, t, _] = q_c.dims();
         let s = lat.c_k.dims()[1];
-        let q_lat = x
-            .matmul(folded.w_q_uk.clone().unsqueeze_dim::<3>(0)) // [b, t, h*r]
-            .reshape([b, t, h, r])
-            .swap_dims(1, 2) // [b, h, t, r]
-            .mul_scalar(self.scale())
-            .reshape([b, h * t, r]); // [b, h*t, r]
+        let q_lat = q_c.matmul(absorbed.w_uk.clone()); // [b, h, t, r]
+        let q_lat = q_lat.reshape([b, h * t, r]); // [b, h*t, r]
         // Every head reads the same latent, so the heads become rows of one product per
         // sequence: the latent is read once per step, not once per head as a product broadcast
         // over heads would.
-        let mut scores = q_lat.matmul(lat.c_k.swap_dims(1, 2)).reshape([b, h, t, s]); // [b, h, t, s]
+        let scores = q_lat.matmul(lat.c_k.swap_dims(1, 2)); // [b, h*t, s]
+        let mut scores = scores.reshape([b, h, t, s]); // [b, h, t, s]
         if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
             scores = scores + rs;
         }
         let weights = causal_softmax(scores, start); // [b, h, t, s]
         let o_lat = weights.reshape([b, h * t, s]).matmul(lat.c_v); // [b, h*t, r]
-        o_lat
-            .reshape([b, h, t, r])
-            .swap_dims(1, 2) // [b, t, h, r]
-            .reshape([b, t, h * r]) // [b, t, h*r]
-            .matmul(folded.w_uv_o.clone().unsqueeze_dim::<3>(0)) // [b, t, d]
+        o_lat.reshape([b, h, t, r]).matmul(absorbed.w_uv.clone()) // [b, h, t, dh]
     }
 
     pub fn new_cache(
@@ -355,7 +353,7 @@ impl Mla {
     ) -> LayerCache {
         let slot = |w| CacheSlot::zeros([batch, capacity, w], dtype, device);
         LayerCache::Mla(MlaCache {
-            absorbed: (self.decode == MlaDecode::Absorbed).then(|| self.fold()),
+            absorbed: (self.decode == MlaDecode::Absorbed).then(|| self.absorbed()),
             c_k: slot(self.rank),
             c_v: (self.layout == LatentLayout::Separate).then(|| slot(self.rank)),
             k_r: (self.rope_dim > 0).then(|| slot(self.rope_dim)),
