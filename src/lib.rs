@@ -8,6 +8,7 @@ pub mod backend;
 pub mod data;
 pub mod eval;
 pub mod experiment;
+pub mod files;
 pub mod infer;
 pub mod info;
 pub mod model;

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use serde::Serialize;
 
 use crate::backend::{self, BackendChoice};
 use crate::eval::judge::JudgeConfig;
 use crate::eval::probes::{self, ProbeOptions};
 use crate::experiment::Experiment;
+use crate::files::write_json;
 use crate::infer::bench::{self, BenchOptions, Subject};
 use crate::infer::generate::Run;
 use crate::train::{checkpoint, run as train};
@@ -50,12 +50,6 @@ pub fn experiment_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// MHA first (the baseline of ratios), then the rest in the order given.

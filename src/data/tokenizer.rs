@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use tiktoken_rs::CoreBPE;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
@@ -92,13 +92,9 @@ impl Tokenizer {
     pub fn save(&self, path: &Path) -> Result<()> {
         match self {
             Tokenizer::Gpt2(_) => Ok(()),
-            Tokenizer::Bpe(tk) => {
-                let tmp = path.with_extension("json.tmp");
-                tk.save(&tmp, false)
-                    .map_err(|e| anyhow!("{}: cannot write: {e}", tmp.display()))?;
-                std::fs::rename(&tmp, path)
-                    .with_context(|| format!("{}: cannot write", path.display()))
-            }
+            Tokenizer::Bpe(tk) => crate::files::write_with(path, |tmp| {
+                tk.save(tmp, false).map_err(|e| anyhow!("{e}"))
+            }),
         }
     }
 

@@ -7,7 +7,6 @@
 //! trained BPE its `tokenizer.json`. Each split is its stories' tokens, every story followed
 //! by `<|endoftext|>`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,6 +18,7 @@ use super::tinystories;
 use super::tokenizer::Tokenizer;
 use super::{fnv1a, stories::GENERATOR_VERSION};
 use crate::experiment::{DataConfig, DataSource, TokenizerConfig};
+use crate::files;
 use crate::progress::Progress;
 
 /// Bumped when the file layout changes.
@@ -308,7 +308,7 @@ fn build(
         val_fraction: data.val_fraction,
     };
     // The manifest goes last: a cache without one is never reused.
-    write_atomic(
+    files::write(
         &dir.join("manifest.json"),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )?;
@@ -360,16 +360,6 @@ fn encode_all(
     Ok(all)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
-}
-
 fn write_tokens(path: &Path, dtype: &str, tokens: &[u32]) -> Result<()> {
     let bytes: Vec<u8> = match dtype {
         "u16" => tokens
@@ -378,7 +368,7 @@ fn write_tokens(path: &Path, dtype: &str, tokens: &[u32]) -> Result<()> {
             .collect(),
         _ => tokens.iter().flat_map(|&t| t.to_le_bytes()).collect(),
     };
-    write_atomic(path, &bytes)
+    files::write(path, &bytes)
 }
 
 fn read_tokens(path: &Path, dtype: &str, expected: usize) -> Result<Vec<u32>> {

@@ -58,9 +58,10 @@ impl AtomicCheckpointer {
 
 impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
-        let tmp = self.dir.join(format!(".{}-{epoch}.bpk.tmp", self.name));
+        let path = self.path(epoch);
+        let tmp = crate::files::temporary(&path);
         record.save(tmp.clone())?;
-        std::fs::rename(&tmp, self.path(epoch)).map_err(CheckpointerError::IOError)
+        std::fs::rename(&tmp, path).map_err(CheckpointerError::IOError)
     }
 
     fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {

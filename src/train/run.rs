@@ -30,6 +30,7 @@ use crate::backend::{self, BackendChoice};
 use crate::data::dataset::{TokenBatcher, TokenWindows};
 use crate::data::tokens;
 use crate::experiment::{Experiment, TokenizerConfig};
+use crate::files;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -163,21 +164,13 @@ impl ModuleVisitor for Materialize {
 /// The trained weights: `model.bpk` (burn's format, what `generate`/`eval` load) and
 /// `model.safetensors` (for other tools), both written through a temporary file.
 pub fn save_weights<M: Module>(model: &M, dir: &Path) -> Result<()> {
-    let bpk = dir.join("model.bpk");
-    let tmp = dir.join(".model.bpk.tmp");
-    model
-        .clone()
-        .save_file(&tmp)
-        .map_err(|e| anyhow!("{}: cannot write: {e}", bpk.display()))?;
-    std::fs::rename(&tmp, &bpk)?;
-    let st = dir.join("model.safetensors");
-    let tmp = dir.join(".model.safetensors.tmp");
-    let mut store = SafetensorsStore::from_file(&tmp);
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow!("{}: cannot write: {e}", st.display()))?;
-    std::fs::rename(&tmp, &st)?;
-    Ok(())
+    files::write_with(&dir.join("model.bpk"), |tmp| {
+        model.clone().save_file(tmp).map_err(|e| anyhow!("{e}"))
+    })?;
+    files::write_with(&dir.join("model.safetensors"), |tmp| {
+        let mut store = SafetensorsStore::from_file(tmp);
+        model.save_into(&mut store).map_err(|e| anyhow!("{e}"))
+    })
 }
 
 fn git_revision() -> Option<String> {
@@ -317,9 +310,6 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         backend: backend_name,
         git_revision: git_revision(),
     };
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+    files::write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
 }
