@@ -56,7 +56,8 @@ fn millions(n: usize) -> String {
 }
 
 /// `+4.2%`, `-45.8%`, and `0.0%` rather than `-0.0%`.
-fn percent(p: f64) -> String {
+/// A signed percentage with one decimal, `0.0%` for changes that round to nothing.
+pub fn percent(p: f64) -> String {
     if p.abs() < 0.05 {
         "0.0%".to_string()
     } else {

@@ -467,7 +467,13 @@ fn eval(
     let (_, device) = mla_lab::backend::select(backend)?;
     let run = Run::load(dir, &device)?;
     let (stream, what) = mla_lab::eval::stream(&run, data, &artifacts.join("cache"))?;
-    let r = mla_lab::eval::loss(&run.model, stream, windows, 16, &what)?;
+    let r = mla_lab::eval::loss(
+        &run.model,
+        stream,
+        windows,
+        mla_lab::eval::EVAL_BATCH,
+        &what,
+    )?;
     let opts = ProbeOptions {
         stories: probe_stories,
         ..ProbeOptions::default()

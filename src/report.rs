@@ -17,6 +17,7 @@ use crate::eval::judge::JudgeReport;
 use crate::eval::probes::ProbeReport;
 use crate::experiment::Experiment;
 use crate::infer::bench::BenchRow;
+use crate::info::percent;
 use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
 
 /// Everything known about one run.
@@ -148,14 +149,6 @@ fn full_rank<'a>(runs: &'a [RunData], run: &RunData) -> Option<&'a RunData> {
     })
 }
 
-fn pct(x: f64) -> String {
-    if x.abs() < 0.05 {
-        "0.0%".into()
-    } else {
-        format!("{x:+.1}%")
-    }
-}
-
 fn share(s: &crate::eval::probes::Share) -> String {
     format!("{s:.2}")
 }
@@ -221,7 +214,7 @@ fn claims(runs: &[RunData]) -> Vec<Claim> {
             match delta(r) {
                 Some(dl) => out.push(Claim {
                     claim: LOSS_CLAIM,
-                    measured: format!("{}: {} vs {}", r.name, pct(dl), base.name),
+                    measured: format!("{}: {} vs {}", r.name, percent(dl), base.name),
                     verdict: verdict(dl <= 1.0),
                 }),
                 None => out.push(missing(LOSS_CLAIM, "validation loss for the MLA+RoPE")),
@@ -235,7 +228,7 @@ fn claims(runs: &[RunData]) -> Vec<Claim> {
     match find(false, d / 2).and_then(|r| Some((r, delta(r)?))) {
         Some((r, dl)) => out.push(Claim {
             claim: NOROPE_CLAIM,
-            measured: format!("{}: {} vs {}", r.name, pct(dl), base.name),
+            measured: format!("{}: {} vs {}", r.name, percent(dl), base.name),
             verdict: verdict((2.0..=6.0).contains(&dl)),
         }),
         None => out.push(missing(NOROPE_CLAIM, "MLA r = d/2 without RoPE")),
@@ -310,7 +303,7 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
     for r in runs {
         let kv_change = 100.0 * (r.kv_bytes() as f64 / base.kv_bytes() as f64 - 1.0);
         let dl = match (r.val_loss(), base.val_loss()) {
-            (Some(a), Some(b)) => pct(100.0 * (a / b - 1.0)),
+            (Some(a), Some(b)) => percent(100.0 * (a / b - 1.0)),
             _ => "-".into(),
         };
         let decode = ctx.and_then(|c| r.decode_at(c));
@@ -333,7 +326,7 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
             r.label(),
             r.summary["params"].as_f64().unwrap_or(0.0) / 1e6,
             r.kv_bytes(),
-            pct(kv_change),
+            percent(kv_change),
             r.val_loss().map_or("-".into(), |v| format!("{v:.4}")),
             dl,
             entropy.map_or("-".into(), |v| format!("{v:.3}")),

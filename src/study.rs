@@ -115,7 +115,13 @@ pub fn analyse(dir: &Path, opts: &StudyOptions, device: &Device) -> Result<()> {
     if !eval_file.exists() {
         step(&name, "eval");
         let (stream, what) = crate::eval::stream(&run, None, &opts.artifacts.join("cache"))?;
-        let r = crate::eval::loss(&run.model, stream, opts.eval_windows, 16, &what)?;
+        let r = crate::eval::loss(
+            &run.model,
+            stream,
+            opts.eval_windows,
+            crate::eval::EVAL_BATCH,
+            &what,
+        )?;
         write_json(&eval_file, &r)?;
     }
     let probe_file = dir.join("probes.json");

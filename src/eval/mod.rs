@@ -34,6 +34,10 @@ pub struct LossReport {
     pub unigram_entropy: f64,
 }
 
+/// Windows per forward pass when `mla-lab eval` and the study score a run (the loss does not
+/// depend on it; memory does).
+pub const EVAL_BATCH: usize = 16;
+
 /// Mean loss over the first `max_windows` tiled windows of `stream`, `batch` at a time.
 pub fn loss(
     model: &Gpt,
