@@ -38,12 +38,48 @@ pub struct Manifest {
     pub tokenizer: String,
     pub vocab_size: usize,
     pub eot: u32,
-    /// `u16` or `u32`.
-    pub dtype: String,
+    /// How wide each stored id is.
+    pub dtype: TokenWidth,
     pub train_tokens: usize,
     pub val_tokens: usize,
     pub split_seed: u64,
     pub val_fraction: f64,
+}
+
+/// The width of the ids in `train.bin`/`val.bin` (little-endian), written `"u16"`/`"u32"` in the
+/// manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenWidth {
+    U16,
+    U32,
+}
+
+impl TokenWidth {
+    /// The narrowest width that holds every id of a vocabulary of `vocab_size`.
+    pub fn for_vocab(vocab_size: usize) -> TokenWidth {
+        if vocab_size <= 1 << 16 {
+            TokenWidth::U16
+        } else {
+            TokenWidth::U32
+        }
+    }
+
+    fn bytes(self) -> usize {
+        match self {
+            TokenWidth::U16 => 2,
+            TokenWidth::U32 => 4,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenWidth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenWidth::U16 => "u16",
+            TokenWidth::U32 => "u32",
+        })
+    }
 }
 
 /// A tokenized corpus, in memory.
@@ -227,10 +263,10 @@ pub fn open(dir: &Path, tokenizer: Tokenizer) -> Result<TokenData> {
     }
     let train = read_tokens(
         &dir.join("train.bin"),
-        &manifest.dtype,
+        manifest.dtype,
         manifest.train_tokens,
     )?;
-    let val = read_tokens(&dir.join("val.bin"), &manifest.dtype, manifest.val_tokens)?;
+    let val = read_tokens(&dir.join("val.bin"), manifest.dtype, manifest.val_tokens)?;
     Ok(TokenData {
         dir: dir.to_path_buf(),
         manifest,
@@ -283,11 +319,7 @@ fn build(
     }
     progress.finish(&format!("{} train + {} val tokens", train.len(), val.len()));
 
-    let dtype = if tokenizer.vocab_size() <= 1 << 16 {
-        "u16"
-    } else {
-        "u32"
-    };
+    let dtype = TokenWidth::for_vocab(tokenizer.vocab_size());
     write_tokens(&dir.join("train.bin"), dtype, &train)?;
     write_tokens(&dir.join("val.bin"), dtype, &val)?;
     let n_val = is_val.iter().filter(|v| **v).count();
@@ -301,7 +333,7 @@ fn build(
         tokenizer: tokenizer.fingerprint(),
         vocab_size: tokenizer.vocab_size(),
         eot,
-        dtype: dtype.to_string(),
+        dtype,
         train_tokens: train.len(),
         val_tokens: val.len(),
         split_seed: seed,
@@ -360,27 +392,20 @@ fn encode_all(
     Ok(all)
 }
 
-fn write_tokens(path: &Path, dtype: &str, tokens: &[u32]) -> Result<()> {
+fn write_tokens(path: &Path, dtype: TokenWidth, tokens: &[u32]) -> Result<()> {
     let bytes: Vec<u8> = match dtype {
-        "u16" => tokens
+        TokenWidth::U16 => tokens
             .iter()
             .flat_map(|&t| (t as u16).to_le_bytes())
             .collect(),
-        _ => tokens.iter().flat_map(|&t| t.to_le_bytes()).collect(),
+        TokenWidth::U32 => tokens.iter().flat_map(|&t| t.to_le_bytes()).collect(),
     };
     files::write(path, &bytes)
 }
 
-fn read_tokens(path: &Path, dtype: &str, expected: usize) -> Result<Vec<u32>> {
+fn read_tokens(path: &Path, dtype: TokenWidth, expected: usize) -> Result<Vec<u32>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let width = match dtype {
-        "u16" => 2,
-        "u32" => 4,
-        other => bail!(
-            "{}: unknown token dtype {other:?}; accepted: u16, u32",
-            path.display()
-        ),
-    };
+    let width = dtype.bytes();
     if bytes.len() != expected * width {
         bail!(
             "{}: {} bytes, but the manifest says {expected} {dtype} tokens ({} bytes): the cache is corrupt",

@@ -28,7 +28,7 @@ fn second_prepare_reuses_the_cache_and_a_changed_input_rebuilds() {
     assert!(!first.reused);
     assert_eq!(first.manifest.stories, 300);
     assert_eq!(first.manifest.val_stories, 30);
-    assert_eq!(first.manifest.dtype, "u16");
+    assert_eq!(first.manifest.dtype, TokenWidth::U16);
     // Every story ends with <|endoftext|>: one per story in each split.
     let eots = |t: &[u32]| t.iter().filter(|&&x| x == first.tokenizer.eot()).count();
     assert_eq!(eots(&first.train), 270);
@@ -113,7 +113,7 @@ fn tinystories_file_source_with_gpt2() {
     };
     let d = prepare(&data, 1, &root.0).unwrap();
     // 50,257 ids fit in u16.
-    assert_eq!(d.manifest.dtype, "u16");
+    assert_eq!(d.manifest.dtype, TokenWidth::U16);
     assert_eq!(d.manifest.vocab_size, 50_257);
     assert_eq!(d.manifest.stories, 3);
     assert_eq!(d.manifest.val_stories, 1);
@@ -133,19 +133,26 @@ fn tinystories_file_source_with_gpt2() {
 fn token_files_round_trip_in_both_widths() {
     let dir = Scratch::new("tokens-width");
     let ids = vec![0u32, 1, 65_535, 70_000, 3];
-    write_tokens(&dir.0.join("a.bin"), "u32", &ids).unwrap();
+    write_tokens(&dir.0.join("a.bin"), TokenWidth::U32, &ids).unwrap();
     assert_eq!(std::fs::metadata(dir.0.join("a.bin")).unwrap().len(), 20);
-    assert_eq!(read_tokens(&dir.0.join("a.bin"), "u32", 5).unwrap(), ids);
-    let small = vec![0u32, 1, 65_535, 3];
-    write_tokens(&dir.0.join("b.bin"), "u16", &small).unwrap();
-    assert_eq!(std::fs::metadata(dir.0.join("b.bin")).unwrap().len(), 8);
-    assert_eq!(read_tokens(&dir.0.join("b.bin"), "u16", 4).unwrap(), small);
-    assert!(
-        read_tokens(&dir.0.join("b.bin"), "u8", 4)
-            .unwrap_err()
-            .to_string()
-            .contains("accepted: u16, u32")
+    assert_eq!(
+        read_tokens(&dir.0.join("a.bin"), TokenWidth::U32, 5).unwrap(),
+        ids
     );
+    let small = vec![0u32, 1, 65_535, 3];
+    write_tokens(&dir.0.join("b.bin"), TokenWidth::U16, &small).unwrap();
+    assert_eq!(std::fs::metadata(dir.0.join("b.bin")).unwrap().len(), 8);
+    assert_eq!(
+        read_tokens(&dir.0.join("b.bin"), TokenWidth::U16, 4).unwrap(),
+        small
+    );
+    // A length that does not match the manifest is a corrupt cache.
+    let err = read_tokens(&dir.0.join("b.bin"), TokenWidth::U32, 4).unwrap_err();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    // The manifest keeps the words it always had.
+    assert_eq!(serde_json::to_string(&TokenWidth::U16).unwrap(), "\"u16\"");
+    assert_eq!(TokenWidth::for_vocab(50_257), TokenWidth::U16);
+    assert_eq!(TokenWidth::for_vocab(100_000), TokenWidth::U32);
 }
 
 #[test]
