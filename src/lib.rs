@@ -14,5 +14,6 @@ pub mod info;
 pub mod model;
 pub mod progress;
 pub mod report;
+pub mod rng;
 pub mod study;
 pub mod train;

@@ -12,7 +12,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::stories::rng::Rng;
+use crate::rng::Rng;
 
 /// `context + 1` token ids.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,13 +13,14 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::stories::{self, rng::Rng};
+use super::stories;
 use super::tinystories;
 use super::tokenizer::Tokenizer;
 use super::{fnv1a, stories::GENERATOR_VERSION};
 use crate::experiment::{DataConfig, DataSource, TokenizerConfig};
 use crate::files;
 use crate::progress::Progress;
+use crate::rng::Rng;
 
 /// Bumped when the file layout changes.
 const CACHE_VERSION: u32 = 1;

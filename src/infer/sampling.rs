@@ -6,7 +6,7 @@
 
 use anyhow::{Result, bail};
 
-use crate::data::stories::rng::Rng;
+use crate::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplingConfig {

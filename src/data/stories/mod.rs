@@ -6,20 +6,19 @@
 //! them, the companion, the place, the plot and where the resolution starts, so later probes
 //! can cut a story there and check what a model keeps consistent.
 //!
-//! Story `i` of seed `s` depends only on `(s, i)` (its own [SplitMix64](rng::Rng) stream), so
+//! Story `i` of seed `s` depends only on `(s, i)` (its own [SplitMix64](crate::rng::Rng) stream), so
 //! the corpus is the same on every machine, and prefixes of larger corpora agree.
 
 pub mod lexicon;
 mod plots;
-pub mod rng;
 
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::rng::Rng;
 use lexicon::*;
 use plots::{PLOTS, Plot, Slot};
-use rng::Rng;
 
 /// Version of the generated corpus: bump it whenever templates or word lists change, so
 /// token caches built from the old corpus are not reused (the `corpus_is_pinned` test fails

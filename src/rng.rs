@@ -1,5 +1,7 @@
 //! SplitMix64 (Steele, Lea & Flood 2014): a tiny generator whose output is fixed by its
-//! definition, so a seed gives byte-identical stories on every machine and every version.
+//! definition, so a seed gives byte-identical results on every machine and every version. The
+//! one seeded generator of the crate: stories, the train/validation split, training-window
+//! offsets and token sampling all draw from it.
 
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
