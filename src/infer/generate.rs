@@ -10,7 +10,7 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::sampling::Sampler;
 use crate::data::tokenizer::Tokenizer;
-use crate::experiment::{Experiment, TokenizerConfig};
+use crate::experiment::Experiment;
 use crate::model::Gpt;
 
 /// A trained run, loaded from its artifact folder.
@@ -43,10 +43,8 @@ impl Run {
             );
         }
         let experiment = Experiment::load(&exp_file)?;
-        let tokenizer = match experiment.data.tokenizer {
-            TokenizerConfig::Gpt2 => Tokenizer::gpt2()?,
-            TokenizerConfig::Bpe { .. } => Tokenizer::load(&dir.join("tokenizer.json"))?,
-        };
+        let tokenizer =
+            Tokenizer::for_config(&experiment.data.tokenizer, &dir.join("tokenizer.json"))?;
         let weights = weights_file(dir).ok_or_else(|| {
             anyhow!(
                 "{}: no weights (neither model.bpk nor a checkpoint); has the run started?",
