@@ -69,7 +69,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub beta1: f64,
     pub beta2: f64,
-    /// Global gradient-norm clip.
+    /// Gradient-norm clip, applied to each parameter tensor on its own (burn's
+    /// `GradientClipping::Norm`), not to the global norm as PyTorch's `clip_grad_norm_` does.
     pub grad_clip: f64,
     /// Validate every this many steps.
     pub eval_every: usize,

@@ -94,7 +94,7 @@ pub struct MhaCache {
 #[derive(Debug)]
 pub struct MlaCache {
     /// The absorbed decode path's per-head `W^UK`/`W^UV`, made with the cache from the model
-    /// that made it and kept by `reset`. Weights, not cached tokens: not counted in its bytes.
+    /// that made it. Weights, not cached tokens: not counted in its bytes.
     pub absorbed: Option<Absorbed>,
     /// `c_KV` (joint) or `c_K` (separate): `[batch, capacity, rank]`
     pub c_k: CacheSlot<3>,
@@ -197,11 +197,6 @@ impl KvCache {
     pub(crate) fn advance(&mut self, tokens: usize) {
         assert!(self.len + tokens <= self.capacity, "KV cache overflow");
         self.len += tokens;
-    }
-
-    /// Forget the contents (the buffers stay allocated).
-    pub fn reset(&mut self) {
-        self.len = 0;
     }
 
     /// Bytes held by all buffers, measured from their shapes and dtypes.

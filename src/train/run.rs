@@ -50,7 +50,6 @@ pub enum Display {
     Dashboard,
     /// One line every `log_every` steps.
     Lines,
-    Quiet,
 }
 
 /// `summary.json`.
