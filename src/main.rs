@@ -17,7 +17,6 @@ use mla_lab::infer::generate::{self, Limits, Run, TextStream};
 use mla_lab::infer::sampling::{Sampler, SamplingConfig};
 use mla_lab::info::{InfoRow, table};
 use mla_lab::model::MlaDecode;
-use mla_lab::progress::Progress;
 use mla_lab::report;
 use mla_lab::study::{self, StudyOptions};
 use mla_lab::train::run::{self, Display, TrainOptions};
@@ -581,15 +580,7 @@ fn data(cmd: DataCommand) -> Result<()> {
             meta,
         } => {
             let meta = meta.unwrap_or_else(|| out.with_extension("meta.jsonl"));
-            let progress = Progress::new("stories", count as u64);
-            let mut stories = Vec::with_capacity(count);
-            for i in 0..count {
-                stories.push(stories::story(seed, i));
-                if i % 1000 == 999 {
-                    progress.inc(1000);
-                }
-            }
-            progress.finish(&format!("generated {count} stories from seed {seed}"));
+            let stories = stories::generate_shown(count, seed);
             let create = |p: &PathBuf| {
                 if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)

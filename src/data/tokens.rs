@@ -134,20 +134,10 @@ pub fn fingerprint(source: &DataSource) -> Result<(String, String)> {
 /// The stories of a data source.
 pub fn load_source(source: &DataSource) -> Result<Vec<String>> {
     match source {
-        DataSource::Synthetic { count, seed } => {
-            let progress = Progress::new("stories", *count as u64);
-            let mut out = Vec::with_capacity(*count);
-            for i in 0..*count {
-                out.push(stories::story(*seed, i).text);
-                if i % 1000 == 999 {
-                    progress.inc(1000);
-                }
-            }
-            progress.finish(&format!(
-                "generated {count} synthetic stories (seed {seed})"
-            ));
-            Ok(out)
-        }
+        DataSource::Synthetic { count, seed } => Ok(stories::generate_shown(*count, *seed)
+            .into_iter()
+            .map(|s| s.text)
+            .collect()),
         DataSource::TinyStories { path } => {
             let started = Instant::now();
             let stories = tinystories::load(path)?;

@@ -377,6 +377,23 @@ pub fn generate(count: usize, seed: u64) -> Vec<Story> {
     (0..count).map(|i| story(seed, i)).collect()
 }
 
+/// [`generate`], with a `stories` progress bar on stderr (the command line, the token cache).
+pub fn generate_shown(count: usize, seed: u64) -> Vec<Story> {
+    let progress = crate::progress::Progress::new("stories", count as u64);
+    let stories = (0..count)
+        .map(|i| {
+            if i % 1000 == 999 {
+                progress.inc(1000);
+            }
+            story(seed, i)
+        })
+        .collect();
+    progress.finish(&format!(
+        "generated {count} synthetic stories (seed {seed})"
+    ));
+    stories
+}
+
 /// Writes stories in the TinyStories text format: each story, then a line holding only
 /// `<|endoftext|>`.
 pub fn write_text<'a>(
