@@ -16,7 +16,7 @@ use crate::eval::LossReport;
 use crate::eval::judge::JudgeReport;
 use crate::eval::probes::ProbeReport;
 use crate::experiment::Experiment;
-use crate::infer::bench::BenchRow;
+use crate::infer::bench::{BenchRow, DecodePath};
 use crate::info::percent;
 use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
 
@@ -116,7 +116,7 @@ impl RunData {
     fn decode_at(&self, context: usize) -> Option<f64> {
         self.bench
             .iter()
-            .find(|r| r.context == context && r.batch == 1 && r.decode != "naive")
+            .find(|r| r.context == context && r.batch == 1 && r.decode != DecodePath::Naive)
             .map(|r| r.decode_tokens_per_s)
     }
 }
@@ -589,7 +589,7 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
             let mut pts: Vec<(f64, f64)> = r
                 .bench
                 .iter()
-                .filter(|b| b.batch == 1 && b.decode != "naive")
+                .filter(|b| b.batch == 1 && b.decode != DecodePath::Naive)
                 .map(|b| (b.context as f64, b.decode_tokens_per_s))
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -39,13 +39,44 @@ impl Default for BenchOptions {
     }
 }
 
+/// How a row decoded: through cached keys and values (MHA/GQA/MQA), or MLA's naive or absorbed
+/// path over the cached latent. Written `-`, `naive`, `absorbed` in tables and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DecodePath {
+    #[serde(rename = "-")]
+    KeysValues,
+    #[serde(rename = "naive")]
+    Naive,
+    #[serde(rename = "absorbed")]
+    Absorbed,
+}
+
+impl From<Option<MlaDecode>> for DecodePath {
+    fn from(mla: Option<MlaDecode>) -> Self {
+        match mla {
+            None => DecodePath::KeysValues,
+            Some(MlaDecode::Naive) => DecodePath::Naive,
+            Some(MlaDecode::Absorbed) => DecodePath::Absorbed,
+        }
+    }
+}
+
+impl std::fmt::Display for DecodePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecodePath::KeysValues => "-",
+            DecodePath::Naive => "naive",
+            DecodePath::Absorbed => "absorbed",
+        })
+    }
+}
+
 /// One model, context, batch and decode path.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchRow {
     pub experiment: String,
     pub attention: String,
-    /// `naive`/`absorbed` for MLA, `-` for MHA.
-    pub decode: String,
+    pub decode: DecodePath,
     pub rank: Option<usize>,
     pub d_model: usize,
     pub batch: usize,
@@ -234,12 +265,7 @@ pub fn bench(
                 c.n_heads,
                 matches!(c.positions, crate::model::Positions::Rope(_)),
             ),
-            decode: match case.decode {
-                Some(MlaDecode::Naive) => "naive",
-                Some(MlaDecode::Absorbed) => "absorbed",
-                None => "-",
-            }
-            .into(),
+            decode: case.decode.into(),
             rank: match c.attention {
                 AttentionConfig::Mla { rank, .. } => Some(rank),
                 _ => None,
@@ -306,7 +332,7 @@ fn add_ratios(rows: &mut [BenchRow]) {
             b.experiment == first_name
                 && b.batch == row.batch
                 && b.context == row.context
-                && b.decode != "naive"
+                && b.decode != DecodePath::Naive
         }) {
             row.kv_vs_first =
                 row.kv_bytes_per_token_measured as f64 / base.kv_bytes_per_token_measured as f64;
@@ -419,7 +445,7 @@ mod tests {
         let row = |rank, attention: &str, tps| BenchRow {
             experiment: format!("r{rank}"),
             attention: attention.into(),
-            decode: "absorbed".into(),
+            decode: DecodePath::Absorbed,
             rank: Some(rank),
             d_model: 256,
             batch: 1,
@@ -452,6 +478,20 @@ mod tests {
         );
         assert_eq!(rows[2].kv_vs_first, 1.0);
         assert!((rows[1].decode_vs_first - 200.0 / 300.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn decode_paths_keep_their_words_in_json_and_tables() {
+        for (path, word) in [
+            (DecodePath::KeysValues, "-"),
+            (DecodePath::Naive, "naive"),
+            (DecodePath::Absorbed, "absorbed"),
+        ] {
+            assert_eq!(serde_json::to_string(&path).unwrap(), format!("\"{word}\""));
+            assert_eq!(path.to_string(), word);
+            let back: DecodePath = serde_json::from_str(&format!("\"{word}\"")).unwrap();
+            assert_eq!(back, path);
+        }
     }
 
     #[test]
