@@ -19,12 +19,13 @@ use crate::experiment::Experiment;
 use crate::infer::bench::{BenchRow, DecodePath};
 use crate::info::percent;
 use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
+use crate::train::run::TrainSummary;
 
 /// Everything known about one run.
 pub struct RunData {
     pub name: String,
     pub experiment: Experiment,
-    pub summary: serde_json::Value,
+    pub summary: TrainSummary,
     pub eval: Option<LossReport>,
     pub probes: Option<ProbeReport>,
     pub judge: Option<JudgeReport>,
@@ -46,13 +47,12 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 impl RunData {
     pub fn load(dir: &Path) -> Result<RunData> {
         let experiment = Experiment::load(dir.join("experiment.ron"))?;
-        let summary: serde_json::Value =
-            read_json(&dir.join("summary.json"))?.with_context(|| {
-                format!(
-                    "{}: no summary.json; the run has not finished (train it, or run `mla-lab study`)",
-                    dir.display()
-                )
-            })?;
+        let summary: TrainSummary = read_json(&dir.join("summary.json"))?.with_context(|| {
+            format!(
+                "{}: no summary.json; the run has not finished (train it, or run `mla-lab study`)",
+                dir.display()
+            )
+        })?;
         let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
         let val_curve = metrics
             .lines()
@@ -80,7 +80,7 @@ impl RunData {
         self.eval
             .as_ref()
             .map(|e| e.loss)
-            .or_else(|| self.summary["final_val_loss"].as_f64())
+            .or(self.summary.final_val_loss)
     }
 
     pub fn kv_bytes(&self) -> usize {
@@ -318,20 +318,20 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
             .eval
             .as_ref()
             .map(|e| e.unigram_entropy)
-            .or_else(|| r.summary["val_unigram_entropy"].as_f64());
+            .unwrap_or(r.summary.val_unigram_entropy);
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2}M | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2}M | {} | {} | {} | {} | {:.3} | {} | {} | {} |",
             r.name,
             r.label(),
-            r.summary["params"].as_f64().unwrap_or(0.0) / 1e6,
+            r.summary.params as f64 / 1e6,
             r.kv_bytes(),
             percent(kv_change),
             r.val_loss().map_or("-".into(), |v| format!("{v:.4}")),
             dl,
-            entropy.map_or("-".into(), |v| format!("{v:.3}")),
-            r.summary["tokens_per_s"]
-                .as_f64()
+            entropy,
+            r.summary
+                .tokens_per_s
                 .map_or("-".into(), |v| format!("{v:.0}")),
             decode.map_or("-".into(), |v| format!("{v:.1}")),
             vs_full,

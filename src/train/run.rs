@@ -20,7 +20,7 @@ use burn::tensor::{DType, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Interrupter, Learner, SupervisedTraining};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
 use super::loader::StepLoader;
@@ -53,7 +53,7 @@ pub enum Display {
 }
 
 /// `summary.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainSummary {
     pub experiment: String,
     pub params: usize,
@@ -68,9 +68,11 @@ pub struct TrainSummary {
     /// end well below.
     pub val_unigram_entropy: f64,
     /// Training tokens per second over the steps this invocation ran.
+    #[serde(default)]
     pub tokens_per_s: Option<f64>,
     pub wall_time_s: f64,
     pub backend: String,
+    #[serde(default)]
     pub git_revision: Option<String>,
 }
 
