@@ -79,12 +79,15 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
     let exp = dir.join("tiny.ron");
     std::fs::write(
         &exp,
-        r#"(name: "tiny", seed: 1,
-            model: (vocab_size: 300, context: 32, d_model: 32, n_layers: 2, n_heads: 4,
-                    positions: Rope(10000.0), attention: Mla(rank: 16, layout: Separate, rope_dim: 4)),
-            data: (source: Synthetic(count: 400, seed: 2), tokenizer: Bpe(vocab_size: 300)),
-            train: (batch_size: 4, max_steps: 40, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
-                    eval_every: 10, eval_batches: 4, log_every: 10, keep_checkpoints: 2))"#,
+        experiment(
+            "tiny",
+            1,
+            400,
+            MLA_ROPE_HALF,
+            "Rope(10000.0)",
+            "max_steps: 40, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
+             eval_every: 10, eval_batches: 4, log_every: 10, keep_checkpoints: 2",
+        ),
     )
     .unwrap();
     let art = dir.join("artifacts");
@@ -216,13 +219,16 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
     let exp = dir.join("resume.ron");
     std::fs::write(
         &exp,
-        r#"(name: "resume", seed: 3,
-            model: (vocab_size: 300, context: 32, d_model: 32, n_layers: 2, n_heads: 4,
-                    positions: Rope(10000.0), attention: Mla(rank: 16, layout: Separate, rope_dim: 4)),
-            data: (source: Synthetic(count: 400, seed: 2), tokenizer: Bpe(vocab_size: 300)),
-            train: (batch_size: 4, max_steps: 600, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
-                    eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 5,
-                    keep_checkpoints: 2))"#,
+        experiment(
+            "resume",
+            3,
+            400,
+            MLA_ROPE_HALF,
+            "Rope(10000.0)",
+            "max_steps: 600, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
+             eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 5,
+             keep_checkpoints: 2",
+        ),
     )
     .unwrap();
     let art = dir.join("artifacts");
@@ -350,14 +356,37 @@ fn bench_prints_measured_cache_bytes_and_speeds() {
     assert!(!ok && err.contains("--contexts"), "{err}");
 }
 
-fn tiny_experiment(name: &str, attention: &str, positions: &str) -> String {
+/// MLA+RoPE at r = d/2 for the tiny models (d_model 32).
+const MLA_ROPE_HALF: &str = "Mla(rank: 16, layout: Separate, rope_dim: 4)";
+
+/// A tiny experiment (d_model 32, 2 layers, a 300-token BPE, batch 4) on `stories` synthetic
+/// stories; `train` holds the train section's fields past the batch size.
+fn experiment(
+    name: &str,
+    seed: u64,
+    stories: usize,
+    attention: &str,
+    positions: &str,
+    train: &str,
+) -> String {
     format!(
-        r#"(name: "{name}", seed: 5,
+        r#"(name: "{name}", seed: {seed},
             model: (vocab_size: 300, context: 32, d_model: 32, n_layers: 2, n_heads: 4,
                     positions: {positions}, attention: {attention}),
-            data: (source: Synthetic(count: 300, seed: 2), tokenizer: Bpe(vocab_size: 300)),
-            train: (batch_size: 4, max_steps: 30, lr: 3e-3, min_lr: 3e-4, warmup_steps: 3,
-                    eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 10))"#
+            data: (source: Synthetic(count: {stories}, seed: 2), tokenizer: Bpe(vocab_size: 300)),
+            train: (batch_size: 4, {train}))"#
+    )
+}
+
+fn tiny_experiment(name: &str, attention: &str, positions: &str) -> String {
+    experiment(
+        name,
+        5,
+        300,
+        attention,
+        positions,
+        "max_steps: 30, lr: 3e-3, min_lr: 3e-4, warmup_steps: 3,
+         eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 10",
     )
 }
 

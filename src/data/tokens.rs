@@ -331,10 +331,7 @@ fn build(
         val_fraction: data.val_fraction,
     };
     // The manifest goes last: a cache without one is never reused.
-    files::write(
-        &dir.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
-    )?;
+    files::write_json(&dir.join("manifest.json"), &manifest)?;
     Ok(TokenData {
         dir: dir.to_path_buf(),
         manifest,
