@@ -1,6 +1,6 @@
-//! Inference: the preallocated KV cache, sampling, generation, and the `bench` measurements.
+//! Inference: sampling, generation, and the `bench` measurements (the KV cache lives with the
+//! model, in `model::cache`).
 
 pub mod bench;
-pub mod cache;
 pub mod generate;
 pub mod sampling;

@@ -14,7 +14,7 @@ use burn::tensor::{DType, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionConfig, AttentionDims, MlaDecode};
-use crate::infer::cache::{KvCache, LayerCache};
+use crate::model::cache::{KvCache, LayerCache};
 
 /// GPT-2's embedding initialisation, N(0, 0.02). burn's default N(0, 1) makes tied-head
 /// logits ~sqrt(d_model) wide at the start (an initial loss of 24 nats instead of ln(vocab)).

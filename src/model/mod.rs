@@ -1,6 +1,8 @@
-//! The GPT model zoo: one decoder whose attention is MHA/GQA/MQA, MLA or MLA+RoPE.
+//! The GPT model zoo: one decoder whose attention is MHA/GQA/MQA, MLA or MLA+RoPE, and the KV
+//! cache its attention layers write.
 
 pub mod attention;
+pub mod cache;
 pub mod gpt;
 pub mod rope;
 pub mod validate;

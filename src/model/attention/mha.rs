@@ -8,7 +8,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{DType, Device, Tensor};
 
 use super::{AttentionDims, causal_softmax};
-use crate::infer::cache::LayerCache;
+use crate::model::cache::LayerCache;
 use crate::model::rope::{Rope, RopeConfig};
 
 #[derive(Debug, Clone)]

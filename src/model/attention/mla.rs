@@ -28,7 +28,7 @@ use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::{DType, Device, Tensor};
 
 use super::{AttentionDims, LatentLayout, MlaDecode, causal_softmax};
-use crate::infer::cache::{CacheSlot, LayerCache, MlaCache};
+use crate::model::cache::{CacheSlot, LayerCache, MlaCache};
 use crate::model::rope::{Rope, RopeConfig};
 
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use mha::{Mha, MhaConfig};
 pub use mla::{Mla, MlaConfig};
 
-use crate::infer::cache::LayerCache;
+use crate::model::cache::LayerCache;
 
 /// Which attention a block uses. RON: `Mha(kv_heads: 6)` or
 /// `Mla(rank: 192, layout: Separate, rope_dim: 32)`.
