@@ -71,6 +71,13 @@ pub(crate) fn variants() -> Vec<(&'static str, GptConfig)> {
     v
 }
 
+/// The MLA rows of [`variants`].
+fn mla_variants() -> impl Iterator<Item = (&'static str, GptConfig)> {
+    variants()
+        .into_iter()
+        .filter(|(_, c)| matches!(c.attention, AttentionConfig::Mla { .. }))
+}
+
 fn tokens(batch: usize, seq: usize, seed: u64, device: &Device) -> Tensor<2, Int> {
     // A small LCG keeps the tokens independent of any backend RNG.
     let mut state = seed
@@ -189,10 +196,7 @@ fn cached_decode_matches_full_forward_for_every_variant() {
 #[test]
 fn mla_naive_and_absorbed_paths_agree() {
     let device = test_device();
-    for (name, config) in variants() {
-        if !matches!(config.attention, AttentionConfig::Mla { .. }) {
-            continue;
-        }
+    for (name, config) in mla_variants() {
         let model = init(&config, &device);
         let toks = tokens(2, 11, 9, &device);
         let naive = cached_logits(
@@ -217,10 +221,7 @@ fn mla_naive_and_absorbed_paths_agree() {
 #[test]
 fn absorbed_decode_through_a_cache_made_for_naive_matches_the_full_forward() {
     let device = test_device();
-    for (name, config) in variants() {
-        if !matches!(config.attention, AttentionConfig::Mla { .. }) {
-            continue;
-        }
+    for (name, config) in mla_variants() {
         let model = init(&config, &device);
         let toks = tokens(2, 7, 5, &device);
         let full = model.forward(toks.clone());
