@@ -546,7 +546,7 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let mut files = vec![];
     let md = out.join("report.md");
-    std::fs::write(&md, markdown(&runs, machine))?;
+    crate::files::write(&md, markdown(&runs, machine).as_bytes())?;
     files.push(md);
     let curves: Series = runs
         .iter()

@@ -148,8 +148,7 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
         })
         .map(|(_, l)| l)
         .collect();
-    std::fs::write(path, kept.join("\n") + "\n")
-        .with_context(|| format!("{}: cannot write", path.display()))
+    files::write(path, (kept.join("\n") + "\n").as_bytes())
 }
 
 /// Touches every parameter so lazily initialised weights are drawn now, in a fixed order,
@@ -191,7 +190,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
     let dir = opts.artifacts.join(&exp.name);
     let resume_epoch = check_folder(&dir, &exp, opts)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    std::fs::write(dir.join("experiment.ron"), &text)?;
+    files::write(&dir.join("experiment.ron"), text.as_bytes())?;
 
     let data = tokens::prepare(&exp.data, exp.seed, &opts.artifacts.join("cache"))?;
     if let TokenizerConfig::Bpe { .. } = exp.data.tokenizer {
