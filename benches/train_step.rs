@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
-use clap::ValueEnum;
 use mla_lab::backend::{self, BackendChoice};
 use mla_lab::experiment::Experiment;
 
@@ -38,8 +37,9 @@ fn main() {
     }
     let (batch, steps) = (env("BATCH", 16), env("STEPS", 5));
     let choice = std::env::var("BACKEND").unwrap_or_else(|_| "cpu".into());
-    let choice =
-        BackendChoice::from_str(&choice, true).unwrap_or_else(|e| panic!("BACKEND={choice}: {e}"));
+    let choice = choice
+        .parse::<BackendChoice>()
+        .unwrap_or_else(|e| panic!("BACKEND={choice}: {e}"));
     let (name, device) = backend::select(choice).unwrap_or_else(|e| panic!("{e}"));
     let device = device.autodiff();
     println!("backend: {name}, batch {batch}, {steps} timed steps after 1 warm-up");

@@ -5,8 +5,8 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 
-/// `--backend` on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Which backend to run on; written `auto`, `cpu`, `wgpu`, `cuda` or `libtorch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
     /// CUDA if compiled in and a card is present, then LibTorch, then a wgpu adapter, then the
     /// CPU.
@@ -17,6 +17,38 @@ pub enum BackendChoice {
     /// burn's LibTorch backend (feature `tch`): its first CUDA device when torch sees one,
     /// else the CPU.
     Libtorch,
+}
+
+impl BackendChoice {
+    pub const ALL: [BackendChoice; 5] = [
+        BackendChoice::Auto,
+        BackendChoice::Cpu,
+        BackendChoice::Wgpu,
+        BackendChoice::Cuda,
+        BackendChoice::Libtorch,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Wgpu => "wgpu",
+            BackendChoice::Cuda => "cuda",
+            BackendChoice::Libtorch => "libtorch",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let names = || BackendChoice::ALL.map(BackendChoice::name).join(", ");
+        BackendChoice::ALL
+            .into_iter()
+            .find(|b| b.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| anyhow::anyhow!("backend {s:?}: accepted: {}", names()))
+    }
 }
 
 /// The compiled-in backends, for messages.
@@ -103,11 +135,11 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
             #[cfg(feature = "cuda")]
             return cuda_device()
                 .map(|d| ("cuda".to_string(), d))
-                .ok_or_else(|| anyhow::anyhow!("--backend cuda: no CUDA device found"));
+                .ok_or_else(|| anyhow::anyhow!("backend cuda: no CUDA device found"));
             #[allow(unreachable_code)]
             {
                 bail!(
-                    "--backend cuda: this build has no CUDA backend (compiled: {compiled}); rebuild with `--features cuda`"
+                    "backend cuda: this build has no CUDA backend (compiled: {compiled}); rebuild with `--features cuda`"
                 )
             }
         }
@@ -117,7 +149,7 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
             #[allow(unreachable_code)]
             {
                 bail!(
-                    "--backend libtorch: this build has no LibTorch backend (compiled: {compiled}); rebuild with `--features tch` (see README, Backends)"
+                    "backend libtorch: this build has no LibTorch backend (compiled: {compiled}); rebuild with `--features tch` (see README, Backends)"
                 )
             }
         }
@@ -125,18 +157,18 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
             #[cfg(feature = "wgpu")]
             return wgpu_device()
                 .map(|d| ("wgpu".to_string(), d))
-                .ok_or_else(|| anyhow::anyhow!("--backend wgpu: no wgpu adapter found"));
+                .ok_or_else(|| anyhow::anyhow!("backend wgpu: no wgpu adapter found"));
             #[allow(unreachable_code)]
             {
                 bail!(
-                    "--backend wgpu: this build has no wgpu backend (compiled: {compiled}); rebuild with `--features wgpu`"
+                    "backend wgpu: this build has no wgpu backend (compiled: {compiled}); rebuild with `--features wgpu`"
                 )
             }
         }
         BackendChoice::Cpu => match cpu_device() {
             Some(d) => Ok((cpu_name().to_string(), d)),
             None => bail!(
-                "--backend cpu: this build has no CPU backend (compiled: {compiled}); rebuild with `--features flex`"
+                "backend cpu: this build has no CPU backend (compiled: {compiled}); rebuild with `--features flex`"
             ),
         },
         BackendChoice::Auto => {
@@ -155,7 +187,7 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
                 match cpu_device() {
                     Some(d) => Ok((cpu_name().to_string(), d)),
                     None => bail!(
-                        "--backend auto: no device found among the compiled backends ({compiled})"
+                        "backend auto: no device found among the compiled backends ({compiled})"
                     ),
                 }
             }
@@ -188,6 +220,22 @@ pub fn test_device() -> Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_names_parse_both_ways_and_others_are_refused_with_the_list() {
+        for b in BackendChoice::ALL {
+            assert_eq!(b.name().parse::<BackendChoice>().unwrap(), b);
+        }
+        assert_eq!(
+            "LibTorch".parse::<BackendChoice>().unwrap(),
+            BackendChoice::Libtorch
+        );
+        let err = "tpu".parse::<BackendChoice>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"tpu\"") && err.contains("auto, cpu, wgpu, cuda, libtorch"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn cpu_and_auto_find_the_cpu_here() {

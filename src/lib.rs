@@ -4,6 +4,7 @@
 //! Reproduces and extends Mehta et al., "Latent Multi-Head Attention for Small Language
 //! Models" (arXiv 2506.09342), with MLA as in DeepSeek-V2 (arXiv 2405.04434).
 
+pub mod artifacts;
 pub mod backend;
 pub mod data;
 pub mod eval;

@@ -10,16 +10,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde::de::DeserializeOwned;
 
-use crate::eval::LossReport;
-use crate::eval::judge::JudgeReport;
-use crate::eval::probes::ProbeReport;
+use crate::artifacts::records::{
+    BenchRow, DecodePath, JudgeReport, LossReport, ProbeReport, Share, Stat, TrainSummary,
+};
+use crate::artifacts::{RunFolder, read_json};
 use crate::experiment::Experiment;
-use crate::infer::bench::{BenchRow, DecodePath};
 use crate::info::percent;
 use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
-use crate::train::run::TrainSummary;
 
 /// Everything known about one run.
 pub struct RunData {
@@ -34,26 +32,17 @@ pub struct RunData {
     pub val_curve: Vec<(usize, f64)>,
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path)?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .with_context(|| format!("{}: not what mla-lab writes there", path.display()))
-}
-
 impl RunData {
     pub fn load(dir: &Path) -> Result<RunData> {
-        let experiment = Experiment::load(dir.join("experiment.ron"))?;
-        let summary: TrainSummary = read_json(&dir.join("summary.json"))?.with_context(|| {
+        let folder = RunFolder::new(dir);
+        let experiment = Experiment::load(folder.experiment())?;
+        let summary: TrainSummary = read_json(&folder.summary())?.with_context(|| {
             format!(
                 "{}: no summary.json; the run has not finished (train it, or run `mla-lab study`)",
                 dir.display()
             )
         })?;
-        let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
+        let metrics = std::fs::read_to_string(folder.metrics()).unwrap_or_default();
         let val_curve = metrics
             .lines()
             .skip(1)
@@ -65,10 +54,10 @@ impl RunData {
         Ok(RunData {
             name: experiment.name.clone(),
             summary,
-            eval: read_json(&dir.join("eval.json"))?,
-            probes: read_json(&dir.join("probes.json"))?,
-            judge: read_json(&dir.join("judge.json"))?,
-            bench: read_json(&dir.join("bench.json"))?.unwrap_or_default(),
+            eval: read_json(&folder.eval())?,
+            probes: read_json(&folder.probes())?,
+            judge: read_json(&folder.judge())?,
+            bench: read_json(&folder.bench())?.unwrap_or_default(),
             val_curve,
             experiment,
         })
@@ -149,7 +138,7 @@ fn full_rank<'a>(runs: &'a [RunData], run: &RunData) -> Option<&'a RunData> {
     })
 }
 
-fn share(s: &crate::eval::probes::Share) -> String {
+fn share(s: &Share) -> String {
     format!("{s:.2}")
 }
 
@@ -373,7 +362,7 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
         for r in runs {
             if let Some(j) = &r.judge {
-                let f = |x: &crate::eval::judge::Stat| format!("{:.2} ± {:.2}", x.mean, x.sd);
+                let f = |x: &Stat| format!("{:.2} ± {:.2}", x.mean, x.sd);
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} |",

@@ -3,19 +3,20 @@
 //! (`summary.json`, `eval.json`, `probes.json`, `judge.json`, `bench.json`); a step whose file
 //! exists is skipped, so an interrupted study continues where it stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
+use crate::artifacts::{Run, RunFolder, checkpoints};
 use crate::backend::{self, BackendChoice};
+use crate::eval::EvalOptions;
 use crate::eval::judge::JudgeConfig;
 use crate::eval::probes::{self, ProbeOptions};
 use crate::experiment::Experiment;
 use crate::files::write_json;
 use crate::infer::bench::{self, BenchOptions, Subject};
-use crate::infer::generate::Run;
-use crate::train::{checkpoint, run as train};
+use crate::train::run as train;
 
 #[derive(Debug, Clone)]
 pub struct StudyOptions {
@@ -80,9 +81,9 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
     let (_, device) = backend::select(opts.backend)?;
     let mut dirs = vec![];
     for (file, exp) in &exps {
-        let dir = opts.artifacts.join(&exp.name);
-        if !dir.join("summary.json").exists() {
-            let resume = checkpoint::latest_complete(&dir).is_some();
+        let folder = RunFolder::of(&opts.artifacts, &exp.name);
+        if !folder.summary().exists() {
+            let resume = checkpoints::latest_complete(&folder.dir).is_some();
             step(
                 &exp.name,
                 if resume {
@@ -100,45 +101,47 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
             };
             train::run(file, &t).with_context(|| format!("study: training {}", file.display()))?;
         }
-        analyse(&dir, opts, &device)?;
-        dirs.push(dir);
+        analyse(&folder, opts, &device)?;
+        dirs.push(folder.dir);
     }
     step("report", &format!("writing {}", opts.report.display()));
     crate::report::write(&dirs, &opts.report, machine)
 }
 
 /// Eval, probes, judge and bench of one finished run, each skipped when its file exists.
-pub fn analyse(dir: &Path, opts: &StudyOptions, device: &Device) -> Result<()> {
-    let run = Run::load(dir, device)?;
+pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
+    let run = Run::load(&folder.dir, device)?;
     let name = run.experiment.name.clone();
-    let eval_file = dir.join("eval.json");
+    let eval_file = folder.eval();
     if !eval_file.exists() {
         step(&name, "eval");
-        let (stream, what) = crate::eval::stream(&run, None, &opts.artifacts.join("cache"))?;
-        let r = crate::eval::loss(
-            &run.model,
-            stream,
-            opts.eval_windows,
-            crate::eval::EVAL_BATCH,
-            &what,
-        )?;
-        write_json(&eval_file, &r)?;
+        let loss_only = EvalOptions {
+            data: None,
+            windows: opts.eval_windows,
+            probes: ProbeOptions {
+                stories: 0,
+                ..opts.probes
+            },
+            judge: None,
+            cache: opts.artifacts.join("cache"),
+        };
+        write_json(&eval_file, &crate::eval::evaluate(&run, &loss_only)?.loss)?;
     }
-    let probe_file = dir.join("probes.json");
+    let probe_file = folder.probes();
     if !probe_file.exists() {
         step(&name, "probes");
         let r = probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes)?;
         write_json(&probe_file, &r)?;
     }
     if let Some((judge, n)) = &opts.judge {
-        let judge_file = dir.join("judge.json");
+        let judge_file = folder.judge();
         if !judge_file.exists() {
             step(&name, "judge");
-            let stories = probes_for_judge(&run, &opts.probes, *n)?;
+            let stories = probes::for_judge(&run, &opts.probes, *n)?;
             write_json(&judge_file, &crate::eval::judge::judge(judge, &stories)?)?;
         }
     }
-    let bench_file = dir.join("bench.json");
+    let bench_file = folder.bench();
     if !bench_file.exists() {
         step(&name, "bench");
         let subject = Subject {
@@ -151,16 +154,4 @@ pub fn analyse(dir: &Path, opts: &StudyOptions, device: &Device) -> Result<()> {
         write_json(&bench_file, &rows)?;
     }
     Ok(())
-}
-
-/// (beginning, continuation) pairs for the judge: the probes' held-out stories.
-pub fn probes_for_judge(run: &Run, o: &ProbeOptions, n: usize) -> Result<Vec<(String, String)>> {
-    let mut out = vec![];
-    for story in probes::held_out(&run.experiment, n)? {
-        let prompt = story.text[..story.meta.resolution_start].to_string();
-        let (text, _) =
-            probes::continue_story(&run.model, &run.tokenizer, &prompt, story.meta.id, o)?;
-        out.push((prompt, text));
-    }
-    Ok(out)
 }

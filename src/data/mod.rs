@@ -1,6 +1,7 @@
 //! Stories in, tokens out: the built-in story generator, the TinyStories loader, tokenizers,
 //! the token cache, and burn's dataset and batcher over it.
 
+pub mod config;
 pub mod dataset;
 pub mod stories;
 pub mod tinystories;

@@ -18,7 +18,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 
 use super::stories::END_OF_TEXT;
-use crate::experiment::TokenizerConfig;
+use crate::data::config::TokenizerConfig;
 
 pub enum Tokenizer {
     Gpt2(Box<CoreBPE>),

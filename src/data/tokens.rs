@@ -17,7 +17,7 @@ use super::stories;
 use super::tinystories;
 use super::tokenizer::Tokenizer;
 use super::{fnv1a, stories::GENERATOR_VERSION};
-use crate::experiment::{DataConfig, DataSource, TokenizerConfig};
+use crate::data::config::{DataConfig, DataSource, TokenizerConfig};
 use crate::files;
 use crate::progress::Progress;
 use crate::rng::Rng;
@@ -93,6 +93,24 @@ pub struct TokenData {
     pub val: Vec<u32>,
     /// True when an existing cache was reused.
     pub reused: bool,
+}
+
+impl TokenData {
+    /// One line: stories and tokens of each split, the tokenizer and the cache folder.
+    pub fn describe(&self) -> String {
+        let m = &self.manifest;
+        format!(
+            "{} stories ({} train, {} val) -> {} train + {} val tokens, {} ({} tokens), {}",
+            m.stories,
+            m.train_stories,
+            m.val_stories,
+            m.train_tokens,
+            m.val_tokens,
+            self.tokenizer.name(),
+            m.vocab_size,
+            self.dir.display(),
+        )
+    }
 }
 
 /// Entropy of the token frequencies (nats per token): the loss of a model that knows only how

@@ -11,6 +11,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::artifacts::records::{JudgeReport, Stat};
+
 pub const RUBRIC: &str = "You grade short stories written for 3 to 5 year olds by a small language model. \
 The story is given as a beginning (written by a person) and a continuation (written by the model); grade \
 only the continuation, in the light of the beginning. Give three integer scores from 1 (worst) to 10 (best): \
@@ -44,22 +46,6 @@ pub struct Scores {
     pub grammar: f64,
     pub creativity: f64,
     pub consistency: f64,
-}
-
-/// Mean and standard deviation of one score over the stories.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Stat {
-    pub mean: f64,
-    pub sd: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct JudgeReport {
-    pub model: String,
-    pub stories: usize,
-    pub grammar: Stat,
-    pub creativity: Stat,
-    pub consistency: Stat,
 }
 
 /// Reads the three scores from the judge's reply text (the first `{...}` in it).

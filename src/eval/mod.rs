@@ -4,35 +4,20 @@
 pub mod judge;
 pub mod probes;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::artifacts::Run;
+use crate::artifacts::records::{JudgeReport, LossReport, ProbeReport};
 use crate::data::dataset::{TokenBatcher, TokenWindows};
 use crate::data::{tinystories, tokens};
-use crate::infer::generate::Run;
 use crate::model::Gpt;
-
-/// Loss of a model on a token stream.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LossReport {
-    /// What was evaluated: `validation split` or a file.
-    pub data: String,
-    /// Mean next-token cross-entropy, nats per token.
-    pub loss: f64,
-    pub perplexity: f64,
-    /// Windows of `context` tokens, tiling the stream from its start.
-    pub windows: usize,
-    /// Tokens scored (`windows * context`).
-    pub tokens: usize,
-    /// Unigram entropy of the same stream (nats/token), for scale.
-    pub unigram_entropy: f64,
-}
 
 /// Windows per forward pass when `mla-lab eval` and the study score a run (the loss does not
 /// depend on it; memory does).
@@ -86,7 +71,7 @@ pub fn stream(run: &Run, file: Option<&Path>, cache_root: &Path) -> Result<(Vec<
             if data.tokenizer.fingerprint() != run.tokenizer.fingerprint() {
                 bail!(
                     "{}: the token cache was made with another tokenizer than {}'s; \
-                     delete it or evaluate with --data",
+                     delete it or evaluate on a story file",
                     data.dir.display(),
                     run.dir.display()
                 );
@@ -103,6 +88,87 @@ pub fn stream(run: &Run, file: Option<&Path>, cache_root: &Path) -> Result<(Vec<
             Ok((ids, path.display().to_string()))
         }
     }
+}
+
+/// What `mla-lab eval` measures.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// A story file to score instead of the run's validation split.
+    pub data: Option<PathBuf>,
+    /// Windows of `context` tokens to score, from the start of the stream.
+    pub windows: usize,
+    /// Story probes; none when `probes.stories` is 0.
+    pub probes: probes::ProbeOptions,
+    /// An LLM judge and how many stories it grades.
+    pub judge: Option<(judge::JudgeConfig, usize)>,
+    /// The token cache folder (`<artifacts>/cache`).
+    pub cache: PathBuf,
+}
+
+/// A run's loss, and its probes and judge's grades when asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub loss: LossReport,
+    pub probes: Option<ProbeReport>,
+    pub judge: Option<JudgeReport>,
+}
+
+impl Evaluation {
+    /// The text `mla-lab eval` prints: a line each for loss, probes and judge.
+    pub fn text(&self, name: &str) -> String {
+        let r = &self.loss;
+        let mut s = format!(
+            "{name}: val loss {:.4} (ppl {:.2}) on {} ({} windows, {} tokens); unigram entropy {:.3}\n",
+            r.loss, r.perplexity, r.data, r.windows, r.tokens, r.unigram_entropy
+        );
+        if let Some(p) = &self.probes {
+            s += &format!(
+                "probes on {} held-out stories: character consistency {}, object consistency {}, grammar {}, 3-gram repetition {}, distinct-2 {}, distinct-3 {}\n",
+                p.stories,
+                p.character_consistency,
+                p.object_consistency,
+                p.grammar,
+                p.repetition_3gram,
+                p.distinct_2,
+                p.distinct_3
+            );
+        }
+        if let Some(j) = &self.judge {
+            s += &format!(
+                "judge {} on {} stories: grammar {:.2} ± {:.2}, creativity {:.2} ± {:.2}, consistency {:.2} ± {:.2}\n",
+                j.model,
+                j.stories,
+                j.grammar.mean,
+                j.grammar.sd,
+                j.creativity.mean,
+                j.creativity.sd,
+                j.consistency.mean,
+                j.consistency.sd
+            );
+        }
+        s
+    }
+}
+
+/// Loss, then the probes and the judge when `opts` asks for them.
+pub fn evaluate(run: &Run, opts: &EvalOptions) -> Result<Evaluation> {
+    let (stream, what) = stream(run, opts.data.as_deref(), &opts.cache)?;
+    let loss = loss(&run.model, stream, opts.windows, EVAL_BATCH, &what)?;
+    let probes = (opts.probes.stories > 0)
+        .then(|| probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes))
+        .transpose()?;
+    let judge = match &opts.judge {
+        Some((cfg, n)) => Some(judge::judge(
+            cfg,
+            &probes::for_judge(run, &opts.probes, *n)?,
+        )?),
+        None => None,
+    };
+    Ok(Evaluation {
+        loss,
+        probes,
+        judge,
+    })
 }
 
 #[cfg(test)]

@@ -13,12 +13,14 @@
 use std::collections::HashSet;
 
 use anyhow::{Result, bail};
-use serde::{Deserialize, Serialize};
 
+use crate::artifacts::Run;
+use crate::artifacts::records::{Example, ProbeReport, Share};
+use crate::data::config::DataSource;
 use crate::data::stories::{self, Story, lexicon, split_sentences};
 use crate::data::tokenizer::Tokenizer;
 use crate::data::tokens;
-use crate::experiment::{DataSource, Experiment};
+use crate::experiment::Experiment;
 use crate::infer::generate::{Limits, generate};
 use crate::infer::sampling::{Sampler, SamplingConfig};
 use crate::model::Gpt;
@@ -45,59 +47,6 @@ impl Default for ProbeOptions {
             seed: 1,
         }
     }
-}
-
-/// A share `hits / n`, with its sample size.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Share {
-    pub value: f64,
-    pub n: usize,
-}
-
-/// `0.812 (n=131)`; the precision applies to the value (default 3).
-impl std::fmt::Display for Share {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let digits = f.precision().unwrap_or(3);
-        write!(f, "{:.digits$} (n={})", self.value, self.n)
-    }
-}
-
-impl Share {
-    fn new(hits: usize, n: usize) -> Share {
-        Share {
-            value: if n == 0 { 0.0 } else { hits as f64 / n as f64 },
-            n,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ProbeReport {
-    /// Stories continued.
-    pub stories: usize,
-    /// Continuations naming only the story's own cast (main character, companion), of those
-    /// naming anyone.
-    pub character_consistency: Share,
-    /// Continuations naming the own object and no other, of those naming any.
-    pub object_consistency: Share,
-    /// Repeated word 3-grams within a continuation, over all 3-grams.
-    pub repetition_3gram: Share,
-    pub distinct_2: Share,
-    pub distinct_3: Share,
-    /// Complete sentences ending properly with only corpus words.
-    pub grammar: Share,
-    /// Mean words per continuation.
-    pub mean_words: f64,
-    /// A few continuations, for reading.
-    pub examples: Vec<Example>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Example {
-    pub prompt: String,
-    pub continuation: String,
-    pub character: String,
-    pub object: String,
 }
 
 /// Lower-case words without punctuation.
@@ -303,6 +252,17 @@ pub fn run(
         items.push((story, text, finished));
     }
     Ok(score(&items, &vocabulary, 5))
+}
+
+/// (beginning, continuation) pairs for the judge: the probes' held-out stories.
+pub fn for_judge(run: &Run, o: &ProbeOptions, n: usize) -> Result<Vec<(String, String)>> {
+    let mut out = vec![];
+    for story in held_out(&run.experiment, n)? {
+        let prompt = story.text[..story.meta.resolution_start].to_string();
+        let (text, _) = continue_story(&run.model, &run.tokenizer, &prompt, story.meta.id, o)?;
+        out.push((prompt, text));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

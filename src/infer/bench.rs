@@ -11,13 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::artifacts::Run;
+use crate::artifacts::records::{BenchRow, DecodePath};
+use crate::experiment::Experiment;
+use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode};
 use anyhow::{Result, bail};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
-
-use crate::experiment::Experiment;
-use crate::infer::generate::Run;
-use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -37,74 +36,6 @@ impl Default for BenchOptions {
             repeats: 7,
         }
     }
-}
-
-/// How a row decoded: through cached keys and values (MHA/GQA/MQA), or MLA's naive or absorbed
-/// path over the cached latent. Written `-`, `naive`, `absorbed` in tables and JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DecodePath {
-    #[serde(rename = "-")]
-    KeysValues,
-    #[serde(rename = "naive")]
-    Naive,
-    #[serde(rename = "absorbed")]
-    Absorbed,
-}
-
-impl From<Option<MlaDecode>> for DecodePath {
-    fn from(mla: Option<MlaDecode>) -> Self {
-        match mla {
-            None => DecodePath::KeysValues,
-            Some(MlaDecode::Naive) => DecodePath::Naive,
-            Some(MlaDecode::Absorbed) => DecodePath::Absorbed,
-        }
-    }
-}
-
-impl std::fmt::Display for DecodePath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DecodePath::KeysValues => "-",
-            DecodePath::Naive => "naive",
-            DecodePath::Absorbed => "absorbed",
-        })
-    }
-}
-
-/// One model, context, batch and decode path.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BenchRow {
-    pub experiment: String,
-    pub attention: String,
-    pub decode: DecodePath,
-    pub rank: Option<usize>,
-    pub d_model: usize,
-    pub batch: usize,
-    pub context: usize,
-    pub kv_bytes_per_token_formula: usize,
-    pub kv_bytes_per_token_measured: usize,
-    /// Bytes the filled cache holds: `context * batch * bytes per token`.
-    pub cache_bytes: usize,
-    pub prefill_tokens_per_s: f64,
-    pub decode_tokens_per_s: f64,
-    pub decode_ms_per_token: f64,
-    /// The fastest and the slowest of the timed runs, ms/token (absent in files written before
-    /// it was recorded).
-    #[serde(default)]
-    pub decode_ms_per_token_range: Option<(f64, f64)>,
-    /// Timed decode steps per run, and timed runs.
-    #[serde(default)]
-    pub decode_steps: Option<usize>,
-    #[serde(default)]
-    pub repeats: Option<usize>,
-    /// `kv bytes / kv bytes of the first model`.
-    pub kv_vs_first: f64,
-    /// `decode tokens/s / that of the first model` (same context, batch).
-    pub decode_vs_first: f64,
-    /// For MLA: `decode tokens/s / that of the full-rank MLA row` (same positions, layout,
-    /// decode path, context, batch), when one was benched.
-    pub decode_vs_full_rank: Option<f64>,
-    pub weights: String,
 }
 
 /// A model to bench: an experiment file (random weights) or a run folder (its weights).
@@ -375,17 +306,6 @@ pub fn table(rows: &[BenchRow]) -> String {
     s
 }
 
-/// Parses `128,256,512`, naming the flag on error.
-pub fn parse_list(flag: &str, text: &str) -> Result<Vec<usize>> {
-    let values: Result<Vec<usize>, _> = text.split(',').map(|v| v.trim().parse()).collect();
-    match values {
-        Ok(v) if !v.is_empty() && v.iter().all(|&x| x > 0) => Ok(v),
-        _ => bail!(
-            "--{flag} {text:?}: accepted: positive integers separated by commas, e.g. 128,256"
-        ),
-    }
-}
-
 /// Inputs that are files or run folders, in the order given.
 pub fn subjects(paths: &[PathBuf], device: &Device) -> Result<Vec<Subject>> {
     paths.iter().map(|p| Subject::load(p, device)).collect()
@@ -491,15 +411,6 @@ mod tests {
             assert_eq!(path.to_string(), word);
             let back: DecodePath = serde_json::from_str(&format!("\"{word}\"")).unwrap();
             assert_eq!(back, path);
-        }
-    }
-
-    #[test]
-    fn lists_parse_or_name_the_flag() {
-        assert_eq!(parse_list("contexts", "128, 512").unwrap(), vec![128, 512]);
-        for bad in ["", "0", "12,x"] {
-            let e = parse_list("contexts", bad).unwrap_err().to_string();
-            assert!(e.contains("--contexts"), "{e}");
         }
     }
 }

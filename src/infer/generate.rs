@@ -2,66 +2,13 @@
 //! the KV cache. [`generate_uncached`] re-runs the full forward every step: the reference the
 //! cached path is tested against.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use burn::module::Module;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
-use super::sampling::Sampler;
+use super::sampling::{Sampler, SamplingConfig};
 use crate::data::tokenizer::Tokenizer;
-use crate::experiment::Experiment;
 use crate::model::Gpt;
-
-/// A trained run, loaded from its artifact folder.
-pub struct Run {
-    pub dir: PathBuf,
-    pub experiment: Experiment,
-    pub model: Gpt,
-    pub tokenizer: Tokenizer,
-    /// The weights file that was loaded.
-    pub weights: PathBuf,
-}
-
-/// The weights of a run folder: `model.bpk` of a finished run, else its newest checkpoint.
-pub fn weights_file(dir: &Path) -> Option<PathBuf> {
-    let final_weights = dir.join("model.bpk");
-    if final_weights.exists() {
-        return Some(final_weights);
-    }
-    crate::train::checkpoint::latest_complete(dir)
-        .map(|epoch| crate::train::checkpoint::path(dir, "model", epoch))
-}
-
-impl Run {
-    pub fn load(dir: &Path, device: &Device) -> Result<Run> {
-        let exp_file = dir.join("experiment.ron");
-        if !exp_file.exists() {
-            bail!(
-                "{}: not a run folder (no experiment.ron); train one with `mla-lab train FILE`",
-                dir.display()
-            );
-        }
-        let experiment = Experiment::load(&exp_file)?;
-        let tokenizer =
-            Tokenizer::for_config(&experiment.data.tokenizer, &dir.join("tokenizer.json"))?;
-        let weights = weights_file(dir).ok_or_else(|| {
-            anyhow!(
-                "{}: no weights (neither model.bpk nor a checkpoint); has the run started?",
-                dir.display()
-            )
-        })?;
-        let model = crate::train::checkpoint::load_weights(experiment.model.init(device), &weights)
-            .with_context(|| format!("loading the run of {}", exp_file.display()))?;
-        Ok(Run {
-            dir: dir.to_path_buf(),
-            experiment,
-            model,
-            tokenizer,
-            weights,
-        })
-    }
-}
 
 /// When to stop.
 #[derive(Debug, Clone, Copy)]
@@ -156,6 +103,41 @@ pub fn generate_uncached(
         seq.push(next);
     }
     Ok(out)
+}
+
+/// How `mla-lab generate` continues a prompt.
+#[derive(Debug, Clone, Copy)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: SamplingConfig,
+    pub seed: u64,
+}
+
+/// Continues the text `prompt` until `<|endoftext|>`, the token limit or a full context,
+/// handing each piece of text to `on_text` as soon as it decodes completely.
+pub fn continue_text(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    opts: &GenerateOptions,
+    mut on_text: impl FnMut(&str),
+) -> Result<()> {
+    opts.sampling.validate()?;
+    let ids = tokenizer.encode(prompt)?;
+    let limits = Limits {
+        max_new_tokens: opts.max_new_tokens,
+        stop: Some(tokenizer.eot()),
+    };
+    let mut sampler = Sampler::new(opts.sampling, opts.seed);
+    let mut stream = TextStream::default();
+    let mut failed = None;
+    generate(model, &ids, &mut sampler, limits, |id| {
+        match stream.push(tokenizer, id) {
+            Ok(piece) => on_text(&piece),
+            Err(e) => failed = Some(e),
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
 }
 
 /// Turns a growing list of token ids into text pieces to print: a BPE token can end in the

@@ -1,12 +1,11 @@
-//! Checkpoints of a run: `checkpoint/{model,optim,scheduler}-<epoch>.bpk`, one learner epoch
-//! being `eval_every` steps.
+//! Writing and verifying a run's checkpoints (their names: [`crate::artifacts::checkpoints`]).
 //!
 //! burn-train's file checkpointer writes straight to the final name, so a run killed while
 //! writing leaves a truncated file that `--resume` would then fail on. [`AtomicCheckpointer`]
 //! writes a temporary file and renames it into place; a checkpoint counts only when all three
-//! of its files exist ([`latest_complete`]), and it is read once before training resumes
-//! ([`verify`]) so a corrupt or mismatched one is an error that names the file, not a panic
-//! inside the learner.
+//! of its files exist ([`crate::artifacts::checkpoints::latest_complete`]), and it is read once
+//! before training resumes ([`verify`]) so a corrupt or mismatched one is an error that names
+//! the file, not a panic inside the learner.
 
 use std::path::{Path, PathBuf};
 
@@ -14,18 +13,13 @@ use anyhow::{Context, Result, anyhow};
 use burn::module::Module;
 use burn::optim::OptimizerRecord;
 use burn::optim::lr_scheduler::LrSchedulerRecord;
-use burn::store::ModuleRecord;
 use burn::train::checkpoint::{
     Checkpoint, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy,
 };
 use burn::train::metric::store::EventStoreClient;
 
-/// The three records of a checkpoint, as burn-train's default checkpointers name them.
-pub const PARTS: [&str; 3] = ["model", "optim", "scheduler"];
-
-pub fn path(dir: &Path, part: &str, epoch: usize) -> PathBuf {
-    dir.join("checkpoint").join(format!("{part}-{epoch}.bpk"))
-}
+use crate::artifacts::checkpoints::{PARTS, path};
+use crate::artifacts::load_weights;
 
 /// Writes `<dir>/<name>-<epoch>.bpk` through a temporary file and a rename.
 pub struct AtomicCheckpointer {
@@ -76,52 +70,6 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
         R::load(self.path(epoch))
     }
-}
-
-/// Epochs of `run_dir` with at least one checkpoint file (a killed run can leave some parts
-/// of an epoch it was saving or rotating out), ascending.
-pub fn present(run_dir: &Path) -> Vec<usize> {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoint")) else {
-        return vec![];
-    };
-    let mut epochs: Vec<usize> = entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            let rest = PARTS
-                .iter()
-                .find_map(|p| name.strip_prefix(p)?.strip_prefix('-'))?;
-            rest.strip_suffix(".bpk")?.parse().ok()
-        })
-        .collect();
-    epochs.sort_unstable();
-    epochs.dedup();
-    epochs
-}
-
-/// Epochs of `run_dir` with all three checkpoint files, ascending.
-pub fn complete(run_dir: &Path) -> Vec<usize> {
-    present(run_dir)
-        .into_iter()
-        .filter(|&epoch| PARTS.iter().all(|p| path(run_dir, p, epoch).exists()))
-        .collect()
-}
-
-/// The newest complete checkpoint of `run_dir`.
-pub fn latest_complete(run_dir: &Path) -> Option<usize> {
-    complete(run_dir).last().copied()
-}
-
-/// Reads a burnpack of weights and applies it to `model`; the error names the file and says
-/// whether it could not be read or does not fit.
-pub fn load_weights<M: Module>(model: M, file: &Path) -> Result<M> {
-    let record =
-        ModuleRecord::load(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
-    model.try_load_record(record).map_err(|e| {
-        anyhow!(
-            "{}: does not fit this experiment's model: {e}",
-            file.display()
-        )
-    })
 }
 
 /// Reads checkpoint `epoch` and applies its weights to `model`, so a corrupt file or one from
@@ -191,7 +139,9 @@ impl CheckpointingStrategy for EveryNKeepLast {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifacts::checkpoints::latest_complete;
     use CheckpointingAction::{Delete, Save};
+    use burn::store::ModuleRecord;
 
     #[test]
     fn saves_every_n_epochs_and_the_last_and_keeps_the_newest() {

@@ -11,25 +11,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{DType, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Interrupter, Learner, SupervisedTraining};
-use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
 use super::loader::StepLoader;
 use super::optim::{lr_schedule, optimizer};
 use super::renderer::StepRenderer;
+use crate::artifacts::records::TrainSummary;
+use crate::artifacts::{RunFolder, checkpoints, save_weights};
 use crate::backend::{self, BackendChoice};
+use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatcher, TokenWindows};
 use crate::data::tokens;
-use crate::experiment::{Experiment, TokenizerConfig};
+use crate::experiment::Experiment;
 use crate::files;
 
 #[derive(Debug, Clone)]
@@ -52,33 +53,14 @@ pub enum Display {
     Lines,
 }
 
-/// `summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainSummary {
-    pub experiment: String,
-    pub params: usize,
-    pub non_embedding_params: usize,
-    pub kv_bytes_per_token_f32: usize,
-    pub steps: usize,
-    pub tokens_seen: usize,
-    pub final_train_loss: Option<f64>,
-    pub final_val_loss: Option<f64>,
-    pub final_val_perplexity: Option<f64>,
-    /// Unigram entropy of the validation tokens (nats/token): the bar the val loss should
-    /// end well below.
-    pub val_unigram_entropy: f64,
-    /// Training tokens per second over the steps this invocation ran.
-    #[serde(default)]
-    pub tokens_per_s: Option<f64>,
-    pub wall_time_s: f64,
-    pub backend: String,
-    #[serde(default)]
-    pub git_revision: Option<String>,
-}
-
 /// Decides what to do with an existing run folder: the epoch to resume from, or none.
-fn check_folder(dir: &Path, exp: &Experiment, opts: &TrainOptions) -> Result<Option<usize>> {
-    let copy = dir.join("experiment.ron");
+fn check_folder(
+    folder: &RunFolder,
+    exp: &Experiment,
+    opts: &TrainOptions,
+) -> Result<Option<usize>> {
+    let dir = &folder.dir;
+    let copy = folder.experiment();
     // A folder whose run never got to its first checkpoint holds nothing to protect.
     let has_results = ["metrics.csv", "model.bpk", "checkpoint"]
         .iter()
@@ -98,10 +80,10 @@ fn check_folder(dir: &Path, exp: &Experiment, opts: &TrainOptions) -> Result<Opt
             );
         }
     }
-    let latest = checkpoint::latest_complete(dir);
+    let latest = checkpoints::latest_complete(dir);
     match (opts.resume, latest, opts.force) {
         (true, Some(epoch), _) => {
-            truncate_metrics(&dir.join("metrics.csv"), epoch * exp.train.eval_every)?;
+            truncate_metrics(&folder.metrics(), epoch * exp.train.eval_every)?;
             Ok(Some(epoch))
         }
         (true, None, _) => bail!(
@@ -123,7 +105,7 @@ fn check_folder(dir: &Path, exp: &Experiment, opts: &TrainOptions) -> Result<Opt
             Ok(None)
         }
         (false, None, false) => {
-            let _ = std::fs::remove_file(dir.join("metrics.csv"));
+            let _ = std::fs::remove_file(folder.metrics());
             Ok(None)
         }
     }
@@ -161,18 +143,6 @@ impl ModuleVisitor for Materialize {
     }
 }
 
-/// The trained weights: `model.bpk` (burn's format, what `generate`/`eval` load) and
-/// `model.safetensors` (for other tools), both written through a temporary file.
-pub fn save_weights<M: Module>(model: &M, dir: &Path) -> Result<()> {
-    files::write_with(&dir.join("model.bpk"), |tmp| {
-        model.clone().save_file(tmp).map_err(|e| anyhow!("{e}"))
-    })?;
-    files::write_with(&dir.join("model.safetensors"), |tmp| {
-        let mut store = SafetensorsStore::from_file(tmp);
-        model.save_into(&mut store).map_err(|e| anyhow!("{e}"))
-    })
-}
-
 fn git_revision() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -187,14 +157,15 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
     let started = Instant::now();
     let exp = Experiment::load(exp_path)?;
     let text = std::fs::read_to_string(exp_path)?;
-    let dir = opts.artifacts.join(&exp.name);
-    let resume_epoch = check_folder(&dir, &exp, opts)?;
+    let folder = RunFolder::of(&opts.artifacts, &exp.name);
+    let dir = folder.dir.clone();
+    let resume_epoch = check_folder(&folder, &exp, opts)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    files::write(&dir.join("experiment.ron"), text.as_bytes())?;
+    files::write(&folder.experiment(), text.as_bytes())?;
 
     let data = tokens::prepare(&exp.data, exp.seed, &opts.artifacts.join("cache"))?;
     if let TokenizerConfig::Bpe { .. } = exp.data.tokenizer {
-        std::fs::copy(data.dir.join("tokenizer.json"), dir.join("tokenizer.json"))?;
+        std::fs::copy(data.dir.join("tokenizer.json"), folder.tokenizer())?;
     }
 
     let (backend_name, device) = backend::select(opts.backend)?;
@@ -232,7 +203,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         t.eval_every,
         t.max_steps,
         t.log_every,
-        dir.join("metrics.csv"),
+        folder.metrics(),
         opts.display == Display::Lines,
         interrupter.clone(),
     );
@@ -254,7 +225,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         epochs,
         t.keep_checkpoints,
         // Every epoch with a file left, so parts of half-rotated epochs go too.
-        checkpoint::present(&dir)
+        checkpoints::present(&dir)
             .into_iter()
             .filter(|&e| e <= resume_epoch.unwrap_or(0))
             .collect(),
@@ -279,7 +250,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         bail!(
             "{}: stopped: {why}; the last good checkpoint is kept in {}",
             exp.name,
-            dir.join("checkpoint").display()
+            folder.checkpoints().display()
         );
     }
     if let Some(e) = &result.error {
@@ -293,7 +264,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
             stop.reason.as_deref().unwrap_or("stopped")
         );
     }
-    save_weights(&result.model, &dir)?;
+    save_weights(&result.model, &folder)?;
     let summary = TrainSummary {
         experiment: exp.name.clone(),
         params,
@@ -310,6 +281,6 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         backend: backend_name,
         git_revision: git_revision(),
     };
-    files::write_json(&dir.join("summary.json"), &summary)?;
+    files::write_json(&folder.summary(), &summary)?;
     Ok(summary)
 }

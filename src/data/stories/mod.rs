@@ -13,7 +13,10 @@ pub mod lexicon;
 mod plots;
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
 
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
@@ -407,6 +410,39 @@ pub fn write_text<'a>(
     w.flush()
 }
 
+/// `mla-lab data stories`: `count` stories from `seed` into `out` (the TinyStories text format)
+/// and their metadata into `meta` (JSON lines), each file written whole; returns the corpus's
+/// statistics.
+pub fn write_files(count: usize, seed: u64, out: &Path, meta: &Path) -> Result<CorpusStats> {
+    let stories = generate_shown(count, seed);
+    for p in [out, meta] {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
+        }
+    }
+    let create = |tmp: &Path| {
+        std::fs::File::create(tmp)
+            .map(std::io::BufWriter::new)
+            .with_context(|| format!("{}: cannot create", tmp.display()))
+    };
+    crate::files::write_with(out, |tmp| {
+        Ok(write_text(
+            create(tmp)?,
+            stories.iter().map(|s| s.text.as_str()),
+        )?)
+    })?;
+    crate::files::write_with(meta, |tmp| {
+        let mut w = create(tmp)?;
+        for s in &stories {
+            serde_json::to_writer(&mut w, &s.meta)?;
+            writeln!(w)?;
+        }
+        Ok(w.flush()?)
+    })?;
+    Ok(CorpusStats::of(stories.iter().map(|s| s.text.as_str())))
+}
+
 /// How varied a corpus is.
 #[derive(Debug, Clone, Serialize)]
 pub struct CorpusStats {
@@ -418,6 +454,24 @@ pub struct CorpusStats {
     pub distinct_words: usize,
     /// Entropy of the word unigram distribution, bits per word.
     pub unigram_entropy_bits: f64,
+}
+
+/// One line: counts, distinct counts and the word entropy.
+impl std::fmt::Display for CorpusStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} stories ({} distinct), {} sentences ({} distinct), {} words ({} distinct), \
+             unigram entropy {:.3} bits/word",
+            self.stories,
+            self.distinct_stories,
+            self.sentences,
+            self.distinct_sentences,
+            self.words,
+            self.distinct_words,
+            self.unigram_entropy_bits
+        )
+    }
 }
 
 impl CorpusStats {

@@ -1,0 +1,204 @@
+//! The typed records a run folder holds, one per file: `summary.json` ([`TrainSummary`]),
+//! `eval.json` ([`LossReport`]), `probes.json` ([`ProbeReport`]), `judge.json`
+//! ([`JudgeReport`]) and `bench.json` ([`BenchRow`]s). The commands that measure write them;
+//! `report` and `study` read them back through the same types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::MlaDecode;
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub experiment: String,
+    pub params: usize,
+    pub non_embedding_params: usize,
+    pub kv_bytes_per_token_f32: usize,
+    pub steps: usize,
+    pub tokens_seen: usize,
+    pub final_train_loss: Option<f64>,
+    pub final_val_loss: Option<f64>,
+    pub final_val_perplexity: Option<f64>,
+    /// Unigram entropy of the validation tokens (nats/token): the bar the val loss should
+    /// end well below.
+    pub val_unigram_entropy: f64,
+    /// Training tokens per second over the steps this invocation ran.
+    #[serde(default)]
+    pub tokens_per_s: Option<f64>,
+    pub wall_time_s: f64,
+    pub backend: String,
+    #[serde(default)]
+    pub git_revision: Option<String>,
+}
+
+/// The line `mla-lab train` ends with.
+impl std::fmt::Display for TrainSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} steps, {} tokens, final val loss {} (unigram entropy {:.3}), {} training tok/s, {:.1} s on {}",
+            self.experiment,
+            self.steps,
+            self.tokens_seen,
+            self.final_val_loss
+                .map_or("-".into(), |v| format!("{v:.4} (ppl {:.2})", v.exp())),
+            self.val_unigram_entropy,
+            self.tokens_per_s.map_or("-".into(), |t| format!("{t:.0}")),
+            self.wall_time_s,
+            self.backend
+        )
+    }
+}
+
+/// Loss of a model on a token stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LossReport {
+    /// What was evaluated: `validation split` or a file.
+    pub data: String,
+    /// Mean next-token cross-entropy, nats per token.
+    pub loss: f64,
+    pub perplexity: f64,
+    /// Windows of `context` tokens, tiling the stream from its start.
+    pub windows: usize,
+    /// Tokens scored (`windows * context`).
+    pub tokens: usize,
+    /// Unigram entropy of the same stream (nats/token), for scale.
+    pub unigram_entropy: f64,
+}
+
+/// A share `hits / n`, with its sample size.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Share {
+    pub value: f64,
+    pub n: usize,
+}
+
+/// `0.812 (n=131)`; the precision applies to the value (default 3).
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = f.precision().unwrap_or(3);
+        write!(f, "{:.digits$} (n={})", self.value, self.n)
+    }
+}
+
+impl Share {
+    pub fn new(hits: usize, n: usize) -> Share {
+        Share {
+            value: if n == 0 { 0.0 } else { hits as f64 / n as f64 },
+            n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeReport {
+    /// Stories continued.
+    pub stories: usize,
+    /// Continuations naming only the story's own cast (main character, companion), of those
+    /// naming anyone.
+    pub character_consistency: Share,
+    /// Continuations naming the own object and no other, of those naming any.
+    pub object_consistency: Share,
+    /// Repeated word 3-grams within a continuation, over all 3-grams.
+    pub repetition_3gram: Share,
+    pub distinct_2: Share,
+    pub distinct_3: Share,
+    /// Complete sentences ending properly with only corpus words.
+    pub grammar: Share,
+    /// Mean words per continuation.
+    pub mean_words: f64,
+    /// A few continuations, for reading.
+    pub examples: Vec<Example>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Example {
+    pub prompt: String,
+    pub continuation: String,
+    pub character: String,
+    pub object: String,
+}
+
+/// Mean and standard deviation of one score over the stories.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Stat {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JudgeReport {
+    pub model: String,
+    pub stories: usize,
+    pub grammar: Stat,
+    pub creativity: Stat,
+    pub consistency: Stat,
+}
+
+/// How a row decoded: through cached keys and values (MHA/GQA/MQA), or MLA's naive or absorbed
+/// path over the cached latent. Written `-`, `naive`, `absorbed` in tables and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DecodePath {
+    #[serde(rename = "-")]
+    KeysValues,
+    #[serde(rename = "naive")]
+    Naive,
+    #[serde(rename = "absorbed")]
+    Absorbed,
+}
+
+impl From<Option<MlaDecode>> for DecodePath {
+    fn from(mla: Option<MlaDecode>) -> Self {
+        match mla {
+            None => DecodePath::KeysValues,
+            Some(MlaDecode::Naive) => DecodePath::Naive,
+            Some(MlaDecode::Absorbed) => DecodePath::Absorbed,
+        }
+    }
+}
+
+impl std::fmt::Display for DecodePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DecodePath::KeysValues => "-",
+            DecodePath::Naive => "naive",
+            DecodePath::Absorbed => "absorbed",
+        })
+    }
+}
+
+/// One model, context, batch and decode path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchRow {
+    pub experiment: String,
+    pub attention: String,
+    pub decode: DecodePath,
+    pub rank: Option<usize>,
+    pub d_model: usize,
+    pub batch: usize,
+    pub context: usize,
+    pub kv_bytes_per_token_formula: usize,
+    pub kv_bytes_per_token_measured: usize,
+    /// Bytes the filled cache holds: `context * batch * bytes per token`.
+    pub cache_bytes: usize,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub decode_ms_per_token: f64,
+    /// The fastest and the slowest of the timed runs, ms/token (absent in files written before
+    /// it was recorded).
+    #[serde(default)]
+    pub decode_ms_per_token_range: Option<(f64, f64)>,
+    /// Timed decode steps per run, and timed runs.
+    #[serde(default)]
+    pub decode_steps: Option<usize>,
+    #[serde(default)]
+    pub repeats: Option<usize>,
+    /// `kv bytes / kv bytes of the first model`.
+    pub kv_vs_first: f64,
+    /// `decode tokens/s / that of the first model` (same context, batch).
+    pub decode_vs_first: f64,
+    /// For MLA: `decode tokens/s / that of the full-rank MLA row` (same positions, layout,
+    /// decode path, context, batch), when one was benched.
+    pub decode_vs_full_rank: Option<f64>,
+    pub weights: String,
+}

@@ -1,0 +1,384 @@
+//! The binary's command line: clap's types, each turned into the library's options for its
+//! command. Not part of the library; nothing in `mla_lab` knows about flags.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::tensor::DType;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use mla_lab::backend::BackendChoice;
+use mla_lab::eval::EvalOptions;
+use mla_lab::eval::judge::JudgeConfig;
+use mla_lab::eval::probes::ProbeOptions;
+use mla_lab::infer::bench::BenchOptions;
+use mla_lab::infer::generate::GenerateOptions;
+use mla_lab::infer::sampling::SamplingConfig;
+use mla_lab::model::MlaDecode;
+use mla_lab::study::StudyOptions;
+use mla_lab::train::run::{Display, TrainOptions};
+
+/// Train small GPTs with MHA, MLA and MLA+RoPE attention and measure what each costs.
+#[derive(Parser, Debug)]
+#[command(name = "mla-lab", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// An experiment file to run (same as `mla-lab train FILE`).
+    pub experiment: Option<PathBuf>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Device to run on, among the backends compiled in: auto (CUDA, then LibTorch, then wgpu,
+    /// then the CPU), cpu, wgpu, cuda or libtorch.
+    #[arg(long, global = true, default_value = "auto", value_parser = backend_parser())]
+    pub backend: BackendChoice,
+}
+
+fn backend_parser() -> impl TypedValueParser<Value = BackendChoice> {
+    PossibleValuesParser::new(BackendChoice::ALL.map(BackendChoice::name))
+        .map(|name| name.parse().expect("one of the listed names"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parameters and KV-cache cost of experiments, one table.
+    Info {
+        /// Experiment RON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Element type the KV cache is counted in.
+        #[arg(long, value_enum, default_value_t = CacheDtype::F32)]
+        dtype: CacheDtype,
+    },
+    /// Train an experiment.
+    Train {
+        file: PathBuf,
+        #[command(flatten)]
+        opts: TrainArgs,
+    },
+    /// Generate and prepare data.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Continue a prompt with a trained run, streaming the text.
+    Generate(GenerateArgs),
+    /// Validation loss and perplexity of a run, on its held-out split or a story file.
+    Eval(EvalArgs),
+    /// Train what is missing, then eval, probe and bench every experiment, then report.
+    Study(StudyArgs),
+    /// The paper's tables and plots from finished runs.
+    Report {
+        /// Run folders.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "artifacts/report")]
+        out: PathBuf,
+    },
+    /// KV-cache bytes and prefill/decode speed, side by side.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Continue the run in the artifact folder from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in an artifact folder that holds another run.
+    #[arg(long)]
+    pub force: bool,
+    /// Progress lines instead of a dashboard.
+    #[arg(long)]
+    pub headless: bool,
+    /// Artifacts folder.
+    #[arg(long, default_value = "artifacts")]
+    pub artifacts: PathBuf,
+}
+
+impl TrainArgs {
+    pub fn options(self, backend: BackendChoice, terminal: bool) -> TrainOptions {
+        TrainOptions {
+            artifacts: self.artifacts,
+            resume: self.resume,
+            force: self.force,
+            display: if self.headless || !terminal {
+                Display::Lines
+            } else {
+                Display::Dashboard
+            },
+            backend,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    /// Run folder, `artifacts/<name>`.
+    pub run: PathBuf,
+    #[arg(long, default_value = "Once upon a time")]
+    pub prompt: String,
+    #[arg(long, default_value_t = 200)]
+    max_new_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Decode MLA through the reference path (up-projecting the latent every step).
+    #[arg(long)]
+    pub naive: bool,
+}
+
+impl GenerateArgs {
+    pub fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            max_new_tokens: self.max_new_tokens,
+            sampling: SamplingConfig {
+                temperature: self.temperature,
+                top_k: Some(self.top_k),
+                top_p: Some(self.top_p),
+            },
+            seed: self.seed,
+        }
+    }
+}
+
+/// `--naive`: MLA's reference decode path instead of the absorbed one.
+pub fn decode_path(naive: bool) -> MlaDecode {
+    if naive {
+        MlaDecode::Naive
+    } else {
+        MlaDecode::Absorbed
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Run folder, `artifacts/<name>`.
+    pub run: PathBuf,
+    /// Stories file (TinyStories txt/json/jsonl or `data stories` output) instead of the
+    /// run's validation split.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Windows of `context` tokens to score (from the start of the stream).
+    #[arg(long, default_value_t = 320)]
+    windows: usize,
+    /// Also run the story probes on this many held-out synthetic stories.
+    #[arg(long, default_value_t = 0)]
+    probes: usize,
+    #[command(flatten)]
+    judge: JudgeArgs,
+    #[arg(long)]
+    pub json: bool,
+    /// Generate the probes' stories through MLA's reference decode path.
+    #[arg(long)]
+    pub naive: bool,
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+}
+
+impl EvalArgs {
+    pub fn options(&self) -> EvalOptions {
+        EvalOptions {
+            data: self.data.clone(),
+            windows: self.windows,
+            probes: ProbeOptions {
+                stories: self.probes,
+                ..ProbeOptions::default()
+            },
+            judge: self.judge.config(),
+            cache: self.artifacts.join("cache"),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StudyArgs {
+    /// Experiment files or folders of them (e.g. experiments/small/).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// Report folder (default <artifacts>/report).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 320)]
+    eval_windows: usize,
+    #[arg(long, default_value_t = 50)]
+    probe_stories: usize,
+    #[arg(long, default_value = "64,128,256,512")]
+    contexts: String,
+    #[command(flatten)]
+    judge: JudgeArgs,
+}
+
+impl StudyArgs {
+    pub fn options(&self, backend: BackendChoice) -> Result<StudyOptions> {
+        Ok(StudyOptions {
+            report: self
+                .out
+                .clone()
+                .unwrap_or_else(|| self.artifacts.join("report")),
+            artifacts: self.artifacts.clone(),
+            backend,
+            eval_windows: self.eval_windows,
+            probes: ProbeOptions {
+                stories: self.probe_stories,
+                ..ProbeOptions::default()
+            },
+            bench: BenchOptions {
+                contexts: parse_list("contexts", &self.contexts)?,
+                ..BenchOptions::default()
+            },
+            judge: self.judge.config(),
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Experiment files (random weights) or run folders (trained weights).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Cache fill levels; values above a model's context are skipped for it.
+    #[arg(long, default_value = "128,256,512")]
+    contexts: String,
+    #[arg(long, default_value = "1")]
+    batch: String,
+    /// Timed single-token decode steps per run.
+    #[arg(long, default_value_t = 64)]
+    decode_tokens: usize,
+    /// Timed rounds over all rows (after one warm-up round); the median and the range are
+    /// reported.
+    #[arg(long, default_value_t = 7)]
+    repeats: usize,
+    /// One JSON object per row instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    pub fn options(&self) -> Result<BenchOptions> {
+        Ok(BenchOptions {
+            contexts: parse_list("contexts", &self.contexts)?,
+            batches: parse_list("batch", &self.batch)?,
+            decode_tokens: self.decode_tokens,
+            repeats: self.repeats,
+        })
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct JudgeArgs {
+    /// OpenAI-compatible endpoint for an LLM judge (e.g. http://localhost:8080/v1).
+    #[arg(long)]
+    judge_url: Option<String>,
+    #[arg(long, default_value = "gpt-4o-mini")]
+    judge_model: String,
+    /// Environment variable holding the judge's API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    judge_key_env: String,
+    /// Stories the judge grades per run.
+    #[arg(long, default_value_t = 20)]
+    judge_stories: usize,
+    #[arg(long, default_value_t = 60)]
+    judge_timeout_s: u64,
+}
+
+impl JudgeArgs {
+    fn config(&self) -> Option<(JudgeConfig, usize)> {
+        let url = self.judge_url.clone()?;
+        Some((
+            JudgeConfig {
+                url,
+                model: self.judge_model.clone(),
+                key: std::env::var(&self.judge_key_env).ok(),
+                timeout: std::time::Duration::from_secs(self.judge_timeout_s),
+            },
+            self.judge_stories,
+        ))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Write synthetic stories in the TinyStories text format, with metadata as JSON lines.
+    Stories {
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Stories file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Metadata file (default: the stories file with `.meta.jsonl`).
+        #[arg(long)]
+        meta: Option<PathBuf>,
+    },
+    /// Tokenize experiments' data into the token cache (reused when the inputs match).
+    Prepare {
+        /// Experiment RON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Artifacts folder; the cache goes to `<artifacts>/cache/tokens/`.
+        #[arg(long, default_value = "artifacts")]
+        artifacts: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CacheDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl From<CacheDtype> for DType {
+    fn from(d: CacheDtype) -> DType {
+        match d {
+            CacheDtype::F32 => DType::F32,
+            CacheDtype::F16 => DType::F16,
+            CacheDtype::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// Parses `128,256,512`, naming the flag on error.
+pub fn parse_list(flag: &str, text: &str) -> Result<Vec<usize>> {
+    let values: Result<Vec<usize>, _> = text.split(',').map(|v| v.trim().parse()).collect();
+    match values {
+        Ok(v) if !v.is_empty() && v.iter().all(|&x| x > 0) => Ok(v),
+        _ => bail!(
+            "--{flag} {text:?}: accepted: positive integers separated by commas, e.g. 128,256"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_parse_or_name_the_flag() {
+        assert_eq!(parse_list("contexts", "128, 512").unwrap(), vec![128, 512]);
+        for bad in ["", "0", "12,x"] {
+            let e = parse_list("contexts", bad).unwrap_err().to_string();
+            assert!(e.contains("--contexts"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_backend_is_offered_and_parsed() {
+        for b in BackendChoice::ALL {
+            let cli = Cli::try_parse_from(["mla-lab", "--backend", b.name(), "x.ron"]).unwrap();
+            assert_eq!(cli.backend, b);
+        }
+        assert!(Cli::try_parse_from(["mla-lab", "--backend", "tpu", "x.ron"]).is_err());
+    }
+}
