@@ -142,6 +142,13 @@ impl Experiment {
                 error,
             })
             .collect();
+        if let Some((line, col)) = locate(text, "model.attention.decode") {
+            note_once(&format!(
+                "{path}:{line}:{col}: model.attention.decode is ignored: the decode path is no \
+                 longer part of an experiment; choose it when running (`--naive` on generate \
+                 and eval; bench measures both)"
+            ));
+        }
         if problems.is_empty() {
             Ok(exp)
         } else {
@@ -279,6 +286,16 @@ impl Experiment {
     }
 }
 
+/// Prints a note on stderr, once per process: a file is read several times by one command.
+fn note_once(note: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.iter().any(|s| s == note) {
+        eprintln!("note: {note}");
+        seen.push(note.to_string());
+    }
+}
+
 /// Line and column (1-based) of a dotted field path such as `model.attention.rank`, found by
 /// searching for each key in turn after the previous one. `None` where the key is not written
 /// in the file (a default).
@@ -371,11 +388,21 @@ mod tests {
         assert_eq!(exp.train, TrainConfig::default());
         assert!(matches!(
             exp.model.attention,
-            crate::model::AttentionConfig::Mla {
-                decode: crate::model::MlaDecode::Absorbed,
-                ..
-            }
+            crate::model::AttentionConfig::Mla { .. }
         ));
+    }
+
+    #[test]
+    fn the_former_decode_field_parses_and_does_not_tell_experiments_apart() {
+        let plain = Experiment::parse(GOOD, "exp.ron").unwrap();
+        let old = with("rope_dim: 32)", "rope_dim: 32, decode: Naive)");
+        assert_ne!(old, GOOD, "the fixture has an MLA rope_dim to follow");
+        let parsed = Experiment::parse(&old, "old.ron").unwrap();
+        assert_eq!(parsed, plain);
+        assert!(locate(&old, "model.attention.decode").is_some());
+        // Anything but a decode path is still an error.
+        let msg = error(&with("rope_dim: 32)", "rope_dim: 32, decode: Fast)"));
+        assert_mentions(&msg, &["exp.ron:", "Fast"]);
     }
 
     #[test]

@@ -30,7 +30,6 @@ fn mla(rank: usize, layout: LatentLayout, rope_dim: usize) -> AttentionConfig {
         rank,
         layout,
         rope_dim,
-        decode: MlaDecode::Absorbed,
     }
 }
 

@@ -58,7 +58,7 @@ mod tests {
     use super::*;
     use crate::backend::test_device;
     use crate::data::dataset::{TokenBatcher, TokenWindows};
-    use crate::model::{AttentionConfig, GptConfig, LatentLayout, MlaDecode, Positions};
+    use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
     use burn::data::dataloader::batcher::Batcher;
     use burn::data::dataset::Dataset;
     use burn::optim::AdamWConfig;
@@ -79,7 +79,6 @@ mod tests {
                 rank: 8,
                 layout: LatentLayout::Separate,
                 rope_dim: 4,
-                decode: MlaDecode::Absorbed,
             },
             tie_embeddings: true,
         };

@@ -23,7 +23,7 @@ use crate::model::cache::LayerCache;
 /// Which attention a block uses. RON: `Mha(kv_heads: 6)` or
 /// `Mla(rank: 192, layout: Separate, rope_dim: 32)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "AttentionInFile")]
 pub enum AttentionConfig {
     /// Multi-head attention with `kv_heads` key/value heads.
     Mha { kv_heads: usize },
@@ -35,10 +35,45 @@ pub enum AttentionConfig {
         layout: LatentLayout,
         /// Width of the decoupled rotary key/query part (`d_h^R`); 0 = no RoPE inside MLA.
         rope_dim: usize,
-        /// Decode path over the cached latent.
+    },
+}
+
+/// [`AttentionConfig`] as files may write it: MLA's former `decode` field (the decode path, now
+/// chosen when running) is still accepted, so older files parse, and then dropped, so it never
+/// tells two experiments apart. [`crate::model::validate`] does not see it; the experiment
+/// loader notes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "AttentionConfig")]
+enum AttentionInFile {
+    Mha {
+        kv_heads: usize,
+    },
+    Mla {
+        rank: usize,
+        layout: LatentLayout,
+        rope_dim: usize,
         #[serde(default)]
+        #[allow(dead_code)]
         decode: MlaDecode,
     },
+}
+
+impl From<AttentionInFile> for AttentionConfig {
+    fn from(a: AttentionInFile) -> Self {
+        match a {
+            AttentionInFile::Mha { kv_heads } => AttentionConfig::Mha { kv_heads },
+            AttentionInFile::Mla {
+                rank,
+                layout,
+                rope_dim,
+                decode: _,
+            } => AttentionConfig::Mla {
+                rank,
+                layout,
+                rope_dim,
+            },
+        }
+    }
 }
 
 /// How MLA's latent is shared between keys and values.
@@ -96,14 +131,13 @@ impl AttentionConfig {
                 rank,
                 layout,
                 rope_dim,
-                decode,
             } => Attention::Mla(
                 MlaConfig {
                     dims,
                     rank,
                     layout,
                     rope_dim,
-                    decode,
+                    decode: MlaDecode::default(),
                 }
                 .init(device),
             ),
