@@ -221,7 +221,8 @@ pub fn bench(
         progress(&row);
         rows.push(row);
     }
-    add_ratios(&mut rows);
+    let configs: Vec<&GptConfig> = cases.iter().map(|c| &c.subject.config).collect();
+    add_ratios(&mut rows, &configs);
     Ok(rows)
 }
 
@@ -233,31 +234,21 @@ fn spread(xs: &[f64]) -> (f64, f64) {
         })
 }
 
-/// MLA rows of the same family (positions, layout, rope width, decode path) as `row`'s, at
-/// full rank (`rank == d_model`).
-fn same_family_full_rank(a: &BenchRow, b: &BenchRow) -> bool {
-    b.rank == Some(b.d_model)
-        && a.rank.is_some()
-        && b.decode == a.decode
-        && b.batch == a.batch
-        && b.context == a.context
-        && b.d_model == a.d_model
-        && family(&a.attention) == family(&b.attention)
+/// Whether `full` is the full-rank row of `row`'s family (see [`GptConfig::is_full_rank_of`]),
+/// measured the same way: decode path, batch and context.
+fn full_rank_of(row: (&BenchRow, &GptConfig), full: (&BenchRow, &GptConfig)) -> bool {
+    full.1.is_full_rank_of(row.1)
+        && full.0.decode == row.0.decode
+        && full.0.batch == row.0.batch
+        && full.0.context == row.0.context
 }
 
-/// An attention label without its rank: `MLA+RoPE r=128 sep` → `MLA+RoPE sep`.
-fn family(label: &str) -> String {
-    label
-        .split_whitespace()
-        .filter(|w| !w.starts_with("r="))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn add_ratios(rows: &mut [BenchRow]) {
+/// Fills the ratios against the first model and the full-rank one; `configs[i]` is the model
+/// of `rows[i]`.
+fn add_ratios(rows: &mut [BenchRow], configs: &[&GptConfig]) {
     let first_name = rows[0].experiment.clone();
     let snapshot = rows.to_vec();
-    for row in rows.iter_mut() {
+    for (row, config) in rows.iter_mut().zip(configs) {
         // The first model's row at the same context and batch (its absorbed path if MLA).
         if let Some(base) = snapshot.iter().find(|b| {
             b.experiment == first_name
@@ -269,7 +260,11 @@ fn add_ratios(rows: &mut [BenchRow]) {
                 row.kv_bytes_per_token_measured as f64 / base.kv_bytes_per_token_measured as f64;
             row.decode_vs_first = row.decode_tokens_per_s / base.decode_tokens_per_s;
         }
-        if let Some(full) = snapshot.iter().find(|b| same_family_full_rank(row, b)) {
+        if let Some((full, _)) = snapshot
+            .iter()
+            .zip(configs)
+            .find(|(b, c)| full_rank_of((row, config), (b, c)))
+        {
             row.decode_vs_full_rank = Some(row.decode_tokens_per_s / full.decode_tokens_per_s);
         }
     }
@@ -389,7 +384,27 @@ mod tests {
             row(256, "MLA+RoPE r=256 sep", 200.0),
             row(128, "MLA r=128 sep", 100.0),
         ];
-        add_ratios(&mut rows);
+        let config = |rank, rope_dim| GptConfig {
+            vocab_size: 64,
+            context: 512,
+            d_model: 256,
+            n_layers: 1,
+            n_heads: 4,
+            mlp_ratio: 2,
+            positions: if rope_dim > 0 {
+                crate::model::Positions::Rope(10_000.0)
+            } else {
+                crate::model::Positions::Learned
+            },
+            attention: AttentionConfig::Mla {
+                rank,
+                layout: crate::model::LatentLayout::Separate,
+                rope_dim,
+            },
+            tie_embeddings: true,
+        };
+        let configs = [config(128, 32), config(256, 32), config(128, 0)];
+        add_ratios(&mut rows, &configs.iter().collect::<Vec<_>>());
         assert_eq!(rows[0].decode_vs_full_rank, Some(1.5));
         assert_eq!(rows[1].decode_vs_full_rank, Some(1.0));
         assert_eq!(

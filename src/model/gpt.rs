@@ -13,7 +13,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{DType, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::attention::{Attention, AttentionConfig, AttentionDims, MlaDecode};
+use super::attention::{Attention, AttentionConfig, AttentionDims, LatentLayout, MlaDecode};
 use crate::model::cache::{KvCache, LayerCache};
 
 /// GPT-2's embedding initialisation, N(0, 0.02). burn's default N(0, 1) makes tied-head
@@ -64,6 +64,15 @@ pub struct GptConfig {
     pub tie_embeddings: bool,
 }
 
+/// An MLA model's width, latent layout and rotary width: everything but the rank. (The
+/// positions follow from `rope_dim`: RoPE when it is above 0, learned otherwise.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MlaFamily {
+    pub d_model: usize,
+    pub layout: LatentLayout,
+    pub rope_dim: usize,
+}
+
 impl GptConfig {
     pub fn d_head(&self) -> usize {
         self.d_model / self.n_heads
@@ -94,6 +103,39 @@ impl GptConfig {
             },
             ..self.clone()
         }
+    }
+
+    /// Full multi-head attention: as many key/value heads as query heads.
+    pub fn is_mha(&self) -> bool {
+        matches!(self.attention, AttentionConfig::Mha { kv_heads } if kv_heads == self.n_heads)
+    }
+
+    /// The paper's baseline: MHA with learned positions.
+    pub fn is_paper_baseline(&self) -> bool {
+        self.is_mha() && self.positions == Positions::Learned
+    }
+
+    /// What an MLA model is apart from its rank (`None` for MHA): models of one family differ
+    /// only in `rank`.
+    pub fn mla_family(&self) -> Option<MlaFamily> {
+        match self.attention {
+            AttentionConfig::Mla {
+                layout, rope_dim, ..
+            } => Some(MlaFamily {
+                d_model: self.d_model,
+                layout,
+                rope_dim,
+            }),
+            AttentionConfig::Mha { .. } => None,
+        }
+    }
+
+    /// Whether this is the full-rank MLA (`rank == d_model`) of `other`'s family, `other`
+    /// included: what a cut rank's decode speed is compared with.
+    pub fn is_full_rank_of(&self, other: &GptConfig) -> bool {
+        matches!(self.attention, AttentionConfig::Mla { rank, .. } if rank == self.d_model)
+            && self.mla_family().is_some()
+            && self.mla_family() == other.mla_family()
     }
 
     pub fn init(&self, device: &Device) -> Gpt {

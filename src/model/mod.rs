@@ -8,7 +8,7 @@ pub mod rope;
 pub mod validate;
 
 pub use attention::{AttentionConfig, LatentLayout, MlaDecode};
-pub use gpt::{Gpt, GptConfig, Positions};
+pub use gpt::{Gpt, GptConfig, MlaFamily, Positions};
 
 #[cfg(test)]
 pub(crate) mod tests;

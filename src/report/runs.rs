@@ -1,0 +1,133 @@
+//! The runs a report compares, read back from their folders, and the questions the report asks
+//! of them: which is the baseline, which is a run's full-rank peer, how fast each decodes.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::artifacts::records::{
+    BenchRow, DecodePath, JudgeReport, LossReport, ProbeReport, TrainSummary,
+};
+use crate::artifacts::{RunFolder, read_json};
+use crate::experiment::Experiment;
+use crate::model::{AttentionConfig, LatentLayout, Positions};
+
+/// Everything known about one run.
+pub struct RunData {
+    pub name: String,
+    pub experiment: Experiment,
+    pub summary: TrainSummary,
+    pub eval: Option<LossReport>,
+    pub probes: Option<ProbeReport>,
+    pub judge: Option<JudgeReport>,
+    pub bench: Vec<BenchRow>,
+    /// (step, val loss) from metrics.csv.
+    pub val_curve: Vec<(usize, f64)>,
+}
+
+impl RunData {
+    pub fn load(dir: &Path) -> Result<RunData> {
+        let folder = RunFolder::new(dir);
+        let experiment = Experiment::load(folder.experiment())?;
+        let summary: TrainSummary = read_json(&folder.summary())?.with_context(|| {
+            format!(
+                "{}: no summary.json; the run has not finished (train it, or run `mla-lab study`)",
+                dir.display()
+            )
+        })?;
+        let metrics = std::fs::read_to_string(folder.metrics()).unwrap_or_default();
+        let val_curve = metrics
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                Some((f.first()?.parse().ok()?, f.get(2)?.parse().ok()?))
+            })
+            .collect();
+        Ok(RunData {
+            name: experiment.name.clone(),
+            summary,
+            eval: read_json(&folder.eval())?,
+            probes: read_json(&folder.probes())?,
+            judge: read_json(&folder.judge())?,
+            bench: read_json(&folder.bench())?.unwrap_or_default(),
+            val_curve,
+            experiment,
+        })
+    }
+
+    /// Validation loss: the `eval` figure (more windows) when there is one, else the last
+    /// validation during training.
+    pub fn val_loss(&self) -> Option<f64> {
+        self.eval
+            .as_ref()
+            .map(|e| e.loss)
+            .or(self.summary.final_val_loss)
+    }
+
+    pub fn kv_bytes(&self) -> usize {
+        self.experiment
+            .model
+            .kv_bytes_per_token(burn::tensor::DType::F32)
+    }
+
+    pub fn label(&self) -> String {
+        let m = &self.experiment.model;
+        m.attention
+            .label(m.n_heads, matches!(m.positions, Positions::Rope(_)))
+    }
+
+    /// MLA (rank, rope_dim, layout).
+    pub fn mla(&self) -> Option<(usize, usize, LatentLayout)> {
+        match self.experiment.model.attention {
+            AttentionConfig::Mla {
+                rank,
+                rope_dim,
+                layout,
+            } => Some((rank, rope_dim, layout)),
+            _ => None,
+        }
+    }
+
+    /// Decode tokens/s at `context` (batch 1; absorbed path for MLA).
+    pub fn decode_at(&self, context: usize) -> Option<f64> {
+        self.batch_one_decode()
+            .find(|r| r.context == context)
+            .map(|r| r.decode_tokens_per_s)
+    }
+
+    /// The bench rows the report shows: batch 1, and MLA's absorbed path.
+    pub fn batch_one_decode(&self) -> impl Iterator<Item = &BenchRow> {
+        self.bench
+            .iter()
+            .filter(|r| r.batch == 1 && r.decode != DecodePath::Naive)
+    }
+}
+
+/// The baseline: the MHA run with learned positions, else any MHA run, else the first.
+pub fn baseline(runs: &[RunData]) -> &RunData {
+    runs.iter()
+        .find(|r| r.experiment.model.is_paper_baseline())
+        .or_else(|| runs.iter().find(|r| r.experiment.model.is_mha()))
+        .unwrap_or(&runs[0])
+}
+
+/// The full-rank MLA run of `run`'s family ([`crate::model::GptConfig::is_full_rank_of`]).
+pub fn full_rank<'a>(runs: &'a [RunData], run: &RunData) -> Option<&'a RunData> {
+    let model = &run.experiment.model;
+    runs.iter()
+        .find(|r| r.experiment.model.is_full_rank_of(model))
+}
+
+/// The largest context benched for every run.
+pub fn common_context(runs: &[RunData]) -> Option<usize> {
+    let mut contexts: Vec<usize> = runs
+        .first()?
+        .bench
+        .iter()
+        .map(|r| r.context)
+        .filter(|c| runs.iter().all(|r| r.decode_at(*c).is_some()))
+        .collect();
+    contexts.sort_unstable();
+    contexts.last().copied()
+}
