@@ -104,6 +104,23 @@ pub struct MlaCache {
     pub k_r: Option<CacheSlot<3>>,
 }
 
+/// What an empty cache is made for: `batch` sequences of up to `capacity` tokens, stored as
+/// `dtype` on `device`.
+#[derive(Debug, Clone)]
+pub struct CacheSpec {
+    pub batch: usize,
+    pub capacity: usize,
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl CacheSpec {
+    /// An empty slot of `[batch, capacity, width]`.
+    pub fn slot(&self, width: usize) -> CacheSlot<3> {
+        CacheSlot::zeros([self.batch, self.capacity, width], self.dtype, &self.device)
+    }
+}
+
 /// One layer's cache. (Variants hold tensor handles, not data: their size gap is harmless.)
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -113,18 +130,13 @@ pub enum LayerCache {
 }
 
 impl LayerCache {
-    pub fn mha(
-        batch: usize,
-        kv_heads: usize,
-        capacity: usize,
-        d_head: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> Self {
-        let shape = [batch, kv_heads, capacity, d_head];
+    /// Keys and values of `kv_heads` heads of width `d_head`.
+    pub fn mha(spec: &CacheSpec, kv_heads: usize, d_head: usize) -> Self {
+        let shape = [spec.batch, kv_heads, spec.capacity, d_head];
+        let slot = || CacheSlot::zeros(shape, spec.dtype, &spec.device);
         LayerCache::Mha(MhaCache {
-            k: CacheSlot::zeros(shape, dtype, device),
-            v: CacheSlot::zeros(shape, dtype, device),
+            k: slot(),
+            v: slot(),
         })
     }
 

@@ -14,7 +14,7 @@ use burn::tensor::{DType, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionConfig, AttentionDims, LatentLayout, MlaDecode};
-use crate::model::cache::{KvCache, LayerCache};
+use crate::model::cache::{CacheSpec, KvCache, LayerCache};
 
 /// GPT-2's embedding initialisation, N(0, 0.02). burn's default N(0, 1) makes tied-head
 /// logits ~sqrt(d_model) wide at the start (an initial loss of 24 nats instead of ln(vocab)).
@@ -297,10 +297,16 @@ impl Gpt {
 
     /// An empty cache for `batch` sequences, preallocated for the whole context.
     pub fn new_cache(&self, batch: usize, dtype: DType, device: &Device) -> KvCache {
+        let spec = CacheSpec {
+            batch,
+            capacity: self.context,
+            dtype,
+            device: device.clone(),
+        };
         let layers = self
             .blocks
             .iter()
-            .map(|b| b.attn.new_cache(batch, self.context, dtype, device))
+            .map(|b| b.attn.new_cache(&spec))
             .collect();
         KvCache::new(layers, batch, self.context)
     }

@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use burn::train::Interrupter;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
-use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::metric::{
+    LearningRateMetric, LossMetric, Metric, MetricDefinition, MetricId, NumericEntry,
+};
 use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining,
@@ -29,8 +31,27 @@ pub struct RunRecord {
     pub tokens_per_s: Option<f64>,
 }
 
+/// The metrics a run records, told apart by the metric that registered them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tracked {
+    Loss,
+    LearningRate,
+}
+
+impl Tracked {
+    fn of(definition: &MetricDefinition) -> Option<Tracked> {
+        if definition.name == LossMetric::new().name() {
+            Some(Tracked::Loss)
+        } else if definition.name == LearningRateMetric::new().name() {
+            Some(Tracked::LearningRate)
+        } else {
+            None
+        }
+    }
+}
+
 pub struct StepRenderer {
-    names: HashMap<MetricId, String>,
+    tracked: HashMap<MetricId, Tracked>,
     batch_size: usize,
     context: usize,
     steps_per_epoch: usize,
@@ -66,7 +87,7 @@ impl StepRenderer {
         interrupter: Interrupter,
     ) -> StepRenderer {
         StepRenderer {
-            names: HashMap::new(),
+            tracked: HashMap::new(),
             batch_size,
             context,
             steps_per_epoch,
@@ -101,11 +122,10 @@ impl StepRenderer {
         }
     }
 
-    fn value(&self, state: &MetricState) -> Option<(String, f64)> {
+    fn value(&self, state: &MetricState) -> Option<(Tracked, f64)> {
         match state {
             MetricState::Numeric(entry, Some(n)) => {
-                let name = self.names.get(&entry.metric_id)?.clone();
-                Some((name, n.current()))
+                Some((*self.tracked.get(&entry.metric_id)?, n.current()))
             }
             _ => None,
         }
@@ -186,12 +206,12 @@ impl MetricsRendererTraining for StepRenderer {
         if let MetricState::Numeric(_, Some(NumericEntry::Final(_))) = state {
             return;
         }
-        let Some((name, v)) = self.value(&state) else {
+        let Some((metric, v)) = self.value(&state) else {
             return;
         };
-        if name.contains("Learning") {
+        if metric == Tracked::LearningRate {
             self.lr = v;
-        } else if name == "Loss" {
+        } else if metric == Tracked::Loss {
             self.train_loss = Some(v);
             if !v.is_finite() {
                 let mut r = self.record.lock().unwrap();
@@ -205,9 +225,7 @@ impl MetricsRendererTraining for StepRenderer {
 
     fn update_valid(&mut self, state: MetricState) {
         self.dashboard(|d| d.update_valid(copy(&state)));
-        if let Some((name, v)) = self.value(&state)
-            && name == "Loss"
-        {
+        if let Some((Tracked::Loss, v)) = self.value(&state) {
             self.record.lock().unwrap().last_val_loss = Some(v);
         }
     }
@@ -316,8 +334,9 @@ impl MetricsRenderer for StepRenderer {
 
     fn register_metric(&mut self, definition: MetricDefinition) {
         self.dashboard(|d| d.register_metric(definition.clone()));
-        self.names
-            .insert(definition.metric_id, definition.name.to_string());
+        if let Some(t) = Tracked::of(&definition) {
+            self.tracked.insert(definition.metric_id, t);
+        }
     }
 }
 

@@ -5,10 +5,10 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use super::{AttentionDims, causal_softmax};
-use crate::model::cache::LayerCache;
+use crate::model::cache::{CacheSpec, LayerCache};
 use crate::model::rope::{Rope, RopeConfig};
 
 #[derive(Debug, Clone)]
@@ -117,13 +117,7 @@ impl Mha {
         self.wo.forward(out)
     }
 
-    pub fn new_cache(
-        &self,
-        batch: usize,
-        capacity: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> LayerCache {
-        LayerCache::mha(batch, self.kv_heads, capacity, self.d_head, dtype, device)
+    pub fn new_cache(&self, spec: &CacheSpec) -> LayerCache {
+        LayerCache::mha(spec, self.kv_heads, self.d_head)
     }
 }

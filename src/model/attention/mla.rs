@@ -25,10 +25,10 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use super::{AttentionDims, LatentLayout, MlaDecode, causal_softmax};
-use crate::model::cache::{CacheSlot, LayerCache, MlaCache};
+use crate::model::cache::{CacheSpec, LayerCache, MlaCache};
 use crate::model::rope::{Rope, RopeConfig};
 
 #[derive(Debug, Clone)]
@@ -344,19 +344,12 @@ impl Mla {
         o_lat.reshape([b, h, t, r]).matmul(absorbed.w_uv.clone()) // [b, h, t, dh]
     }
 
-    pub fn new_cache(
-        &self,
-        batch: usize,
-        capacity: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> LayerCache {
-        let slot = |w| CacheSlot::zeros([batch, capacity, w], dtype, device);
+    pub fn new_cache(&self, spec: &CacheSpec) -> LayerCache {
         LayerCache::Mla(MlaCache {
             absorbed: (self.decode == MlaDecode::Absorbed).then(|| self.absorbed()),
-            c_k: slot(self.rank),
-            c_v: (self.layout == LatentLayout::Separate).then(|| slot(self.rank)),
-            k_r: (self.rope_dim > 0).then(|| slot(self.rope_dim)),
+            c_k: spec.slot(self.rank),
+            c_v: (self.layout == LatentLayout::Separate).then(|| spec.slot(self.rank)),
+            k_r: (self.rope_dim > 0).then(|| spec.slot(self.rope_dim)),
         })
     }
 }

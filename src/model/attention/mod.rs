@@ -12,13 +12,13 @@ pub mod mla;
 
 use burn::module::Module;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, DType, Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use mha::{Mha, MhaConfig};
 pub use mla::{Mla, MlaConfig};
 
-use crate::model::cache::LayerCache;
+use crate::model::cache::{CacheSpec, LayerCache};
 
 /// Which attention a block uses. RON: `Mha(kv_heads: 6)` or
 /// `Mla(rank: 192, layout: Separate, rope_dim: 32)`.
@@ -210,16 +210,10 @@ impl Attention {
     }
 
     /// An empty cache for `batch` sequences of up to `capacity` tokens.
-    pub fn new_cache(
-        &self,
-        batch: usize,
-        capacity: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> LayerCache {
+    pub fn new_cache(&self, spec: &CacheSpec) -> LayerCache {
         match self {
-            Attention::Mha(m) => m.new_cache(batch, capacity, dtype, device),
-            Attention::Mla(m) => m.new_cache(batch, capacity, dtype, device),
+            Attention::Mha(m) => m.new_cache(spec),
+            Attention::Mla(m) => m.new_cache(spec),
         }
     }
 
