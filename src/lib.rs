@@ -13,6 +13,7 @@ pub mod files;
 pub mod infer;
 pub mod info;
 pub mod model;
+pub mod options;
 pub mod progress;
 pub mod report;
 pub mod rng;

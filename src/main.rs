@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::explain(&e));
             ExitCode::FAILURE
         }
     }
@@ -97,7 +97,6 @@ fn train(file: &Path, opts: mla_lab::train::run::TrainOptions) -> Result<()> {
 
 fn generate(args: &GenerateArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options();
-    opts.sampling.validate()?;
     let (_, device) = backend::select(backend)?;
     let run = Run::load(&args.run, &device)?;
     let model = run.model.with_mla_decode(decode_path(args.naive));

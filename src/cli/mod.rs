@@ -16,8 +16,9 @@ use mla_lab::infer::bench::BenchOptions;
 use mla_lab::infer::generate::GenerateOptions;
 use mla_lab::infer::sampling::SamplingConfig;
 use mla_lab::model::MlaDecode;
+use mla_lab::options::InvalidOption;
 use mla_lab::study::StudyOptions;
-use mla_lab::train::run::{Display, TrainOptions};
+use mla_lab::train::run::{Display, FolderError, TrainOptions};
 
 /// Train small GPTs with MHA, MLA and MLA+RoPE attention and measure what each costs.
 #[derive(Parser, Debug)]
@@ -349,6 +350,37 @@ impl From<CacheDtype> for DType {
     }
 }
 
+/// An error as the command line shows it: its causes joined by `: `, an invalid option shown
+/// as its flag (`top_p` as `--top-p`), and for a run folder that cannot be trained into as
+/// asked, the flag that changes that.
+pub fn explain(e: &anyhow::Error) -> String {
+    let text: Vec<String> = e
+        .chain()
+        .map(|cause| match cause.downcast_ref::<InvalidOption>() {
+            Some(o) => format!(
+                "--{} {}: accepted: {}",
+                o.option.replace('_', "-"),
+                o.value,
+                o.accepted
+            ),
+            None => cause.to_string(),
+        })
+        .collect();
+    let text = text.join(": ");
+    match e.downcast_ref::<FolderError>() {
+        Some(FolderError::Unreadable(_)) => format!("{text}; use --force to start over"),
+        Some(FolderError::Different(_)) => {
+            format!("{text}; use another name, or --force to replace it")
+        }
+        Some(FolderError::NothingToResume(_)) => format!("--resume: {text}"),
+        Some(FolderError::HoldsRun { .. }) => {
+            format!("{text}; use --resume to continue it or --force to start over")
+        }
+        Some(FolderError::Interrupted { .. }) => format!("{text}; continue with --resume"),
+        None => text,
+    }
+}
+
 /// Parses `128,256,512`, naming the flag on error.
 pub fn parse_list(flag: &str, text: &str) -> Result<Vec<usize>> {
     let values: Result<Vec<usize>, _> = text.split(',').map(|v| v.trim().parse()).collect();
@@ -371,6 +403,23 @@ mod tests {
             let e = parse_list("contexts", bad).unwrap_err().to_string();
             assert!(e.contains("--contexts"), "{e}");
         }
+    }
+
+    #[test]
+    fn errors_show_options_as_flags_and_say_which_flag_helps() {
+        let bad = anyhow::Error::new(InvalidOption::new("top_p", 1.5, "0 < p <= 1"))
+            .context("generating");
+        assert_eq!(
+            explain(&bad),
+            "generating: --top-p 1.5: accepted: 0 < p <= 1"
+        );
+        let held = anyhow::Error::new(FolderError::HoldsRun {
+            dir: "artifacts/x".into(),
+            step: 20,
+        });
+        assert!(explain(&held).ends_with("use --resume to continue it or --force to start over"));
+        let plain = anyhow::anyhow!("a: b");
+        assert_eq!(explain(&plain), "a: b");
     }
 
     #[test]

@@ -4,8 +4,7 @@
 //! Works on one row of logits on the host: sampling needs the numbers there anyway, and a
 //! vocabulary-sized sort per token is negligible next to a forward pass.
 
-use anyhow::{Result, bail};
-
+use crate::options::InvalidOption;
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,21 +26,22 @@ impl SamplingConfig {
         }
     }
 
-    /// Checks the values a user gave, naming the flag.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks the values a user gave, naming the option.
+    pub fn validate(&self) -> Result<(), InvalidOption> {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            bail!(
-                "--temperature {}: accepted: a number >= 0 (0 = greedy)",
-                self.temperature
-            );
+            return Err(InvalidOption::new(
+                "temperature",
+                self.temperature,
+                "a number >= 0 (0 = greedy)",
+            ));
         }
         if self.top_k == Some(0) {
-            bail!("--top-k 0: accepted: at least 1");
+            return Err(InvalidOption::new("top_k", 0, "at least 1"));
         }
         if let Some(p) = self.top_p
             && !(p > 0.0 && p <= 1.0)
         {
-            bail!("--top-p {p}: accepted: 0 < p <= 1");
+            return Err(InvalidOption::new("top_p", p, "0 < p <= 1"));
         }
         Ok(())
     }
@@ -212,15 +212,13 @@ mod tests {
     }
 
     #[test]
-    fn bad_settings_name_the_flag() {
-        let e = cfg(-1.0, None, None).validate().unwrap_err().to_string();
-        assert!(e.contains("--temperature"), "{e}");
-        let e = cfg(1.0, Some(0), None).validate().unwrap_err().to_string();
-        assert!(e.contains("--top-k"), "{e}");
-        let e = cfg(1.0, None, Some(1.5))
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("--top-p"), "{e}");
+    fn bad_settings_name_the_option() {
+        let e = cfg(-1.0, None, None).validate().unwrap_err();
+        assert_eq!(e.option, "temperature");
+        let e = cfg(1.0, Some(0), None).validate().unwrap_err();
+        assert_eq!(e.option, "top_k");
+        let e = cfg(1.0, None, Some(1.5)).validate().unwrap_err();
+        assert_eq!(e.option, "top_p");
+        assert_eq!(e.to_string(), "top_p 1.5: accepted: 0 < p <= 1");
     }
 }

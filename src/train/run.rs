@@ -53,6 +53,26 @@ pub enum Display {
     Lines,
 }
 
+/// Why a run folder cannot be trained into as asked. The library names no flags; the command
+/// line adds the one that changes the outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("{} holds an unreadable experiment", .0.display())]
+    Unreadable(PathBuf),
+    #[error("{} holds a run of a different experiment (its experiment.ron differs)", .0.display())]
+    Different(PathBuf),
+    #[error("{} has no checkpoint to resume from", .0.display())]
+    NothingToResume(PathBuf),
+    #[error("{} already holds a run (checkpoint after step {step})", dir.display())]
+    HoldsRun { dir: PathBuf, step: usize },
+    #[error("{name}: interrupted at step {step} ({why})")]
+    Interrupted {
+        name: String,
+        step: usize,
+        why: String,
+    },
+}
+
 /// Decides what to do with an existing run folder: the epoch to resume from, or none.
 fn check_folder(
     folder: &RunFolder,
@@ -66,18 +86,9 @@ fn check_folder(
         .iter()
         .any(|f| dir.join(f).exists());
     if copy.exists() && has_results && !opts.force {
-        let theirs = Experiment::load(&copy).with_context(|| {
-            format!(
-                "{} holds an unreadable experiment; use --force to start over",
-                dir.display()
-            )
-        })?;
+        let theirs = Experiment::load(&copy).context(FolderError::Unreadable(dir.to_path_buf()))?;
         if &theirs != exp {
-            bail!(
-                "{} holds a run of a different experiment (its experiment.ron differs); \
-                 use another name, or --force to replace it",
-                dir.display()
-            );
+            return Err(FolderError::Different(dir.to_path_buf()).into());
         }
     }
     let latest = checkpoints::latest_complete(dir);
@@ -86,15 +97,12 @@ fn check_folder(
             truncate_metrics(&folder.metrics(), epoch * exp.train.eval_every)?;
             Ok(Some(epoch))
         }
-        (true, None, _) => bail!(
-            "--resume: {} has no checkpoint to resume from",
-            dir.display()
-        ),
-        (false, Some(epoch), false) => bail!(
-            "{} already holds a run (checkpoint after step {}); use --resume to continue it or --force to start over",
-            dir.display(),
-            epoch * exp.train.eval_every
-        ),
+        (true, None, _) => Err(FolderError::NothingToResume(dir.to_path_buf()).into()),
+        (false, Some(epoch), false) => Err(FolderError::HoldsRun {
+            dir: dir.to_path_buf(),
+            step: epoch * exp.train.eval_every,
+        }
+        .into()),
         (false, _, true) => {
             for sub in ["checkpoint", "train", "valid"] {
                 let _ = std::fs::remove_dir_all(dir.join(sub));
@@ -257,12 +265,12 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         bail!("{}: training failed at step {}: {e}", exp.name, r.step);
     }
     if let Some(stop) = &result.interrupted {
-        bail!(
-            "{}: interrupted at step {} ({}); continue with --resume",
-            exp.name,
-            r.step,
-            stop.reason.as_deref().unwrap_or("stopped")
-        );
+        return Err(FolderError::Interrupted {
+            name: exp.name.clone(),
+            step: r.step,
+            why: stop.reason.as_deref().unwrap_or("stopped").to_string(),
+        }
+        .into());
     }
     save_weights(&result.model, &folder)?;
     let summary = TrainSummary {
