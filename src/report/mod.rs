@@ -9,6 +9,7 @@ pub mod claims;
 pub mod markdown;
 pub mod plots;
 pub mod runs;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 
