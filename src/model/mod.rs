@@ -11,4 +11,6 @@ pub use attention::{AttentionConfig, LatentLayout, MlaDecode};
 pub use gpt::{Gpt, GptConfig, MlaFamily, Positions};
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -1,0 +1,160 @@
+"""Expected logits for the golden tests, computed from the published equations in NumPy.
+
+Written from the papers, not from src/model: GPT-2 (Radford et al. 2019: pre-norm blocks,
+LayerNorm, a GELU MLP, learned positions, a head tied to the token embedding), RoPE (Su et al.,
+arXiv 2104.09864, with the half-split pair convention (i, i + D/2) of GPT-NeoX and LLaMA), and
+MLA (DeepSeek-V2, arXiv 2405.04434, section 2.1: latents c = x W^D normalised by RMSNorm,
+k^C = c_K W^UK, v^C = c_V W^UV, a decoupled rotary query q^R per head and one rotary key k^R
+shared by all heads, scores (q^C k^C + q^R k^R) / sqrt(d_h + d_h^R)).
+
+Weights are read from the `.safetensors` files `cargo run --example golden` writes, by name,
+in burn's layout: a Linear's weight is [in, out], applied as x @ W. `K/V latent order`: with
+separate latents, W^DKV = [W^DK, W^DV] along its output axis, c_K first.
+
+    python3 tests/golden/reference.py tests/golden      # writes <variant>.expected.json
+
+Needs numpy only.
+"""
+
+import json
+import math
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EPS = 1e-5  # LayerNorm and RMSNorm epsilon (burn's default, GPT-2's 1e-5)
+
+
+def read_safetensors(path):
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        assert meta["dtype"] == "F32", (name, meta["dtype"])
+        a, b = meta["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype="<f4").reshape(meta["shape"]).astype(np.float64)
+    return out
+
+
+def layer_norm(x, gamma, beta):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + EPS) * gamma + beta
+
+
+def rms_norm(x, gamma):
+    return x / np.sqrt((x**2).mean(-1, keepdims=True) + EPS) * gamma
+
+
+def gelu(x):
+    # The exact GELU, x * Phi(x) (Hendrycks & Gimpel 2016), not the tanh approximation.
+    erf = np.vectorize(math.erf)
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def rope(x, theta):
+    """Rotates the last axis of x [..., t, D]: pair i is (x_i, x_{i+D/2}) at angle t * theta^(-2i/D)."""
+    t, d = x.shape[-2], x.shape[-1]
+    half = d // 2
+    freq = theta ** (-np.arange(half) * 2.0 / d)
+    ang = np.arange(t)[:, None] * freq[None, :]
+    cos, sin = np.cos(ang), np.sin(ang)
+    a, b = x[..., :half], x[..., half:]
+    return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
+def causal_softmax(scores):
+    t = scores.shape[-1]
+    mask = np.triu(np.ones((t, t), dtype=bool), k=1)  # key j > query i
+    scores = np.where(mask, -np.inf, scores)
+    scores = scores - scores.max(-1, keepdims=True)
+    e = np.exp(scores)
+    return e / e.sum(-1, keepdims=True)
+
+
+def heads(x, n):
+    """[t, n * dh] -> [n, t, dh], head i taking columns i*dh .. (i+1)*dh."""
+    t = x.shape[0]
+    return x.reshape(t, n, -1).transpose(1, 0, 2)
+
+
+def mha(x, w, p, cfg, kv_heads, theta):
+    h = cfg["n_heads"]
+    dh = cfg["d_model"] // h
+    q = heads(x @ w[p + "wq.weight"], h)
+    k = heads(x @ w[p + "wk.weight"], kv_heads)
+    v = heads(x @ w[p + "wv.weight"], kv_heads)
+    if theta is not None:
+        q, k = rope(q, theta), rope(k, theta)
+    group = h // kv_heads  # query head i reads key/value head i // group
+    k, v = np.repeat(k, group, axis=0), np.repeat(v, group, axis=0)
+    o = causal_softmax(q @ k.transpose(0, 2, 1) / math.sqrt(dh)) @ v  # [h, t, dh]
+    return o.transpose(1, 0, 2).reshape(x.shape[0], -1) @ w[p + "wo.weight"]
+
+
+def mla(x, w, p, cfg, rank, layout, rope_dim, theta):
+    h = cfg["n_heads"]
+    dh = cfg["d_model"] // h
+    c = x @ w[p + "w_dkv.weight"]  # [t, rank] joint, [t, 2 rank] = [c_K, c_V] separate
+    if layout == "Joint":
+        c_k = c_v = rms_norm(c, w[p + "kv_norm.gamma"])
+    else:
+        c_k = rms_norm(c[:, :rank], w[p + "kv_norm.gamma"])
+        c_v = rms_norm(c[:, rank:], w[p + "v_norm.gamma"])
+    k = heads(c_k @ w[p + "w_uk.weight"], h)  # k^C [h, t, dh]
+    v = heads(c_v @ w[p + "w_uv.weight"], h)  # v^C
+    q = heads(x @ w[p + "w_q.weight"], h)  # q^C
+    scores = q @ k.transpose(0, 2, 1)
+    if rope_dim > 0:
+        q_r = rope(heads(x @ w[p + "w_qr.weight"], h), theta)  # [h, t, dr]
+        k_r = rope(x @ w[p + "w_kr.weight"], theta)  # [t, dr], one for all heads
+        scores = scores + q_r @ k_r.T
+    o = causal_softmax(scores / math.sqrt(dh + rope_dim)) @ v
+    return o.transpose(1, 0, 2).reshape(x.shape[0], -1) @ w[p + "wo.weight"]
+
+
+def logits(cfg, w, tokens):
+    theta = cfg["positions"]["Rope"] if isinstance(cfg["positions"], dict) else None
+    x = w["wte.weight"][tokens]
+    if theta is None:
+        x = x + w["wpe.weight"][: len(tokens)]
+    attention = cfg["attention"]
+    for i in range(cfg["n_layers"]):
+        p = f"blocks.{i}."
+        a = layer_norm(x, w[p + "ln_1.gamma"], w[p + "ln_1.beta"])
+        if "Mha" in attention:
+            a = mha(a, w, p + "attn.Mha.", cfg, attention["Mha"]["kv_heads"], theta)
+        else:
+            m = attention["Mla"]
+            a = mla(a, w, p + "attn.Mla.", cfg, m["rank"], m["layout"], m["rope_dim"], theta)
+        x = x + a
+        m = layer_norm(x, w[p + "ln_2.gamma"], w[p + "ln_2.beta"])
+        x = x + gelu(m @ w[p + "fc.weight"] + w[p + "fc.bias"]) @ w[p + "proj.weight"] + w[p + "proj.bias"]
+    x = layer_norm(x, w["ln_f.gamma"], w["ln_f.beta"])
+    return x @ w["wte.weight"].T  # tied head
+
+
+def main():
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/golden")
+    for cfg_file in sorted(root.glob("*.json")):
+        if cfg_file.name.endswith(".expected.json"):
+            continue
+        name = cfg_file.stem
+        cfg = json.loads(cfg_file.read_text())
+        assert cfg["tie_embeddings"], name
+        w = read_safetensors(root / f"{name}.safetensors")
+        tokens = [(7 * i + 3) % cfg["vocab_size"] for i in range(cfg["context"])]
+        out = logits(cfg, w, tokens)
+        (root / f"{name}.expected.json").write_text(
+            json.dumps({"tokens": tokens, "logits": [[round(v, 7) for v in row] for row in out.tolist()]})
+        )
+        print(f"{name}: logits {out.shape}, |max| {np.abs(out).max():.3f}")
+
+
+if __name__ == "__main__":
+    main()
