@@ -53,16 +53,28 @@ fn main() {
         rope_dim,
     };
     let variants = [
-        ("mha", config(Positions::Learned, AttentionConfig::Mha { kv_heads: 2 })),
-        ("mha_rope", config(rope, AttentionConfig::Mha { kv_heads: 2 })),
+        (
+            "mha",
+            config(Positions::Learned, AttentionConfig::Mha { kv_heads: 2 }),
+        ),
+        (
+            "mha_rope",
+            config(rope, AttentionConfig::Mha { kv_heads: 2 }),
+        ),
         ("gqa_rope", {
             let mut c = config(rope, AttentionConfig::Mha { kv_heads: 2 });
             c.n_heads = 4;
             c
         }),
-        ("mla", config(Positions::Learned, mla(8, LatentLayout::Separate, 0))),
+        (
+            "mla",
+            config(Positions::Learned, mla(8, LatentLayout::Separate, 0)),
+        ),
         ("mla_rope", config(rope, mla(8, LatentLayout::Separate, 4))),
-        ("mla_rope_joint", config(rope, mla(8, LatentLayout::Joint, 4))),
+        (
+            "mla_rope_joint",
+            config(rope, mla(8, LatentLayout::Joint, 4)),
+        ),
     ];
     let device = mla_lab::backend::cpu_device().expect("a CPU backend");
     for (i, (name, config)) in variants.into_iter().enumerate() {

@@ -6,22 +6,16 @@
 //! [`GptConfig::kv_bytes_per_token`]; the cache made by [`Gpt::new_cache`] reports what it
 //! really holds.
 
-use burn::module::{Initializer, Module};
+use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::gelu;
 use burn::tensor::{DType, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionConfig, AttentionDims, LatentLayout, MlaDecode};
+use super::init;
 use crate::model::cache::{CacheSpec, KvCache, LayerCache};
-
-/// GPT-2's embedding initialisation, N(0, 0.02). burn's default N(0, 1) makes tied-head
-/// logits ~sqrt(d_model) wide at the start (an initial loss of 24 nats instead of ln(vocab)).
-const EMBEDDING_INIT: Initializer = Initializer::Normal {
-    mean: 0.0,
-    std: 0.02,
-};
 
 /// How the model knows where a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -148,32 +142,33 @@ impl GptConfig {
                 Positions::Rope(theta) => Some(theta),
                 Positions::Learned => None,
             },
+            n_layers: self.n_layers,
         };
+        let residual = init::residual_std(self.n_layers);
         let blocks = (0..self.n_layers)
             .map(|_| Block {
                 ln_1: LayerNormConfig::new(d).init(device),
                 attn: self.attention.init(dims, device),
                 ln_2: LayerNormConfig::new(d).init(device),
-                fc: LinearConfig::new(d, self.mlp_ratio * d).init(device),
-                proj: LinearConfig::new(self.mlp_ratio * d, d).init(device),
+                fc: init::linear(d, self.mlp_ratio * d, true, init::STD, device),
+                proj: init::linear(self.mlp_ratio * d, d, true, residual, device),
             })
             .collect();
         Gpt {
+            // burn's default N(0, 1) would make tied-head logits ~sqrt(d_model) wide at the
+            // start (an initial loss of 24 nats instead of ln(vocab)).
             wte: EmbeddingConfig::new(self.vocab_size, d)
-                .with_initializer(EMBEDDING_INIT)
+                .with_initializer(init::normal(init::STD))
                 .init(device),
             wpe: matches!(self.positions, Positions::Learned).then(|| {
                 EmbeddingConfig::new(self.context, d)
-                    .with_initializer(EMBEDDING_INIT)
+                    .with_initializer(init::normal(init::STD))
                     .init(device)
             }),
             blocks,
             ln_f: LayerNormConfig::new(d).init(device),
-            lm_head: (!self.tie_embeddings).then(|| {
-                LinearConfig::new(d, self.vocab_size)
-                    .with_bias(false)
-                    .init(device)
-            }),
+            lm_head: (!self.tie_embeddings)
+                .then(|| init::linear(d, self.vocab_size, false, init::STD, device)),
             context: self.context,
         }
     }

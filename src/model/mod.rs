@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod cache;
 pub mod gpt;
+pub mod init;
 pub mod rope;
 pub mod validate;
 

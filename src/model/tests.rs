@@ -389,3 +389,54 @@ fn every_variant_learns_a_fixed_batch() {
         assert!(last < 0.5 * first, "{name}: loss {first} -> {last}");
     }
 }
+
+#[test]
+fn weights_start_as_gpt2_initialises_them() {
+    use burn::store::ModuleSnapshot;
+    let device = test_device();
+    device.seed(3);
+    let n_layers = 4;
+    let config = GptConfig {
+        vocab_size: 512,
+        context: 64,
+        d_model: 128,
+        n_layers,
+        n_heads: 4,
+        mlp_ratio: 4,
+        positions: Positions::Learned,
+        attention: mla(64, LatentLayout::Separate, 0),
+        tie_embeddings: true,
+    };
+    let model = config.init(&device);
+    let residual = 0.02 / (2.0 * n_layers as f64).sqrt();
+    let mut seen = 0;
+    for t in model.collect(None, None, false) {
+        let bytes = t.to_bytes().unwrap();
+        let xs: Vec<f64> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+            .collect();
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let name = t.name.as_str();
+        let want = if name.ends_with(".bias") || name.ends_with(".beta") {
+            Some((0.0, 0.0))
+        } else if name.ends_with(".gamma") {
+            Some((1.0, 0.0))
+        } else if name.ends_with("wo.weight") || name.ends_with("proj.weight") {
+            Some((0.0, residual))
+        } else if name.ends_with(".weight") {
+            Some((0.0, 0.02))
+        } else {
+            None
+        };
+        let (m, s) = want.unwrap_or_else(|| panic!("unexpected parameter {name}"));
+        assert!((mean - m).abs() < 0.1 * s.max(1e-3), "{name}: mean {mean}");
+        assert!((sd - s).abs() <= 0.1 * s, "{name}: sd {sd}, want {s}");
+        seen += 1;
+    }
+    // wte, wpe, ln_f (2), and per block: ln_1, ln_2 (2 each), fc, proj (2 each), and MLA's
+    // w_q, w_dkv, kv_norm, v_norm, w_uk, w_uv, wo.
+    assert_eq!(seen, 4 + n_layers * (4 + 4 + 7));
+}

@@ -4,11 +4,12 @@
 //! values in between are GQA (Ainslie et al. 2023). The cache holds K and V, `kv_heads` wide.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use super::{AttentionDims, causal_softmax};
 use crate::model::cache::{CacheSpec, LayerCache};
+use crate::model::init;
 use crate::model::rope::{Rope, RopeConfig};
 
 #[derive(Debug, Clone)]
@@ -39,12 +40,18 @@ impl MhaConfig {
         let d = self.dims.d_model;
         let h = self.dims.n_heads;
         let dh = self.dims.d_head();
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let linear = |i, o| init::linear(i, o, false, init::STD, device);
         Mha {
             wq: linear(d, h * dh),
             wk: linear(d, self.kv_heads * dh),
             wv: linear(d, self.kv_heads * dh),
-            wo: linear(h * dh, d),
+            wo: init::linear(
+                h * dh,
+                d,
+                false,
+                init::residual_std(self.dims.n_layers),
+                device,
+            ),
             rope: self.dims.rope_theta.map(|theta| {
                 RopeConfig {
                     dim: dh,

@@ -24,11 +24,12 @@
 //!   the rows of one product.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::{AttentionDims, LatentLayout, MlaDecode, causal_softmax};
 use crate::model::cache::{CacheSpec, LayerCache, MlaCache};
+use crate::model::init;
 use crate::model::rope::{Rope, RopeConfig};
 
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ impl MlaConfig {
         let h = self.dims.n_heads;
         let dh = self.dims.d_head();
         let (r, dr) = (self.rank, self.rope_dim);
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let linear = |i, o| init::linear(i, o, false, init::STD, device);
         let rotary = dr > 0;
         let theta = self.dims.rope_theta.unwrap_or(10_000.0);
         Mla {
@@ -91,7 +92,13 @@ impl MlaConfig {
             w_uk: linear(r, h * dh),
             w_uv: linear(r, h * dh),
             w_kr: rotary.then(|| linear(d, dr)),
-            wo: linear(h * dh, d),
+            wo: init::linear(
+                h * dh,
+                d,
+                false,
+                init::residual_std(self.dims.n_layers),
+                device,
+            ),
             rope: rotary.then(|| {
                 RopeConfig {
                     dim: dr,

@@ -113,6 +113,8 @@ pub struct AttentionDims {
     pub context: usize,
     /// `Some(theta)` when the model uses rotary positions.
     pub rope_theta: Option<f64>,
+    /// Blocks in the model: the output projection's initial scale depends on it.
+    pub n_layers: usize,
 }
 
 impl AttentionDims {
