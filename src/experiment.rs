@@ -17,6 +17,14 @@ use crate::model::validate::FieldError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// The training seed: initial weights and the order of training windows. Written
+    /// `seed: 2`; absent, the experiment's `seed` serves. (`mla-lab study --seeds` sets it.)
+    #[serde(
+        deserialize_with = "bare_some",
+        serialize_with = "bare_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub seed: Option<u64>,
     pub batch_size: usize,
     pub max_steps: usize,
     /// Peak learning rate after warmup.
@@ -40,9 +48,22 @@ pub struct TrainConfig {
     pub log_every: usize,
 }
 
+/// Reads `seed: 2` (RON would otherwise ask for `Some(2)`).
+fn bare_some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d).map(Some)
+}
+
+fn bare_value<S: serde::Serializer>(seed: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match seed {
+        Some(v) => s.serialize_u64(*v),
+        None => s.serialize_none(),
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
+            seed: None,
             batch_size: 16,
             max_steps: 1000,
             lr: 6e-4,
@@ -66,6 +87,9 @@ impl Default for TrainConfig {
 pub struct Experiment {
     /// Names the artifact folder `artifacts/<name>/`.
     pub name: String,
+    /// The data seed: the train/validation split and the BPE (the story generator has its
+    /// own, in `data.source`). Runs that differ only in their training seed share one token
+    /// cache and one validation set.
     pub seed: u64,
     pub model: GptConfig,
     pub data: DataConfig,
@@ -115,6 +139,24 @@ fn list(problems: &[Problem]) -> String {
 }
 
 impl Experiment {
+    /// The seed of initial weights and window order: `train.seed`, else `seed`.
+    pub fn training_seed(&self) -> u64 {
+        self.train.seed.unwrap_or(self.seed)
+    }
+
+    /// This experiment with its training seed set to `seed`.
+    pub fn with_training_seed(&self, seed: u64) -> Experiment {
+        let mut exp = self.clone();
+        exp.train.seed = Some(seed);
+        exp
+    }
+
+    /// The experiment as RON, which [`Experiment::parse`] reads back as an equal experiment.
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .expect("an experiment serialises")
+    }
+
     /// Reads, parses and validates an experiment file.
     pub fn load(path: impl AsRef<Path>) -> Result<Experiment, ExperimentError> {
         let path = path.as_ref();
@@ -390,6 +432,25 @@ mod tests {
             exp.model.attention,
             crate::model::AttentionConfig::Mla { .. }
         ));
+    }
+
+    #[test]
+    fn the_training_seed_defaults_to_the_seed_and_round_trips() {
+        let plain = Experiment::parse(GOOD, "exp.ron").unwrap();
+        assert_eq!(
+            (plain.train.seed, plain.training_seed()),
+            (None, plain.seed)
+        );
+        let seeded = with(
+            "        tokenizer: Bpe(vocab_size: 4096),\n    ),",
+            "        tokenizer: Bpe(vocab_size: 4096),\n    ),\n    train: (seed: 3),",
+        );
+        let seeded = Experiment::parse(&seeded, "exp.ron").unwrap();
+        assert_eq!((seeded.train.seed, seeded.training_seed()), (Some(3), 3));
+        assert_eq!(seeded, plain.with_training_seed(3));
+        for exp in [plain, seeded] {
+            assert_eq!(Experiment::parse(&exp.to_ron(), "back.ron").unwrap(), exp);
+        }
     }
 
     #[test]

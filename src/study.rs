@@ -27,6 +27,9 @@ pub struct StudyOptions {
     pub probes: ProbeOptions,
     pub bench: BenchOptions,
     pub judge: Option<(JudgeConfig, usize)>,
+    /// Training seeds: one run of every experiment per seed, in `<name>-s<seed>/`; empty,
+    /// one run each with the file's own seed, in `<name>/`.
+    pub seeds: Vec<u64>,
     /// Where the report goes (default `<artifacts>/report`).
     pub report: PathBuf,
 }
@@ -77,29 +80,43 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
     let exps = baseline_first(exps);
     let (_, device) = backend::select(opts.backend)?;
     let mut dirs = vec![];
+    // Without --seeds, each file's own training seed, in `<name>/`.
+    let seeds: Vec<Option<u64>> = if opts.seeds.is_empty() {
+        vec![None]
+    } else {
+        opts.seeds.iter().copied().map(Some).collect()
+    };
     for (file, exp) in &exps {
-        let folder = RunFolder::of(&opts.artifacts, &exp.name);
-        if !folder.summary().exists() {
-            let resume = checkpoints::latest_complete(&folder.dir).is_some();
-            step(
-                &exp.name,
-                if resume {
-                    "resuming training"
-                } else {
-                    "training"
-                },
-            );
-            let t = train::TrainOptions {
-                artifacts: opts.artifacts.clone(),
-                resume,
-                force: false,
-                display: train::Display::Lines,
-                backend: opts.backend,
-            };
-            train::run(file, &t).with_context(|| format!("study: training {}", file.display()))?;
+        for &seed in &seeds {
+            let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
+            let shown = folder
+                .dir
+                .file_name()
+                .map_or_else(|| exp.name.clone(), |n| n.to_string_lossy().to_string());
+            if !folder.summary().exists() {
+                let resume = checkpoints::latest_complete(&folder.dir).is_some();
+                step(
+                    &shown,
+                    if resume {
+                        "resuming training"
+                    } else {
+                        "training"
+                    },
+                );
+                let t = train::TrainOptions {
+                    artifacts: opts.artifacts.clone(),
+                    resume,
+                    force: false,
+                    display: train::Display::Lines,
+                    backend: opts.backend,
+                    seed,
+                };
+                train::run(file, &t)
+                    .with_context(|| format!("study: training {}", file.display()))?;
+            }
+            analyse(&folder, opts, &device)?;
+            dirs.push(folder.dir);
         }
-        analyse(&folder, opts, &device)?;
-        dirs.push(folder.dir);
     }
     step("report", &format!("writing {}", opts.report.display()));
     crate::report::write(&dirs, &opts.report, machine)

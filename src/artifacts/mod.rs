@@ -46,6 +46,15 @@ impl RunFolder {
         RunFolder::new(artifacts.join(name))
     }
 
+    /// `<artifacts>/<name>`, or `<artifacts>/<name>-s<seed>` for a run of one training seed
+    /// among several (the folders of one experiment sort together).
+    pub fn for_seed(artifacts: &Path, name: &str, seed: Option<u64>) -> RunFolder {
+        match seed {
+            Some(seed) => RunFolder::of(artifacts, &format!("{name}-s{seed}")),
+            None => RunFolder::of(artifacts, name),
+        }
+    }
+
     pub fn experiment(&self) -> PathBuf {
         self.dir.join("experiment.ron")
     }

@@ -96,6 +96,10 @@ pub struct TrainArgs {
     /// Artifacts folder.
     #[arg(long, default_value = "artifacts")]
     pub artifacts: PathBuf,
+    /// Training seed (initial weights, window order) instead of the file's; the run goes to
+    /// `<artifacts>/<name>-s<SEED>`.
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 impl TrainArgs {
@@ -110,6 +114,7 @@ impl TrainArgs {
                 Display::Dashboard
             },
             backend,
+            seed: self.seed,
         }
     }
 }
@@ -215,6 +220,11 @@ pub struct StudyArgs {
     probe_stories: usize,
     #[arg(long, default_value = "64,128,256,512")]
     contexts: String,
+    /// Training seeds, e.g. 1,2,3: one run of every experiment per seed (`<name>-s<seed>`),
+    /// all sharing one token cache and validation set; the report gives mean ± sd and
+    /// confidence intervals across them.
+    #[arg(long)]
+    seeds: Option<String>,
     #[command(flatten)]
     judge: JudgeArgs,
 }
@@ -238,7 +248,22 @@ impl StudyArgs {
                 ..BenchOptions::default()
             },
             judge: self.judge.config(),
+            seeds: match &self.seeds {
+                Some(list) => parse_seeds(list)?,
+                None => vec![],
+            },
         })
+    }
+}
+
+/// Parses `1,2,3`: distinct non-negative integers.
+fn parse_seeds(text: &str) -> Result<Vec<u64>> {
+    let seeds: Result<Vec<u64>, _> = text.split(',').map(|v| v.trim().parse()).collect();
+    match seeds {
+        Ok(s) if !s.is_empty() && (1..s.len()).all(|i| !s[..i].contains(&s[i])) => Ok(s),
+        _ => bail!(
+            "--seeds {text:?}: accepted: distinct non-negative integers separated by commas, e.g. 1,2,3"
+        ),
     }
 }
 

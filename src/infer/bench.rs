@@ -58,7 +58,7 @@ impl Subject {
             });
         }
         let exp = Experiment::load(path)?;
-        device.seed(exp.seed);
+        device.seed(exp.training_seed());
         Ok(Subject {
             name: exp.name.clone(),
             model: exp.model.init(device),

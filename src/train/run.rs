@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Interrupter, Learner, SupervisedTraining};
@@ -32,6 +32,7 @@ use crate::data::dataset::{TokenBatcher, TokenWindows};
 use crate::data::tokens;
 use crate::experiment::Experiment;
 use crate::files;
+use crate::model::Gpt;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -42,6 +43,8 @@ pub struct TrainOptions {
     pub force: bool,
     pub display: Display,
     pub backend: BackendChoice,
+    /// A training seed that replaces the file's; the run goes to `<name>-s<seed>`.
+    pub seed: Option<u64>,
 }
 
 /// How a run shows its progress (metrics.csv is written either way).
@@ -161,11 +164,27 @@ fn git_revision() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The model of `exp` as training starts: seeded with the training seed, every parameter drawn.
+pub fn initial_model(exp: &Experiment, device: &Device) -> Gpt {
+    device.seed(exp.training_seed());
+    let model = exp.model.init(device);
+    model.visit(&mut Materialize);
+    model
+}
+
 pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
     let started = Instant::now();
-    let exp = Experiment::load(exp_path)?;
-    let text = std::fs::read_to_string(exp_path)?;
-    let folder = RunFolder::of(&opts.artifacts, &exp.name);
+    let file = Experiment::load(exp_path)?;
+    // The run records the experiment it ran: the file as written, or with the seed given.
+    let (exp, text) = match opts.seed {
+        Some(seed) => {
+            let exp = file.with_training_seed(seed);
+            let text = exp.to_ron();
+            (exp, text)
+        }
+        None => (file, std::fs::read_to_string(exp_path)?),
+    };
+    let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, opts.seed);
     let dir = folder.dir.clone();
     let resume_epoch = check_folder(&folder, &exp, opts)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
@@ -178,14 +197,12 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
 
     let (backend_name, device) = backend::select(opts.backend)?;
     let device = device.autodiff();
-    device.seed(exp.seed);
-    let model = exp.model.init(&device);
-    model.visit(&mut Materialize);
+    let model = initial_model(&exp, &device);
     let (params, non_emb) = (model.param_count(), model.non_embedding_param_count());
 
     let t = &exp.train;
     let context = exp.model.context;
-    let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.seed)?;
+    let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.training_seed())?;
     let val_unigram_entropy = tokens::unigram_entropy(&data.val);
     let val_windows = TokenWindows::validation(Arc::new(data.val), context)?;
     let n_val =
@@ -291,4 +308,77 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
     };
     files::write_json(&folder.summary(), &summary)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::config::{DataConfig, DataSource};
+    use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
+    use burn::store::ModuleSnapshot;
+
+    fn tiny() -> Experiment {
+        Experiment {
+            name: "tiny".into(),
+            seed: 5,
+            model: GptConfig {
+                vocab_size: 300,
+                context: 16,
+                d_model: 32,
+                n_layers: 2,
+                n_heads: 4,
+                mlp_ratio: 2,
+                positions: Positions::Rope(10_000.0),
+                attention: AttentionConfig::Mla {
+                    rank: 16,
+                    layout: LatentLayout::Separate,
+                    rope_dim: 4,
+                },
+                tie_embeddings: true,
+            },
+            data: DataConfig {
+                source: DataSource::Synthetic {
+                    count: 200,
+                    seed: 3,
+                },
+                tokenizer: TokenizerConfig::Bpe { vocab_size: 300 },
+                val_fraction: 0.1,
+            },
+            train: Default::default(),
+        }
+    }
+
+    fn weights(model: &Gpt) -> Vec<u8> {
+        model
+            .collect(None, None, false)
+            .iter()
+            .flat_map(|t| t.to_bytes().unwrap().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn training_seeds_share_the_data_and_differ_in_initial_weights() {
+        let scratch = crate::data::Scratch::new("seeds");
+        let device = crate::backend::test_device();
+        let (one, two) = (tiny().with_training_seed(1), tiny().with_training_seed(2));
+        let data = |e: &Experiment| tokens::prepare(&e.data, e.seed, &scratch.0).unwrap();
+        let (d1, d2) = (data(&one), data(&two));
+        assert_eq!(d1.dir, d2.dir, "one token cache");
+        assert!(d2.reused);
+        assert_eq!(d1.tokenizer.fingerprint(), d2.tokenizer.fingerprint());
+        let val = |d: &tokens::TokenData| {
+            let w = TokenWindows::validation(Arc::new(d.val.clone()), 16).unwrap();
+            (0..burn::data::dataset::Dataset::len(&w))
+                .map(|i| w.window(i).0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(val(&d1), val(&d2), "one validation set");
+        let w1 = weights(&initial_model(&one, &device));
+        assert_eq!(
+            w1,
+            weights(&initial_model(&one, &device)),
+            "a seed is repeatable"
+        );
+        assert_ne!(w1, weights(&initial_model(&two, &device)));
+    }
 }
