@@ -22,8 +22,8 @@ use crate::train::run as train;
 pub struct StudyOptions {
     pub artifacts: PathBuf,
     pub backend: BackendChoice,
-    /// Validation windows for `eval.json`.
-    pub eval_windows: usize,
+    /// Validation windows for `eval.json`; `None`: the whole held-out split.
+    pub eval_windows: Option<usize>,
     pub probes: ProbeOptions,
     pub bench: BenchOptions,
     pub judge: Option<(JudgeConfig, usize)>,

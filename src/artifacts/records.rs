@@ -58,9 +58,10 @@ pub struct LossReport {
     /// Mean next-token cross-entropy, nats per token.
     pub loss: f64,
     pub perplexity: f64,
-    /// Windows of `context` tokens, tiling the stream from its start.
+    /// Windows of `context` tokens, starting every `context / 2` tokens.
     pub windows: usize,
-    /// Tokens scored (`windows * context`).
+    /// Tokens scored: each once, with at least `context / 2` tokens before it (but in the
+    /// first window).
     pub tokens: usize,
     /// Unigram entropy of the same stream (nats/token), for scale.
     pub unigram_entropy: f64,

@@ -172,9 +172,10 @@ pub struct EvalArgs {
     /// run's validation split.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Windows of `context` tokens to score (from the start of the stream).
-    #[arg(long, default_value_t = 320)]
-    windows: usize,
+    /// Score only the first N windows (windows start every context/2 tokens); default: the
+    /// whole split or file.
+    #[arg(long)]
+    windows: Option<usize>,
     /// Also run the story probes on this many held-out synthetic stories.
     #[arg(long, default_value_t = 0)]
     probes: usize,
@@ -214,8 +215,9 @@ pub struct StudyArgs {
     /// Report folder (default <artifacts>/report).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value_t = 320)]
-    eval_windows: usize,
+    /// Score only the first N validation windows; default: the whole held-out split.
+    #[arg(long)]
+    eval_windows: Option<usize>,
     #[arg(long, default_value_t = 50)]
     probe_stories: usize,
     #[arg(long, default_value = "64,128,256,512")]

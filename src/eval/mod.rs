@@ -5,17 +5,16 @@ pub mod judge;
 pub mod probes;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataset::Dataset;
 use burn::module::Module;
+use burn::tensor::activation::log_softmax;
 use serde::Serialize;
 
 use crate::artifacts::Run;
 use crate::artifacts::records::{JudgeReport, LossReport, ProbeReport};
-use crate::data::dataset::{TokenBatcher, TokenWindows};
+use crate::data::dataset::{TokenBatcher, Window};
 use crate::data::{tinystories, tokens};
 use crate::model::Gpt;
 
@@ -23,39 +22,68 @@ use crate::model::Gpt;
 /// depend on it; memory does).
 pub const EVAL_BATCH: usize = 16;
 
-/// Mean loss over the first `max_windows` tiled windows of `stream`, `batch` at a time.
+/// Where the windows that score a stream start: every `context / 2` tokens, so that windows
+/// overlap by half. The first window scores all its positions; each later one scores only its
+/// second half, where every token has at least `context / 2` tokens before it. Every token of
+/// the stream but the first is then scored exactly once, up to the last full window.
+fn window_starts(len: usize, context: usize) -> Vec<usize> {
+    let stride = (context / 2).max(1);
+    (0..)
+        .map(|i| i * stride)
+        .take_while(|&start| start + context < len)
+        .collect()
+}
+
+/// Mean next-token loss over all of `stream` (or its first `max_windows` windows), in
+/// half-overlapping windows of `context` tokens ([`window_starts`]), `batch` windows at a
+/// time.
 pub fn loss(
     model: &Gpt,
     stream: Vec<u32>,
-    max_windows: usize,
+    max_windows: Option<usize>,
     batch: usize,
     what: &str,
 ) -> Result<LossReport> {
     let context = model.context();
     let unigram_entropy = tokens::unigram_entropy(&stream);
-    let windows = TokenWindows::validation(Arc::new(stream), context)?;
-    let n = windows.len().min(max_windows);
-    if n == 0 {
-        bail!("no window to evaluate");
+    let mut starts = window_starts(stream.len(), context);
+    starts.truncate(max_windows.unwrap_or(usize::MAX));
+    if starts.is_empty() {
+        bail!(
+            "{what}: {} tokens, fewer than one window of context + 1 = {}",
+            stream.len(),
+            context + 1
+        );
     }
     let device = model.devices()[0].clone();
-    let mut total = 0.0;
-    let mut i = 0;
-    while i < n {
-        let items: Vec<_> = (i..(i + batch).min(n)).map(|j| windows.window(j)).collect();
-        let count = items.len();
+    let first_scored = |start: usize| if start == 0 { 0 } else { context - context / 2 };
+    let (mut total, mut scored) = (0.0f64, 0usize);
+    for chunk in starts.chunks(batch.max(1)) {
+        let items: Vec<Window> = chunk
+            .iter()
+            .map(|&s| Window(stream[s..s + context + 1].to_vec()))
+            .collect();
         let b = TokenBatcher.batch(items, &device);
-        let l: f32 = model.loss(b.inputs, b.targets).into_scalar();
-        total += l as f64 * count as f64;
-        i += count;
+        let logp = log_softmax(model.forward(b.inputs), 2); // [n, context, vocab]
+        let picked = logp.gather(2, b.targets.unsqueeze_dim::<3>(2)); // [n, context, 1]
+        let picked: Vec<f32> = picked
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| anyhow::anyhow!("reading losses: {e:?}"))?;
+        for (w, &start) in chunk.iter().enumerate() {
+            for pos in first_scored(start)..context {
+                total -= picked[w * context + pos] as f64;
+                scored += 1;
+            }
+        }
     }
-    let loss = total / n as f64;
+    let loss = total / scored as f64;
     Ok(LossReport {
         data: what.into(),
         loss,
         perplexity: loss.exp(),
-        windows: n,
-        tokens: n * context,
+        windows: starts.len(),
+        tokens: scored,
         unigram_entropy,
     })
 }
@@ -95,8 +123,8 @@ pub fn stream(run: &Run, file: Option<&Path>, cache_root: &Path) -> Result<(Vec<
 pub struct EvalOptions {
     /// A story file to score instead of the run's validation split.
     pub data: Option<PathBuf>,
-    /// Windows of `context` tokens to score, from the start of the stream.
-    pub windows: usize,
+    /// Scores only the first this many windows (a quick look); `None`: all of the stream.
+    pub windows: Option<usize>,
     /// Story probes; none when `probes.stories` is 0.
     pub probes: probes::ProbeOptions,
     /// An LLM judge and how many stories it grades.
@@ -177,20 +205,44 @@ mod tests {
     use crate::model::tests::variants;
 
     #[test]
-    fn loss_is_the_mean_over_windows_whatever_the_batch() {
+    fn loss_scores_every_token_once_whatever_the_batch() {
         let device = crate::backend::test_device();
         let (_, config) = variants().remove(0);
         let model = config.init(&device);
+        let context = config.context;
         let stream: Vec<u32> = (0..500u32).map(|i| (i * 7 + i / 3) % 61).collect();
-        let one = loss(&model, stream.clone(), 20, 1, "s").unwrap();
-        let many = loss(&model, stream.clone(), 20, 7, "s").unwrap();
+        let one = loss(&model, stream.clone(), None, 1, "s").unwrap();
+        let many = loss(&model, stream.clone(), None, 7, "s").unwrap();
         assert!((one.loss - many.loss).abs() < 1e-5, "{one:?} {many:?}");
-        assert_eq!(one.windows, 20);
-        assert_eq!(one.tokens, 20 * config.context);
+        // Windows every context/2 tokens while one fits; together they score each token from
+        // the second to the end of the last window once.
+        let starts = window_starts(stream.len(), context);
+        assert_eq!(one.windows, starts.len());
+        assert_eq!(one.tokens, starts.last().unwrap() + context);
+        assert!(stream.len() - one.tokens <= context / 2 + 1, "{one:?}");
         // Untrained: about ln(vocab).
         assert!((one.loss - (61f64).ln()).abs() < 0.5, "{}", one.loss);
-        // Fewer windows than asked when the stream is short.
-        let all = loss(&model, stream, 10_000, 8, "s").unwrap();
-        assert_eq!(all.windows, 499 / config.context);
+        // The first window alone scores its every position.
+        let first = loss(&model, stream.clone(), Some(1), 1, "s").unwrap();
+        assert_eq!((first.windows, first.tokens), (1, context));
+        let too_short = loss(&model, stream[..context].to_vec(), None, 1, "short");
+        assert!(too_short.unwrap_err().to_string().contains("short"));
+    }
+
+    #[test]
+    fn scoring_with_half_windows_matches_the_full_forward_on_one_window() {
+        // With a stream of exactly one window, the loss is the model's own mean loss.
+        let device = crate::backend::test_device();
+        let (_, config) = variants().remove(0);
+        let model = config.init(&device);
+        let stream: Vec<u32> = (0..=config.context as u32).map(|i| (i * 5) % 61).collect();
+        let r = loss(&model, stream.clone(), None, 4, "s").unwrap();
+        let b = TokenBatcher.batch(vec![Window(stream)], &device);
+        let reference: f32 = model.loss(b.inputs, b.targets).into_scalar();
+        assert!(
+            (r.loss - reference as f64).abs() < 1e-5,
+            "{} {reference}",
+            r.loss
+        );
     }
 }

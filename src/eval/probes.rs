@@ -217,7 +217,9 @@ pub fn continue_story(
     id: usize,
     opts: &ProbeOptions,
 ) -> Result<(String, bool)> {
-    let mut ids = tokenizer.encode(prompt)?;
+    // As in training, a story starts after `<|endoftext|>`.
+    let mut ids = vec![tokenizer.eot()];
+    ids.extend(tokenizer.encode(prompt)?);
     // Keep room for the continuation: drop the start of a prompt that is too long.
     let keep = model.context().saturating_sub(opts.max_new_tokens).max(1);
     if ids.len() > keep {

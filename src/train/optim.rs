@@ -168,7 +168,7 @@ mod tests {
                 .filter(|(_, b)| b.abs() > 1e-3)
                 .map(|(a, b)| a / b)
                 .next();
-            // All-zero tensors (LayerNorm shifts at init) cannot show decay.
+            // All-zero tensors (LayerNorm shifts and biases at init) cannot show decay.
             let Some(ratio) = ratio else { continue };
             if *rank == 1 {
                 assert!((ratio - 1.0).abs() < 1e-5, "a vector decayed: {ratio}");
@@ -181,6 +181,7 @@ mod tests {
                 decayed += 1;
             }
         }
-        assert!(decayed > 5 && kept > 3, "{decayed} decayed, {kept} kept");
+        // Biases start at zero (GPT-2's init): the three LayerNorm gains are the vectors seen.
+        assert!(decayed > 5 && kept >= 3, "{decayed} decayed, {kept} kept");
     }
 }
