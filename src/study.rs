@@ -118,11 +118,47 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
             dirs.push(folder.dir);
         }
     }
+    bench_together(&dirs, opts, &device)?;
     step("report", &format!("writing {}", opts.report.display()));
     crate::report::write(&dirs, &opts.report, machine)
 }
 
-/// Eval, probes, judge and bench of one finished run, each skipped when its file exists.
+/// Benches every run that has no `bench.json` yet in one interleaved bench, so their decode
+/// speeds are measured side by side, then writes each run's rows into its folder.
+fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Result<()> {
+    let todo: Vec<&PathBuf> = dirs
+        .iter()
+        .filter(|d| !RunFolder::new(d.as_path()).bench().exists())
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    step("bench", &format!("{} runs side by side", todo.len()));
+    let mut subjects = Vec::new();
+    for dir in &todo {
+        let mut s = Subject::load(dir, device)?;
+        s.name = folder_name(dir); // seeds of one experiment share its name
+        subjects.push(s);
+    }
+    let rows = bench::bench(subjects, &opts.bench, device, |_| {})?;
+    for dir in todo {
+        let name = folder_name(dir);
+        let mut own: Vec<_> = rows.iter().filter(|r| r.experiment == name).cloned().collect();
+        let experiment = Run::load(dir, device)?.experiment.name;
+        for r in &mut own {
+            r.experiment = experiment.clone();
+        }
+        write_json(&RunFolder::new(dir.as_path()).bench(), &own)?;
+    }
+    Ok(())
+}
+
+fn folder_name(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().to_string())
+}
+
+/// Eval, probes and judge of one finished run, each skipped when its file exists.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let run = Run::load(&folder.dir, device)?;
     let name = run.experiment.name.clone();
@@ -154,18 +190,6 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
             let stories = probes::for_judge(&run, &opts.probes, *n)?;
             write_json(&judge_file, &crate::eval::judge::judge(judge, &stories)?)?;
         }
-    }
-    let bench_file = folder.bench();
-    if !bench_file.exists() {
-        step(&name, "bench");
-        let subject = Subject {
-            name: name.clone(),
-            config: run.experiment.model.clone(),
-            model: run.model.clone(),
-            weights: run.weights.display().to_string(),
-        };
-        let rows = bench::bench(vec![subject], &opts.bench, device, |_| {})?;
-        write_json(&bench_file, &rows)?;
     }
     Ok(())
 }

@@ -194,6 +194,10 @@ pub struct BenchRow {
     pub decode_steps: Option<usize>,
     #[serde(default)]
     pub repeats: Option<usize>,
+    /// ms/token of every timed round, in round order (rounds interleave all rows of one bench,
+    /// so round `i` of two rows ran side by side).
+    #[serde(default)]
+    pub decode_ms_per_token_rounds: Vec<f64>,
     /// `kv bytes / kv bytes of the first model`.
     pub kv_vs_first: f64,
     /// `decode tokens/s / that of the first model` (same context, batch).

@@ -189,6 +189,7 @@ pub fn bench(
         let (batch, context, n) = (case.batch, case.context, case.steps);
         let ms = |secs: f64| 1e3 * secs / n as f64;
         let (lo, hi) = spread(&dec[i]);
+        let rounds: Vec<f64> = dec[i].iter().map(|&d| ms(d)).collect();
         let (prefill, dec) = (median(prefill[i].clone()), median(dec[i].clone()));
         let row = BenchRow {
             experiment: s.name.clone(),
@@ -213,6 +214,7 @@ pub fn bench(
             decode_ms_per_token_range: Some((ms(lo), ms(hi))),
             decode_steps: Some(n),
             repeats: Some(repeats),
+            decode_ms_per_token_rounds: rounds,
             kv_vs_first: 1.0,
             decode_vs_first: 1.0,
             decode_vs_full_rank: None,
@@ -374,6 +376,7 @@ mod tests {
             decode_ms_per_token_range: None,
             decode_steps: None,
             repeats: None,
+            decode_ms_per_token_rounds: vec![],
             kv_vs_first: 1.0,
             decode_vs_first: 1.0,
             decode_vs_full_rank: None,
