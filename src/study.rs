@@ -86,8 +86,11 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
     } else {
         opts.seeds.iter().copied().map(Some).collect()
     };
-    for (file, exp) in &exps {
-        for &seed in &seeds {
+    // Seed by seed: every experiment's first seed is trained, evaluated and benched before any
+    // second seed starts, so an interrupted study already has one complete set.
+    for &seed in &seeds {
+        let mut pass = vec![];
+        for (file, exp) in &exps {
             let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
             let shown = folder
                 .dir
@@ -115,16 +118,18 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
                     .with_context(|| format!("study: training {}", file.display()))?;
             }
             analyse(&folder, opts, &device)?;
-            dirs.push(folder.dir);
+            pass.push(folder.dir);
         }
+        bench_together(&pass, opts, &device)?;
+        dirs.extend(pass);
     }
-    bench_together(&dirs, opts, &device)?;
     step("report", &format!("writing {}", opts.report.display()));
     crate::report::write(&dirs, &opts.report, machine)
 }
 
-/// Benches every run that has no `bench.json` yet in one interleaved bench, so their decode
-/// speeds are measured side by side, then writes each run's rows into its folder.
+/// Benches every run of `dirs` (one seed's) that has no `bench.json` yet in one interleaved
+/// bench, so their decode speeds are measured side by side, then writes each run's rows into
+/// its folder.
 fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Result<()> {
     let todo: Vec<&PathBuf> = dirs
         .iter()
@@ -143,7 +148,11 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
     let rows = bench::bench(subjects, &opts.bench, device, |_| {})?;
     for dir in todo {
         let name = folder_name(dir);
-        let mut own: Vec<_> = rows.iter().filter(|r| r.experiment == name).cloned().collect();
+        let mut own: Vec<_> = rows
+            .iter()
+            .filter(|r| r.experiment == name)
+            .cloned()
+            .collect();
         let experiment = Run::load(dir, device)?.experiment.name;
         for r in &mut own {
             r.experiment = experiment.clone();
@@ -154,14 +163,16 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
 }
 
 fn folder_name(dir: &std::path::Path) -> String {
-    dir.file_name()
-        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().to_string())
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().to_string(),
+    )
 }
 
 /// Eval, probes and judge of one finished run, each skipped when its file exists.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let run = Run::load(&folder.dir, device)?;
-    let name = run.experiment.name.clone();
+    let name = folder_name(&folder.dir);
     let eval_file = folder.eval();
     if !eval_file.exists() {
         step(&name, "eval");

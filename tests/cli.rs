@@ -391,26 +391,16 @@ fn tiny_experiment(name: &str, attention: &str, positions: &str) -> String {
 }
 
 #[test]
-fn study_trains_evaluates_benches_and_reports_then_skips_finished_work() {
+fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_work() {
     let dir = fresh_dir("study");
     let exps = dir.join("exps");
     std::fs::create_dir_all(&exps).unwrap();
-    // d_model 32: r = 16 is d/2, r = 32 full rank.
+    // d_model 32: r = 16 is d/2.
     for (name, attention, positions) in [
         (
             "a_mla_rope_half",
             "Mla(rank: 16, layout: Separate, rope_dim: 4)",
             "Rope(10000.0)",
-        ),
-        (
-            "b_mla_rope_full",
-            "Mla(rank: 32, layout: Separate, rope_dim: 4)",
-            "Rope(10000.0)",
-        ),
-        (
-            "c_mla_half",
-            "Mla(rank: 16, layout: Separate, rope_dim: 0)",
-            "Learned",
         ),
         ("z_mha", "Mha(kv_heads: 4)", "Learned"),
     ] {
@@ -426,31 +416,78 @@ fn study_trains_evaluates_benches_and_reports_then_skips_finished_work() {
         exps.to_str().unwrap(),
         "--artifacts",
         art.to_str().unwrap(),
+        "--seeds",
+        "1,2",
         "--contexts",
         "8,16",
         "--probe-stories",
         "3",
-        "--eval-windows",
-        "4",
     ];
     let (ok, out, err) = mla_lab(&args);
     assert!(ok, "{out}\n{err}");
-    for name in ["z_mha", "a_mla_rope_half", "b_mla_rope_full", "c_mla_half"] {
+    let runs = [
+        "z_mha-s1",
+        "z_mha-s2",
+        "a_mla_rope_half-s1",
+        "a_mla_rope_half-s2",
+    ];
+    for run in runs {
         for f in ["summary.json", "eval.json", "probes.json", "bench.json"] {
-            assert!(art.join(name).join(f).exists(), "{name}/{f}");
+            assert!(art.join(run).join(f).exists(), "{run}/{f}");
         }
     }
+    // The seeds share the tokenizer and the validation set, and differ in training.
+    let read = |run: &str, f: &str| std::fs::read(art.join(run).join(f)).unwrap();
+    assert_eq!(
+        read("z_mha-s1", "tokenizer.json"),
+        read("z_mha-s2", "tokenizer.json")
+    );
+    let eval = |run: &str| String::from_utf8(read(run, "eval.json")).unwrap();
+    let tokens = |e: String| {
+        e.lines()
+            .find(|l| l.contains("\"tokens\""))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(tokens(eval("z_mha-s1")), tokens(eval("z_mha-s2")));
+    assert_ne!(read("z_mha-s1", "model.bpk"), read("z_mha-s2", "model.bpk"));
     let report = std::fs::read_to_string(art.join("report/report.md")).unwrap();
     // MHA is the baseline even though it sorts last.
     assert!(report.contains("baseline `z_mha`"), "{report}");
+    assert!(
+        report.contains("4 runs of 2 experiments, training seeds [1, 2]"),
+        "{report}"
+    );
+    // Aggregated rows: one per experiment, over two seeds.
+    assert!(report.contains("| z_mha | MHA | "), "{report}");
+    assert!(
+        report.contains("| a_mla_rope_half | MLA+RoPE4 r=16 sep | "),
+        "{report}"
+    );
+    // Per-seed rows.
+    for (run, exp, seed) in [
+        ("z_mha-s1", "z_mha", 1),
+        ("a_mla_rope_half-s2", "a_mla_rope_half", 2),
+    ] {
+        assert!(
+            report.contains(&format!("| {run} | {exp} | {seed} | ")),
+            "{report}"
+        );
+    }
     assert!(report.contains("## Story probes"), "{report}");
-    assert!(report.contains("## The paper's claims"), "{report}");
-    // KV: (2·16 + 4) against 2·32 elements per layer: 43.8% smaller.
-    assert!(report.contains("43.8% smaller"), "{report}");
-    assert_eq!(
-        report.matches("reproduced").count(),
-        5,
-        "one verdict per claim: {report}"
+    // KV: (2·16 + 4) against 2·32 elements per layer: 43.75% smaller, exact, in the band.
+    assert!(
+        report.contains(
+            "a_mla_rope_half vs MHA: +43.75% (exact, n = 1) | +40.00% to +50.00% | consistent"
+        ),
+        "{report}"
+    );
+    // Loss claims: paired over the two seeds.
+    assert!(report.contains("a_mla_rope_half vs z_mha: "), "{report}");
+    assert!(report.contains("n = 2)"), "{report}");
+    assert!(
+        !report.contains("reproduced"),
+        "verdicts are consistent, contradicted or inconclusive: {report}"
     );
     // Plots need a system font (.ci/run installs DejaVu).
     if std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
@@ -471,13 +508,15 @@ fn study_trains_evaluates_benches_and_reports_then_skips_finished_work() {
     // report alone, on two of the runs.
     let (ok, out, err) = mla_lab(&[
         "report",
-        art.join("z_mha").to_str().unwrap(),
-        art.join("c_mla_half").to_str().unwrap(),
+        art.join("z_mha-s1").to_str().unwrap(),
+        art.join("a_mla_rope_half-s1").to_str().unwrap(),
         "--out",
         dir.join("r2").to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("report.md"), "{out}");
+    let one_seed = std::fs::read_to_string(dir.join("r2/report.md")).unwrap();
+    assert!(one_seed.contains("one value: no interval"), "{one_seed}");
     let (ok, _, err) = mla_lab(&["report", dir.to_str().unwrap()]);
     assert!(!ok && err.contains("experiment.ron"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -1,9 +1,11 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
 use super::claims::findings;
-use super::runs::{RunData, baseline, common_context, full_rank};
-use crate::artifacts::records::{Share, Stat};
+use super::runs::{RunData, Variant, baseline, common_context, variants};
+use super::stats::{Interval, Spread};
+use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
+use crate::model::Positions;
 
 /// A Markdown table: the first `left` columns are left-aligned, the others right-aligned.
 struct Table {
@@ -39,61 +41,166 @@ fn or_dash(x: Option<String>) -> String {
     x.unwrap_or_else(|| "-".into())
 }
 
-fn variants(runs: &[RunData]) -> Table {
+/// `mean ± sd` over seeds (just the value for one), with `digits` decimals.
+fn mean_sd(xs: &[f64], digits: usize) -> String {
+    match Spread::of(xs) {
+        None => "-".into(),
+        Some(s) if s.n == 1 => format!("{:.digits$}", s.mean),
+        Some(s) => format!("{:.digits$} ± {:.digits$}", s.mean, s.sd),
+    }
+}
+
+/// The paired change of validation loss against `base`, `mean (95% CI)` in percent.
+fn loss_change(v: &Variant, base: &Variant) -> String {
+    if v.name == base.name {
+        return "(baseline)".into();
+    }
+    let d: Vec<f64> = v
+        .paired(base, RunData::val_loss)
+        .into_iter()
+        .map(|(a, b)| 100.0 * (a / b - 1.0))
+        .collect();
+    let Some(s) = Spread::of(&d) else {
+        return "-".into();
+    };
+    match Interval::t(&d, 0.95) {
+        Some(i) => format!("{} [{}, {}]", percent(s.mean), percent(i.lo), percent(i.hi)),
+        None => percent(s.mean),
+    }
+}
+
+/// Decode tokens/s at `c`: each run's median over its rounds, then mean ± sd over seeds.
+fn decode(v: &Variant, c: Option<usize>) -> String {
+    let Some(c) = c else { return "-".into() };
+    mean_sd(&v.values(|r| r.decode_at(c)), 1)
+}
+
+/// Decode speed over the full-rank peer's, per interleaved round: median [min, max].
+fn vs_full_rank(v: &Variant, variants: &[Variant], c: Option<usize>) -> String {
+    let Some(c) = c else { return "-".into() };
+    let model = &v.first().experiment.model;
+    let Some(full) = variants
+        .iter()
+        .find(|f| f.first().experiment.model.is_full_rank_of(model))
+    else {
+        return "-".into();
+    };
+    let mut ratios: Vec<f64> = vec![];
+    for r in &v.runs {
+        let Some(f) = full.runs.iter().find(|f| f.seed == r.seed) else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (r.rounds_at(c), f.rounds_at(c)) {
+            ratios.extend(a.iter().zip(b).map(|(a, b)| b / a));
+        }
+    }
+    if ratios.is_empty() {
+        return "-".into();
+    }
+    ratios.sort_by(f64::total_cmp);
+    format!(
+        "{:.2}× [{:.2}, {:.2}]",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    )
+}
+
+fn variants_table(runs: &[RunData]) -> Table {
+    let variants = variants(runs);
     let base = baseline(runs);
+    let bases: Vec<&Variant> = variants
+        .iter()
+        .filter(|v| {
+            let m = &v.first().experiment.model;
+            m.is_mha() && (m.is_paper_baseline() || matches!(m.positions, Positions::Rope(_)))
+        })
+        .collect();
     let ctx = common_context(runs);
     let kv_head = format!("KV vs {}", base.name);
-    let loss_head = format!("Δ loss vs {}", base.name);
+    let decode_head = format!(
+        "decode tok/s{}",
+        ctx.map_or(String::new(), |c| format!(" @{c}"))
+    );
+    let loss_heads: Vec<String> = bases
+        .iter()
+        .map(|b| format!("Δ loss vs {} [95% CI]", b.name))
+        .collect();
+    let mut head = vec![
+        "experiment",
+        "attention",
+        "params",
+        "KV B/token (f32)",
+        &kv_head,
+        "seeds",
+        "tokens seen",
+        "val loss",
+    ];
+    head.extend(loss_heads.iter().map(String::as_str));
+    head.extend([
+        "unigram entropy",
+        "train tok/s",
+        &decode_head,
+        "vs full rank",
+    ]);
+    let mut t = Table::new(&head, 2);
+    for v in &variants {
+        let r = v.first();
+        let kv_change = 100.0 * (r.kv_bytes() as f64 / base.kv_bytes() as f64 - 1.0);
+        let entropy = r
+            .eval
+            .as_ref()
+            .map(|e| e.unigram_entropy)
+            .unwrap_or(r.summary.val_unigram_entropy);
+        let mut row = vec![
+            v.name.clone(),
+            r.label(),
+            format!("{:.2}M", r.summary.params as f64 / 1e6),
+            r.kv_bytes().to_string(),
+            percent(kv_change),
+            v.runs.len().to_string(),
+            format!("{:.2}M", r.summary.tokens_seen as f64 / 1e6),
+            mean_sd(&v.values(RunData::val_loss), 4),
+        ];
+        row.extend(bases.iter().map(|b| loss_change(v, b)));
+        row.extend([
+            format!("{entropy:.3}"),
+            mean_sd(&v.values(|r| r.summary.tokens_per_s), 0),
+            decode(v, ctx),
+            vs_full_rank(v, &variants, ctx),
+        ]);
+        t.rows.push(row);
+    }
+    t
+}
+
+fn seeds_table(runs: &[RunData]) -> Table {
+    let ctx = common_context(runs);
     let decode_head = format!(
         "decode tok/s{}",
         ctx.map_or(String::new(), |c| format!(" @{c}"))
     );
     let mut t = Table::new(
         &[
+            "run",
             "experiment",
-            "attention",
-            "params",
-            "KV B/token (f32)",
-            &kv_head,
+            "seed",
             "val loss",
-            &loss_head,
-            "unigram entropy",
-            "train tok/s",
+            "scored tokens",
+            "story score",
             &decode_head,
-            "vs full rank",
         ],
         2,
     );
     for r in runs {
-        let kv_change = 100.0 * (r.kv_bytes() as f64 / base.kv_bytes() as f64 - 1.0);
-        let dl = match (r.val_loss(), base.val_loss()) {
-            (Some(a), Some(b)) => Some(percent(100.0 * (a / b - 1.0))),
-            _ => None,
-        };
-        let vs_full = match (ctx, full_rank(runs, r)) {
-            (Some(c), Some(f)) => match (r.decode_at(c), f.decode_at(c)) {
-                (Some(a), Some(b)) => Some(format!("{:.2}×", a / b)),
-                _ => None,
-            },
-            _ => None,
-        };
-        let entropy = r
-            .eval
-            .as_ref()
-            .map(|e| e.unigram_entropy)
-            .unwrap_or(r.summary.val_unigram_entropy);
         t.rows.push(vec![
+            r.folder.clone(),
             r.name.clone(),
-            r.label(),
-            format!("{:.2}M", r.summary.params as f64 / 1e6),
-            r.kv_bytes().to_string(),
-            percent(kv_change),
+            r.seed.to_string(),
             or_dash(r.val_loss().map(|v| format!("{v:.4}"))),
-            or_dash(dl),
-            format!("{entropy:.3}"),
-            or_dash(r.summary.tokens_per_s.map(|v| format!("{v:.0}"))),
+            or_dash(r.eval.as_ref().map(|e| e.tokens.to_string())),
+            or_dash(r.story_score().map(|v| format!("{v:.3}"))),
             or_dash(ctx.and_then(|c| r.decode_at(c)).map(|v| format!("{v:.1}"))),
-            or_dash(vs_full),
         ]);
     }
     t
@@ -103,30 +210,37 @@ fn probes(runs: &[RunData]) -> Table {
     let mut t = Table::new(
         &[
             "experiment",
+            "seeds",
             "character consistency",
             "object consistency",
             "grammar proxy",
             "3-gram repetition",
             "distinct-2",
             "distinct-3",
+            "story score",
             "words/continuation",
         ],
         1,
     );
-    let share = |s: &Share| format!("{s:.2}");
-    for r in runs {
-        if let Some(p) = &r.probes {
-            t.rows.push(vec![
-                r.name.clone(),
-                share(&p.character_consistency),
-                share(&p.object_consistency),
-                share(&p.grammar),
-                share(&p.repetition_3gram),
-                share(&p.distinct_2),
-                share(&p.distinct_3),
-                format!("{:.1}", p.mean_words),
-            ]);
+    for v in variants(runs) {
+        let share = |f: fn(&ProbeReport) -> Share| {
+            mean_sd(&v.values(|r| r.probes.as_ref().map(|p| f(p).value)), 2)
+        };
+        if v.runs.iter().all(|r| r.probes.is_none()) {
+            continue;
         }
+        t.rows.push(vec![
+            v.name.clone(),
+            v.runs.len().to_string(),
+            share(|p| p.character_consistency),
+            share(|p| p.object_consistency),
+            share(|p| p.grammar),
+            share(|p| p.repetition_3gram),
+            share(|p| p.distinct_2),
+            share(|p| p.distinct_3),
+            mean_sd(&v.values(RunData::story_score), 3),
+            mean_sd(&v.values(|r| r.probes.as_ref().map(|p| p.mean_words)), 1),
+        ]);
     }
     t
 }
@@ -134,7 +248,7 @@ fn probes(runs: &[RunData]) -> Table {
 fn judge(runs: &[RunData]) -> Table {
     let mut t = Table::new(
         &[
-            "experiment",
+            "run",
             "judge",
             "stories",
             "grammar",
@@ -147,7 +261,7 @@ fn judge(runs: &[RunData]) -> Table {
     for r in runs {
         if let Some(j) = &r.judge {
             t.rows.push(vec![
-                r.name.clone(),
+                r.folder.clone(),
                 j.model.clone(),
                 j.stories.to_string(),
                 stat(&j.grammar),
@@ -163,14 +277,21 @@ fn claims(runs: &[RunData]) -> Table {
     let mut t = Table::new(
         &[
             "claim (Mehta et al., arXiv 2506.09342)",
+            "baseline",
             "measured here",
+            "band that agrees",
             "verdict",
         ],
-        3,
+        5,
     );
     for f in findings(runs) {
-        t.rows
-            .push(vec![f.claim.text(), f.measured, f.verdict.to_string()]);
+        t.rows.push(vec![
+            f.claim.statement.to_string(),
+            f.baseline.clone().unwrap_or_else(|| "-".into()),
+            f.measured(),
+            f.claim.band_text(),
+            f.verdict.to_string(),
+        ]);
     }
     t
 }
@@ -184,16 +305,28 @@ pub const PLOTS: [(&str, &str); 3] = [
 
 /// `report.md`.
 pub fn markdown(runs: &[RunData], machine: &str) -> String {
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
     let mut s = format!(
         "# mla-lab report\n\n\
-         {} runs; baseline `{}`. Machine: {machine}. Validation loss: `mla-lab eval` on the held-out split when present, else the last validation of training.\n\n",
+         {} runs of {} experiments, training seeds {:?}; baseline `{}`. Machine: {machine}.\n\n\
+         Validation loss: `mla-lab eval` over the whole held-out split when present (windows \
+         every context/2 tokens, each token scored once), else the last validation of training. \
+         Runs of one experiment share the data seed (split, tokenizer, validation set) and differ \
+         in the training seed (initial weights, window order); a change of loss is taken seed by \
+         seed, as a percentage of the baseline's raw loss, with a 95% t-interval over the seeds.\n\n",
         runs.len(),
+        variants(runs).len(),
+        seeds,
         baseline(runs).name
     );
-    s += "## Variants\n\n";
-    s += &variants(runs).render();
+    s += "## Variants (mean ± sd over seeds)\n\n";
+    s += &variants_table(runs).render();
+    s += "\n## Runs\n\n";
+    s += &seeds_table(runs).render();
     if runs.iter().any(|r| r.probes.is_some()) {
-        s += "\n## Story probes (held-out synthetic stories, cut at the resolution)\n\n";
+        s += "\n## Story probes (held-out synthetic stories, cut at the resolution; mean ± sd over seeds)\n\n";
         s += &probes(runs).render();
     }
     if runs.iter().any(|r| r.judge.is_some()) {
@@ -201,6 +334,11 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
         s += &judge(runs).render();
     }
     s += "\n## The paper's claims\n\n";
+    s += "Each claim is judged on the interval of its measurement across seeds against the band \
+          of values that agrees with it: **consistent** where the interval meets the band and is \
+          no wider than it (inside it, for a one-sided band), **contradicted** where it lies \
+          wholly outside, **inconclusive** otherwise, and always with a single seed. The speed \
+          claim's values are the interleaved bench rounds, paired round by round.\n\n";
     s += &claims(runs).render();
     s += "\n## Plots\n\n";
     for (file, title) in PLOTS {

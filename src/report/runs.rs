@@ -14,7 +14,12 @@ use crate::model::{AttentionConfig, LatentLayout, Positions};
 
 /// Everything known about one run.
 pub struct RunData {
+    /// The experiment's name, shared by its seeds.
     pub name: String,
+    /// The run folder's name: the experiment's, with `-s<seed>` for one of several seeds.
+    pub folder: String,
+    /// The training seed.
+    pub seed: u64,
     pub experiment: Experiment,
     pub summary: TrainSummary,
     pub eval: Option<LossReport>,
@@ -46,6 +51,11 @@ impl RunData {
             .collect();
         Ok(RunData {
             name: experiment.name.clone(),
+            folder: dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().to_string(),
+            ),
+            seed: experiment.training_seed(),
             summary,
             eval: read_json(&folder.eval())?,
             probes: read_json(&folder.probes())?,
@@ -96,12 +106,74 @@ impl RunData {
             .map(|r| r.decode_tokens_per_s)
     }
 
+    /// The mean of the character, object and grammar probes: one story-quality score.
+    pub fn story_score(&self) -> Option<f64> {
+        self.probes.as_ref().map(|p| {
+            (p.character_consistency.value + p.object_consistency.value + p.grammar.value) / 3.0
+        })
+    }
+
+    /// ms/token of every timed round at `context` (batch 1, absorbed path for MLA).
+    pub fn rounds_at(&self, context: usize) -> Option<&[f64]> {
+        self.batch_one_decode()
+            .find(|r| r.context == context)
+            .map(|r| r.decode_ms_per_token_rounds.as_slice())
+    }
+
     /// The bench rows the report shows: batch 1, and MLA's absorbed path.
     pub fn batch_one_decode(&self) -> impl Iterator<Item = &BenchRow> {
         self.bench
             .iter()
             .filter(|r| r.batch == 1 && r.decode != DecodePath::Naive)
     }
+}
+
+/// The runs of one experiment, one per training seed.
+pub struct Variant<'a> {
+    pub name: String,
+    pub runs: Vec<&'a RunData>,
+}
+
+impl<'a> Variant<'a> {
+    /// The first run: what the seeds share (experiment, parameters, cache).
+    pub fn first(&self) -> &'a RunData {
+        self.runs[0]
+    }
+
+    /// `metric` of every run that has it.
+    pub fn values(&self, metric: impl Fn(&RunData) -> Option<f64>) -> Vec<f64> {
+        self.runs.iter().filter_map(|r| metric(r)).collect()
+    }
+
+    /// `metric` of this variant and of `other`, paired by training seed.
+    pub fn paired(
+        &self,
+        other: &Variant,
+        metric: impl Fn(&RunData) -> Option<f64>,
+    ) -> Vec<(f64, f64)> {
+        self.runs
+            .iter()
+            .filter_map(|r| {
+                let o = other.runs.iter().find(|o| o.seed == r.seed)?;
+                Some((metric(r)?, metric(o)?))
+            })
+            .collect()
+    }
+}
+
+/// The runs grouped by experiment, in the order they first appear.
+pub fn variants(runs: &[RunData]) -> Vec<Variant<'_>> {
+    let mut out: Vec<Variant> = vec![];
+    for r in runs {
+        match out.iter_mut().find(|v| v.name == r.name) {
+            Some(v) => v.runs.push(r),
+            None => out.push(Variant {
+                name: r.name.clone(),
+                runs: vec![r],
+            }),
+        }
+    }
+    out
 }
 
 /// The baseline: the MHA run with learned positions, else any MHA run, else the first.

@@ -125,13 +125,18 @@ pub fn verdict(interval: Option<Interval>, band: Band) -> Verdict {
     let Some(i) = interval else {
         return Verdict::Inconclusive;
     };
-    if i.hi < band.lo || i.lo > band.hi {
+    if band.bounded() {
+        if i.hi < band.lo || i.lo > band.hi {
+            return Verdict::Contradicted;
+        }
+    } else if i.hi <= band.lo || i.lo >= band.hi {
+        // A one-sided band is open: "better than" excludes "equal".
         return Verdict::Contradicted;
     }
     let precise = if band.bounded() {
         i.hi - i.lo <= band.hi - band.lo
     } else {
-        i.lo >= band.lo && i.hi <= band.hi
+        i.lo > band.lo && i.hi < band.hi
     };
     if precise {
         Verdict::Consistent
@@ -191,5 +196,10 @@ mod tests {
         assert_eq!(verdict(at(0.1, 0.4), better), Verdict::Consistent);
         assert_eq!(verdict(at(-0.1, 0.4), better), Verdict::Inconclusive);
         assert_eq!(verdict(at(-0.4, -0.1), better), Verdict::Contradicted);
+        assert_eq!(
+            verdict(at(0.0, 0.0), better),
+            Verdict::Contradicted,
+            "equal is not better"
+        );
     }
 }
