@@ -16,8 +16,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use markdown::markdown;
-use plots::{Chart, Series, plot};
-use runs::RunData;
+use plots::{Chart, Point, Series, pareto_frontier, plot};
+use runs::{RunData, variants};
+use stats::Spread;
+
+/// The mean of `values` at `x`, with a bar from their least to their greatest when there are
+/// several.
+fn point(x: f64, values: &[f64]) -> Point {
+    let s = Spread::of(values).expect("a value at every step listed");
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Point {
+        x,
+        y: s.mean,
+        bar: (s.n > 1).then_some((lo, hi)),
+    }
+}
 
 /// Writes `report.md` and the plots into `out`; returns the files written.
 pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<PathBuf>> {
@@ -33,61 +47,117 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
     let md = out.join("report.md");
     crate::files::write(&md, markdown(&runs, machine).as_bytes())?;
     files.push(md);
-    let curves: Series = runs
+    let variants = variants(&runs);
+    // Validation loss by step: the mean over seeds, with their spread (min to max).
+    let curves: Series = variants
         .iter()
-        .map(|r| {
-            (
-                r.name.clone(),
-                r.val_curve.iter().map(|&(s, l)| (s as f64, l)).collect(),
-            )
+        .map(|v| {
+            let mut steps: Vec<usize> = v
+                .runs
+                .iter()
+                .flat_map(|r| r.val_curve.iter().map(|&(s, _)| s))
+                .collect();
+            steps.sort_unstable();
+            steps.dedup();
+            let pts = steps
+                .into_iter()
+                .map(|s| {
+                    let at: Vec<f64> = v
+                        .runs
+                        .iter()
+                        .filter_map(|r| r.val_curve.iter().find(|c| c.0 == s).map(|c| c.1))
+                        .collect();
+                    point(s as f64, &at)
+                })
+                .collect();
+            (v.name.clone(), pts)
         })
         .collect();
     files.extend(plot(
         out,
         "val_loss",
         Chart {
-            title: "Validation loss",
+            title: "Validation loss (mean over seeds, bars: min to max)",
             x_label: "step",
             y_label: "val loss (nats/token)",
             series: &curves,
             points_only: false,
+            frontier: None,
         },
     )?);
-    let pareto: Series = runs
+    // KV bytes against validation loss: mean ± sd over seeds, and the frontier of the means.
+    let pareto: Series = variants
         .iter()
-        .filter_map(|r| Some((r.name.clone(), vec![(r.kv_bytes() as f64, r.val_loss()?)])))
+        .filter_map(|v| {
+            let losses = v.values(RunData::val_loss);
+            let s = Spread::of(&losses)?;
+            let bar = (s.n > 1).then_some((s.mean - s.sd, s.mean + s.sd));
+            let x = v.first().kv_bytes() as f64;
+            Some((v.name.clone(), vec![Point { x, y: s.mean, bar }]))
+        })
         .collect();
+    let means: Vec<(f64, f64)> = pareto.iter().map(|(_, p)| (p[0].x, p[0].y)).collect();
     files.extend(plot(
         out,
         "pareto",
         Chart {
-            title: "KV cache vs validation loss",
+            title: "KV cache vs validation loss (mean ± sd over seeds)",
             x_label: "KV bytes per token (f32)",
             y_label: "val loss (nats/token)",
             series: &pareto,
             points_only: true,
+            frontier: Some(pareto_frontier(&means)),
         },
     )?);
-    let speed: Series = runs
+    // Decode speed by context: each run's median over its rounds, mean over seeds, with the
+    // fastest and slowest round of any seed.
+    let speed: Series = variants
         .iter()
-        .map(|r| {
-            let mut pts: Vec<(f64, f64)> = r
-                .batch_one_decode()
-                .map(|b| (b.context as f64, b.decode_tokens_per_s))
+        .map(|v| {
+            let mut contexts: Vec<usize> = v
+                .runs
+                .iter()
+                .flat_map(|r| r.batch_one_decode().map(|b| b.context))
                 .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (r.name.clone(), pts)
+            contexts.sort_unstable();
+            contexts.dedup();
+            let pts = contexts
+                .into_iter()
+                .filter_map(|c| {
+                    let medians = v.values(|r| r.decode_at(c));
+                    let s = Spread::of(&medians)?;
+                    let rounds: Vec<f64> = v
+                        .runs
+                        .iter()
+                        .filter_map(|r| r.rounds_at(c))
+                        .flatten()
+                        .map(|ms| 1e3 / ms)
+                        .collect();
+                    let bar = (!rounds.is_empty()).then(|| {
+                        let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+                        let hi = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        (lo, hi)
+                    });
+                    Some(Point {
+                        x: c as f64,
+                        y: s.mean,
+                        bar,
+                    })
+                })
+                .collect();
+            (v.name.clone(), pts)
         })
         .collect();
     files.extend(plot(
         out,
         "decode_speed",
         Chart {
-            title: "Decode speed (batch 1, absorbed MLA)",
+            title: "Decode speed (batch 1, absorbed MLA; bars: slowest to fastest round)",
             x_label: "context (cached tokens)",
             y_label: "decode tokens/s",
             series: &speed,
             points_only: false,
+            frontier: None,
         },
     )?);
     Ok(files)

@@ -19,7 +19,16 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-pub type Series = Vec<(String, Vec<(f64, f64)>)>;
+/// A point with an optional vertical error bar `(low, high)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+    pub bar: Option<(f64, f64)>,
+}
+
+/// Named series of points, one per experiment.
+pub type Series = Vec<(String, Vec<Point>)>;
 
 /// One plot: drawn once per output format.
 pub struct Chart<'a> {
@@ -29,9 +38,18 @@ pub struct Chart<'a> {
     pub series: &'a Series,
     /// Markers without connecting lines (a scatter).
     pub points_only: bool,
+    /// A black line through these points, drawn under the series (a Pareto frontier).
+    pub frontier: Option<Vec<(f64, f64)>>,
 }
 
-const PLOT_SIZE: (u32, u32) = (900, 560);
+const PLOT_SIZE: (u32, u32) = (1000, 560);
+
+/// Share of the x range added on the right, where the legend goes, clear of the data.
+const LEGEND_GUTTER: f64 = 0.55;
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
 
 fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
 where
@@ -43,55 +61,96 @@ where
         y_label,
         series,
         points_only,
+        ..
     } = *chart;
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    root.fill(&WHITE).map_err(err)?;
+    let all: Vec<Point> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
     if all.is_empty() {
         return Ok(());
     }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in &all {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
+    for p in &all {
+        let (lo, hi) = p.bar.unwrap_or((p.y, p.y));
+        x0 = x0.min(p.x);
+        x1 = x1.max(p.x);
+        y0 = y0.min(p.y.min(lo));
+        y1 = y1.max(p.y.max(hi));
     }
-    let (dx, dy) = (((x1 - x0) * 0.08).max(1e-9), ((y1 - y0) * 0.08).max(1e-3));
-    let mut chart = ChartBuilder::on(&root)
+    let span = (x1 - x0).max(1e-9);
+    let dy = ((y1 - y0) * 0.08).max(1e-3);
+    let mut ctx = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d((x0 - dx)..(x1 + dx), (y0 - dy)..(y1 + dy))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
+        .build_cartesian_2d(
+            (x0 - 0.05 * span)..(x1 + LEGEND_GUTTER * span),
+            (y0 - dy)..(y1 + dy),
+        )
+        .map_err(err)?;
+    ctx.configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(err)?;
+    if let Some(line) = &chart.frontier {
+        ctx.draw_series(LineSeries::new(
+            line.iter().copied(),
+            BLACK.mix(0.6).stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("Pareto frontier")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(2)));
+    }
     for (i, (name, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let style = ShapeStyle::from(&color).filled();
         if !points_only {
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            ctx.draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.x, p.y)),
+                color.stroke_width(2),
+            ))
+            .map_err(err)?;
         }
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, style)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+        ctx.draw_series(pts.iter().filter_map(|p| {
+            let (lo, hi) = p.bar?;
+            Some(ErrorBar::new_vertical(
+                p.x,
+                lo,
+                p.y,
+                hi,
+                color.stroke_width(1),
+                8,
+            ))
+        }))
+        .map_err(err)?;
+        ctx.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 4, style)))
+            .map_err(err)?
             .label(name.clone())
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, style));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
+    ctx.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(err)?;
+    root.present().map_err(err)?;
     Ok(())
+}
+
+/// The points no other point beats on both axes (lower x and lower y), by increasing x: the
+/// Pareto frontier of a cost (x) against a loss (y).
+pub fn pareto_frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut sorted = points.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut out: Vec<(f64, f64)> = vec![];
+    for p in sorted {
+        if out.last().is_none_or(|last| p.1 < last.1) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Registers a system TrueType font for the plots' text; false when none is found.
@@ -131,4 +190,25 @@ pub fn plot(out: &Path, name: &str, chart: Chart) -> Result<Vec<PathBuf>> {
         &chart,
     )?;
     Ok(vec![svg, png])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frontier_keeps_the_points_nothing_beats() {
+        let pts = [
+            (1.0, 3.0),
+            (2.0, 2.0),
+            (2.0, 2.5),
+            (3.0, 2.2),
+            (4.0, 1.0),
+            (5.0, 1.5),
+        ];
+        assert_eq!(
+            pareto_frontier(&pts),
+            vec![(1.0, 3.0), (2.0, 2.0), (4.0, 1.0)]
+        );
+    }
 }
