@@ -14,8 +14,10 @@ use serde::Serialize;
 
 use crate::artifacts::Run;
 use crate::artifacts::records::{JudgeReport, LossReport, ProbeReport};
+use crate::data::config::DataSource;
 use crate::data::dataset::{TokenBatcher, Window};
-use crate::data::{tinystories, tokens};
+use crate::data::{stories, tinystories, tokens};
+use crate::experiment::Experiment;
 use crate::model::Gpt;
 
 /// Windows per forward pass when `mla-lab eval` and the study score a run (the loss does not
@@ -116,6 +118,24 @@ pub fn stream(run: &Run, file: Option<&Path>, cache_root: &Path) -> Result<(Vec<
             Ok((ids, path.display().to_string()))
         }
     }
+}
+
+/// The corpus's entropy floor on the validation split, nats per token: the entropy the
+/// generator's draws put into the held-out stories (a lower bound, [`crate::data::stories::Story::entropy`]),
+/// summed, over the split's tokens (each story's and its `<|endoftext|>`). No model can reach a
+/// lower expected loss on that split. `None` for a corpus read from a file, whose draws are
+/// unknown.
+pub fn entropy_floor(exp: &Experiment, cache_root: &Path) -> Result<Option<f64>> {
+    let DataSource::Synthetic { count, seed } = exp.data.source else {
+        return Ok(None);
+    };
+    let is_val = tokens::split(count, exp.data.val_fraction, exp.seed)?;
+    let nats: f64 = (0..count)
+        .filter(|&i| is_val[i])
+        .map(|i| stories::story(seed, i).entropy)
+        .sum();
+    let data = tokens::prepare(&exp.data, exp.seed, cache_root)?;
+    Ok(Some(nats / data.manifest.val_tokens as f64))
 }
 
 /// What `mla-lab eval` measures.

@@ -135,6 +135,7 @@ fn variants_table(runs: &[RunData]) -> Table {
         "seeds",
         "tokens seen",
         "val loss",
+        "excess loss",
     ];
     head.extend(loss_heads.iter().map(String::as_str));
     head.extend([
@@ -161,6 +162,7 @@ fn variants_table(runs: &[RunData]) -> Table {
             v.runs.len().to_string(),
             format!("{:.2}M", r.summary.tokens_seen as f64 / 1e6),
             mean_sd(&v.values(RunData::val_loss), 4),
+            mean_sd(&v.values(RunData::excess_loss), 4),
         ];
         row.extend(bases.iter().map(|b| loss_change(v, b)));
         row.extend([
@@ -186,6 +188,7 @@ fn seeds_table(runs: &[RunData]) -> Table {
             "experiment",
             "seed",
             "val loss",
+            "excess loss",
             "scored tokens",
             "story score",
             &decode_head,
@@ -198,6 +201,7 @@ fn seeds_table(runs: &[RunData]) -> Table {
             r.name.clone(),
             r.seed.to_string(),
             or_dash(r.val_loss().map(|v| format!("{v:.4}"))),
+            or_dash(r.excess_loss().map(|v| format!("{v:.4}"))),
             or_dash(r.eval.as_ref().map(|e| e.tokens.to_string())),
             or_dash(r.story_score().map(|v| format!("{v:.3}"))),
             or_dash(ctx.and_then(|c| r.decode_at(c)).map(|v| format!("{v:.1}"))),
@@ -321,6 +325,16 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
         seeds,
         baseline(runs).name
     );
+    let floors: Vec<f64> = runs.iter().filter_map(|r| r.floor).collect();
+    if let Some(f) = floors.first() {
+        s += &format!(
+            "Entropy floor of the held-out split: {f:.4} nats/token, the entropy the story \
+             generator's draws put into those stories over their tokens (a lower bound: draws the \
+             text does not show are left out), below which no model's expected loss can go. \
+             *Excess loss* is the validation loss above it. Verdicts use the change of raw loss, as \
+             the paper does; the excess shows how far each model still is from the corpus.\n\n"
+        );
+    }
     s += "## Variants (mean ± sd over seeds)\n\n";
     s += &variants_table(runs).render();
     s += "\n## Runs\n\n";

@@ -33,15 +33,39 @@ fn point(x: f64, values: &[f64]) -> Point {
     }
 }
 
+/// The entropy floor of each run's validation split, worked out once per data section and
+/// seed, with the token cache beside the run folders (`<artifacts>/cache`). A floor that
+/// cannot be worked out is left out, with a note.
+fn add_floors(runs: &mut [RunData], dirs: &[PathBuf]) {
+    let mut known: Vec<((crate::data::config::DataConfig, u64), Option<f64>)> = vec![];
+    for (run, dir) in runs.iter_mut().zip(dirs) {
+        let key = (run.experiment.data.clone(), run.experiment.seed);
+        if let Some((_, floor)) = known.iter().find(|(k, _)| *k == key) {
+            run.floor = *floor;
+            continue;
+        }
+        let cache = dir
+            .parent()
+            .map_or_else(|| PathBuf::from("cache"), |p| p.join("cache"));
+        let floor = crate::eval::entropy_floor(&run.experiment, &cache).unwrap_or_else(|e| {
+            eprintln!("report: no entropy floor for {}: {e:#}", run.folder);
+            None
+        });
+        run.floor = floor;
+        known.push((key, floor));
+    }
+}
+
 /// Writes `report.md` and the plots into `out`; returns the files written.
 pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<PathBuf>> {
     if run_dirs.is_empty() {
         bail!("no run folders to report on");
     }
-    let runs: Vec<RunData> = run_dirs
+    let mut runs: Vec<RunData> = run_dirs
         .iter()
         .map(|d| RunData::load(d))
         .collect::<Result<_>>()?;
+    add_floors(&mut runs, run_dirs);
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let mut files = vec![];
     let md = out.join("report.md");

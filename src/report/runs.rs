@@ -28,6 +28,9 @@ pub struct RunData {
     pub bench: Vec<BenchRow>,
     /// (step, val loss) from metrics.csv.
     pub val_curve: Vec<(usize, f64)>,
+    /// The corpus's entropy floor on the validation split ([`crate::eval::entropy_floor`]),
+    /// nats/token, where known.
+    pub floor: Option<f64>,
 }
 
 impl RunData {
@@ -63,6 +66,7 @@ impl RunData {
             bench: read_json(&folder.bench())?.unwrap_or_default(),
             val_curve,
             experiment,
+            floor: None,
         })
     }
 
@@ -73,6 +77,11 @@ impl RunData {
             .as_ref()
             .map(|e| e.loss)
             .or(self.summary.final_val_loss)
+    }
+
+    /// Validation loss above the corpus's entropy floor.
+    pub fn excess_loss(&self) -> Option<f64> {
+        Some(self.val_loss()? - self.floor?)
     }
 
     pub fn kv_bytes(&self) -> usize {

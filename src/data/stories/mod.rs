@@ -52,10 +52,50 @@ pub struct StoryMeta {
     pub resolution_start: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Story {
     pub text: String,
     pub meta: StoryMeta,
+    /// A lower bound on the story's entropy, nats: `−ln p` summed over the draws the text
+    /// shows ([`Visible`]).
+    pub entropy: f64,
+}
+
+/// What the text of a story shows of the draws that made it, as `−ln p` per draw, so that
+/// their sum bounds the story's entropy from below: `H(text) ≥ H(text | hidden draws)`, and
+/// given the hidden draws each counted draw can be read off the text. Counted: the plot, the
+/// template of every sentence that appears, every word drawn for a placeholder that appears
+/// (with the pronouns' gender where the name lists do not overlap), and the paragraph layout.
+/// Not counted (hidden or not always recoverable): the chattiness level, which optional
+/// sentences were drawn, the setting's length, and the companion's kind and gender.
+struct Visible {
+    /// `−ln p` of each cast draw, by the placeholders that show it.
+    cast: Vec<(&'static [&'static str], f64)>,
+}
+
+fn nats(n: usize) -> f64 {
+    (n as f64).ln()
+}
+
+impl Visible {
+    /// The entropy the text shows: the plot, the sentences' templates, the cast words whose
+    /// placeholders appear in them, and the layout.
+    fn entropy(&self, sentences: &[&Sentence]) -> f64 {
+        let templates: f64 = sentences.iter().map(|s| nats(s.alternatives)).sum();
+        let used = |keys: &[&str]| {
+            sentences.iter().any(|s| {
+                keys.iter()
+                    .any(|k| s.template.contains(&format!("{{{k}}}")))
+            })
+        };
+        let cast: f64 = self
+            .cast
+            .iter()
+            .filter(|(keys, _)| used(keys))
+            .map(|(_, n)| n)
+            .sum();
+        nats(PLOTS.len()) + templates + cast + nats(2)
+    }
 }
 
 /// Everything a template can refer to.
@@ -85,7 +125,7 @@ struct Cast {
 }
 
 impl Cast {
-    fn draw(rng: &mut Rng) -> Cast {
+    fn draw(rng: &mut Rng) -> (Cast, Visible) {
         let she = rng.chance(0.5);
         let names = if she { GIRLS } else { BOYS };
         let name = rng.word(names);
@@ -94,9 +134,16 @@ impl Cast {
         } else {
             rng.word(KINDS)
         };
-        let (friend, fshe, rel, fkind) = if rng.chance(0.25) {
+        // The companion's name, and how many names it was drawn among.
+        let (friend, fshe, rel, fkind, friend_among) = if rng.chance(0.25) {
             let pet = rng.word(PETS);
-            (rng.word(PET_NAMES), rng.chance(0.5), pet, pet)
+            (
+                rng.word(PET_NAMES),
+                rng.chance(0.5),
+                pet,
+                pet,
+                PET_NAMES.len(),
+            )
         } else {
             let (rel, fixed) = *rng.pick(RELATIONS);
             let fshe = fixed.unwrap_or_else(|| rng.chance(0.5));
@@ -110,14 +157,46 @@ impl Cast {
             } else {
                 rng.word(KINDS)
             };
-            (friend, fshe, rel, fkind)
+            // Drawn again while it equals the name: one fewer to choose from.
+            let among = list.len() - usize::from(list.contains(&name));
+            (friend, fshe, rel, fkind, among)
         };
         let noun = rng.word(OBJECTS);
         let color = rng.word(COLORS);
         let (place, spots) = *rng.pick(PLACES);
         let s1 = rng.below(3);
         let s2 = (s1 + 1 + rng.below(2)) % 3;
-        Cast {
+        let separate = GIRLS.iter().all(|g| !BOYS.contains(g));
+        let kind_nats = if kind == "girl" || kind == "boy" {
+            -(0.55f64.ln())
+        } else {
+            -(0.45f64.ln()) + nats(KINDS.len())
+        };
+        let visible = Visible {
+            cast: vec![
+                (
+                    &["name"],
+                    nats(names.len()) + if separate { nats(2) } else { 0.0 },
+                ),
+                (&["kind"], kind_nats),
+                (&["trait"], nats(TRAITS.len())),
+                (&["friend"], nats(friend_among)),
+                (&["obj", "noun"], nats(OBJECTS.len())),
+                (&["obj", "color"], nats(COLORS.len())),
+                (&["place", "Place"], nats(PLACES.len())),
+                (&["spot"], nats(3)),
+                (&["spot2"], nats(2)),
+                (&["happy"], nats(HAPPY.len())),
+                (&["sad"], nats(SAD.len())),
+                (&["weather"], nats(WEATHER.len())),
+                (&["grown", "Grown"], nats(GROWNUPS.len())),
+                (&["fear"], nats(FEARS.len())),
+                (&["fix"], nats(FIXES.len())),
+                (&["critter"], nats(CRITTERS.len())),
+                (&["contest"], nats(CONTESTS.len())),
+            ],
+        };
+        let cast = Cast {
             name,
             she,
             kind,
@@ -140,7 +219,8 @@ impl Cast {
             fix: rng.word(FIXES),
             critter: rng.word(CRITTERS),
             contest: rng.word(CONTESTS),
-        }
+        };
+        (cast, visible)
     }
 
     fn lookup(&self, key: &str) -> String {
@@ -262,28 +342,54 @@ pub fn split_sentences(text: &str) -> Vec<&str> {
     out
 }
 
+/// One sentence of a story and the template it was drawn from.
+struct Sentence {
+    required: bool,
+    text: String,
+    template: &'static str,
+    /// How many templates it was drawn among.
+    alternatives: usize,
+}
+
+impl Sentence {
+    fn draw(rng: &mut Rng, cast: &Cast, required: bool, alts: &'static [&'static str]) -> Self {
+        let template = rng.word(alts);
+        Sentence {
+            required,
+            text: cast.fill(template),
+            template,
+            alternatives: alts.len(),
+        }
+    }
+}
+
 /// The sentences chosen for one section of a story.
-type Section = Vec<(bool, String)>;
+type Section = Vec<Sentence>;
 
 fn choose(rng: &mut Rng, cast: &Cast, slots: &[Slot], keep_optional: f64) -> Section {
     let mut out = Vec::new();
     for Slot(required, alts) in slots {
-        let alt = rng.pick(alts);
+        let template = rng.word(alts);
         if *required || rng.chance(keep_optional) {
-            out.push((*required, cast.fill(alt)));
+            out.push(Sentence {
+                required: *required,
+                text: cast.fill(template),
+                template,
+                alternatives: alts.len(),
+            });
         }
     }
     out
 }
 
 fn count(section: &Section) -> usize {
-    section.iter().map(|(_, s)| split_sentences(s).len()).sum()
+    section.iter().map(|s| split_sentences(&s.text).len()).sum()
 }
 
 /// Story `id` of the corpus seeded with `seed`.
 pub fn story(seed: u64, id: usize) -> Story {
     let mut rng = Rng::for_item(seed, id as u64);
-    let cast = Cast::draw(&mut rng);
+    let (cast, visible) = Cast::draw(&mut rng);
     let plot: &Plot = rng.pick(PLOTS);
     // How chatty this story is: the chance of keeping each optional sentence.
     let keep = 0.15 + 0.8 * (rng.below(1000) as f64 / 1000.0);
@@ -294,18 +400,18 @@ pub fn story(seed: u64, id: usize) -> Story {
         plots::SHORT_SETTING_WITH_COMPANION
     };
     let mut setting: Section = if rng.chance(0.2) {
-        vec![(true, cast.fill(rng.word(short_setting)))]
+        vec![Sentence::draw(&mut rng, &cast, true, short_setting)]
     } else {
         let mut s = vec![
-            (true, cast.fill(rng.word(plots::INTRO))),
-            (true, cast.fill(rng.word(plots::OBJECT))),
+            Sentence::draw(&mut rng, &cast, true, plots::INTRO),
+            Sentence::draw(&mut rng, &cast, true, plots::OBJECT),
         ];
         if !plot.meets_companion {
-            s.push((true, cast.fill(rng.word(plots::COMPANION))));
+            s.push(Sentence::draw(&mut rng, &cast, true, plots::COMPANION));
         }
-        s.push((true, cast.fill(rng.word(plots::GO_TO_PLACE))));
+        s.push(Sentence::draw(&mut rng, &cast, true, plots::GO_TO_PLACE));
         if rng.chance(keep * 0.5) {
-            s.push((false, cast.fill(rng.word(plots::PLACE_DETAIL))));
+            s.push(Sentence::draw(&mut rng, &cast, false, plots::PLACE_DETAIL));
         }
         s
     };
@@ -327,7 +433,7 @@ pub fn story(seed: u64, id: usize) -> Story {
                 2 => &mut attempt,
                 _ => &mut problem,
             };
-            match section.iter().rposition(|(req, _)| !req) {
+            match section.iter().rposition(|s| !s.required) {
                 Some(i) => {
                     section.remove(i);
                 }
@@ -337,12 +443,12 @@ pub fn story(seed: u64, id: usize) -> Story {
     }
     if total(&[&setting, &problem, &attempt, &resolution, &moral]) > 10 {
         // Still too long: fold the setting into one sentence.
-        setting = vec![(true, cast.fill(rng.word(short_setting)))];
+        setting = vec![Sentence::draw(&mut rng, &cast, true, short_setting)];
     }
 
     let join = |s: &Section| {
         s.iter()
-            .map(|(_, t)| t.as_str())
+            .map(|s| s.text.as_str())
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -372,7 +478,15 @@ pub fn story(seed: u64, id: usize) -> Story {
         place: cast.place.to_string(),
         resolution_start,
     };
-    Story { text, meta }
+    let shown: Vec<&Sentence> = [&setting, &problem, &attempt, &resolution, &moral]
+        .into_iter()
+        .flatten()
+        .collect();
+    Story {
+        text,
+        meta,
+        entropy: visible.entropy(&shown),
+    }
 }
 
 /// `count` stories from `seed`, in order.

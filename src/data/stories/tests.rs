@@ -127,3 +127,49 @@ fn articles_are_fixed() {
         "an orange ball and a red ball. An owl"
     );
 }
+
+#[test]
+fn the_entropy_bound_counts_what_the_text_shows() {
+    let stories = generate(500, 7);
+    for s in &stories {
+        // At least the plot, the layout, the name and the object; far below the bits of the
+        // text itself.
+        assert!(s.entropy > 10.0, "{}: {}", s.entropy, s.text);
+        assert!(
+            s.entropy < 8.0 * s.text.len() as f64 * 2f64.ln(),
+            "{}",
+            s.entropy
+        );
+    }
+    // Deterministic, and stories that show more choices count more.
+    assert_eq!(generate(3, 7)[2].entropy, stories[2].entropy);
+    let mean = stories.iter().map(|s| s.entropy).sum::<f64>() / stories.len() as f64;
+    let spread = stories
+        .iter()
+        .map(|s| (s.entropy - mean).abs())
+        .sum::<f64>();
+    assert!(spread > 0.0);
+}
+
+#[test]
+fn template_alternatives_are_distinct_so_a_sentence_shows_its_template() {
+    for plot in plots::PLOTS {
+        for slot in plot
+            .problem
+            .iter()
+            .chain(plot.attempt)
+            .chain(plot.resolution)
+            .chain(plot.moral)
+        {
+            let alts = slot.1;
+            for (i, a) in alts.iter().enumerate() {
+                assert!(!alts[..i].contains(a), "{} repeats {a:?}", plot.name);
+            }
+        }
+    }
+    let names_overlap = lexicon::GIRLS.iter().any(|g| lexicon::BOYS.contains(g));
+    assert!(
+        !names_overlap,
+        "a name shows the pronouns' gender only if the lists are apart"
+    );
+}
