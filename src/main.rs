@@ -41,14 +41,12 @@ fn run(cli: Cli) -> Result<()> {
         (Some(Command::Generate(args)), _) => generate(&args, backend),
         (Some(Command::Eval(args)), _) => eval(&args, backend),
         (Some(Command::Study(args)), _) => {
-            let (name, _) = backend::select(backend)?;
             let opts = args.options(backend)?;
-            print_written(study::study(&args.inputs, &opts, &machine(&name))?);
+            print_written(study::study(&args.inputs, &opts, &machine())?);
             Ok(())
         }
         (Some(Command::Report { runs, out }), _) => {
-            let (name, _) = backend::select(backend)?;
-            print_written(report::write(&runs, &out, &machine(&name))?);
+            print_written(report::write(&runs, &out, &machine())?);
             Ok(())
         }
         (Some(Command::Bench(args)), _) => run_bench(&args, backend),
@@ -62,11 +60,11 @@ fn print_written(files: Vec<PathBuf>) {
     }
 }
 
-/// The machine in words, for reports.
-fn machine(backend: &str) -> String {
+/// The machine in words, for reports (the backend each run used is in its summary).
+fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
-        "{cores} CPU threads, {} {}, backend {backend}",
+        "{cores} CPU threads, {} {}",
         std::env::consts::OS,
         std::env::consts::ARCH
     )

@@ -312,9 +312,12 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
     let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
+    let mut backends: Vec<&str> = runs.iter().map(|r| r.summary.backend.as_str()).collect();
+    backends.sort_unstable();
+    backends.dedup();
     let mut s = format!(
         "# mla-lab report\n\n\
-         {} runs of {} experiments, training seeds {:?}; baseline `{}`. Machine: {machine}.\n\n\
+         {} runs of {} experiments, training seeds {:?}; baseline `{}`. Machine: {machine}; trained on {}.\n\n\
          Validation loss: `mla-lab eval` over the whole held-out split when present (windows \
          every context/2 tokens, each token scored once), else the last validation of training. \
          Runs of one experiment share the data seed (split, tokenizer, validation set) and differ \
@@ -323,7 +326,8 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
         runs.len(),
         variants(runs).len(),
         seeds,
-        baseline(runs).name
+        baseline(runs).name,
+        backends.join(", ")
     );
     let floors: Vec<f64> = runs.iter().filter_map(|r| r.floor).collect();
     if let Some(f) = floors.first() {
