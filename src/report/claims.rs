@@ -10,7 +10,7 @@
 //! training seed; every loss claim is judged against both baselines, MHA with learned
 //! positions and MHA+RoPE.
 
-use super::runs::{RunData, Variant, common_context, variants};
+use super::runs::{RunData, Variant, common_context, round_ratios, variants};
 use super::stats::{Band, Interval, Verdict, verdict};
 use crate::model::{LatentLayout, Positions};
 
@@ -321,15 +321,7 @@ fn speed_finding(runs: &[RunData], roles: &Roles) -> Finding {
             "benched MLA+RoPE half- and full-rank runs",
         );
     };
-    let mut ratios = vec![];
-    for h in &half.runs {
-        let Some(f) = full.runs.iter().find(|f| f.seed == h.seed) else {
-            continue;
-        };
-        if let (Some(hr), Some(fr)) = (h.rounds_at(c), f.rounds_at(c)) {
-            ratios.extend(hr.iter().zip(fr).map(|(h, f)| f / h));
-        }
-    }
+    let ratios = round_ratios(half, full, c);
     Finding::new(
         HALF_RANK_SPEED,
         None,

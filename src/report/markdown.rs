@@ -1,7 +1,7 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
 use super::claims::findings;
-use super::runs::{RunData, Variant, baseline, common_context, variants};
+use super::runs::{RunData, Variant, baseline, common_context, full_rank, round_ratios, variants};
 use super::stats::{Interval, Spread};
 use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
@@ -77,23 +77,10 @@ fn decode(v: &Variant, c: Option<usize>) -> String {
 
 /// Decode speed over the full-rank peer's, per interleaved round: median [min, max].
 fn vs_full_rank(v: &Variant, variants: &[Variant], c: Option<usize>) -> String {
-    let Some(c) = c else { return "-".into() };
-    let model = &v.first().experiment.model;
-    let Some(full) = variants
-        .iter()
-        .find(|f| f.first().experiment.model.is_full_rank_of(model))
-    else {
+    let (Some(c), Some(full)) = (c, full_rank(variants, v)) else {
         return "-".into();
     };
-    let mut ratios: Vec<f64> = vec![];
-    for r in &v.runs {
-        let Some(f) = full.runs.iter().find(|f| f.seed == r.seed) else {
-            continue;
-        };
-        if let (Some(a), Some(b)) = (r.rounds_at(c), f.rounds_at(c)) {
-            ratios.extend(a.iter().zip(b).map(|(a, b)| b / a));
-        }
-    }
+    let mut ratios = round_ratios(v, full, c);
     if ratios.is_empty() {
         return "-".into();
     }

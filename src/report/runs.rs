@@ -193,11 +193,27 @@ pub fn baseline(runs: &[RunData]) -> &RunData {
         .unwrap_or(&runs[0])
 }
 
-/// The full-rank MLA run of `run`'s family ([`crate::model::GptConfig::is_full_rank_of`]).
-pub fn full_rank<'a>(runs: &'a [RunData], run: &RunData) -> Option<&'a RunData> {
-    let model = &run.experiment.model;
-    runs.iter()
-        .find(|r| r.experiment.model.is_full_rank_of(model))
+/// Decode speed of `v` over `full`'s, round by round (the rounds of one bench ran side by
+/// side): full-rank ms/token over `v`'s, at context `c`, for every seed both have.
+pub fn round_ratios(v: &Variant, full: &Variant, c: usize) -> Vec<f64> {
+    let mut ratios = vec![];
+    for r in &v.runs {
+        let Some(f) = full.runs.iter().find(|f| f.seed == r.seed) else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (r.rounds_at(c), f.rounds_at(c)) {
+            ratios.extend(a.iter().zip(b).map(|(a, b)| b / a));
+        }
+    }
+    ratios
+}
+
+/// The full-rank MLA variant of `v`'s family ([`crate::model::GptConfig::is_full_rank_of`]).
+pub fn full_rank<'a>(variants: &'a [Variant<'a>], v: &Variant) -> Option<&'a Variant<'a>> {
+    let model = &v.first().experiment.model;
+    variants
+        .iter()
+        .find(|f| f.first().experiment.model.is_full_rank_of(model))
 }
 
 /// The largest context benched for every run.
