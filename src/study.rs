@@ -92,10 +92,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
         let mut pass = vec![];
         for (file, exp) in &exps {
             let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
-            let shown = folder
-                .dir
-                .file_name()
-                .map_or_else(|| exp.name.clone(), |n| n.to_string_lossy().to_string());
+            let shown = folder_name(&folder.dir);
             if !folder.summary().exists() {
                 let resume = checkpoints::latest_complete(&folder.dir).is_some();
                 step(

@@ -342,8 +342,9 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
     s += "Each claim is judged on the interval of its measurement across seeds against the band \
           of values that agrees with it: **consistent** where the interval meets the band and is \
           no wider than it (inside it, for a one-sided band), **contradicted** where it lies \
-          wholly outside, **inconclusive** otherwise, and always with a single seed. The speed \
-          claim's values are the interleaved bench rounds, paired round by round.\n\n";
+          wholly outside, **inconclusive** otherwise, and always when there is a single value (one \
+          seed). The KV cut is a formula, exact; the speed claim's values are the interleaved \
+          bench rounds of each seed, paired round by round.\n\n";
     s += &claims(runs).render();
     s += "\n## Plots\n\n";
     for (file, title) in PLOTS {
