@@ -15,6 +15,7 @@ use crate::artifacts::Run;
 use crate::artifacts::records::{BenchRow, DecodePath};
 use crate::experiment::Experiment;
 use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode};
+use crate::options::InvalidOption;
 use anyhow::{Result, bail};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
@@ -142,6 +143,26 @@ pub fn bench(
     if subjects.is_empty() {
         bail!("nothing to bench");
     }
+    if opts.repeats == 0 {
+        return Err(InvalidOption::new("repeats", 0, "at least 1 timed round").into());
+    }
+    if opts.decode_tokens == 0 {
+        return Err(InvalidOption::new("decode_tokens", 0, "at least 1 decode step").into());
+    }
+    for s in &subjects {
+        let beyond: Vec<usize> = opts
+            .contexts
+            .iter()
+            .copied()
+            .filter(|&c| c > s.config.context)
+            .collect();
+        if !beyond.is_empty() {
+            eprintln!(
+                "bench: {}: contexts {beyond:?} skipped, beyond its context of {} tokens",
+                s.name, s.config.context
+            );
+        }
+    }
     let mut cases = Vec::new();
     for s in &subjects {
         let c = &s.config;
@@ -167,7 +188,13 @@ pub fn bench(
             }
         }
     }
-    let repeats = opts.repeats.max(1);
+    if cases.is_empty() {
+        bail!(
+            "none of the contexts {:?} fits any model's context; nothing to measure",
+            opts.contexts
+        );
+    }
+    let repeats = opts.repeats;
     let mut prefill = vec![Vec::with_capacity(repeats); cases.len()];
     let mut dec = vec![Vec::with_capacity(repeats); cases.len()];
     let mut measured = vec![(0, 0); cases.len()];
@@ -416,6 +443,44 @@ mod tests {
         );
         assert_eq!(rows[2].kv_vs_first, 1.0);
         assert!((rows[1].decode_vs_first - 200.0 / 300.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nothing_to_measure_and_zero_rounds_are_errors_not_panics() {
+        let device = crate::backend::test_device();
+        let subject = || {
+            let (name, config) = variants().remove(0);
+            Subject {
+                name: name.into(),
+                model: config.init(&device),
+                config,
+                weights: "random".into(),
+            }
+        };
+        let opts = |contexts: Vec<usize>, repeats, decode_tokens| BenchOptions {
+            contexts,
+            batches: vec![1],
+            decode_tokens,
+            repeats,
+        };
+        let err = bench(vec![subject()], &opts(vec![512], 1, 2), &device, |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[512]") && err.contains("nothing to measure"),
+            "{err}"
+        );
+        for (repeats, tokens, option) in [(0, 2, "repeats"), (1, 0, "decode_tokens")] {
+            let err = bench(
+                vec![subject()],
+                &opts(vec![8], repeats, tokens),
+                &device,
+                |_| {},
+            )
+            .unwrap_err();
+            let bad = err.downcast_ref::<InvalidOption>().unwrap();
+            assert_eq!(bad.option, option);
+        }
     }
 
     #[test]
