@@ -92,7 +92,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
         let mut pass = vec![];
         for (file, exp) in &exps {
             let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
-            let shown = folder_name(&folder.dir);
+            let shown = folder.name();
             if !folder.summary().exists() {
                 let resume = checkpoints::latest_complete(&folder.dir).is_some();
                 step(
@@ -139,12 +139,12 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
     let mut subjects = Vec::new();
     for dir in &todo {
         let mut s = Subject::load(dir, device)?;
-        s.name = folder_name(dir); // seeds of one experiment share its name
+        s.name = RunFolder::new(dir.as_path()).name(); // seeds of one experiment share its name
         subjects.push(s);
     }
     let rows = bench::bench(subjects, &opts.bench, device, |_| {})?;
     for dir in todo {
-        let name = folder_name(dir);
+        let name = RunFolder::new(dir.as_path()).name();
         let mut own: Vec<_> = rows
             .iter()
             .filter(|r| r.experiment == name)
@@ -159,17 +159,10 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
     Ok(())
 }
 
-fn folder_name(dir: &std::path::Path) -> String {
-    dir.file_name().map_or_else(
-        || dir.display().to_string(),
-        |n| n.to_string_lossy().to_string(),
-    )
-}
-
 /// Eval, probes and judge of one finished run, each skipped when its file exists.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let run = Run::load(&folder.dir, device)?;
-    let name = folder_name(&folder.dir);
+    let name = folder.name();
     let eval_file = folder.eval();
     if !eval_file.exists() {
         step(&name, "eval");

@@ -55,6 +55,14 @@ impl RunFolder {
         }
     }
 
+    /// The folder's own name (`mla_small-s2`).
+    pub fn name(&self) -> String {
+        self.dir.file_name().map_or_else(
+            || self.dir.display().to_string(),
+            |n| n.to_string_lossy().to_string(),
+        )
+    }
+
     pub fn experiment(&self) -> PathBuf {
         self.dir.join("experiment.ron")
     }

@@ -255,8 +255,8 @@ pub fn bench(
     Ok(rows)
 }
 
-/// The smallest and the largest of the timings.
-fn spread(xs: &[f64]) -> (f64, f64) {
+/// The smallest and the largest of `xs` (infinities for none).
+pub fn spread(xs: &[f64]) -> (f64, f64) {
     xs.iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
             (lo.min(x), hi.max(x))

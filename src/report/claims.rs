@@ -10,9 +10,9 @@
 //! training seed; every loss claim is judged against both baselines, MHA with learned
 //! positions and MHA+RoPE.
 
-use super::runs::{RunData, Variant, common_context, round_ratios, variants};
+use super::runs::{RunData, Variant, baselines, common_context, round_ratios, variants};
 use super::stats::{Band, Interval, Verdict, verdict};
-use crate::model::{LatentLayout, Positions};
+use crate::model::LatentLayout;
 
 /// How a claim's values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub struct Claim {
     /// The values that agree with the claim.
     pub band: Band,
     pub unit: Unit,
+    /// Measured by a formula, without seed-to-seed noise: one value is exact.
+    pub exact: bool,
 }
 
 impl Claim {
@@ -69,6 +71,7 @@ pub const KV_CUT: Claim = Claim {
     measure: "KV bytes per token saved, % of MHA's",
     band: Band::between(40.0, 50.0),
     unit: Unit::Percent,
+    exact: true,
 };
 /// Validation loss of MLA+RoPE at r = d/2 against the baseline.
 pub const LOSS_COST: Claim = Claim {
@@ -76,6 +79,7 @@ pub const LOSS_COST: Claim = Claim {
     measure: "val loss of MLA+RoPE r = d/2 vs baseline, same seed",
     band: Band::between(-0.7, 1.3),
     unit: Unit::Percent,
+    exact: false,
 };
 /// Validation loss of MLA without RoPE at r = d/2 against the baseline.
 pub const NO_ROPE_COST: Claim = Claim {
@@ -83,6 +87,7 @@ pub const NO_ROPE_COST: Claim = Claim {
     measure: "val loss of MLA r = d/2 (no RoPE) vs baseline, same seed",
     band: Band::between(3.0, 5.0),
     unit: Unit::Percent,
+    exact: false,
 };
 /// Validation loss of MLA+RoPE at r = d/2 against the baseline, the other way.
 pub const ROPE_GAIN: Claim = Claim {
@@ -90,6 +95,7 @@ pub const ROPE_GAIN: Claim = Claim {
     measure: "val loss of MLA+RoPE r = d/2 vs baseline, same seed",
     band: Band::between(-3.0, -1.0),
     unit: Unit::Percent,
+    exact: false,
 };
 /// Decode speed of r = d/2 over full rank.
 pub const HALF_RANK_SPEED: Claim = Claim {
@@ -97,6 +103,7 @@ pub const HALF_RANK_SPEED: Claim = Claim {
     measure: "full-rank ms/token over r = d/2 ms/token, MLA+RoPE, batch 1, absorbed, per interleaved round",
     band: Band::between(1.3, 1.5),
     unit: Unit::Ratio,
+    exact: false,
 };
 /// Story quality of MLA+RoPE at r = d/2 against the baseline.
 pub const BEST_STORIES: Claim = Claim {
@@ -104,6 +111,7 @@ pub const BEST_STORIES: Claim = Claim {
     measure: "story score (mean of character, object and grammar probes; no judge) of MLA+RoPE r = d/2 minus baseline, same seed",
     band: Band::above(0.0),
     unit: Unit::Score,
+    exact: false,
 };
 
 /// The claims in the order the report lists them.
@@ -135,7 +143,7 @@ pub struct Finding {
 
 impl Finding {
     fn new(claim: Claim, baseline: Option<&Variant>, compared: String, values: Vec<f64>) -> Self {
-        let exact = claim == KV_CUT && values.len() == 1;
+        let exact = claim.exact && values.len() == 1;
         let interval = if exact {
             Some(Interval::exact(values[0]))
         } else {
@@ -183,8 +191,8 @@ impl Finding {
 
 /// The variants a claim refers to, found by what they are.
 struct Roles<'a> {
-    mha: Option<&'a Variant<'a>>,
-    mha_rope: Option<&'a Variant<'a>>,
+    /// MHA with learned positions, then MHA+RoPE ([`baselines`]).
+    baselines: Vec<&'a Variant<'a>>,
     mla_rope_half: Option<&'a Variant<'a>>,
     mla_rope_full: Option<&'a Variant<'a>>,
     mla_half: Option<&'a Variant<'a>>,
@@ -202,33 +210,18 @@ impl<'a> Roles<'a> {
             })
         };
         Roles {
-            mha: variants.iter().find(|v| model(v).is_paper_baseline()),
-            mha_rope: variants
-                .iter()
-                .find(|v| model(v).is_mha() && matches!(model(v).positions, Positions::Rope(_))),
+            baselines: baselines(variants),
             mla_rope_half: mla(d / 2, true),
             mla_rope_full: mla(d, true),
             mla_half: mla(d / 2, false),
         }
     }
-
-    fn baselines(&self) -> Vec<&'a Variant<'a>> {
-        [self.mha, self.mha_rope].into_iter().flatten().collect()
-    }
-}
-
-/// `100 (a / b - 1)` for each seed both have.
-fn percent_change(v: &Variant, base: &Variant, metric: fn(&RunData) -> Option<f64>) -> Vec<f64> {
-    v.paired(base, metric)
-        .into_iter()
-        .map(|(a, b)| 100.0 * (a / b - 1.0))
-        .collect()
 }
 
 fn loss_finding(claim: Claim, v: Option<&Variant>, base: &Variant, what: &str) -> Finding {
     match v {
         Some(v) => {
-            let values = percent_change(v, base, RunData::val_loss);
+            let values = v.loss_change(base);
             Finding::new(
                 claim,
                 Some(base),
@@ -245,7 +238,7 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
     let variants = variants(runs);
     let roles = Roles::of(&variants);
     let mut out = vec![];
-    match (roles.mla_rope_half, roles.baselines().first()) {
+    match (roles.mla_rope_half, roles.baselines.first()) {
         (Some(v), Some(base)) => {
             let (a, b) = (v.first().kv_bytes() as f64, base.first().kv_bytes() as f64);
             out.push(Finding::new(
@@ -261,7 +254,7 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
             "MLA+RoPE r = d/2 and MHA runs",
         )),
     }
-    for base in roles.baselines() {
+    for &base in &roles.baselines {
         out.push(loss_finding(
             LOSS_COST,
             roles.mla_rope_half,
@@ -269,7 +262,7 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
             "MLA+RoPE r = d/2 run",
         ));
     }
-    for base in roles.baselines() {
+    for &base in &roles.baselines {
         out.push(loss_finding(
             NO_ROPE_COST,
             roles.mla_half,
@@ -277,7 +270,7 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
             "MLA r = d/2 run without RoPE",
         ));
     }
-    for base in roles.baselines() {
+    for &base in &roles.baselines {
         out.push(loss_finding(
             ROPE_GAIN,
             roles.mla_rope_half,
@@ -286,7 +279,7 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
         ));
     }
     out.push(speed_finding(runs, &roles));
-    for base in roles.baselines() {
+    for &base in &roles.baselines {
         out.push(match roles.mla_rope_half {
             Some(v) => {
                 let values = v

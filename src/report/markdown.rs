@@ -1,11 +1,12 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
 use super::claims::findings;
-use super::runs::{RunData, Variant, baseline, common_context, full_rank, round_ratios, variants};
+use super::runs::{
+    RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios, variants,
+};
 use super::stats::{Interval, Spread};
 use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
-use crate::model::Positions;
 
 /// A Markdown table: the first `left` columns are left-aligned, the others right-aligned.
 struct Table {
@@ -55,11 +56,7 @@ fn loss_change(v: &Variant, base: &Variant) -> String {
     if v.name == base.name {
         return "(baseline)".into();
     }
-    let d: Vec<f64> = v
-        .paired(base, RunData::val_loss)
-        .into_iter()
-        .map(|(a, b)| 100.0 * (a / b - 1.0))
-        .collect();
+    let d = v.loss_change(base);
     let Some(s) = Spread::of(&d) else {
         return "-".into();
     };
@@ -96,13 +93,7 @@ fn vs_full_rank(v: &Variant, variants: &[Variant], c: Option<usize>) -> String {
 fn variants_table(runs: &[RunData]) -> Table {
     let variants = variants(runs);
     let base = baseline(runs);
-    let bases: Vec<&Variant> = variants
-        .iter()
-        .filter(|v| {
-            let m = &v.first().experiment.model;
-            m.is_mha() && (m.is_paper_baseline() || matches!(m.positions, Positions::Rope(_)))
-        })
-        .collect();
+    let bases = baselines(&variants);
     let ctx = common_context(runs);
     let kv_head = format!("KV vs {}", base.name);
     let decode_head = format!(

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::infer::bench::spread;
 use markdown::markdown;
 use plots::{Chart, Point, Series, pareto_frontier, plot};
 use runs::{RunData, variants};
@@ -24,8 +25,7 @@ use stats::Spread;
 /// several.
 fn point(x: f64, values: &[f64]) -> Point {
     let s = Spread::of(values).expect("a value at every step listed");
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = spread(values);
     Point {
         x,
         y: s.mean,
@@ -157,11 +157,7 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
                         .flatten()
                         .map(|ms| 1e3 / ms)
                         .collect();
-                    let bar = (!rounds.is_empty()).then(|| {
-                        let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
-                        let hi = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                        (lo, hi)
-                    });
+                    let bar = (!rounds.is_empty()).then(|| spread(&rounds));
                     Some(Point {
                         x: c as f64,
                         y: s.mean,

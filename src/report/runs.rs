@@ -54,10 +54,7 @@ impl RunData {
             .collect();
         Ok(RunData {
             name: experiment.name.clone(),
-            folder: dir.file_name().map_or_else(
-                || dir.display().to_string(),
-                |n| n.to_string_lossy().to_string(),
-            ),
+            folder: folder.name(),
             seed: experiment.training_seed(),
             summary,
             eval: read_json(&folder.eval())?,
@@ -168,6 +165,27 @@ impl<'a> Variant<'a> {
             })
             .collect()
     }
+}
+
+impl Variant<'_> {
+    /// The change of validation loss against `base`, `100 (loss / base loss - 1)`, seed by seed.
+    pub fn loss_change(&self, base: &Variant) -> Vec<f64> {
+        self.paired(base, RunData::val_loss)
+            .into_iter()
+            .map(|(a, b)| 100.0 * (a / b - 1.0))
+            .collect()
+    }
+}
+
+/// The baselines losses are compared with, those present: MHA with learned positions (the
+/// paper's), then MHA+RoPE.
+pub fn baselines<'a>(variants: &'a [Variant<'a>]) -> Vec<&'a Variant<'a>> {
+    let model = |v: &Variant| v.first().experiment.model.clone();
+    let mha = variants.iter().find(|v| model(v).is_paper_baseline());
+    let mha_rope = variants
+        .iter()
+        .find(|v| model(v).is_mha() && matches!(model(v).positions, Positions::Rope(_)));
+    [mha, mha_rope].into_iter().flatten().collect()
 }
 
 /// The runs grouped by experiment, in the order they first appear.

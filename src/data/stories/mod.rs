@@ -369,14 +369,9 @@ type Section = Vec<Sentence>;
 fn choose(rng: &mut Rng, cast: &Cast, slots: &[Slot], keep_optional: f64) -> Section {
     let mut out = Vec::new();
     for Slot(required, alts) in slots {
-        let template = rng.word(alts);
+        let sentence = Sentence::draw(rng, cast, *required, alts);
         if *required || rng.chance(keep_optional) {
-            out.push(Sentence {
-                required: *required,
-                text: cast.fill(template),
-                template,
-                alternatives: alts.len(),
-            });
+            out.push(sentence);
         }
     }
     out
