@@ -127,8 +127,29 @@ fn wgpu_device() -> Option<Device> {
     .flatten()
 }
 
-/// Picks a device and says which, e.g. `("cpu (flex)", device)`.
-pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
+/// A device picked by [`select`].
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// What it is, e.g. `cpu (flex)`, `libtorch (cuda:0)`.
+    pub name: String,
+    pub device: Device,
+}
+
+impl Selected {
+    /// Whether its tensors live in the machine's own memory (a CPU backend, or LibTorch on
+    /// the CPU) rather than on a card's.
+    pub fn in_host_memory(&self) -> bool {
+        self.name.starts_with("cpu") || self.name == "libtorch (cpu)"
+    }
+}
+
+/// Picks a device and says which.
+pub fn select(choice: BackendChoice) -> Result<Selected> {
+    let (name, device) = pick(choice)?;
+    Ok(Selected { name, device })
+}
+
+fn pick(choice: BackendChoice) -> Result<(String, Device)> {
     let compiled = compiled_backends().join(", ");
     match choice {
         BackendChoice::Cuda => {
@@ -195,6 +216,34 @@ pub fn select(choice: BackendChoice) -> Result<(String, Device)> {
     }
 }
 
+/// Bytes of memory this machine has free for a new process: Linux's `MemAvailable`, capped
+/// by the container's limit where there is one; `None` where neither can be read.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let available = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        * 1024;
+    // cgroup v2: `max` when unlimited.
+    let read = |f: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let in_container = match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(current)) => Some(max.saturating_sub(current)),
+        _ => None,
+    };
+    Some(in_container.map_or(available, |c| c.min(available)))
+}
+
 fn cpu_name() -> &'static str {
     if cfg!(feature = "flex") {
         "cpu (flex)"
@@ -239,12 +288,17 @@ mod tests {
 
     #[test]
     fn cpu_and_auto_find_the_cpu_here() {
-        let (name, device) = select(BackendChoice::Cpu).unwrap();
-        assert!(name.starts_with("cpu"), "{name}");
-        assert_eq!(Some(device), cpu_device());
+        let cpu = select(BackendChoice::Cpu).unwrap();
+        assert!(cpu.name.starts_with("cpu"), "{}", cpu.name);
+        assert!(cpu.in_host_memory());
+        assert_eq!(Some(cpu.device), cpu_device());
         // No GPU backend or LibTorch in the default build: auto falls back to the CPU.
         if !cfg!(any(feature = "cuda", feature = "wgpu", feature = "tch")) {
-            assert_eq!(select(BackendChoice::Auto).unwrap().0, name);
+            assert_eq!(select(BackendChoice::Auto).unwrap().name, cpu.name);
+        }
+        // Linux says how much memory is free; this machine has some.
+        if cfg!(target_os = "linux") {
+            assert!(available_memory().unwrap() > 1 << 20);
         }
     }
 

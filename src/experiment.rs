@@ -13,6 +13,9 @@ use crate::data::config::{DataConfig, DataSource, TokenizerConfig};
 use crate::model::GptConfig;
 use crate::model::validate::FieldError;
 
+/// The largest batch a file may ask for (what fits in memory is judged by the estimate).
+pub const MAX_BATCH: usize = 1 << 16;
+
 /// Training hyper-parameters (used by the trainer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -99,7 +102,7 @@ pub struct Experiment {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
-    #[error("{path}: cannot read the experiment file: {source}")]
+    #[error("{path}: cannot read the experiment file")]
     Io {
         path: String,
         #[source]
@@ -281,6 +284,12 @@ impl Experiment {
             if v == 0 {
                 bad(field, "is 0; accepted: a positive integer".into());
             }
+        }
+        if t.batch_size > MAX_BATCH {
+            bad(
+                "train.batch_size",
+                format!("{}; accepted: 1 to {MAX_BATCH}", t.batch_size),
+            );
         }
         if !(t.lr.is_finite() && t.lr > 0.0 && t.lr <= 1.0) {
             bad("train.lr", format!("{}; accepted: 0 < lr <= 1", t.lr));

@@ -1,11 +1,13 @@
-//! `mla-lab info`: what an experiment's model costs, from its config alone: parameters and
-//! KV-cache size per token, against MHA of the same width and depth.
+//! `mla-lab info`: what an experiment's model costs, from its config alone (arithmetic only,
+//! nothing is allocated): parameters, KV-cache size per token against MHA of the same width
+//! and depth, and the memory training and generation take ([`MemoryEstimate`]).
 
 use burn::tensor::DType;
 use serde::Serialize;
 
 use crate::experiment::Experiment;
 use crate::model::Positions;
+use crate::train::memory::{MemoryEstimate, human};
 
 /// One experiment's costs.
 #[derive(Debug, Clone, Serialize)]
@@ -23,14 +25,16 @@ pub struct InfoRow {
     pub mha_kv_bytes_per_token: usize,
     /// `kv / kv_mha - 1`, in percent (negative = smaller cache than MHA).
     pub kv_change_vs_mha_pct: f64,
+    /// Training at the file's batch and context, and generation's cache, in bytes (f32).
+    pub memory: MemoryEstimate,
+    /// `memory.training()`.
+    pub train_memory_bytes: u64,
 }
 
 impl InfoRow {
     pub fn new(exp: &Experiment, dtype: DType) -> InfoRow {
         let m = &exp.model;
-        // Parameters initialise lazily: counting them allocates nothing.
-        let device = crate::backend::cpu_device().expect("a CPU backend is compiled in");
-        let gpt = m.init(&device);
+        let memory = MemoryEstimate::of(exp);
         let kv = m.kv_bytes_per_token(dtype);
         let mha = m.mha_baseline().kv_bytes_per_token(dtype);
         InfoRow {
@@ -38,8 +42,8 @@ impl InfoRow {
             attention: m
                 .attention
                 .label(m.n_heads, matches!(m.positions, Positions::Rope(_))),
-            params: gpt.param_count(),
-            non_embedding_params: gpt.non_embedding_param_count(),
+            params: m.param_count(),
+            non_embedding_params: m.non_embedding_param_count(),
             kv_elems_per_token_per_layer: m.kv_elems_per_token_per_layer(),
             kv_elems_per_token: m.kv_elems_per_token(),
             dtype: format!("{dtype:?}").to_lowercase(),
@@ -47,6 +51,8 @@ impl InfoRow {
             kv_bytes_per_token: kv,
             mha_kv_bytes_per_token: mha,
             kv_change_vs_mha_pct: 100.0 * (kv as f64 - mha as f64) / mha as f64,
+            train_memory_bytes: memory.training(),
+            memory,
         }
     }
 }
@@ -69,12 +75,12 @@ pub fn percent(p: f64) -> String {
 pub fn table(rows: &[InfoRow]) -> String {
     let dtype = rows.first().map_or("f32".to_string(), |r| r.dtype.clone());
     let mut out = format!(
-        "| experiment | attention | params | non-emb | KV elems/tok/layer | KV B/tok/layer ({dtype}) | KV B/tok | vs MHA |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n"
+        "| experiment | attention | params | non-emb | KV elems/tok/layer | KV B/tok/layer ({dtype}) | KV B/tok | vs MHA | train memory (est.) | KV at context (f32) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.experiment,
             r.attention,
             millions(r.params),
@@ -83,6 +89,8 @@ pub fn table(rows: &[InfoRow]) -> String {
             r.kv_bytes_per_token_per_layer,
             r.kv_bytes_per_token,
             percent(r.kv_change_vs_mha_pct),
+            human(r.train_memory_bytes),
+            human(r.memory.kv_cache),
         );
     }
     out

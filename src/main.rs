@@ -95,7 +95,7 @@ fn train(file: &Path, opts: mla_lab::train::run::TrainOptions) -> Result<()> {
 
 fn generate(args: &GenerateArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options();
-    let (_, device) = backend::select(backend)?;
+    let device = backend::select(backend)?.device;
     let run = Run::load(&args.run, &device)?;
     let model = run.model.with_mla_decode(decode_path(args.naive));
     let mut out = std::io::stdout().lock();
@@ -110,7 +110,7 @@ fn generate(args: &GenerateArgs, backend: BackendChoice) -> Result<()> {
 }
 
 fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
-    let (_, device) = backend::select(backend)?;
+    let device = backend::select(backend)?.device;
     let mut run = Run::load(&args.run, &device)?;
     run.model = run.model.with_mla_decode(decode_path(args.naive));
     let result = mla_lab::eval::evaluate(&run, &args.options())?;
@@ -124,7 +124,7 @@ fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
 
 fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options()?;
-    let (name, device) = backend::select(backend)?;
+    let backend::Selected { name, device } = backend::select(backend)?;
     let subjects = bench::subjects(&args.inputs, &device)?;
     eprintln!(
         "bench on {name}: contexts {:?}, batch {:?}, {} decode steps, median of {} interleaved rounds after a warm-up round (rows print when all rounds are done)",

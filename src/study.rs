@@ -78,7 +78,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
         .map(|f| Ok((f.clone(), Experiment::load(f)?)))
         .collect::<Result<Vec<_>>>()?;
     let exps = baseline_first(exps);
-    let (_, device) = backend::select(opts.backend)?;
+    let device = backend::select(opts.backend)?.device;
     let mut dirs = vec![];
     // Without --seeds, each file's own training seed, in `<name>/`.
     let seeds: Vec<Option<u64>> = if opts.seeds.is_empty() {

@@ -149,15 +149,43 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
     let (ok, _, err) = mla_lab(&["generate", run.to_str().unwrap(), "--prompt", &long]);
     assert!(!ok && err.contains("context is 32"), "{err}");
 
-    // Same folder again without --resume/--force: refused, nothing lost.
-    let (ok, _, err) = mla_lab(&[
+    // The finished run, trained into again: refused without --force, and --resume says it is
+    // finished; neither changes a byte of it, not even with its checkpoints deleted.
+    let train_args = [
         "--backend",
         "cpu",
         exp.to_str().unwrap(),
         "--artifacts",
         art.to_str().unwrap(),
-    ]);
-    assert!(!ok && err.contains("--resume"), "{err}");
+    ];
+    let files = |dir: &Path| {
+        let mut all = vec![];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() && !path.ends_with("train.lock") {
+                all.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+        all.sort();
+        all
+    };
+    let finished = files(&run);
+    let (ok, _, err) = mla_lab(&train_args);
+    assert!(
+        !ok && err.contains("finished run (40 steps)") && err.contains("--force"),
+        "{err}"
+    );
+    let mut resume_args = train_args.to_vec();
+    resume_args.push("--resume");
+    let (ok, out, err) = mla_lab(&resume_args);
+    assert!(ok, "{err}");
+    assert!(out.contains("finished run; nothing to resume"), "{out}");
+    std::fs::remove_dir_all(run.join("checkpoint")).unwrap();
+    let (ok, _, err) = mla_lab(&train_args);
+    assert!(!ok && err.contains("finished run"), "{err}");
+    let (ok, out, _) = mla_lab(&resume_args);
+    assert!(ok && out.contains("nothing to resume"), "{out}");
+    assert!(finished == files(&run), "a finished run changed");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -288,7 +316,17 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
             .unwrap();
     assert_eq!(summary["steps"], 600);
 
-    let after = metric_rows(&std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap());
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let after = metric_rows(&csv);
+    // Time runs on across the resume; the summary covers both invocations.
+    let times = elapsed(&csv);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let last_kept = times[before.iter().take_while(|r| r.0 <= resumed_from).count() - 1];
+    let wall = summary["wall_time_s"].as_f64().unwrap();
+    assert!(
+        wall >= *times.last().unwrap() && wall > last_kept,
+        "{wall} {times:?}"
+    );
     let steps: Vec<usize> = after.iter().map(|r| r.0).collect();
     let expected: Vec<usize> = (1..=120).map(|i| i * 5).collect();
     assert_eq!(steps, expected, "each logged step once, in order");
@@ -317,6 +355,202 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
     kept.sort();
     assert_eq!(kept.len(), 6, "{kept:?}");
     assert!(run_dir.join("checkpoint/model-60.bpk").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The `elapsed_s` column of a metrics.csv.
+fn elapsed(csv: &str) -> Vec<f64> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Waits until `done` holds, failing after `secs` seconds.
+fn wait_for(secs: u64, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} after {secs} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_second_trainer_is_refused_while_the_first_holds_the_folder_and_not_after_it_dies() {
+    let dir = fresh_dir("lock");
+    let exp = dir.join("locked.ron");
+    // Far more steps than the test waits for.
+    std::fs::write(
+        &exp,
+        experiment(
+            "locked",
+            3,
+            300,
+            MLA_ROPE_HALF,
+            "Rope(10000.0)",
+            "max_steps: 1000000, warmup_steps: 5, eval_every: 10, checkpoint_every: 10,
+             eval_batches: 2, log_every: 10",
+        ),
+    )
+    .unwrap();
+    let art = dir.join("artifacts");
+    let run_dir = art.join("locked");
+    let args = [
+        "--backend",
+        "cpu",
+        "train",
+        exp.to_str().unwrap(),
+        "--artifacts",
+        art.to_str().unwrap(),
+    ];
+    let mut first = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id().to_string();
+    wait_for(120, "first checkpoint", || {
+        run_dir.join("checkpoint/scheduler-1.bpk").exists()
+    });
+    let lock = std::fs::read_to_string(run_dir.join("train.lock")).unwrap();
+    assert_eq!(lock.trim(), pid);
+    for extra in [None, Some("--resume"), Some("--force")] {
+        let mut second = args.to_vec();
+        second.extend(extra);
+        let (ok, _, err) = mla_lab(&second);
+        assert!(
+            !ok && err.contains("in use by another mla-lab")
+                && err.contains(&format!("process {pid}"))
+                && err.contains(run_dir.to_str().unwrap()),
+            "{extra:?}: {err}"
+        );
+    }
+    first.kill().unwrap(); // SIGKILL: no chance to clean up
+    first.wait().unwrap();
+    // The dead process's lock is gone with it: what refuses now is the folder's content.
+    let (ok, _, err) = mla_lab(&args);
+    assert!(!ok && err.contains("already holds a run"), "{err}");
+
+    // Two trainers started at once into one folder: one trains, the other is refused (or, if
+    // it comes late, finds the run finished); the record has every step once, in order.
+    std::fs::write(
+        &exp,
+        experiment(
+            "raced",
+            3,
+            300,
+            MLA_ROPE_HALF,
+            "Rope(10000.0)",
+            "max_steps: 60, warmup_steps: 5, eval_every: 5, checkpoint_every: 5,
+             eval_batches: 2, log_every: 5",
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_mla-lab"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let won: Vec<bool> = outs.iter().map(|o| o.status.success()).collect();
+    assert_eq!(won.iter().filter(|&&w| w).count(), 1, "{outs:?}");
+    let loser =
+        String::from_utf8_lossy(&outs[won.iter().position(|&w| !w).unwrap()].stderr).to_string();
+    assert!(
+        loser.contains("in use by another mla-lab") || loser.contains("finished run"),
+        "{loser}"
+    );
+    let steps: Vec<usize> =
+        metric_rows(&std::fs::read_to_string(art.join("raced/metrics.csv")).unwrap())
+            .iter()
+            .map(|r| r.0)
+            .collect();
+    assert_eq!(steps, (1..=12).map(|i| i * 5).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_that_cannot_start_is_refused_before_it_leaves_anything() {
+    let dir = fresh_dir("refused");
+    let art = dir.join("artifacts");
+    let write = |name: &str, text: String| {
+        let path = dir.join(format!("{name}.ron"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let train = |file: &Path| {
+        mla_lab(&[
+            "--backend",
+            "cpu",
+            "train",
+            file.to_str().unwrap(),
+            "--artifacts",
+            art.to_str().unwrap(),
+        ])
+    };
+    let small = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/small/mha.ron"),
+    )
+    .unwrap();
+    // A context past any bound: named with its field and range, by `info` too.
+    let huge = write("huge", small.replace("context: 256", "context: 1000000000"));
+    for (ok, _, err) in [train(&huge), mla_lab(&["info", huge.to_str().unwrap()])] {
+        assert!(
+            !ok && err.contains("huge.ron")
+                && err.contains("model.context")
+                && err.contains("accepted: 1 to 1048576"),
+            "{err}"
+        );
+    }
+    // A context within the bounds whose training cannot fit any machine: `info` works it out
+    // without allocating, `train` refuses with the estimate.
+    let big = write("big", small.replace("context: 256", "context: 1048576"));
+    let (ok, out, err) = mla_lab(&["info", big.to_str().unwrap()]);
+    assert!(ok && out.contains("PiB"), "{out}{err}");
+    let (ok, _, err) = train(&big);
+    assert!(
+        !ok && err.contains("big.ron: training needs about")
+            && err.contains("AdamW state")
+            && err.contains("available"),
+        "{err}"
+    );
+    // A start that fails after the folder was made (a story file that is not there) takes
+    // the folder away with it.
+    let missing = write(
+        "missing",
+        experiment(
+            "missing",
+            1,
+            10,
+            MLA_ROPE_HALF,
+            "Rope(10000.0)",
+            "max_steps: 10, warmup_steps: 2",
+        )
+        .replace(
+            "Synthetic(count: 10, seed: 2)",
+            &format!("TinyStories(path: {:?})", dir.join("nowhere.txt")),
+        ),
+    );
+    let (ok, _, err) = train(&missing);
+    assert!(!ok && err.contains("nowhere.txt"), "{err}");
+    // One cause, said once.
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    let left: Vec<_> = std::fs::read_dir(&art)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| n != "missing" && n != "big" && n != "huge"),
+        "{left:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -7,7 +7,8 @@
 //! artifacts/<name>/
 //!   experiment.ron      the experiment file the run was started from
 //!   tokenizer.json      its BPE (absent for GPT-2's)
-//!   metrics.csv         step, train loss, val loss, lr, tok/s, elapsed
+//!   train.lock          held by the process training into the folder (see [`lock`])
+//!   metrics.csv         step, train loss, val loss, lr, tok/s, elapsed (see [`metrics`])
 //!   checkpoint/         {model,optim,scheduler}-<epoch>.bpk
 //!   model.bpk           final weights (burn), and model.safetensors (other tools)
 //!   summary.json        TrainSummary, written last by `train`
@@ -15,6 +16,8 @@
 //! ```
 
 pub mod checkpoints;
+pub mod lock;
+pub mod metrics;
 pub mod records;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::experiment::Experiment;
 use crate::files;
 use crate::model::Gpt;
+use records::TrainSummary;
 
 /// The paths of one run folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +100,11 @@ impl RunFolder {
     }
     pub fn bench(&self) -> PathBuf {
         self.dir.join("bench.json")
+    }
+
+    /// The summary of a finished run: `train` writes it last.
+    pub fn finished(&self) -> Result<Option<TrainSummary>> {
+        read_json(&self.summary())
     }
 
     /// The weights to load: `model.bpk` of a finished run, else its newest checkpoint.

@@ -22,9 +22,12 @@ pub struct TrainSummary {
     /// Unigram entropy of the validation tokens (nats/token): the bar the val loss should
     /// end well below.
     pub val_unigram_entropy: f64,
-    /// Training tokens per second over the steps this invocation ran.
+    /// Training tokens per second over the whole run (every invocation that trained it),
+    /// validation left out.
     #[serde(default)]
     pub tokens_per_s: Option<f64>,
+    /// Seconds the run took: the training time of earlier invocations of a resumed run (up
+    /// to the checkpoint each was resumed from) and all of the last one.
     pub wall_time_s: f64,
     pub backend: String,
     #[serde(default)]

@@ -400,6 +400,9 @@ pub fn explain(e: &anyhow::Error) -> String {
             format!("{text}; use another name, or --force to replace it")
         }
         Some(FolderError::NothingToResume(_)) => format!("--resume: {text}"),
+        Some(FolderError::Finished { .. }) => {
+            format!("{text}; use --force to train it again (its results go), or another name")
+        }
         Some(FolderError::HoldsRun { .. }) => {
             format!("{text}; use --resume to continue it or --force to start over")
         }

@@ -132,6 +132,44 @@ impl GptConfig {
             && self.mla_family() == other.mla_family()
     }
 
+    /// Parameters outside the embedding tables and the LM head, from the config alone (what
+    /// [`Gpt::non_embedding_param_count`] counts on a built model).
+    pub fn non_embedding_param_count(&self) -> usize {
+        let (d, hidden) = (self.d_model, self.mlp_ratio * self.d_model);
+        let layer_norm = 2 * d;
+        let mlp = (d * hidden + hidden) + (hidden * d + d);
+        let attention = self.attention.param_count(d, self.n_heads);
+        self.n_layers * (2 * layer_norm + attention + mlp) + layer_norm
+    }
+
+    /// All parameters, from the config alone (what [`Gpt::param_count`] counts on a built
+    /// model, without building it).
+    pub fn param_count(&self) -> usize {
+        let d = self.d_model;
+        let learned = matches!(self.positions, Positions::Learned);
+        self.non_embedding_param_count()
+            + self.vocab_size * d
+            + if learned { self.context * d } else { 0 }
+            + if self.tie_embeddings {
+                0
+            } else {
+                d * self.vocab_size
+            }
+    }
+
+    /// Elements a training forward pass keeps per token for the backward pass, with windows of
+    /// the full context: each block's attention ([`AttentionConfig::activations_per_token`]),
+    /// its two norms, residual sums and MLP (input, hidden before and after GELU), then the
+    /// logits, their softmax and its gradient. An estimate.
+    pub fn activations_per_token(&self) -> usize {
+        let (d, hidden) = (self.d_model, self.mlp_ratio * self.d_model);
+        let attention = self
+            .attention
+            .activations_per_token(d, self.n_heads, self.context);
+        let block = attention + 4 * d + 2 * hidden;
+        d + self.n_layers * block + d + 3 * self.vocab_size
+    }
+
     pub fn init(&self, device: &Device) -> Gpt {
         let d = self.d_model;
         let dims = AttentionDims {

@@ -327,6 +327,26 @@ fn param_count_matches_hand_count_for_mha() {
 }
 
 #[test]
+fn the_config_counts_the_parameters_the_built_model_has() {
+    let device = test_device();
+    for (name, config) in variants() {
+        for tie_embeddings in [true, false] {
+            let config = GptConfig {
+                tie_embeddings,
+                ..config.clone()
+            };
+            let model = config.init(&device);
+            assert_eq!(config.param_count(), model.param_count(), "{name}");
+            assert_eq!(
+                config.non_embedding_param_count(),
+                model.non_embedding_param_count(),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
 fn mla_param_count_matches_hand_count() {
     let device = test_device();
     // d = 32, 4 heads of 8, rank 8 separate, rope 4.

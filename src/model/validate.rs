@@ -18,6 +18,12 @@ impl std::fmt::Display for FieldError {
     }
 }
 
+pub const MAX_VOCAB: usize = 1 << 24;
+pub const MAX_CONTEXT: usize = 1 << 20;
+pub const MAX_D_MODEL: usize = 1 << 16;
+pub const MAX_LAYERS: usize = 1 << 10;
+pub const MAX_MLP_RATIO: usize = 64;
+
 impl GptConfig {
     /// Every problem with this config; empty when it is valid.
     pub fn validate(&self) -> Vec<FieldError> {
@@ -28,19 +34,22 @@ impl GptConfig {
                 message,
             });
         };
-        for (field, value) in [
-            ("vocab_size", self.vocab_size),
-            ("context", self.context),
-            ("d_model", self.d_model),
-            ("n_layers", self.n_layers),
-            ("n_heads", self.n_heads),
-            ("mlp_ratio", self.mlp_ratio),
+        // The upper bounds are far past what trains on one machine; they keep every size the
+        // code multiplies out within range (the memory estimate then judges what fits).
+        for (field, value, most) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("context", self.context, MAX_CONTEXT),
+            ("d_model", self.d_model, MAX_D_MODEL),
+            ("n_layers", self.n_layers, MAX_LAYERS),
+            ("n_heads", self.n_heads, MAX_D_MODEL),
+            ("mlp_ratio", self.mlp_ratio, MAX_MLP_RATIO),
         ] {
-            if value == 0 {
-                bad(field, "is 0; accepted: a positive integer".into());
+            if value == 0 || value > most {
+                bad(field, format!("{value}; accepted: 1 to {most}"));
             }
         }
-        if self.n_heads == 0 || self.d_model == 0 {
+        let sized = |v: usize| (1..=MAX_D_MODEL).contains(&v);
+        if !(sized(self.n_heads) && sized(self.d_model)) {
             return errs;
         }
         if !self.d_model.is_multiple_of(self.n_heads) {

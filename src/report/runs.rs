@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::artifacts::records::{
     BenchRow, DecodePath, JudgeReport, LossReport, ProbeReport, TrainSummary,
 };
-use crate::artifacts::{RunFolder, read_json};
+use crate::artifacts::{RunFolder, metrics, read_json};
 use crate::experiment::Experiment;
 use crate::model::{AttentionConfig, LatentLayout, Positions};
 
@@ -43,14 +43,9 @@ impl RunData {
                 dir.display()
             )
         })?;
-        let metrics = std::fs::read_to_string(folder.metrics()).unwrap_or_default();
-        let val_curve = metrics
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                Some((f.first()?.parse().ok()?, f.get(2)?.parse().ok()?))
-            })
+        let val_curve = metrics::read(&folder.metrics())
+            .into_iter()
+            .filter_map(|r| Some((r.step, r.val_loss?)))
             .collect();
         Ok(RunData {
             name: experiment.name.clone(),

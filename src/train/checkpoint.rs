@@ -72,23 +72,24 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     }
 }
 
-/// Reads checkpoint `epoch` and applies its weights to `model`, so a corrupt file or one from
-/// another model is an error here rather than a panic inside the learner.
-pub fn verify<M: Module>(run_dir: &Path, epoch: usize, model: M) -> Result<()> {
+/// Reads checkpoint `epoch` and returns `model` with its weights, so a corrupt file or one
+/// from another model is an error here rather than a panic inside the learner.
+pub fn verify<M: Module>(run_dir: &Path, epoch: usize, model: M) -> Result<M> {
     let bad = |part: &str| {
         format!(
             "{}: cannot resume from this checkpoint",
             path(run_dir, part, epoch).display()
         )
     };
-    load_weights(model, &path(run_dir, "model", epoch)).with_context(|| bad("model"))?;
+    let model =
+        load_weights(model, &path(run_dir, "model", epoch)).with_context(|| bad("model"))?;
     OptimizerRecord::load(path(run_dir, "optim", epoch))
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| bad("optim"))?;
     LrSchedulerRecord::load(path(run_dir, "scheduler", epoch))
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| bad("scheduler"))?;
-    Ok(())
+    Ok(model)
 }
 
 /// Save every `every` epochs and at the last one; keep the newest `keep`.

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod loader;
+pub mod memory;
 pub mod optim;
 pub mod renderer;
 pub mod run;

@@ -5,10 +5,9 @@
 //! dump of its progress structs per batch.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::train::Interrupter;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
@@ -19,6 +18,8 @@ use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining,
 };
+
+use crate::artifacts::metrics::{self, MetricsRow};
 
 /// What the run has seen, shared with the caller after the learner returns.
 #[derive(Debug, Default, Clone)]
@@ -63,7 +64,10 @@ pub struct StepRenderer {
     train_loss: Option<f64>,
     started: Instant,
     /// Time spent validating, left out of tokens/s.
-    validating: std::time::Duration,
+    validating: Duration,
+    /// What earlier invocations of a resumed run trained: steps, seconds and training seconds,
+    /// so the times and rates of `metrics.csv` cover the whole run.
+    before: (usize, Duration, Duration),
     valid_started: Option<Instant>,
     start_step: usize,
     csv: PathBuf,
@@ -98,7 +102,8 @@ impl StepRenderer {
             lr: 0.0,
             train_loss: None,
             started: Instant::now(),
-            validating: std::time::Duration::ZERO,
+            validating: Duration::ZERO,
+            before: (0, Duration::ZERO, Duration::ZERO),
             valid_started: None,
             start_step: 0,
             csv,
@@ -113,6 +118,22 @@ impl StepRenderer {
     pub fn with_dashboard(mut self, dashboard: Box<dyn MetricsRenderer>) -> Self {
         self.print = false;
         self.dashboard = Some(dashboard);
+        self
+    }
+
+    /// Continues the times and rates of a resumed run from the last row it kept.
+    pub fn continuing(mut self, last: &MetricsRow) -> Self {
+        let tokens = (last.step * self.batch_size * self.context) as f64;
+        let training = if last.tokens_per_s > 0.0 {
+            tokens / last.tokens_per_s
+        } else {
+            last.elapsed_s
+        };
+        self.before = (
+            last.step,
+            Duration::from_secs_f64(last.elapsed_s.max(0.0)),
+            Duration::from_secs_f64(training.max(0.0)),
+        );
         self
     }
 
@@ -135,34 +156,26 @@ impl StepRenderer {
         self.record.lock().unwrap().step
     }
 
+    /// Training tokens per second over the whole run (earlier invocations included),
+    /// validation left out.
     fn tokens_per_s(&self) -> f64 {
-        let done = self.step().saturating_sub(self.start_step) * self.batch_size * self.context;
-        let training = self.started.elapsed().saturating_sub(self.validating);
-        done as f64 / training.as_secs_f64().max(1e-9)
+        let (steps_before, _, training_before) = self.before;
+        let done = steps_before + self.step().saturating_sub(self.start_step);
+        let training = training_before + self.started.elapsed().saturating_sub(self.validating);
+        (done * self.batch_size * self.context) as f64 / training.as_secs_f64().max(1e-9)
     }
 
     fn row(&self, val_loss: Option<f64>) {
-        let step = self.step();
-        let fmt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
-        let line = format!(
-            "{step},{},{},{:.3e},{:.1},{:.2}\n",
-            fmt(self.train_loss),
-            fmt(val_loss),
-            self.lr,
-            self.tokens_per_s(),
-            self.started.elapsed().as_secs_f64()
-        );
-        let new = !self.csv.exists();
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.csv)
-        {
-            if new {
-                let _ = f.write_all(b"step,train_loss,val_loss,lr,tokens_per_s,elapsed_s\n");
-            }
-            let _ = f.write_all(line.as_bytes());
-        }
+        let row = MetricsRow {
+            step: self.step(),
+            train_loss: self.train_loss,
+            val_loss,
+            lr: self.lr,
+            tokens_per_s: self.tokens_per_s(),
+            elapsed_s: (self.before.1 + self.started.elapsed()).as_secs_f64(),
+        };
+        // A full disk must not stop training; the checkpoints still are written (or fail loudly).
+        let _ = metrics::append(&self.csv, &row);
     }
 
     fn line(&self, val_loss: Option<f64>) {
@@ -400,5 +413,43 @@ mod tests {
         assert_eq!(steps, ["step", "1", "2", "3", "4", "5"], "{csv}");
         let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
         assert_eq!((last[1], last[2]), ("5.000000", "4.500000"), "{csv}");
+    }
+
+    #[test]
+    fn a_resumed_run_continues_the_times_and_rates_of_the_rows_it_kept() {
+        let scratch = crate::data::Scratch::new("continuing");
+        // 16 tokens a step; the killed run kept step 5 after 100 s, 80 of them training.
+        let last = MetricsRow {
+            step: 5,
+            train_loss: Some(3.0),
+            val_loss: Some(3.1),
+            lr: 1e-3,
+            tokens_per_s: 1.0,
+            elapsed_s: 100.0,
+        };
+        let mut r = StepRenderer::new(
+            2,
+            8,
+            5,
+            20,
+            1,
+            scratch.0.join("metrics.csv"),
+            false,
+            Interrupter::new(),
+        )
+        .continuing(&last);
+        let id = MetricId::new(Arc::new("loss".to_string()));
+        r.register_metric(MetricDefinition::new(id.clone(), &LossMetric::new()));
+        r.start(4, 2, None, None); // the second epoch: steps 6..=10
+        r.start_split("train", 10);
+        r.update_train(loss_state(&id, 2.9));
+        r.update_split(2);
+        let rows = metrics::read(&scratch.0.join("metrics.csv"));
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(row.step, 6);
+        assert!((100.0..101.0).contains(&row.elapsed_s), "{row:?}");
+        // 6 steps × 16 tokens over just over 80 s.
+        assert!((1.15..1.21).contains(&row.tokens_per_s), "{row:?}");
     }
 }

@@ -22,8 +22,10 @@ use burn::train::{Interrupter, Learner, SupervisedTraining};
 
 use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
 use super::loader::StepLoader;
+use super::memory;
 use super::optim::{lr_schedule, optimizer};
 use super::renderer::StepRenderer;
+use crate::artifacts::metrics::{self, MetricsRow};
 use crate::artifacts::records::TrainSummary;
 use crate::artifacts::{RunFolder, checkpoints, save_weights};
 use crate::backend::{self, BackendChoice};
@@ -68,6 +70,8 @@ pub enum FolderError {
     NothingToResume(PathBuf),
     #[error("{} already holds a run (checkpoint after step {step})", dir.display())]
     HoldsRun { dir: PathBuf, step: usize },
+    #[error("{} already holds a finished run ({steps} steps)", dir.display())]
+    Finished { dir: PathBuf, steps: usize },
     #[error("{name}: interrupted at step {step} ({why})")]
     Interrupted {
         name: String,
@@ -76,72 +80,136 @@ pub enum FolderError {
     },
 }
 
-/// Decides what to do with an existing run folder: the epoch to resume from, or none.
-fn check_folder(
-    folder: &RunFolder,
-    exp: &Experiment,
-    opts: &TrainOptions,
-) -> Result<Option<usize>> {
+/// What `train` found in the run folder, and so what it does.
+#[derive(Debug)]
+enum Start {
+    Fresh,
+    /// Continue after checkpoint `epoch`; `last` is the last metrics row it kept.
+    Resume {
+        epoch: usize,
+        last: Option<MetricsRow>,
+    },
+    /// `--resume` of a run that has finished: nothing to do.
+    Finished(TrainSummary),
+}
+
+/// What a `train` call did.
+#[derive(Debug)]
+pub enum Outcome {
+    Trained(TrainSummary),
+    /// `--resume` found the run finished and changed nothing.
+    AlreadyFinished {
+        dir: PathBuf,
+        summary: TrainSummary,
+    },
+}
+
+impl Outcome {
+    pub fn summary(&self) -> &TrainSummary {
+        match self {
+            Outcome::Trained(summary) | Outcome::AlreadyFinished { summary, .. } => summary,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Trained(summary) => write!(f, "{summary}"),
+            Outcome::AlreadyFinished { dir, summary } => write!(
+                f,
+                "{} holds a finished run; nothing to resume, nothing changed\n{summary}",
+                dir.display()
+            ),
+        }
+    }
+}
+
+/// Decides what to do with the run folder (locked by the caller): start, resume, or leave a
+/// finished run alone. A folder holding results is never cleared without `force`.
+fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Result<Start> {
     let dir = &folder.dir;
     let copy = folder.experiment();
     // A folder whose run never got to its first checkpoint holds nothing to protect.
-    let has_results = ["metrics.csv", "model.bpk", "checkpoint"]
-        .iter()
-        .any(|f| dir.join(f).exists());
+    let has_results = [
+        folder.metrics(),
+        folder.weights(),
+        folder.summary(),
+        folder.checkpoints(),
+    ]
+    .iter()
+    .any(|f| f.exists());
     if copy.exists() && has_results && !opts.force {
         let theirs = Experiment::load(&copy).context(FolderError::Unreadable(dir.to_path_buf()))?;
         if &theirs != exp {
             return Err(FolderError::Different(dir.to_path_buf()).into());
         }
     }
-    let latest = checkpoints::latest_complete(dir);
-    match (opts.resume, latest, opts.force) {
-        (true, Some(epoch), _) => {
-            truncate_metrics(&folder.metrics(), epoch * exp.train.eval_every)?;
-            Ok(Some(epoch))
+    if opts.force {
+        for sub in [folder.checkpoints(), dir.join("train"), dir.join("valid")] {
+            let _ = std::fs::remove_dir_all(sub);
         }
-        (true, None, _) => Err(FolderError::NothingToResume(dir.to_path_buf()).into()),
-        (false, Some(epoch), false) => Err(FolderError::HoldsRun {
+        for f in [
+            folder.metrics(),
+            folder.summary(),
+            folder.weights(),
+            folder.safetensors(),
+            dir.join("experiment.log"),
+        ] {
+            let _ = std::fs::remove_file(f);
+        }
+        return Ok(Start::Fresh);
+    }
+    let finished = folder.finished()?;
+    let latest = checkpoints::latest_complete(dir);
+    match (opts.resume, finished, latest) {
+        (true, Some(summary), _) => Ok(Start::Finished(summary)),
+        (true, None, Some(epoch)) => {
+            let last = metrics::keep_through(&folder.metrics(), epoch * exp.train.eval_every)?;
+            Ok(Start::Resume { epoch, last })
+        }
+        (true, None, None) => Err(FolderError::NothingToResume(dir.to_path_buf()).into()),
+        (false, Some(summary), _) => Err(FolderError::Finished {
+            dir: dir.to_path_buf(),
+            steps: summary.steps,
+        }
+        .into()),
+        (false, None, Some(epoch)) => Err(FolderError::HoldsRun {
             dir: dir.to_path_buf(),
             step: epoch * exp.train.eval_every,
         }
         .into()),
-        (false, _, true) => {
-            for sub in ["checkpoint", "train", "valid"] {
-                let _ = std::fs::remove_dir_all(dir.join(sub));
+        (false, None, None) => {
+            // Final weights without a summary or a checkpoint: a run whose folder was pruned.
+            if folder.weights().exists() {
+                return Err(FolderError::Finished {
+                    dir: dir.to_path_buf(),
+                    steps: exp.train.max_steps,
+                }
+                .into());
             }
-            for f in ["metrics.csv", "summary.json", "experiment.log"] {
-                let _ = std::fs::remove_file(dir.join(f));
-            }
-            Ok(None)
-        }
-        (false, None, false) => {
             let _ = std::fs::remove_file(folder.metrics());
-            Ok(None)
+            Ok(Start::Fresh)
         }
     }
 }
 
-/// Drops `metrics.csv` rows past `step` (written after the checkpoint a resumed run restarts
-/// from), so the resumed curve continues the file without repeating steps.
-fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: Vec<&str> = text
-        .lines()
-        .enumerate()
-        .filter(|(i, line)| {
-            *i == 0
-                || line
-                    .split(',')
-                    .next()
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .is_some_and(|s| s <= step)
-        })
-        .map(|(_, l)| l)
-        .collect();
-    files::write(path, (kept.join("\n") + "\n").as_bytes())
+/// A run folder this call created: removed again if the run fails before training starts,
+/// so a failed start leaves nothing behind.
+struct NewFolder(Option<PathBuf>);
+
+impl NewFolder {
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for NewFolder {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// Touches every parameter so lazily initialised weights are drawn now, in a fixed order,
@@ -172,7 +240,7 @@ pub fn initial_model(exp: &Experiment, device: &Device) -> Gpt {
     model
 }
 
-pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
+pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let started = Instant::now();
     let file = Experiment::load(exp_path)?;
     // The run records the experiment it ran: the file as written, or with the seed given.
@@ -184,20 +252,40 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         }
         None => (file, std::fs::read_to_string(exp_path)?),
     };
+    let selected = backend::select(opts.backend)?;
+    // A card's memory cannot be asked for here; the machine's can.
+    if selected.in_host_memory()
+        && let Some(available) = backend::available_memory()
+    {
+        memory::check(&exp, available).with_context(|| exp_path.display().to_string())?;
+    }
+
     let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, opts.seed);
     let dir = folder.dir.clone();
-    let resume_epoch = check_folder(&folder, &exp, opts)?;
+    let created = !dir.exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let _lock = folder.lock()?;
+    let mut new_folder = NewFolder(created.then(|| dir.clone()));
+    let (resume_epoch, last_row) = match check_folder(&folder, &exp, opts)? {
+        Start::Finished(summary) => {
+            new_folder.keep();
+            return Ok(Outcome::AlreadyFinished { dir, summary });
+        }
+        Start::Resume { epoch, last } => (Some(epoch), last),
+        Start::Fresh => (None, None),
+    };
     files::write(&folder.experiment(), text.as_bytes())?;
 
     let data = tokens::prepare(&exp.data, exp.seed, &opts.artifacts.join("cache"))?;
     if let TokenizerConfig::Bpe { .. } = exp.data.tokenizer {
-        std::fs::copy(data.dir.join("tokenizer.json"), folder.tokenizer())?;
+        files::write(
+            &folder.tokenizer(),
+            &std::fs::read(data.dir.join("tokenizer.json"))?,
+        )?;
     }
 
-    let (backend_name, device) = backend::select(opts.backend)?;
-    let device = device.autodiff();
-    let model = initial_model(&exp, &device);
+    let device = selected.device.autodiff();
+    let mut model = initial_model(&exp, &device);
     let (params, non_emb) = (model.param_count(), model.non_embedding_param_count());
 
     let t = &exp.train;
@@ -220,6 +308,11 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         device.clone(),
     );
     let epochs = train.epochs();
+    if let Some(epoch) = resume_epoch {
+        model = checkpoint::verify(&dir, epoch, model)?;
+    }
+    // Killed after its last checkpoint but before its summary: nothing left to train.
+    let done_before = resume_epoch == Some(epochs);
 
     let interrupter = Interrupter::new();
     let renderer = StepRenderer::new(
@@ -232,6 +325,10 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         opts.display == Display::Lines,
         interrupter.clone(),
     );
+    let renderer = match &last_row {
+        Some(last) => renderer.continuing(last),
+        None => renderer,
+    };
     let renderer = match opts.display {
         Display::Dashboard => renderer.with_dashboard(Box::new(TuiMetricsRendererWrapper::new(
             interrupter.clone(),
@@ -240,10 +337,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
         _ => renderer,
     };
     let record = renderer.record.clone();
-    if let Some(epoch) = resume_epoch {
-        checkpoint::verify(&dir, epoch, model.clone())?;
-    }
-    let learner = Learner::new(model, optimizer(t), lr_schedule(t)?);
+    let learner = Learner::new(model.clone(), optimizer(t), lr_schedule(t)?);
     let [ckpt_model, ckpt_optim, ckpt_sched] = AtomicCheckpointer::for_run(&dir);
     let strategy = EveryNKeepLast::new(
         t.checkpoint_every / t.eval_every,
@@ -268,46 +362,58 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
     if let Some(epoch) = resume_epoch {
         training = training.checkpoint(epoch);
     }
-    let result = training.launch(learner);
-
-    let r = record.lock().unwrap().clone();
-    if let Some(why) = r.diverged {
-        bail!(
-            "{}: stopped: {why}; the last good checkpoint is kept in {}",
-            exp.name,
-            folder.checkpoints().display()
-        );
-    }
-    if let Some(e) = &result.error {
-        bail!("{}: training failed at step {}: {e}", exp.name, r.step);
-    }
-    if let Some(stop) = &result.interrupted {
-        return Err(FolderError::Interrupted {
-            name: exp.name.clone(),
-            step: r.step,
-            why: stop.reason.as_deref().unwrap_or("stopped").to_string(),
+    // From here the folder holds the run's own files.
+    new_folder.keep();
+    let trained = if done_before {
+        model
+    } else {
+        let result = training.launch(learner);
+        let r = record.lock().unwrap().clone();
+        if let Some(why) = r.diverged {
+            bail!(
+                "{}: stopped: {why}; the last good checkpoint is kept in {}",
+                exp.name,
+                folder.checkpoints().display()
+            );
         }
-        .into());
-    }
-    save_weights(&result.model, &folder)?;
+        if let Some(e) = &result.error {
+            bail!("{}: training failed at step {}: {e}", exp.name, r.step);
+        }
+        if let Some(stop) = &result.interrupted {
+            return Err(FolderError::Interrupted {
+                name: exp.name.clone(),
+                step: r.step,
+                why: stop.reason.as_deref().unwrap_or("stopped").to_string(),
+            }
+            .into());
+        }
+        result.model
+    };
+    save_weights(&trained, &folder)?;
+    // The whole run, earlier invocations included, as metrics.csv has it.
+    let run = metrics::totals(&metrics::read(&folder.metrics()));
+    let r = record.lock().unwrap().clone();
+    let steps = t.max_steps;
+    let elapsed_before = last_row.as_ref().map_or(0.0, |row| row.elapsed_s);
+    let final_val_loss = run.last_val_loss.or(r.last_val_loss);
     let summary = TrainSummary {
         experiment: exp.name.clone(),
         params,
         non_embedding_params: non_emb,
         kv_bytes_per_token_f32: exp.model.kv_bytes_per_token(DType::F32),
-        steps: r.step,
-        tokens_seen: r.step * t.batch_size * context,
-        final_train_loss: r.last_train_loss,
-        final_val_loss: r.last_val_loss,
-        final_val_perplexity: r.last_val_loss.map(f64::exp),
+        steps,
+        tokens_seen: steps * t.batch_size * context,
+        final_train_loss: run.last_train_loss.or(r.last_train_loss),
+        final_val_loss,
+        final_val_perplexity: final_val_loss.map(f64::exp),
         val_unigram_entropy,
-        tokens_per_s: r.tokens_per_s,
-        wall_time_s: started.elapsed().as_secs_f64(),
-        backend: backend_name,
+        tokens_per_s: run.tokens_per_s.or(r.tokens_per_s),
+        wall_time_s: elapsed_before + started.elapsed().as_secs_f64(),
+        backend: selected.name,
         git_revision: git_revision(),
     };
     files::write_json(&folder.summary(), &summary)?;
-    Ok(summary)
+    Ok(Outcome::Trained(summary))
 }
 
 #[cfg(test)]

@@ -161,6 +161,58 @@ impl AttentionConfig {
 
     /// Short human-readable name, e.g. `MLA+RoPE32 r=192 sep`; `rope` says whether an MHA
     /// layer rotates q and k.
+    /// Parameters of one attention layer, from the config alone (no bias anywhere; the MLA
+    /// latents' RMSNorms have one gain per channel).
+    pub fn param_count(&self, d_model: usize, n_heads: usize) -> usize {
+        let (d, dh) = (d_model, d_model / n_heads);
+        match *self {
+            AttentionConfig::Mha { kv_heads } => 2 * d * d + 2 * d * kv_heads * dh,
+            AttentionConfig::Mla {
+                rank,
+                layout,
+                rope_dim,
+            } => {
+                let latents = layout.latents();
+                // W^Q, W^O; W^DKV and the norms; W^UK, W^UV; W^QR, W^KR.
+                2 * d * d
+                    + latents * (d * rank + rank)
+                    + 2 * rank * d
+                    + (n_heads + 1) * d * rope_dim
+            }
+        }
+    }
+
+    /// Elements the forward pass of one layer keeps per token for the backward pass, over
+    /// `seq` tokens of context: the projections it computes and, per head, one row of scores
+    /// and one of probabilities. An estimate (a backend may keep more or fewer).
+    pub fn activations_per_token(&self, d_model: usize, n_heads: usize, seq: usize) -> usize {
+        let (d, dh) = (d_model, d_model / n_heads);
+        // Normalised input, attention output before W^O, scores and probabilities.
+        let common = 2 * d + 2 * n_heads * seq;
+        common
+            + match *self {
+                // q, k, v; rotated q and k; k and v repeated to every head when shared.
+                AttentionConfig::Mha { kv_heads } => {
+                    let kv = kv_heads * dh;
+                    d + 2 * kv + (d + kv) + if kv_heads < n_heads { 2 * d } else { 0 }
+                }
+                // q; latents and their norms; k and v up-projected; the rotary parts, rotated,
+                // and q and k with them appended.
+                AttentionConfig::Mla {
+                    rank,
+                    layout,
+                    rope_dim,
+                } => {
+                    let rotary = if rope_dim > 0 {
+                        2 * (n_heads + 1) * rope_dim + 2 * n_heads * (dh + rope_dim)
+                    } else {
+                        0
+                    };
+                    d + 2 * layout.latents() * rank + 2 * d + rotary
+                }
+            }
+    }
+
     pub fn label(&self, n_heads: usize, rope: bool) -> String {
         let rope_tag = if rope { "+RoPE" } else { "" };
         match *self {

@@ -1,0 +1,90 @@
+//! One trainer per run folder. `train` holds an advisory lock on `<run>/train.lock` while it
+//! works in the folder; a second process is refused with the first one's process id. The
+//! operating system drops the lock when its holder ends, however it ends (`kill -9` included),
+//! so a lock never outlives its process; the file stays behind with the last holder's id.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::RunFolder;
+
+/// Held while a process trains into a run folder; dropping it lets the next one in.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: File,
+}
+
+/// Another process holds the folder.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is in use by another mla-lab ({holder}); wait for it to end, or stop it", dir.display())]
+pub struct Busy {
+    pub dir: PathBuf,
+    /// `process 1234`, or `a process` when its id could not be read.
+    pub holder: String,
+}
+
+impl RunFolder {
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("train.lock")
+    }
+
+    /// Takes the folder (which must exist) for this process, or says who has it.
+    pub fn lock(&self) -> Result<FolderLock> {
+        let path = self.lock_file();
+        // Not truncated on open: the file holds the current holder's id until the lock is ours.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut id = String::new();
+                let _ = file.read_to_string(&mut id);
+                let holder = match id.trim().parse::<u32>() {
+                    Ok(pid) => format!("process {pid}"),
+                    Err(_) => "a process".to_string(),
+                };
+                return Err(Busy {
+                    dir: self.dir.clone(),
+                    holder,
+                }
+                .into());
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("{}: cannot lock", path.display()));
+            }
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        file.flush()?;
+        Ok(FolderLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_folder_is_refused_with_its_holder_and_free_again_once_released() {
+        let scratch = crate::data::Scratch::new("lock");
+        let folder = RunFolder::new(&scratch.0);
+        let held = folder.lock().unwrap();
+        // A second lock, even from this process, is a second open file: refused.
+        let err = folder.lock().unwrap_err();
+        let busy = err.downcast_ref::<Busy>().expect("a Busy error");
+        assert_eq!(busy.holder, format!("process {}", std::process::id()));
+        assert!(err.to_string().contains(&scratch.0.display().to_string()));
+        drop(held);
+        let again = folder.lock().unwrap();
+        drop(again);
+    }
+}
