@@ -149,6 +149,24 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
     let (ok, _, err) = mla_lab(&["generate", run.to_str().unwrap(), "--prompt", &long]);
     assert!(!ok && err.contains("context is 32"), "{err}");
 
+    // Evaluating on a user's file: its errors are about that file.
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "Once upon a time.\n<|endoftext|>\n").unwrap();
+    let (ok, _, err) = mla_lab(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        short.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("short.txt: ")
+            && err.contains("fewer than one window")
+            && !err.contains("validation"),
+        "{err}"
+    );
+    let (ok, _, err) = mla_lab(&["eval", run.to_str().unwrap(), "--windows", "0"]);
+    assert!(!ok && err.contains("--windows 0: accepted"), "{err}");
+
     // The finished run, trained into again: refused without --force, and --resume says it is
     // finished; neither changes a byte of it, not even with its checkpoints deleted.
     let train_args = [
@@ -169,14 +187,47 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
         all.sort();
         all
     };
+    // Killed after its last checkpoint but before its summary: --resume trains nothing more
+    // and writes the same weights and losses.
+    let summary_before = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    let weights_before = std::fs::read(run.join("model.bpk")).unwrap();
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    std::fs::remove_file(run.join("model.bpk")).unwrap();
+    let mut resume_args = train_args.to_vec();
+    resume_args.push("--resume");
+    let (ok, out, err) = mla_lab(&resume_args);
+    assert!(ok && out.contains("40 steps"), "{out}{err}");
+    assert_eq!(
+        std::fs::read(run.join("model.bpk")).unwrap(),
+        weights_before
+    );
+    let field = |text: &str, key: &str| {
+        serde_json::from_str::<serde_json::Value>(text).unwrap()[key].clone()
+    };
+    let summary_after = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    for key in [
+        "steps",
+        "final_train_loss",
+        "final_val_loss",
+        "tokens_per_s",
+    ] {
+        assert_eq!(
+            field(&summary_after, key),
+            field(&summary_before, key),
+            "{key}"
+        );
+    }
+    // The time of the run is kept, not restarted.
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let wall = field(&summary_after, "wall_time_s").as_f64().unwrap();
+    assert!(wall >= *elapsed(&csv).last().unwrap(), "{wall}");
+
     let finished = files(&run);
     let (ok, _, err) = mla_lab(&train_args);
     assert!(
         !ok && err.contains("finished run (40 steps)") && err.contains("--force"),
         "{err}"
     );
-    let mut resume_args = train_args.to_vec();
-    resume_args.push("--resume");
     let (ok, out, err) = mla_lab(&resume_args);
     assert!(ok, "{err}");
     assert!(out.contains("finished run; nothing to resume"), "{out}");

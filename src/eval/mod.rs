@@ -19,6 +19,7 @@ use crate::data::dataset::{TokenBatcher, Window};
 use crate::data::{stories, tinystories, tokens};
 use crate::experiment::Experiment;
 use crate::model::Gpt;
+use crate::options::InvalidOption;
 
 /// Windows per forward pass when `mla-lab eval` and the study score a run (the loss does not
 /// depend on it; memory does).
@@ -200,6 +201,14 @@ impl Evaluation {
 
 /// Loss, then the probes and the judge when `opts` asks for them.
 pub fn evaluate(run: &Run, opts: &EvalOptions) -> Result<Evaluation> {
+    if opts.windows == Some(0) {
+        return Err(InvalidOption::new(
+            "windows",
+            0,
+            "at least 1 window (or leave it out: the whole split or file)",
+        )
+        .into());
+    }
     let (stream, what) = stream(run, opts.data.as_deref(), &opts.cache)?;
     let loss = loss(&run.model, stream, opts.windows, EVAL_BATCH, &what)?;
     let probes = (opts.probes.stories > 0)
