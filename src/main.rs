@@ -49,6 +49,22 @@ fn run(cli: Cli) -> Result<()> {
             print_written(report::write(&runs, &out, &machine())?);
             Ok(())
         }
+        (
+            Some(Command::Calibrate {
+                runs,
+                out,
+                fit_from_step,
+            }),
+            _,
+        ) => {
+            print_written(report::calibration::write(
+                &runs,
+                &out,
+                fit_from_step,
+                &machine(),
+            )?);
+            Ok(())
+        }
         (Some(Command::Bench(args)), _) => run_bench(&args, backend),
         (None, None) => bail!("nothing to do: give an experiment file, or see `mla-lab --help`"),
     }

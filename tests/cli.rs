@@ -320,12 +320,7 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
         "--artifacts",
         art.to_str().unwrap(),
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Background::start(&args);
     // Kill as soon as the third checkpoint is complete.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !["model", "optim", "scheduler"]
@@ -338,8 +333,7 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill(); // SIGKILL
     assert!(
         !run_dir.join("summary.json").exists(),
         "the run finished before it was killed; the test needs a longer run"
@@ -417,6 +411,35 @@ fn elapsed(csv: &str) -> Vec<f64> {
         .collect()
 }
 
+/// A trainer started in the background, killed when the test ends, passed or failed (a failed
+/// assertion must not leave it training).
+struct Background(std::process::Child);
+
+impl Background {
+    fn start(args: &[&str]) -> Background {
+        Background(
+            Command::new(env!("CARGO_BIN_EXE_mla-lab"))
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Waits until `done` holds, failing after `secs` seconds.
 fn wait_for(secs: u64, what: &str, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
@@ -457,13 +480,8 @@ fn a_second_trainer_is_refused_while_the_first_holds_the_folder_and_not_after_it
         "--artifacts",
         art.to_str().unwrap(),
     ];
-    let mut first = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = first.id().to_string();
+    let mut first = Background::start(&args);
+    let pid = first.0.id().to_string();
     wait_for(120, "first checkpoint", || {
         run_dir.join("checkpoint/scheduler-1.bpk").exists()
     });
@@ -480,8 +498,7 @@ fn a_second_trainer_is_refused_while_the_first_holds_the_folder_and_not_after_it
             "{extra:?}: {err}"
         );
     }
-    first.kill().unwrap(); // SIGKILL: no chance to clean up
-    first.wait().unwrap();
+    first.kill(); // SIGKILL: no chance to clean up
     // The dead process's lock is gone with it: what refuses now is the folder's content.
     let (ok, _, err) = mla_lab(&args);
     assert!(!ok && err.contains("already holds a run"), "{err}");

@@ -78,6 +78,18 @@ pub enum Command {
         #[arg(long, default_value = "artifacts/report")]
         out: PathBuf,
     },
+    /// Where validation loss flattens: fits L(t) = L∞ + A·t^(−α) to long runs' curves and
+    /// writes calibration.md and a plot.
+    Calibrate {
+        /// Run folders (trained at a constant learning rate, validated often).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "artifacts/calibration")]
+        out: PathBuf,
+        /// Fit the points from this step on; default: the second half of each run.
+        #[arg(long)]
+        fit_from_step: Option<usize>,
+    },
     /// KV-cache bytes and prefill/decode speed, side by side.
     Bench(BenchArgs),
 }

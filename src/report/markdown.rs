@@ -9,14 +9,14 @@ use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
 
 /// A Markdown table: the first `left` columns are left-aligned, the others right-aligned.
-struct Table {
-    head: Vec<String>,
-    left: usize,
-    rows: Vec<Vec<String>>,
+pub(crate) struct Table {
+    pub head: Vec<String>,
+    pub left: usize,
+    pub rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(head: &[&str], left: usize) -> Table {
+    pub fn new(head: &[&str], left: usize) -> Table {
         Table {
             head: head.iter().map(|h| h.to_string()).collect(),
             left,
@@ -24,7 +24,7 @@ impl Table {
         }
     }
 
-    fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
         let align: Vec<&str> = (0..self.head.len())
             .map(|i| if i < self.left { "---" } else { "---:" })

@@ -5,7 +5,9 @@
 //! paper's claims and their criteria are data, judged into findings: [`claims`]. Then the
 //! Markdown ([`markdown`]) and the plots ([`plots`]).
 
+pub mod calibration;
 pub mod claims;
+pub mod fit;
 pub mod markdown;
 pub mod plots;
 pub mod runs;
@@ -44,16 +46,23 @@ fn add_floors(runs: &mut [RunData], dirs: &[PathBuf]) {
             run.floor = *floor;
             continue;
         }
-        let cache = dir
-            .parent()
-            .map_or_else(|| PathBuf::from("cache"), |p| p.join("cache"));
-        let floor = crate::eval::entropy_floor(&run.experiment, &cache).unwrap_or_else(|e| {
-            eprintln!("report: no entropy floor for {}: {e:#}", run.folder);
-            None
-        });
+        let floor = floor_of(&run.experiment, dir);
         run.floor = floor;
         known.push((key, floor));
     }
+}
+
+/// The entropy floor of the validation split of `exp`, run in `dir`, with the token cache
+/// beside the run folders (`<artifacts>/cache`); `None`, with a note, where it cannot be worked
+/// out.
+fn floor_of(exp: &crate::experiment::Experiment, dir: &Path) -> Option<f64> {
+    let cache = dir
+        .parent()
+        .map_or_else(|| PathBuf::from("cache"), |p| p.join("cache"));
+    crate::eval::entropy_floor(exp, &cache).unwrap_or_else(|e| {
+        eprintln!("no entropy floor for {}: {e:#}", dir.display());
+        None
+    })
 }
 
 /// Writes `report.md` and the plots into `out`; returns the files written.
