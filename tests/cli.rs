@@ -237,6 +237,13 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
     let (ok, out, _) = mla_lab(&resume_args);
     assert!(ok && out.contains("nothing to resume"), "{out}");
     assert!(finished == files(&run), "a finished run changed");
+    // --force trains it again, and what was measured on the old weights goes with them.
+    std::fs::write(run.join("eval.json"), "{}").unwrap();
+    let mut force_args = train_args.to_vec();
+    force_args.push("--force");
+    let (ok, _, err) = mla_lab(&force_args);
+    assert!(ok, "{err}");
+    assert!(run.join("summary.json").exists() && !run.join("eval.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -104,14 +104,6 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
-    pub fn summary(&self) -> &TrainSummary {
-        match self {
-            Outcome::Trained(summary) | Outcome::AlreadyFinished { summary, .. } => summary,
-        }
-    }
-}
-
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -149,11 +141,17 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
         for sub in [folder.checkpoints(), dir.join("train"), dir.join("valid")] {
             let _ = std::fs::remove_dir_all(sub);
         }
+        // What was measured on the old weights goes with them, or `study` would take it for
+        // the new run's.
         for f in [
             folder.metrics(),
             folder.summary(),
             folder.weights(),
             folder.safetensors(),
+            folder.eval(),
+            folder.probes(),
+            folder.judge(),
+            folder.bench(),
             dir.join("experiment.log"),
         ] {
             let _ = std::fs::remove_file(f);
