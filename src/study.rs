@@ -16,6 +16,7 @@ use crate::eval::probes::{self, ProbeOptions};
 use crate::experiment::Experiment;
 use crate::files::write_json;
 use crate::infer::bench::{self, BenchOptions, Subject};
+use crate::infer::generate;
 use crate::train::run as train;
 
 #[derive(Debug, Clone)]
@@ -159,7 +160,12 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
     Ok(())
 }
 
-/// Eval, probes and judge of one finished run, each skipped when its file exists.
+/// Tokens each of a run's example continuations may run to.
+const SAMPLE_TOKENS: usize = 96;
+
+/// Eval, probes, example continuations and judge of one finished run, each skipped when its
+/// file exists.
+
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let run = Run::load(&folder.dir, device)?;
     let name = folder.name();
@@ -183,6 +189,12 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
         step(&name, "probes");
         let r = probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes)?;
         write_json(&probe_file, &r)?;
+    }
+    let samples_file = folder.samples();
+    if !samples_file.exists() {
+        step(&name, "samples");
+        let samples = generate::samples(&run.model, &run.tokenizer, SAMPLE_TOKENS)?;
+        write_json(&samples_file, &samples)?;
     }
     if let Some((judge, n)) = &opts.judge {
         let judge_file = folder.judge();

@@ -741,7 +741,13 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
         "a_mla_rope_half-s2",
     ];
     for run in runs {
-        for f in ["summary.json", "eval.json", "probes.json", "bench.json"] {
+        for f in [
+            "summary.json",
+            "eval.json",
+            "probes.json",
+            "samples.json",
+            "bench.json",
+        ] {
             assert!(art.join(run).join(f).exists(), "{run}/{f}");
         }
     }
@@ -784,6 +790,14 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
         );
     }
     assert!(report.contains("## Story probes"), "{report}");
+    // The best and the worst variant's continuations of the fixed prompts, quoted.
+    assert!(
+        report.contains("## Samples")
+            && report.contains("(best, validation loss")
+            && report.contains("(worst, validation loss")
+            && report.contains("> Once upon a time"),
+        "{report}"
+    );
     // KV: (2·16 + 4) against 2·32 elements per layer: 43.75% smaller, exact, in the band.
     assert!(
         report.contains(

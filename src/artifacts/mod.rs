@@ -12,7 +12,7 @@
 //!   checkpoint/         {model,optim,scheduler}-<epoch>.bpk
 //!   model.bpk           final weights (burn), and model.safetensors (other tools)
 //!   summary.json        TrainSummary, written last by `train`
-//!   eval.json  probes.json  judge.json  bench.json   written by `study`
+//!   eval.json  probes.json  judge.json  samples.json  bench.json   written by `study`
 //! ```
 
 pub mod checkpoints;
@@ -100,6 +100,9 @@ impl RunFolder {
     }
     pub fn bench(&self) -> PathBuf {
         self.dir.join("bench.json")
+    }
+    pub fn samples(&self) -> PathBuf {
+        self.dir.join("samples.json")
     }
 
     /// The summary of a finished run: `train` writes it last.

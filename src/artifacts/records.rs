@@ -1,6 +1,6 @@
 //! The typed records a run folder holds, one per file: `summary.json` ([`TrainSummary`]),
 //! `eval.json` ([`LossReport`]), `probes.json` ([`ProbeReport`]), `judge.json`
-//! ([`JudgeReport`]) and `bench.json` ([`BenchRow`]s). The commands that measure write them;
+//! ([`JudgeReport`]), `samples.json` ([`Sample`]s) and `bench.json` ([`BenchRow`]s). The commands that measure write them;
 //! `report` and `study` read them back through the same types.
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,16 @@ impl Share {
             n,
         }
     }
+}
+
+/// One continuation of a fixed prompt (`samples.json`, for the report's examples).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    pub prompt: String,
+    pub seed: u64,
+    pub temperature: f32,
+    /// The text generated after the prompt.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::sampling::{Sampler, SamplingConfig};
+use crate::artifacts::records::Sample;
 use crate::data::tokenizer::Tokenizer;
 use crate::model::Gpt;
 
@@ -138,6 +139,50 @@ pub fn continue_text(
         }
     })?;
     failed.map_or(Ok(()), Err)
+}
+
+/// The prompts every run of a study continues for the report's examples, each with its own
+/// seed (`1, 2, 3`): the openings of the built-in corpus's stories.
+pub const SAMPLE_PROMPTS: [&str; 3] = [
+    "Once upon a time",
+    "One sunny day, Mia the bunny and her friend Leo went to the park",
+    "Tom was a kind boy who loved his red ball",
+];
+
+/// Continuations of [`SAMPLE_PROMPTS`], sampled at temperature 0.8; a prompt that takes more
+/// than half of the model's context is left out (there would be little room to continue it).
+pub fn samples(model: &Gpt, tokenizer: &Tokenizer, max_new_tokens: usize) -> Result<Vec<Sample>> {
+    let temperature = 0.8;
+    let mut fitting = vec![];
+    for (prompt, seed) in SAMPLE_PROMPTS.iter().zip(1u64..) {
+        if tokenizer.encode(prompt)?.len() <= model.context() / 2 {
+            fitting.push((prompt, seed));
+        }
+    }
+    fitting
+        .into_iter()
+        .map(|(prompt, seed)| {
+            let opts = GenerateOptions {
+                max_new_tokens,
+                sampling: SamplingConfig {
+                    temperature,
+                    top_k: None,
+                    top_p: None,
+                },
+                seed,
+            };
+            let mut text = String::new();
+            continue_text(model, tokenizer, prompt, &opts, |piece| {
+                text.push_str(piece)
+            })?;
+            Ok(Sample {
+                prompt: prompt.to_string(),
+                seed,
+                temperature,
+                text,
+            })
+        })
+        .collect()
 }
 
 /// Turns a growing list of token ids into text pieces to print: a BPE token can end in the

@@ -329,6 +329,7 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
         s += "\n## LLM judge (1-10, mean ± sd)\n\n";
         s += &judge(runs).render();
     }
+    s += &samples(runs);
     s += "\n## The paper's claims\n\n";
     s += "Each claim is judged on the interval of its measurement across seeds against the band \
           of values that agrees with it: **consistent** where the interval meets the band and is \
@@ -340,6 +341,41 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
     s += "\n## Plots\n\n";
     for (file, title) in PLOTS {
         s += &format!("![{title}]({file}.svg)\n\n");
+    }
+    s
+}
+
+/// The continuations of the fixed prompts by the variants with the lowest and the highest
+/// mean validation loss (their first seed's run), quoted; empty when no run has samples.
+fn samples(runs: &[RunData]) -> String {
+    let mut ranked: Vec<(f64, Variant)> = variants(runs)
+        .into_iter()
+        .filter(|v| !v.first().samples.is_empty())
+        .filter_map(|v| Some((Spread::of(&v.values(RunData::val_loss))?.mean, v)))
+        .collect();
+    if ranked.len() < 2 {
+        return String::new();
+    }
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut s = "\n## Samples (the best and the worst variant by validation loss)\n\n".to_string();
+    let first = ranked.first().unwrap();
+    let last = ranked.last().unwrap();
+    for (what, (loss, v)) in [("best", first), ("worst", last)] {
+        let run = v.first();
+        s += &format!(
+            "**{}** ({what}, validation loss {loss:.4}; run `{}`):\n\n",
+            v.name, run.folder
+        );
+        for sample in &run.samples {
+            let text = format!("{}{}", sample.prompt, sample.text);
+            let quoted: Vec<String> = text.lines().map(|l| format!("> {l}")).collect();
+            s += &format!(
+                "Seed {}, temperature {}:\n\n{}\n\n",
+                sample.seed,
+                sample.temperature,
+                quoted.join("\n")
+            );
+        }
     }
     s
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::artifacts::records::{
-    BenchRow, DecodePath, JudgeReport, LossReport, ProbeReport, TrainSummary,
+    BenchRow, DecodePath, JudgeReport, LossReport, ProbeReport, Sample, TrainSummary,
 };
 use crate::artifacts::{RunFolder, metrics, read_json};
 use crate::experiment::Experiment;
@@ -25,6 +25,8 @@ pub struct RunData {
     pub eval: Option<LossReport>,
     pub probes: Option<ProbeReport>,
     pub judge: Option<JudgeReport>,
+    /// Continuations of the fixed prompts (`samples.json`), when the study wrote them.
+    pub samples: Vec<Sample>,
     pub bench: Vec<BenchRow>,
     /// (step, val loss) from metrics.csv.
     pub val_curve: Vec<(usize, f64)>,
@@ -55,6 +57,7 @@ impl RunData {
             eval: read_json(&folder.eval())?,
             probes: read_json(&folder.probes())?,
             judge: read_json(&folder.judge())?,
+            samples: read_json(&folder.samples())?.unwrap_or_default(),
             bench: read_json(&folder.bench())?.unwrap_or_default(),
             val_curve,
             experiment,

@@ -151,6 +151,7 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
             folder.eval(),
             folder.probes(),
             folder.judge(),
+            folder.samples(),
             folder.bench(),
             dir.join("experiment.log"),
         ] {
