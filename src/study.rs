@@ -165,7 +165,6 @@ const SAMPLE_TOKENS: usize = 96;
 
 /// Eval, probes, example continuations and judge of one finished run, each skipped when its
 /// file exists.
-
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let run = Run::load(&folder.dir, device)?;
     let name = folder.name();
