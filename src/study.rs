@@ -1,14 +1,16 @@
 //! `mla-lab study`: train every experiment that has no finished run, then evaluate, probe and
 //! bench each, then write the report. Each step leaves a file in the run folder
-//! (`summary.json`, `eval.json`, `probes.json`, `judge.json`, `bench.json`); a step whose file
-//! exists is skipped, so an interrupted study continues where it stopped.
+//! (`summary.json`, `eval.json`, `probes.json`, `samples.json`, `judge.json`, `bench.json`); a
+//! step whose file exists is skipped, so an interrupted study continues where it stopped. With
+//! `--records DIR` every run's records are also kept in `DIR/<run>/` and restored from there,
+//! so a study can continue on a machine whose artifacts are gone.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
-use crate::artifacts::{Run, RunFolder, checkpoints};
+use crate::artifacts::{Run, RunFolder, checkpoints, copy_records};
 use crate::backend::{self, BackendChoice};
 use crate::eval::EvalOptions;
 use crate::eval::judge::JudgeConfig;
@@ -33,6 +35,10 @@ pub struct StudyOptions {
     pub seeds: Vec<u64>,
     /// Where the report goes (default `<artifacts>/report`).
     pub report: PathBuf,
+    /// A folder that keeps every run's records (`<records>/<run>/`, no weights), e.g. inside
+    /// the checkout to commit: a finished run found there is restored instead of retrained, so
+    /// a study can span machines and sessions whose artifacts do not survive.
+    pub records: Option<PathBuf>,
 }
 
 /// Experiment files given as files or folders (every `.ron` inside, sorted).
@@ -94,6 +100,17 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
         for (file, exp) in &exps {
             let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
             let shown = folder.name();
+            let kept = opts.records.as_ref().map(|r| RunFolder::of(r, &shown));
+            if let Some(kept) = &kept
+                && kept.summary().exists()
+                && !folder.summary().exists()
+            {
+                step(
+                    &shown,
+                    &format!("restoring its records from {}", kept.dir.display()),
+                );
+                copy_records(kept, &folder)?;
+            }
             if !folder.summary().exists() {
                 let resume = checkpoints::latest_complete(&folder.dir).is_some();
                 step(
@@ -116,9 +133,18 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
                     .with_context(|| format!("study: training {}", file.display()))?;
             }
             analyse(&folder, opts, &device)?;
+            if let Some(kept) = &kept {
+                copy_records(&folder, kept)?;
+            }
             pass.push(folder.dir);
         }
         bench_together(&pass, opts, &device)?;
+        if let Some(records) = &opts.records {
+            for dir in &pass {
+                let folder = RunFolder::new(dir.as_path());
+                copy_records(&folder, &RunFolder::of(records, &folder.name()))?;
+            }
+        }
         dirs.extend(pass);
     }
     step("report", &format!("writing {}", opts.report.display()));
@@ -139,7 +165,14 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
     step("bench", &format!("{} runs side by side", todo.len()));
     let mut subjects = Vec::new();
     for dir in &todo {
-        let mut s = Subject::load(dir, device)?;
+        // A run restored from its records has no weights; its speed is a random model's (the
+        // bench row says so), which decodes as fast.
+        let folder = RunFolder::new(dir.as_path());
+        let source = match folder.weights_to_load() {
+            Some(_) => dir.to_path_buf(),
+            None => folder.experiment(),
+        };
+        let mut s = Subject::load(&source, device)?;
         s.name = RunFolder::new(dir.as_path()).name(); // seeds of one experiment share its name
         subjects.push(s);
     }
@@ -151,7 +184,7 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
             .filter(|r| r.experiment == name)
             .cloned()
             .collect();
-        let experiment = Run::load(dir, device)?.experiment.name;
+        let experiment = Experiment::load(RunFolder::new(dir.as_path()).experiment())?.name;
         for r in &mut own {
             r.experiment = experiment.clone();
         }
@@ -166,6 +199,14 @@ const SAMPLE_TOKENS: usize = 96;
 /// Eval, probes, example continuations and judge of one finished run, each skipped when its
 /// file exists.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
+    let judged = opts.judge.is_none() || folder.judge().exists();
+    let done = [folder.eval(), folder.probes(), folder.samples()]
+        .iter()
+        .all(|f| f.exists());
+    // Nothing left to measure (a run restored from its records has no weights to load).
+    if done && judged {
+        return Ok(());
+    }
     let run = Run::load(&folder.dir, device)?;
     let name = folder.name();
     let eval_file = folder.eval();

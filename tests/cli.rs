@@ -828,6 +828,32 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
         !out.contains("training") && !out.contains(": eval") && !out.contains(": bench"),
         "{out}"
     );
+    // Kept records carry the study to a machine whose artifacts are gone: nothing is trained
+    // or measured again there, and the report is the same.
+    let records = dir.join("records");
+    let mut keep = args.to_vec();
+    keep.extend(["--records", records.to_str().unwrap()]);
+    let (ok, _, err) = mla_lab(&keep);
+    assert!(ok, "{err}");
+    assert!(records.join("z_mha-s2/bench.json").exists());
+    assert!(
+        !records.join("z_mha-s2/model.bpk").exists(),
+        "records hold no weights"
+    );
+    let elsewhere = dir.join("elsewhere");
+    let mut restore = keep.clone();
+    restore[3] = elsewhere.to_str().unwrap();
+    let (ok, out, err) = mla_lab(&restore);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("z_mha-s2: restoring its records")
+            && !out.contains("training")
+            && !out.contains(": eval")
+            && !out.contains(": bench"),
+        "{out}"
+    );
+    let report = |a: &Path| std::fs::read_to_string(a.join("report/report.md")).unwrap();
+    assert_eq!(report(&elsewhere), report(&art));
     // report alone, on two of the runs.
     let (ok, out, err) = mla_lab(&[
         "report",

@@ -105,6 +105,21 @@ impl RunFolder {
         self.dir.join("samples.json")
     }
 
+    /// The run's records: every small file that says what the run was and what was measured
+    /// on it (no weights, checkpoints or tokenizer). `study --records` keeps these.
+    pub fn records(&self) -> [PathBuf; 8] {
+        [
+            self.experiment(),
+            self.metrics(),
+            self.summary(),
+            self.eval(),
+            self.probes(),
+            self.samples(),
+            self.judge(),
+            self.bench(),
+        ]
+    }
+
     /// The summary of a finished run: `train` writes it last.
     pub fn finished(&self) -> Result<Option<TrainSummary>> {
         read_json(&self.summary())
@@ -119,6 +134,20 @@ impl RunFolder {
         checkpoints::latest_complete(&self.dir)
             .map(|epoch| checkpoints::path(&self.dir, "model", epoch))
     }
+}
+
+/// Copies the records `from` has into `to` (made if missing), each file whole.
+pub fn copy_records(from: &RunFolder, to: &RunFolder) -> Result<()> {
+    std::fs::create_dir_all(&to.dir)
+        .with_context(|| format!("{}: cannot create", to.dir.display()))?;
+    for (src, dst) in from.records().iter().zip(to.records()) {
+        if src.exists() {
+            let bytes =
+                std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+            files::write(&dst, &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a record; `None` when the file does not exist, an error naming it when it is not

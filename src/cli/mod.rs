@@ -239,6 +239,11 @@ pub struct StudyArgs {
     /// confidence intervals across them.
     #[arg(long)]
     seeds: Option<String>,
+    /// Also keep every run's records (no weights) in DIR/<run>/, and restore a finished run
+    /// from there instead of training it again: a study that spans sessions or machines (DIR
+    /// inside the checkout, committed as runs finish).
+    #[arg(long, value_name = "DIR")]
+    records: Option<PathBuf>,
     #[command(flatten)]
     judge: JudgeArgs,
 }
@@ -266,6 +271,7 @@ impl StudyArgs {
                 Some(list) => parse_seeds(list)?,
                 None => vec![],
             },
+            records: self.records.clone(),
         })
     }
 }
