@@ -21,25 +21,35 @@ fn experiments_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")
 }
 
+/// Every folder of experiment files: paper scale, then the tiers.
+fn tiers() -> [PathBuf; 4] {
+    let root = experiments_dir();
+    [
+        root.clone(),
+        root.join("small"),
+        root.join("tiny"),
+        root.join("tiny-calibration"),
+    ]
+}
+
 #[test]
 fn every_experiment_file_is_valid() {
-    let dirs = [experiments_dir(), experiments_dir().join("small")];
     let mut count = 0;
-    for dir in dirs {
+    for dir in tiers() {
         for file in ron_files(&dir) {
             Experiment::load(&file).unwrap_or_else(|e| panic!("{e}"));
             count += 1;
         }
     }
     assert!(
-        count >= 18,
-        "expected the paper-scale and small rows, found {count} files"
+        count >= 30,
+        "expected the paper-scale, small, tiny and calibration rows, found {count} files"
     );
 }
 
 #[test]
 fn experiment_names_are_unique() {
-    let mut names: Vec<String> = [experiments_dir(), experiments_dir().join("small")]
+    let mut names: Vec<String> = tiers()
         .iter()
         .flat_map(|d| ron_files(d))
         .map(|f| Experiment::load(f).unwrap().name)
