@@ -329,17 +329,11 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
     ];
     let mut child = Background::start(&args);
     // Kill as soon as the third checkpoint is complete.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !["model", "optim", "scheduler"]
-        .iter()
-        .all(|p| run_dir.join(format!("checkpoint/{p}-3.bpk")).exists())
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint after 120 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    wait_for(120, "third checkpoint", || {
+        ["model", "optim", "scheduler"]
+            .iter()
+            .all(|p| run_dir.join(format!("checkpoint/{p}-3.bpk")).exists())
+    });
     child.kill(); // SIGKILL
     assert!(
         !run_dir.join("summary.json").exists(),
