@@ -141,20 +141,15 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
         for sub in [folder.checkpoints(), dir.join("train"), dir.join("valid")] {
             let _ = std::fs::remove_dir_all(sub);
         }
-        // What was measured on the old weights goes with them, or `study` would take it for
-        // the new run's.
-        for f in [
-            folder.metrics(),
-            folder.summary(),
+        // Every record but the experiment (written anew below) goes with the weights: what was
+        // measured on the old weights must not pass for the new run's in `study`.
+        let records = folder.records().into_iter().filter(|f| *f != copy);
+        let others = [
             folder.weights(),
             folder.safetensors(),
-            folder.eval(),
-            folder.probes(),
-            folder.judge(),
-            folder.samples(),
-            folder.bench(),
             dir.join("experiment.log"),
-        ] {
+        ];
+        for f in records.chain(others) {
             let _ = std::fs::remove_file(f);
         }
         return Ok(Start::Fresh);
