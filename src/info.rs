@@ -57,7 +57,7 @@ impl InfoRow {
     }
 }
 
-fn millions(n: usize) -> String {
+pub fn millions(n: usize) -> String {
     format!("{:.2}M", n as f64 / 1e6)
 }
 

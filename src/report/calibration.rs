@@ -72,6 +72,7 @@ impl Curve {
     }
 }
 
+/// Tokens in millions, one decimal (`12.3M`).
 fn millions(tokens: f64) -> String {
     format!("{:.1}M", tokens / 1e6)
 }
@@ -111,7 +112,7 @@ pub fn markdown(curves: &[Curve], machine: &str) -> String {
         let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         fits.rows.push(vec![
             c.folder.clone(),
-            format!("{:.2}M", c.experiment.model.param_count() as f64 / 1e6),
+            crate::info::millions(c.experiment.model.param_count()),
             format!("{:e}", c.experiment.train.lr),
             millions(last_t),
             format!("{last_l:.4}"),
