@@ -141,7 +141,7 @@ fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
 fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options()?;
     let backend::Selected { name, device } = backend::select(backend)?;
-    let subjects = bench::subjects(&args.inputs, &device)?;
+    let subjects = bench::subjects(&args.inputs, args.model_context, &device)?;
     eprintln!(
         "bench on {name}: contexts {:?}, batch {:?}, {} decode steps, median of {} interleaved rounds after a warm-up round (rows print when all rounds are done)",
         opts.contexts, opts.batches, opts.decode_tokens, opts.repeats

@@ -172,7 +172,7 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
             Some(_) => dir.to_path_buf(),
             None => folder.experiment(),
         };
-        let mut s = Subject::load(&source, device)?;
+        let mut s = Subject::load(&source, None, device)?;
         s.name = RunFolder::new(dir.as_path()).name(); // seeds of one experiment share its name
         subjects.push(s);
     }

@@ -297,6 +297,10 @@ pub struct BenchArgs {
     contexts: String,
     #[arg(long, default_value = "1")]
     batch: String,
+    /// Build the experiment files' models with this context instead of their own (random
+    /// weights), to measure decode speed past the context they train at.
+    #[arg(long)]
+    pub model_context: Option<usize>,
     /// Timed single-token decode steps per run.
     #[arg(long, default_value_t = 64)]
     decode_tokens: usize,

@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::artifacts::Run;
 use crate::artifacts::records::{BenchRow, DecodePath};
 use crate::experiment::Experiment;
+use crate::model::validate::MAX_CONTEXT;
 use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode};
 use crate::options::InvalidOption;
 use anyhow::{Result, bail};
@@ -48,8 +49,19 @@ pub struct Subject {
 }
 
 impl Subject {
-    pub fn load(path: &Path, device: &Device) -> Result<Subject> {
+    /// `context`, when given, replaces an experiment file's context (random weights only: a
+    /// run's trained weights fix its positions), so that decode speed can be measured past the
+    /// context a model was trained at.
+    pub fn load(path: &Path, context: Option<usize>, device: &Device) -> Result<Subject> {
         if path.is_dir() {
+            if let Some(n) = context {
+                return Err(anyhow::Error::new(InvalidOption::new(
+                    "model_context",
+                    n,
+                    "with experiment files only (random weights); a run folder's trained weights fix its context",
+                ))
+                .context(format!("bench {}", path.display())));
+            }
             let run = Run::load(path, device)?;
             return Ok(Subject {
                 name: run.experiment.name.clone(),
@@ -58,7 +70,18 @@ impl Subject {
                 weights: run.weights.display().to_string(),
             });
         }
-        let exp = Experiment::load(path)?;
+        let mut exp = Experiment::load(path)?;
+        if let Some(n) = context {
+            if n == 0 || n > MAX_CONTEXT {
+                return Err(anyhow::Error::new(InvalidOption::new(
+                    "model_context",
+                    n,
+                    "1 to 1048576 tokens",
+                ))
+                .context(format!("bench {}", path.display())));
+            }
+            exp.model.context = n;
+        }
         device.seed(exp.training_seed());
         Ok(Subject {
             name: exp.name.clone(),
@@ -331,8 +354,15 @@ pub fn table(rows: &[BenchRow]) -> String {
 }
 
 /// Inputs that are files or run folders, in the order given.
-pub fn subjects(paths: &[PathBuf], device: &Device) -> Result<Vec<Subject>> {
-    paths.iter().map(|p| Subject::load(p, device)).collect()
+pub fn subjects(
+    paths: &[PathBuf],
+    context: Option<usize>,
+    device: &Device,
+) -> Result<Vec<Subject>> {
+    paths
+        .iter()
+        .map(|p| Subject::load(p, context, device))
+        .collect()
 }
 
 #[cfg(test)]
@@ -481,6 +511,38 @@ mod tests {
             let bad = err.downcast_ref::<InvalidOption>().unwrap();
             assert_eq!(bad.option, option);
         }
+    }
+
+    #[test]
+    fn model_context_rebuilds_an_experiment_longer_and_refuses_run_folders() {
+        let device = crate::backend::test_device();
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tiny/mha.ron");
+        let own = Subject::load(&file, None, &device).unwrap();
+        assert_eq!(own.config.context, 256);
+        let long = Subject::load(&file, Some(512), &device).unwrap();
+        assert_eq!(long.config.context, 512);
+        let opts = BenchOptions {
+            contexts: vec![384],
+            batches: vec![1],
+            decode_tokens: 2,
+            repeats: 1,
+        };
+        // Learned positions past the file's 256: the position table was built 512 long.
+        let rows = bench(vec![long], &opts, &device, |_| {}).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].context, 384);
+        for (path, n) in [(file.as_path(), 0), (file.as_path(), MAX_CONTEXT + 1)] {
+            let err = Subject::load(path, Some(n), &device).err().unwrap();
+            let bad = err.downcast_ref::<InvalidOption>().unwrap();
+            assert_eq!(
+                (bad.option, bad.value.clone()),
+                ("model_context", n.to_string())
+            );
+        }
+        let dir = std::env::temp_dir();
+        let err = Subject::load(&dir, Some(512), &device).err().unwrap();
+        let bad = err.downcast_ref::<InvalidOption>().unwrap();
+        assert!(bad.accepted.contains("experiment files only"), "{err:#}");
     }
 
     #[test]
