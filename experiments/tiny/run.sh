@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The tiny study (docs/results-tiny/): the five rows the paper's claims need with training seeds
+# 1, 2 and 3, then the other three rows with seeds 1 and 2, then the report over all of them.
+# One run at a time on both cores. Resumable: after any interruption run it again. Every
+# finished run's records (no weights) are kept in docs/results-tiny/runs, to commit as they come:
+# a later session or machine restores them instead of training again.
+#
+#   MLA_LAB=path/to/mla-lab-built-with-tch experiments/tiny/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MLA_LAB=${MLA_LAB:-target/release/mla-lab}
+ART=${ART:-$HOME/.cache/mla-lab/tiny-study}
+BACKEND=${BACKEND:-libtorch}
+RECORDS=docs/results-tiny/runs
+
+study() {
+    local seeds=$1 report=$2
+    shift 2
+    "$MLA_LAB" --backend "$BACKEND" study "${@/#/experiments/tiny/}" --seeds "$seeds" \
+        --records "$RECORDS" --artifacts "$ART" --out "$ART/$report"
+}
+
+study 1,2,3 report-claims mha.ron mha_rope.ron mla_half.ron mla_rope_half.ron mla_rope_full.ron
+study 1,2 report-others mla_rope_half_joint.ron mla_rope_quarter.ron gqa.ron
+"$MLA_LAB" --backend "$BACKEND" report "$ART"/*_tiny-s[0-9]* --out docs/results-tiny
