@@ -216,6 +216,111 @@ fn pick(choice: BackendChoice) -> Result<(String, Device)> {
     }
 }
 
+/// Which of a backend's devices a run trains on (`--devices`): the first `N`, or these indices
+/// (`0,2`; one index alone is written with a comma, `3,`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Count(usize),
+    List(Vec<usize>),
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = crate::options::InvalidOption;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            crate::options::InvalidOption::new(
+                "devices",
+                s,
+                "a count (4: the first four devices) or distinct device indices separated by commas (0,1,2,3; one alone as 2,)",
+            )
+        };
+        let t = s.trim();
+        if !t.contains(',') {
+            return match t.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(DeviceSpec::Count(n)),
+                _ => Err(bad()),
+            };
+        }
+        let list = t
+            .split(',')
+            .enumerate()
+            .filter(|(i, v)| !(v.trim().is_empty() && *i > 0 && t.ends_with(',')))
+            .map(|(_, v)| v.trim().parse::<usize>().map_err(|_| bad()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let distinct = (1..list.len()).all(|i| !list[..i].contains(&list[i]));
+        if list.is_empty() || !distinct {
+            return Err(bad());
+        }
+        Ok(DeviceSpec::List(list))
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Count(n) => write!(f, "{n}"),
+            DeviceSpec::List(l) if l.len() == 1 => write!(f, "{},", l[0]),
+            DeviceSpec::List(l) => {
+                let l: Vec<String> = l.iter().map(usize::to_string).collect();
+                write!(f, "{}", l.join(","))
+            }
+        }
+    }
+}
+
+impl Selected {
+    /// The devices `spec` names on this backend. GPUs are taken by index. The CPU is one
+    /// device: `N` of it means `N` replicas that train side by side on the same cores, each on
+    /// its share of the batch (the same arithmetic as `N` GPUs; not faster).
+    pub fn devices(&self, spec: &DeviceSpec) -> Result<Vec<Device>> {
+        if self.in_host_memory() {
+            return match spec {
+                DeviceSpec::Count(n) => Ok(vec![self.device.clone(); *n]),
+                DeviceSpec::List(l) if l == &[0] => Ok(vec![self.device.clone()]),
+                DeviceSpec::List(_) => bail!(
+                    "--devices {spec}: backend {} has one device, 0; `--devices N` trains N \
+                     replicas side by side on it",
+                    self.name
+                ),
+            };
+        }
+        let all = gpus(&self.name);
+        let pick: Vec<usize> = match spec {
+            DeviceSpec::Count(n) => (0..*n).collect(),
+            DeviceSpec::List(l) => l.clone(),
+        };
+        if let Some(&missing) = pick.iter().find(|&&i| i >= all.len()) {
+            let have: Vec<String> = (0..all.len()).map(|i| i.to_string()).collect();
+            bail!(
+                "--devices {spec}: backend {} has {} device(s) ({}); there is no device {missing}",
+                self.name,
+                all.len(),
+                have.join(", ")
+            );
+        }
+        Ok(pick.into_iter().map(|i| all[i].clone()).collect())
+    }
+}
+
+/// Every device of a GPU backend, in index order.
+fn gpus(name: &str) -> Vec<Device> {
+    #[allow(unused_variables)]
+    let kind = match name {
+        #[cfg(feature = "cuda")]
+        "cuda" => burn::tensor::DeviceType::Cuda,
+        #[cfg(feature = "wgpu")]
+        "wgpu" => burn::tensor::DeviceType::Wgpu,
+        #[cfg(feature = "tch")]
+        n if n.starts_with("libtorch") => burn::tensor::DeviceType::LibTorch,
+        _ => return vec![],
+    };
+    #[cfg(any(feature = "cuda", feature = "wgpu", feature = "tch"))]
+    return std::panic::catch_unwind(|| Device::enumerate(kind).into_vec()).unwrap_or_default();
+    #[allow(unreachable_code)]
+    Vec::new()
+}
+
 /// Bytes of memory this machine has free for a new process: Linux's `MemAvailable`, capped
 /// by the container's limit where there is one; `None` where neither can be read.
 pub fn available_memory() -> Option<u64> {

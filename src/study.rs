@@ -128,6 +128,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
                     display: train::Display::Lines,
                     backend: opts.backend,
                     seed,
+                    devices: None,
                 };
                 train::run(file, &t)
                     .with_context(|| format!("study: training {}", file.display()))?;

@@ -864,3 +864,145 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
     assert!(!ok && err.contains("experiment.ron"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every weight of a trained run, in module order.
+fn trained_weights(dir: &Path) -> Vec<f32> {
+    use burn::store::ModuleSnapshot;
+    let run = mla_lab::artifacts::Run::load(dir, &mla_lab::backend::test_device()).unwrap();
+    run.model
+        .collect(None, None, false)
+        .iter()
+        .flat_map(|t| {
+            let bytes = t.to_bytes().unwrap().to_vec();
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
+    let dir = fresh_dir("devices");
+    let exp = dir.join("devices.ron");
+    std::fs::write(
+        &exp,
+        experiment(
+            "devices",
+            3,
+            300,
+            MLA_ROPE_HALF,
+            "Rope(10000.0)",
+            "max_steps: 12, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4,
+             checkpoint_every: 4, eval_batches: 2, log_every: 1, keep_checkpoints: 3",
+        ),
+    )
+    .unwrap();
+    let train = |art: &str, extra: &[&str]| {
+        let art = dir.join(art);
+        let mut args = vec![
+            "--backend",
+            "cpu",
+            "train",
+            exp.to_str().unwrap(),
+            "--headless",
+            "--artifacts",
+            art.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = mla_lab(&args);
+        assert!(ok, "{out}\n{err}");
+        (art.join("devices"), out)
+    };
+    let (one, _) = train("one", &[]);
+    let (two, out) = train("two", &["--devices", "2"]);
+    assert!(
+        out.contains("2 devices") && out.contains("2 rows of the batch of 4"),
+        "{out}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(two.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["devices"], 2);
+    assert!(
+        summary["strategy"]
+            .as_str()
+            .unwrap()
+            .starts_with("multi-device"),
+        "{summary}"
+    );
+    // The same curve, step by step (the shards' mean is the batch's mean), and the same
+    // weights, up to the order in which floats were added.
+    let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
+    let (r1, r2) = (rows(&one), rows(&two));
+    assert_eq!(r1.len(), 12);
+    for (a, b) in r1.iter().zip(&r2) {
+        assert_eq!(a.0, b.0);
+        assert!((a.1 - b.1).abs() < 1e-4, "step {}: {} vs {}", a.0, a.1, b.1);
+    }
+    let w1 = trained_weights(&one);
+    let d = max_difference(&w1, &trained_weights(&two));
+    eprintln!("two devices: weights differ by at most {d}; losses {r1:?} {r2:?}");
+    assert!(d < 1e-4, "weights differ by {d}");
+
+    // A run stopped after its second checkpoint (step 8) resumes on two devices and ends
+    // where the one-device run ended.
+    let (three, _) = train("three", &[]);
+    for f in ["summary.json", "model.bpk", "model.safetensors"] {
+        std::fs::remove_file(three.join(f)).unwrap();
+    }
+    for p in ["model", "optim", "scheduler"] {
+        std::fs::remove_file(three.join(format!("checkpoint/{p}-3.bpk"))).unwrap();
+    }
+    let (_, out) = train("three", &["--resume", "--devices", "2"]);
+    assert!(out.contains("2 devices"), "{out}");
+    let rows3 = rows(&three);
+    assert_eq!(
+        rows3.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>()
+    );
+    let d = max_difference(&w1, &trained_weights(&three));
+    assert!(
+        d < 1e-4,
+        "resumed on two devices, the weights differ by {d}"
+    );
+
+    // A batch that does not split, and devices a CPU does not have, are refused up front.
+    let refused = |spec: &str, want: &[&str]| {
+        let art = dir.join("refused");
+        let (ok, _, err) = mla_lab(&[
+            "--backend",
+            "cpu",
+            "train",
+            exp.to_str().unwrap(),
+            "--artifacts",
+            art.to_str().unwrap(),
+            "--devices",
+            spec,
+        ]);
+        assert!(!ok, "{spec}");
+        for w in want {
+            assert!(err.contains(w), "{spec}: {err}");
+        }
+        assert!(
+            !art.join("devices").exists(),
+            "{spec}: a refused run left a folder"
+        );
+    };
+    refused(
+        "3",
+        &["train.batch_size 4", "3 devices", "accepted", "1, 2, 4"],
+    );
+    refused("0,1", &["one device, 0", "--devices N"]);
+    refused("0", &["--devices", "accepted"]);
+    refused("1,1", &["--devices", "distinct"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

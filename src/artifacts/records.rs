@@ -30,8 +30,18 @@ pub struct TrainSummary {
     /// to the checkpoint each was resumed from) and all of the last one.
     pub wall_time_s: f64,
     pub backend: String,
+    /// Devices the last invocation trained on (a resumed run may change their number), and
+    /// how burn-train spread the batch over them.
+    #[serde(default = "one")]
+    pub devices: usize,
+    #[serde(default)]
+    pub strategy: Option<String>,
     #[serde(default)]
     pub git_revision: Option<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The line `mla-lab train` ends with.
@@ -49,7 +59,11 @@ impl std::fmt::Display for TrainSummary {
             self.tokens_per_s.map_or("-".into(), |t| format!("{t:.0}")),
             self.wall_time_s,
             self.backend
-        )
+        )?;
+        if self.devices > 1 {
+            write!(f, " × {} devices", self.devices)?;
+        }
+        Ok(())
     }
 }
 

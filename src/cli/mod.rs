@@ -8,7 +8,7 @@ use burn::tensor::DType;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use mla_lab::backend::BackendChoice;
+use mla_lab::backend::{BackendChoice, DeviceSpec};
 use mla_lab::eval::EvalOptions;
 use mla_lab::eval::judge::JudgeConfig;
 use mla_lab::eval::probes::ProbeOptions;
@@ -112,6 +112,11 @@ pub struct TrainArgs {
     /// `<artifacts>/<name>-s<SEED>`.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Devices of the backend to train on, the file's batch split evenly across them: a count
+    /// (4: the first four) or indices (0,1,2,3; one alone as 2,). On the CPU, which is one
+    /// device, N replicas train side by side (the same arithmetic, not faster).
+    #[arg(long)]
+    pub devices: Option<DeviceSpec>,
 }
 
 impl TrainArgs {
@@ -127,6 +132,7 @@ impl TrainArgs {
             },
             backend,
             seed: self.seed,
+            devices: self.devices,
         }
     }
 }

@@ -7,7 +7,13 @@
 //! function of the seed and `k`), so a run resumed at epoch `e` reads exactly the windows the
 //! uninterrupted run would have read: the data position is the step, and there is no RNG state
 //! to save.
+//!
+//! On several devices burn-train slices the loader, one slice per device, and each device
+//! draws one batch per optimizer step. A slice here serves its rows of every step's batch
+//! (device `i` of `n`: rows `i·B/n ..`), so the devices together read exactly the batches one
+//! device would, and the optimizer steps and the schedule stay those of the experiment.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -18,6 +24,15 @@ use burn::tensor::Device;
 
 use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
 
+/// One device's part of a training step's batch.
+pub struct Shard {
+    pub batch: TokenBatch,
+    /// Its rows' share of the step's batch (1 on one device): burn-train sums the devices'
+    /// gradients, so each device's loss is weighted by its share to give the gradient of the
+    /// whole batch's mean loss.
+    pub share: f64,
+}
+
 pub struct StepLoader {
     windows: TokenWindows,
     batch_size: usize,
@@ -25,8 +40,8 @@ pub struct StepLoader {
     max_steps: usize,
     /// The epoch the next `iter()` serves (0-based).
     next_epoch: Arc<AtomicUsize>,
-    /// Sub-range of each epoch's batches (for `slice`), in items.
-    items: Option<(usize, usize)>,
+    /// The rows of each step's batch this loader serves (all of them but on a slice).
+    rows: Range<usize>,
     device: Device,
 }
 
@@ -48,7 +63,7 @@ impl StepLoader {
             steps_per_epoch,
             max_steps,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
-            items: None,
+            rows: 0..batch_size,
             device,
         }
     }
@@ -65,13 +80,18 @@ impl StepLoader {
         self.max_steps.div_ceil(self.steps_per_epoch)
     }
 
-    /// The batch of global step `step`.
-    pub fn batch(&self, step: usize) -> TokenBatch {
+    /// This loader's rows of the batch of global step `step`.
+    pub fn batch(&self, step: usize) -> Shard {
         let first = step * self.batch_size;
-        let items = (first..first + self.batch_size)
-            .map(|k| self.windows.window(k))
+        let items = self
+            .rows
+            .clone()
+            .map(|r| self.windows.window(first + r))
             .collect();
-        TokenBatcher.batch(items, &self.device)
+        Shard {
+            batch: TokenBatcher.batch(items, &self.device),
+            share: self.rows.len() as f64 / self.batch_size as f64,
+        }
     }
 }
 
@@ -83,7 +103,7 @@ struct StepIter<'a> {
 }
 
 impl Iterator for StepIter<'_> {
-    type Item = Result<TokenBatch, DatasetError>;
+    type Item = Result<Shard, DatasetError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         (self.done < self.steps).then(|| {
@@ -94,68 +114,61 @@ impl Iterator for StepIter<'_> {
     }
 }
 
-impl DataLoaderIterator<TokenBatch> for StepIter<'_> {
+impl DataLoaderIterator<Shard> for StepIter<'_> {
+    /// In windows: burn-train adds up the slices' progress, which then counts whole batches.
     fn progress(&self) -> Progress {
-        let b = self.loader.batch_size;
-        Progress::new(self.done * b, self.steps * b, None)
+        let rows = self.loader.rows.len();
+        Progress::new(self.done * rows, self.steps * rows, None)
     }
 }
 
-impl DataLoader<TokenBatch> for StepLoader {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<TokenBatch> + 'a> {
+impl DataLoader<Shard> for StepLoader {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<Shard> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
-        let mut first_step = epoch * self.steps_per_epoch;
-        let mut steps = self.steps_in(epoch);
-        if let Some((start, end)) = self.items {
-            let (s, e) = (
-                start / self.batch_size,
-                end.div_ceil(self.batch_size).min(steps),
-            );
-            first_step += s;
-            steps = e.saturating_sub(s);
-        }
         Box::new(StepIter {
             loader: self,
-            first_step,
-            steps,
+            first_step: epoch * self.steps_per_epoch,
+            steps: self.steps_in(epoch),
             done: 0,
         })
     }
 
     fn num_items(&self) -> usize {
-        match self.items {
-            Some((s, e)) => e - s,
-            None => self.steps_per_epoch * self.batch_size,
-        }
+        self.steps_per_epoch * self.rows.len()
     }
 
-    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<TokenBatch>> {
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<Shard>> {
         Arc::new(StepLoader {
             device: device.clone(),
-            windows: self.windows.clone(),
-            ..self.share()
+            next_epoch: self.next_epoch.clone(),
+            ..self.copy()
         })
     }
 
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<TokenBatch>> {
+    /// `start..end` of `num_items()`, as burn-train splits a loader across devices (`n` equal
+    /// parts): the same part of the rows of every step's batch. A slice counts its own epochs,
+    /// from the epoch this loader would serve next.
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<Shard>> {
+        let (num, first) = (self.num_items(), self.rows.start);
+        let row = |item: usize| first + item * self.rows.len() / num;
+        let epoch = self.next_epoch.load(Ordering::SeqCst);
         Arc::new(StepLoader {
-            items: Some((start, end)),
-            windows: self.windows.clone(),
-            ..self.share()
+            rows: row(start)..row(end),
+            next_epoch: Arc::new(AtomicUsize::new(epoch)),
+            ..self.copy()
         })
     }
 }
 
 impl StepLoader {
-    /// A copy sharing the epoch counter.
-    fn share(&self) -> StepLoader {
+    fn copy(&self) -> StepLoader {
         StepLoader {
             windows: self.windows.clone(),
             batch_size: self.batch_size,
             steps_per_epoch: self.steps_per_epoch,
             max_steps: self.max_steps,
             next_epoch: self.next_epoch.clone(),
-            items: self.items,
+            rows: self.rows.clone(),
             device: self.device.clone(),
         }
     }
@@ -172,9 +185,10 @@ mod tests {
         StepLoader::new(windows, 3, 4, 10, first_epoch, test_device())
     }
 
-    fn firsts(it: Box<dyn DataLoaderIterator<TokenBatch> + '_>) -> Vec<i64> {
+    fn firsts(it: Box<dyn DataLoaderIterator<Shard> + '_>) -> Vec<i64> {
         it.flat_map(|b| {
             b.unwrap()
+                .batch
                 .inputs
                 .narrow(1, 0, 1)
                 .into_data()
@@ -207,7 +221,7 @@ mod tests {
     #[test]
     fn batches_are_inputs_and_shifted_targets() {
         let l = loader(0);
-        let b = l.batch(2);
+        let b = l.batch(2).batch;
         assert_eq!(b.inputs.dims(), [3, 8]);
         let i = b
             .inputs
@@ -222,5 +236,40 @@ mod tests {
             .try_to_vec::<i64>()
             .unwrap();
         assert_eq!(&i[1..8], &t[0..7]);
+    }
+
+    #[test]
+    fn slices_serve_their_rows_of_every_step_and_count_their_own_epochs() {
+        // Batch 4 over two devices, cut the way burn-train's split_dataloader cuts it.
+        let tokens: Vec<u32> = (0..5000).collect();
+        let windows = TokenWindows::train(Arc::new(tokens), 8, 7).unwrap();
+        let whole = StepLoader::new(windows, 4, 4, 10, 1, test_device());
+        let parts = burn::data::dataloader::split::split_dataloader(
+            Arc::new(whole.copy()) as Arc<dyn DataLoader<Shard>>,
+            &[test_device(), test_device()],
+        );
+        let one = firsts(whole.iter()); // epoch 1: steps 4..8, 4 rows each
+        let halves: Vec<Vec<i64>> = parts.iter().map(|p| firsts(p.iter())).collect();
+        assert_eq!(halves[0].len(), 8);
+        let mut joined = vec![];
+        for step in 0..4 {
+            joined.extend_from_slice(&halves[0][step * 2..step * 2 + 2]);
+            joined.extend_from_slice(&halves[1][step * 2..step * 2 + 2]);
+        }
+        assert_eq!(
+            joined, one,
+            "rows 0..2 on the first device, 2..4 on the second"
+        );
+        // Each slice goes on to its own next epoch (2, the last: 2 steps), not the other's.
+        let next: Vec<Vec<i64>> = parts.iter().map(|p| firsts(p.iter())).collect();
+        assert_eq!((next[0].len(), next[1].len()), (4, 4));
+        assert_eq!(&next[0][..2], &firsts(whole.iter())[..2]);
+        // Each device's loss is weighted by its share of the batch.
+        let half = whole.slice(0, 8);
+        assert_eq!(half.num_items(), 8);
+        assert_eq!(whole.batch(8).share, 1.0);
+        let fresh = StepLoader::new(whole.windows.clone(), 4, 4, 10, 0, test_device());
+        let shard = fresh.slice(8, 16).iter().next().unwrap().unwrap();
+        assert_eq!((shard.share, shard.batch.inputs.dims()), (0.5, [2, 8]));
     }
 }

@@ -62,6 +62,10 @@ pub struct StepRenderer {
     in_valid: bool,
     lr: f64,
     train_loss: Option<f64>,
+    /// Devices that each report every step (burn-train sends one event per device's shard).
+    devices: usize,
+    /// The losses of the current step's shards reported so far.
+    shard_losses: Vec<f64>,
     started: Instant,
     /// Time spent validating, left out of tokens/s.
     validating: Duration,
@@ -101,6 +105,8 @@ impl StepRenderer {
             in_valid: false,
             lr: 0.0,
             train_loss: None,
+            devices: 1,
+            shard_losses: vec![],
             started: Instant::now(),
             validating: Duration::ZERO,
             before: (0, Duration::ZERO, Duration::ZERO),
@@ -118,6 +124,13 @@ impl StepRenderer {
     pub fn with_dashboard(mut self, dashboard: Box<dyn MetricsRenderer>) -> Self {
         self.print = false;
         self.dashboard = Some(dashboard);
+        self
+    }
+
+    /// Training on `devices` devices: a step is done when each has reported its shard, and its
+    /// loss is their mean (the shards are equal parts of the batch).
+    pub fn on_devices(mut self, devices: usize) -> Self {
+        self.devices = devices.max(1);
         self
     }
 
@@ -225,7 +238,7 @@ impl MetricsRendererTraining for StepRenderer {
         if metric == Tracked::LearningRate {
             self.lr = v;
         } else if metric == Tracked::Loss {
-            self.train_loss = Some(v);
+            self.shard_losses.push(v);
             if !v.is_finite() {
                 let mut r = self.record.lock().unwrap();
                 if r.diverged.is_none() {
@@ -286,9 +299,11 @@ impl TrainingProgressLogger for StepRenderer {
 
     fn update_split(&mut self, items_processed: usize) {
         self.dashboard(|d| d.update_split(items_processed));
-        if self.in_valid {
+        if self.in_valid || self.shard_losses.len() < self.devices {
             return;
         }
+        let n = self.shard_losses.len() as f64;
+        self.train_loss = Some(self.shard_losses.drain(..).sum::<f64>() / n);
         // `epoch` is the 0-based index of the epoch being trained.
         let step = self.epoch * self.steps_per_epoch + items_processed / self.batch_size;
         {
@@ -413,6 +428,35 @@ mod tests {
         assert_eq!(steps, ["step", "1", "2", "3", "4", "5"], "{csv}");
         let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
         assert_eq!((last[1], last[2]), ("5.000000", "4.500000"), "{csv}");
+    }
+
+    #[test]
+    fn on_two_devices_a_step_is_one_row_with_the_mean_of_its_shards_losses() {
+        let (r, id, _, scratch) = renderer("devices");
+        let mut r = r.on_devices(2);
+        for step in 1..=3 {
+            // burn-train: one event per device, each with the step's combined progress.
+            r.update_train(loss_state(&id, 2.0 * step as f64));
+            r.update_split(2 * step);
+            assert_eq!(r.step(), step - 1, "a step waits for its second shard");
+            r.update_train(loss_state(&id, 2.0 * step as f64 + 1.0));
+            r.update_split(2 * step);
+            assert_eq!(r.step(), step);
+        }
+        let csv = std::fs::read_to_string(scratch.0.join("metrics.csv")).unwrap();
+        let rows: Vec<(&str, &str)> = csv
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0], f[1])
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [("1", "2.500000"), ("2", "4.500000"), ("3", "6.500000")],
+            "{csv}"
+        );
     }
 
     #[test]

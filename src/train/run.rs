@@ -15,10 +15,11 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::tensor::{DType, Device, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
-use burn::train::{Interrupter, Learner, SupervisedTraining};
+use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining};
 
 use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
 use super::loader::StepLoader;
@@ -28,7 +29,7 @@ use super::renderer::StepRenderer;
 use crate::artifacts::metrics::{self, MetricsRow};
 use crate::artifacts::records::TrainSummary;
 use crate::artifacts::{RunFolder, checkpoints, save_weights};
-use crate::backend::{self, BackendChoice};
+use crate::backend::{self, BackendChoice, DeviceSpec};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatcher, TokenWindows};
 use crate::data::tokens;
@@ -47,6 +48,57 @@ pub struct TrainOptions {
     pub backend: BackendChoice,
     /// A training seed that replaces the file's; the run goes to `<name>-s<seed>`.
     pub seed: Option<u64>,
+    /// Devices of the backend to train on, the batch split evenly across them; `None`: one.
+    pub devices: Option<DeviceSpec>,
+}
+
+/// How burn-train spreads a step over the devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Single,
+    /// A thread per device, each on its shard; the gradients summed on the first device, which
+    /// steps the optimizer (burn-train's `MultiDevice` with `OptimMainDevice`).
+    MultiDevice,
+    /// A model and optimizer per device, the gradients summed by all-reduce (burn-train's
+    /// `DistributedDataParallel`): only where the backend has collectives, CUDA (NCCL).
+    Ddp,
+}
+
+impl Strategy {
+    /// The one burn recommends for `backend` on `devices` devices: DDP where the backend has
+    /// collectives, MultiDevice elsewhere.
+    pub fn for_backend(backend: &str, devices: usize) -> Strategy {
+        match (devices, backend) {
+            (1, _) => Strategy::Single,
+            (_, "cuda") => Strategy::Ddp,
+            _ => Strategy::MultiDevice,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Single => "single device",
+            Strategy::MultiDevice => "multi-device (gradients summed on the first device)",
+            Strategy::Ddp => "distributed data parallel (gradients all-reduced)",
+        }
+    }
+
+    fn execution(self, devices: Vec<Device>) -> ExecutionStrategy {
+        match self {
+            Strategy::Single => ExecutionStrategy::single(devices[0].clone()),
+            Strategy::MultiDevice => {
+                ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice)
+            }
+            // Each device's loss is already weighted by its share of the batch: a sum of the
+            // gradients is the gradient of the batch's mean loss, as on one device.
+            Strategy::Ddp => ExecutionStrategy::ddp(
+                devices,
+                DistributedConfig {
+                    all_reduce_op: ReduceOperation::Sum,
+                },
+            ),
+        }
+    }
 }
 
 /// How a run shows its progress (metrics.csv is written either way).
@@ -247,6 +299,27 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         None => (file, std::fs::read_to_string(exp_path)?),
     };
     let selected = backend::select(opts.backend)?;
+    let devices = match &opts.devices {
+        Some(spec) => selected.devices(spec)?,
+        None => vec![selected.device.clone()],
+    };
+    let n = devices.len();
+    if !exp.train.batch_size.is_multiple_of(n) {
+        let fits: Vec<String> = (1..=exp.train.batch_size)
+            .filter(|d| exp.train.batch_size.is_multiple_of(*d))
+            .map(|d| d.to_string())
+            .collect();
+        bail!(
+            "{}: train.batch_size {} does not split evenly over {n} devices (--devices {}): each \
+             device takes an equal share of the batch; accepted: a device count that divides it \
+             ({})",
+            exp_path.display(),
+            exp.train.batch_size,
+            opts.devices.as_ref().map_or("1".into(), |s| s.to_string()),
+            fits.join(", ")
+        );
+    }
+    let spread = Strategy::for_backend(&selected.name, n);
     // A card's memory cannot be asked for here; the machine's can.
     if selected.in_host_memory()
         && let Some(available) = backend::available_memory()
@@ -278,7 +351,22 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         )?;
     }
 
-    let device = selected.device.autodiff();
+    if n > 1 {
+        let shared = if selected.in_host_memory() {
+            ", replicas side by side on the one CPU device"
+        } else {
+            ""
+        };
+        println!(
+            "{}: {n} devices on {}{shared}: {}; {} rows of the batch of {} each",
+            exp.name,
+            selected.name,
+            spread.name(),
+            exp.train.batch_size / n,
+            exp.train.batch_size
+        );
+    }
+    let device = devices[0].clone().autodiff();
     let mut model = initial_model(&exp, &device);
     let (params, non_emb) = (model.param_count(), model.non_embedding_param_count());
 
@@ -319,6 +407,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         opts.display == Display::Lines,
         interrupter.clone(),
     );
+    let renderer = renderer.on_devices(n);
     let renderer = match &last_row {
         Some(last) => renderer.continuing(last),
         None => renderer,
@@ -355,6 +444,10 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         .renderer(Box::new(renderer));
     if let Some(epoch) = resume_epoch {
         training = training.checkpoint(epoch);
+    }
+    if n > 1 {
+        let on: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
+        training = training.with_training_strategy(spread.execution(on).into());
     }
     // From here the folder holds the run's own files.
     new_folder.keep();
@@ -404,6 +497,8 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         tokens_per_s: run.tokens_per_s.or(r.tokens_per_s),
         wall_time_s: elapsed_before + started.elapsed().as_secs_f64(),
         backend: selected.name,
+        devices: n,
+        strategy: Some(spread.name().to_string()),
         git_revision: git_revision(),
     };
     files::write_json(&folder.summary(), &summary)?;

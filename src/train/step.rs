@@ -4,6 +4,7 @@ use burn::tensor::{ExecutionError, Tensor};
 use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 
+use super::loader::Shard;
 use crate::data::dataset::TokenBatch;
 use crate::model::Gpt;
 
@@ -33,12 +34,20 @@ impl Adaptor<LossInput> for LossOutput {
 }
 
 impl TrainStep for Gpt {
-    type Input = TokenBatch;
+    type Input = Shard;
     type Output = LossOutput;
 
-    fn step(&self, batch: TokenBatch) -> TrainOutput<LossOutput> {
-        let loss = self.loss(batch.inputs, batch.targets);
-        TrainOutput::new(self, loss.backward(), LossOutput { loss })
+    /// The gradient of the shard's mean loss times its share of the batch: burn-train sums the
+    /// devices' gradients into that of the whole batch's mean loss. Metrics get the shard's
+    /// own mean loss.
+    fn step(&self, shard: Shard) -> TrainOutput<LossOutput> {
+        let loss = self.loss(shard.batch.inputs, shard.batch.targets);
+        let grads = if shard.share == 1.0 {
+            loss.backward()
+        } else {
+            (loss.clone() * shard.share).backward()
+        };
+        TrainOutput::new(self, grads, LossOutput { loss })
     }
 }
 
@@ -90,7 +99,13 @@ mod tests {
         let want = model
             .loss(b.inputs.clone(), b.targets.clone())
             .into_scalar::<f32>();
-        let out = TrainStep::step(&model, b);
+        let out = TrainStep::step(
+            &model,
+            Shard {
+                batch: b,
+                share: 1.0,
+            },
+        );
         let got = out.item.loss.clone().into_scalar::<f32>();
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         // Its gradients move the model downhill.
