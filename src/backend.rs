@@ -232,24 +232,30 @@ impl std::str::FromStr for DeviceSpec {
             crate::options::InvalidOption::new(
                 "devices",
                 s,
-                "a count (4: the first four devices) or distinct device indices separated by commas (0,1,2,3; one alone as 2,)",
+                "a count of at least 1 (4: the first four devices) or distinct device indices separated by commas (0,1,2,3; device 0 alone as 0,)",
             )
         };
         let t = s.trim();
         if !t.contains(',') {
             return match t.parse::<usize>() {
-                Ok(n) if n > 0 => Ok(DeviceSpec::Count(n)),
+                Ok(n) if n > 0 && t.bytes().all(|b| b.is_ascii_digit()) => Ok(DeviceSpec::Count(n)),
                 _ => Err(bad()),
             };
         }
+        // One trailing comma marks a list of one (`2,`); no other part may be empty.
         let list = t
+            .strip_suffix(',')
+            .unwrap_or(t)
             .split(',')
-            .enumerate()
-            .filter(|(i, v)| !(v.trim().is_empty() && *i > 0 && t.ends_with(',')))
-            .map(|(_, v)| v.trim().parse::<usize>().map_err(|_| bad()))
+            .map(|v| match v.trim() {
+                d if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+                    d.parse::<usize>().map_err(|_| bad())
+                }
+                _ => Err(bad()),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let distinct = (1..list.len()).all(|i| !list[..i].contains(&list[i]));
-        if list.is_empty() || !distinct {
+        if !distinct {
             return Err(bad());
         }
         Ok(DeviceSpec::List(list))
@@ -389,6 +395,31 @@ mod tests {
             err.contains("\"tpu\"") && err.contains("auto, cpu, wgpu, cuda, libtorch"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn device_specs_are_a_count_or_distinct_indices() {
+        let ok = |s: &str| s.parse::<DeviceSpec>().unwrap();
+        assert_eq!(ok("4"), DeviceSpec::Count(4));
+        assert_eq!(ok(" 0, 1 ,2"), DeviceSpec::List(vec![0, 1, 2]));
+        assert_eq!(ok("3,"), DeviceSpec::List(vec![3]));
+        assert_eq!(ok("0,1,"), DeviceSpec::List(vec![0, 1]));
+        for s in ["4", "3,", "0,1,2"] {
+            assert_eq!(ok(s).to_string(), s, "shown as written");
+        }
+        for bad in ["0", "", ",", "3,,", "1,,2", "1,1", "+2", "-1", "a", "1.5"] {
+            let e = bad.parse::<DeviceSpec>().unwrap_err();
+            assert_eq!((e.option, e.value.as_str()), ("devices", bad));
+        }
+        let cpu = select(BackendChoice::Cpu).unwrap();
+        assert_eq!(
+            cpu.devices(&ok("3")).unwrap().len(),
+            3,
+            "replicas of the one CPU"
+        );
+        assert_eq!(cpu.devices(&ok("0,")).unwrap().len(), 1);
+        let e = cpu.devices(&ok("0,1")).unwrap_err().to_string();
+        assert!(e.contains("one device, 0"), "{e}");
     }
 
     #[test]

@@ -943,7 +943,7 @@ fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
     // weights, up to the order in which floats were added.
     let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
     let (r1, r2) = (rows(&one), rows(&two));
-    assert_eq!(r1.len(), 12);
+    assert_eq!((r1.len(), r2.len()), (12, 12));
     for (a, b) in r1.iter().zip(&r2) {
         assert_eq!(a.0, b.0);
         assert!((a.1 - b.1).abs() < 1e-4, "step {}: {} vs {}", a.0, a.1, b.1);

@@ -114,7 +114,7 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
     /// Devices of the backend to train on, the file's batch split evenly across them: a count
     /// (4: the first four) or indices (0,1,2,3; one alone as 2,). On the CPU, which is one
-    /// device, N replicas train side by side (the same arithmetic, not faster).
+    /// device, N replicas train side by side (the same arithmetic; not meant to be faster).
     #[arg(long)]
     pub devices: Option<DeviceSpec>,
 }

@@ -15,7 +15,6 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::tensor::{DType, Device, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -53,25 +52,27 @@ pub struct TrainOptions {
 }
 
 /// How burn-train spreads a step over the devices.
+///
+/// Always `MultiDevice` for several devices, CUDA included, although burn offers DDP there:
+/// under burn-train 0.22's DDP every worker reports on its own, so the last shard of an epoch
+/// can arrive after validation has begun (rows of `metrics.csv` would shift), and a worker
+/// that stops on the interrupter (a NaN loss, the dashboard's quit) while another waits in the
+/// all-reduce hangs the run. Neither can happen in `MultiDevice`, which steps all devices from
+/// one thread. DDP waits for a machine with GPUs to prove it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
     Single,
     /// A thread per device, each on its shard; the gradients summed on the first device, which
     /// steps the optimizer (burn-train's `MultiDevice` with `OptimMainDevice`).
     MultiDevice,
-    /// A model and optimizer per device, the gradients summed by all-reduce (burn-train's
-    /// `DistributedDataParallel`): only where the backend has collectives, CUDA (NCCL).
-    Ddp,
 }
 
 impl Strategy {
-    /// The one burn recommends for `backend` on `devices` devices: DDP where the backend has
-    /// collectives, MultiDevice elsewhere.
-    pub fn for_backend(backend: &str, devices: usize) -> Strategy {
-        match (devices, backend) {
-            (1, _) => Strategy::Single,
-            (_, "cuda") => Strategy::Ddp,
-            _ => Strategy::MultiDevice,
+    pub fn for_devices(devices: usize) -> Strategy {
+        if devices == 1 {
+            Strategy::Single
+        } else {
+            Strategy::MultiDevice
         }
     }
 
@@ -79,7 +80,6 @@ impl Strategy {
         match self {
             Strategy::Single => "single device",
             Strategy::MultiDevice => "multi-device (gradients summed on the first device)",
-            Strategy::Ddp => "distributed data parallel (gradients all-reduced)",
         }
     }
 
@@ -89,14 +89,6 @@ impl Strategy {
             Strategy::MultiDevice => {
                 ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice)
             }
-            // Each device's loss is already weighted by its share of the batch: a sum of the
-            // gradients is the gradient of the batch's mean loss, as on one device.
-            Strategy::Ddp => ExecutionStrategy::ddp(
-                devices,
-                DistributedConfig {
-                    all_reduce_op: ReduceOperation::Sum,
-                },
-            ),
         }
     }
 }
@@ -319,7 +311,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
             fits.join(", ")
         );
     }
-    let spread = Strategy::for_backend(&selected.name, n);
+    let spread = Strategy::for_devices(n);
     // A card's memory cannot be asked for here; the machine's can.
     if selected.in_host_memory()
         && let Some(available) = backend::available_memory()
