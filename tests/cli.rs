@@ -76,20 +76,14 @@ fn info_on_a_bad_file_names_it_and_fails() {
 #[test]
 fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
     let dir = fresh_dir("train");
-    let exp = dir.join("tiny.ron");
-    std::fs::write(
-        &exp,
-        experiment(
-            "tiny",
-            1,
-            400,
-            MLA_ROPE_HALF,
-            "Rope(10000.0)",
-            "max_steps: 40, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
-             eval_every: 10, eval_batches: 4, log_every: 10, keep_checkpoints: 2",
-        ),
-    )
-    .unwrap();
+    let exp = rope_experiment(
+        &dir,
+        "tiny",
+        1,
+        400,
+        "max_steps: 40, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
+         eval_every: 10, eval_batches: 4, log_every: 10, keep_checkpoints: 2",
+    );
     let art = dir.join("artifacts");
     let (ok, out, err) = mla_lab(&[
         "--backend",
@@ -302,21 +296,15 @@ fn metric_rows(csv: &str) -> Vec<(usize, f64)> {
 #[test]
 fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
     let dir = fresh_dir("resume");
-    let exp = dir.join("resume.ron");
-    std::fs::write(
-        &exp,
-        experiment(
-            "resume",
-            3,
-            400,
-            MLA_ROPE_HALF,
-            "Rope(10000.0)",
-            "max_steps: 600, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
-             eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 5,
-             keep_checkpoints: 2",
-        ),
-    )
-    .unwrap();
+    let exp = rope_experiment(
+        &dir,
+        "resume",
+        3,
+        400,
+        "max_steps: 600, lr: 3e-3, min_lr: 3e-4, warmup_steps: 5,
+         eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 5,
+         keep_checkpoints: 2",
+    );
     let art = dir.join("artifacts");
     let run_dir = art.join("resume");
     let args = [
@@ -456,21 +444,15 @@ fn wait_for(secs: u64, what: &str, done: impl Fn() -> bool) {
 #[test]
 fn a_second_trainer_is_refused_while_the_first_holds_the_folder_and_not_after_it_dies() {
     let dir = fresh_dir("lock");
-    let exp = dir.join("locked.ron");
     // Far more steps than the test waits for.
-    std::fs::write(
-        &exp,
-        experiment(
-            "locked",
-            3,
-            300,
-            MLA_ROPE_HALF,
-            "Rope(10000.0)",
-            "max_steps: 1000000, warmup_steps: 5, eval_every: 10, checkpoint_every: 10,
-             eval_batches: 2, log_every: 10",
-        ),
-    )
-    .unwrap();
+    let exp = rope_experiment(
+        &dir,
+        "locked",
+        3,
+        300,
+        "max_steps: 1000000, warmup_steps: 5, eval_every: 10, checkpoint_every: 10,
+         eval_batches: 2, log_every: 10",
+    );
     let art = dir.join("artifacts");
     let run_dir = art.join("locked");
     let args = [
@@ -506,6 +488,7 @@ fn a_second_trainer_is_refused_while_the_first_holds_the_folder_and_not_after_it
 
     // Two trainers started at once into one folder: one trains, the other is refused (or, if
     // it comes late, finds the run finished); the record has every step once, in order.
+    // (The same file, rewritten: `args` names it.)
     std::fs::write(
         &exp,
         experiment(
@@ -865,6 +848,15 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Writes `<dir>/<name>.ron`, an MLA+RoPE r = d/2 experiment on `stories` synthetic stories
+/// with `train` as its train section, and returns its path.
+fn rope_experiment(dir: &Path, name: &str, seed: u64, stories: usize, train: &str) -> PathBuf {
+    let exp = dir.join(format!("{name}.ron"));
+    let text = experiment(name, seed, stories, MLA_ROPE_HALF, "Rope(10000.0)", train);
+    std::fs::write(&exp, text).unwrap();
+    exp
+}
+
 /// Every weight of a trained run, in module order.
 fn trained_weights(dir: &Path) -> Vec<f32> {
     use burn::store::ModuleSnapshot;
@@ -893,20 +885,14 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
     let dir = fresh_dir("devices");
-    let exp = dir.join("devices.ron");
-    std::fs::write(
-        &exp,
-        experiment(
-            "devices",
-            3,
-            300,
-            MLA_ROPE_HALF,
-            "Rope(10000.0)",
-            "max_steps: 12, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4,
-             checkpoint_every: 4, eval_batches: 2, log_every: 1, keep_checkpoints: 3",
-        ),
-    )
-    .unwrap();
+    let exp = rope_experiment(
+        &dir,
+        "devices",
+        3,
+        300,
+        "max_steps: 12, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4,
+         checkpoint_every: 4, eval_batches: 2, log_every: 1, keep_checkpoints: 3",
+    );
     let train = |art: &str, extra: &[&str]| {
         let art = dir.join(art);
         let mut args = vec![
