@@ -53,14 +53,16 @@ impl Subject {
     /// run's trained weights fix its positions), so that decode speed can be measured past the
     /// context a model was trained at.
     pub fn load(path: &Path, context: Option<usize>, device: &Device) -> Result<Subject> {
+        let refuse = |n: usize, accepted| {
+            anyhow::Error::new(InvalidOption::new("model_context", n, accepted))
+                .context(format!("bench {}", path.display()))
+        };
         if path.is_dir() {
             if let Some(n) = context {
-                return Err(anyhow::Error::new(InvalidOption::new(
-                    "model_context",
+                return Err(refuse(
                     n,
                     "with experiment files only (random weights); a run folder's trained weights fix its context",
-                ))
-                .context(format!("bench {}", path.display())));
+                ));
             }
             let run = Run::load(path, device)?;
             return Ok(Subject {
@@ -73,12 +75,7 @@ impl Subject {
         let mut exp = Experiment::load(path)?;
         if let Some(n) = context {
             if n == 0 || n > MAX_CONTEXT {
-                return Err(anyhow::Error::new(InvalidOption::new(
-                    "model_context",
-                    n,
-                    "1 to 1048576 tokens",
-                ))
-                .context(format!("bench {}", path.display())));
+                return Err(refuse(n, "1 to 1048576 tokens"));
             }
             exp.model.context = n;
         }

@@ -358,7 +358,8 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
             exp.train.batch_size
         );
     }
-    let device = devices[0].clone().autodiff();
+    let devices: Vec<Device> = devices.into_iter().map(Device::autodiff).collect();
+    let device = devices[0].clone();
     let mut model = initial_model(&exp, &device);
     let (params, non_emb) = (model.param_count(), model.non_embedding_param_count());
 
@@ -437,10 +438,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     if let Some(epoch) = resume_epoch {
         training = training.checkpoint(epoch);
     }
-    if n > 1 {
-        let on: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
-        training = training.with_training_strategy(spread.execution(on).into());
-    }
+    let training = training.with_training_strategy(spread.execution(devices).into());
     // From here the folder holds the run's own files.
     new_folder.keep();
     let trained = if done_before {
