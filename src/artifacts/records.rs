@@ -127,6 +127,13 @@ pub struct ProbeReport {
     pub character_consistency: Share,
     /// Continuations naming the own object and no other, of those naming any.
     pub object_consistency: Share,
+    /// Continuations that name the own object with one of the generator's attribute words
+    /// before it ("the *green* kite"): the share where every such word is the story's own
+    /// ("red kite"). Harder than `object_consistency`: the attribute has to be copied from the
+    /// setting, where the noun alone may be guessed from the plot. `None` in records written
+    /// before it was measured.
+    #[serde(default)]
+    pub attribute_consistency: Option<Share>,
     /// Repeated word 3-grams within a continuation, over all 3-grams.
     pub repetition_3gram: Share,
     pub distinct_2: Share,

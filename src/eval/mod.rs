@@ -172,10 +172,12 @@ impl Evaluation {
         );
         if let Some(p) = &self.probes {
             s += &format!(
-                "probes on {} held-out stories: character consistency {}, object consistency {}, grammar {}, 3-gram repetition {}, distinct-2 {}, distinct-3 {}\n",
+                "probes on {} held-out stories: character consistency {}, object consistency {}, attribute consistency {}, grammar {}, 3-gram repetition {}, distinct-2 {}, distinct-3 {}\n",
                 p.stories,
                 p.character_consistency,
                 p.object_consistency,
+                p.attribute_consistency
+                    .map_or_else(|| "-".to_string(), |s| s.to_string()),
                 p.grammar,
                 p.repetition_3gram,
                 p.distinct_2,

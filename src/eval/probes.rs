@@ -4,7 +4,8 @@
 //!
 //! - consistency: among continuations that name anyone, the share naming only the story's own
 //!   cast (its main character and companion), no one from another story; among those naming an
-//!   object, the share naming only the story's own object;
+//!   object, the share naming only the story's own object; among those naming the own object
+//!   with an attribute word before it, the share using the story's own attribute ("red kite");
 //! - repetition: the share of word 3-grams of a continuation that repeat an earlier one in it;
 //! - diversity: distinct-2 and distinct-3 over all continuations;
 //! - grammar proxy: the share of complete sentences that end with `.`, `!` or `?` and use only
@@ -110,6 +111,7 @@ pub fn score(
         .copied()
         .collect();
     let (mut char_named, mut char_ok, mut obj_named, mut obj_ok) = (0, 0, 0, 0);
+    let (mut attr_named, mut attr_ok) = (0, 0);
     let (mut rep, mut trigrams) = (0, 0);
     let mut d2: HashSet<Vec<String>> = HashSet::new();
     let mut d3: HashSet<Vec<String>> = HashSet::new();
@@ -152,6 +154,20 @@ pub fn score(
                 obj_ok += 1;
             }
         }
+        // The attribute written before the own object's noun, wherever the text has one.
+        let own_attribute = story.meta.object.strip_suffix(own_object).map(str::trim);
+        let noun = words(own_object);
+        let attributes: Vec<&str> = w
+            .windows(noun.len() + 1)
+            .filter(|g| g[1..] == noun[..] && lexicon::COLORS.contains(&g[0].as_str()))
+            .map(|g| g[0].as_str())
+            .collect();
+        if !attributes.is_empty() {
+            attr_named += 1;
+            if attributes.iter().all(|a| Some(*a) == own_attribute) {
+                attr_ok += 1;
+            }
+        }
         // Repetition and diversity.
         let mut seen = HashSet::new();
         for g in w.windows(3) {
@@ -185,6 +201,7 @@ pub fn score(
         stories: items.len(),
         character_consistency: Share::new(char_ok, char_named),
         object_consistency: Share::new(obj_ok, obj_named),
+        attribute_consistency: Some(Share::new(attr_ok, attr_named)),
         repetition_3gram: Share::new(rep, trigrams),
         distinct_2: Share::new(d2.len(), n2),
         distinct_3: Share::new(d3.len(), n3),
@@ -290,6 +307,10 @@ mod tests {
         assert!(r.character_consistency.n >= 20, "{r:?}");
         assert!(r.character_consistency.value > 0.9, "{r:?}");
         assert!(r.object_consistency.value > 0.9, "{r:?}");
+        // The generator writes the object with its one attribute throughout.
+        let attribute = r.attribute_consistency.unwrap();
+        assert!(attribute.n >= 10, "{r:?}");
+        assert_eq!(attribute.value, 1.0, "{r:?}");
         assert_eq!(r.grammar.value, 1.0, "{r:?}");
         assert_eq!(r.examples.len(), 2);
     }
@@ -320,6 +341,40 @@ mod tests {
         let r = score(&items, &vocab, 0);
         assert_eq!(r.character_consistency, Share { value: 0.5, n: 2 });
         assert_eq!(r.object_consistency, Share { value: 0.5, n: 2 });
+        // Neither names an attribute before the own object.
+        assert_eq!(r.attribute_consistency, Some(Share { value: 0.0, n: 0 }));
+    }
+
+    #[test]
+    fn a_changed_attribute_is_inconsistent_and_a_bare_noun_is_not_counted() {
+        let vocab = corpus_vocabulary(7);
+        let s = stories::story(7, 3);
+        let (own_attribute, noun) = s.meta.object.split_once(' ').unwrap();
+        let other = lexicon::COLORS
+            .iter()
+            .find(|c| **c != own_attribute)
+            .unwrap();
+        let said = |text: String| (s.clone(), text, true);
+        let items = vec![
+            said(format!("She held the {} tight.", s.meta.object)),
+            said(format!("She held the {other} {noun} tight.")),
+            // The own attribute once and another once: not consistent.
+            said(format!(
+                "The {} was {other}. The {other} {noun} fell.",
+                s.meta.object
+            )),
+            said(format!("She held the {noun} tight.")),
+        ];
+        let r = score(&items, &vocab, 0);
+        assert_eq!(
+            r.attribute_consistency,
+            Some(Share {
+                value: 1.0 / 3.0,
+                n: 3
+            })
+        );
+        // The noun alone keeps the object consistent.
+        assert_eq!(r.object_consistency, Share { value: 1.0, n: 4 });
     }
 
     #[test]

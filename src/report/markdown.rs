@@ -195,6 +195,7 @@ fn probes(runs: &[RunData]) -> Table {
             "seeds",
             "character consistency",
             "object consistency",
+            "attribute consistency",
             "grammar proxy",
             "3-gram repetition",
             "distinct-2",
@@ -216,6 +217,10 @@ fn probes(runs: &[RunData]) -> Table {
             v.runs.len().to_string(),
             share(|p| p.character_consistency),
             share(|p| p.object_consistency),
+            mean_sd(
+                &v.values(|r| Some(r.probes.as_ref()?.attribute_consistency?.value)),
+                2,
+            ),
             share(|p| p.grammar),
             share(|p| p.repetition_3gram),
             share(|p| p.distinct_2),
@@ -286,7 +291,7 @@ pub const PLOTS: [(&str, &str); 3] = [
 ];
 
 /// `report.md`.
-pub fn markdown(runs: &[RunData], machine: &str) -> String {
+pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
     let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
@@ -338,8 +343,11 @@ pub fn markdown(runs: &[RunData], machine: &str) -> String {
           seed). The KV cut is a formula, exact; the speed claim's values are the interleaved \
           bench rounds of each seed, paired round by round.\n\n";
     s += &claims(runs).render();
-    s += "\n## Plots\n\n";
-    for (file, title) in PLOTS {
+    let drawn: Vec<_> = PLOTS.iter().filter(|(f, _)| plotted.contains(f)).collect();
+    if !drawn.is_empty() {
+        s += "\n## Plots\n\n";
+    }
+    for (file, title) in drawn {
         s += &format!("![{title}]({file}.svg)\n\n");
     }
     s

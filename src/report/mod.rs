@@ -76,11 +76,24 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
         .collect::<Result<_>>()?;
     add_floors(&mut runs, run_dirs);
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let mut files = vec![];
+    let plots = plots(&runs, out)?;
+    // The report links the plots that were drawn (a plot without data is left out).
+    let plotted: Vec<&str> = plots
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+        .filter_map(|f| f.file_stem()?.to_str())
+        .collect();
     let md = out.join("report.md");
-    crate::files::write(&md, markdown(&runs, machine).as_bytes())?;
-    files.push(md);
-    let variants = variants(&runs);
+    crate::files::write(&md, markdown(&runs, machine, &plotted).as_bytes())?;
+    let mut files = vec![md];
+    files.extend(plots.iter().cloned());
+    Ok(files)
+}
+
+/// Draws the report's plots into `out`; returns the files written.
+fn plots(runs: &[RunData], out: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = vec![];
+    let variants = variants(runs);
     // Validation loss by step: the mean over seeds, with their spread (min to max).
     let curves: Series = variants
         .iter()

@@ -175,8 +175,12 @@ fn png_font() -> bool {
     })
 }
 
-/// Writes `<name>.svg` and `<name>.png` (nothing without a font); returns the files written.
+/// Writes `<name>.svg` and `<name>.png` (nothing without a font, or without a point to draw);
+/// returns the files written.
 pub fn plot(out: &Path, name: &str, chart: Chart) -> Result<Vec<PathBuf>> {
+    if chart.series.iter().all(|(_, points)| points.is_empty()) {
+        return Ok(vec![]);
+    }
     // plotters lays text out with the registered font, for SVG too.
     if !png_font() {
         eprintln!("report: no TrueType font found (e.g. install fonts-dejavu); {name} not plotted");
@@ -195,6 +199,24 @@ pub fn plot(out: &Path, name: &str, chart: Chart) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chart_without_points_is_not_drawn() {
+        let out = std::env::temp_dir().join(format!("mla-lab-empty-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let series: Series = vec![("mha".into(), vec![]), ("mla".into(), vec![])];
+        let chart = Chart {
+            title: "t",
+            x_label: "x",
+            y_label: "y",
+            series: &series,
+            points_only: false,
+            frontier: None,
+        };
+        assert_eq!(plot(&out, "empty", chart).unwrap(), Vec::<PathBuf>::new());
+        assert!(!out.join("empty.svg").exists() && !out.join("empty.png").exists());
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 
     #[test]
     fn the_frontier_keeps_the_points_nothing_beats() {

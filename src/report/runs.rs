@@ -110,10 +110,21 @@ impl RunData {
             .map(|r| r.decode_tokens_per_s)
     }
 
-    /// The mean of the character, object and grammar probes: one story-quality score.
+    /// The mean of the character, object, attribute (where measured) and grammar probes: one
+    /// story-quality score.
     pub fn story_score(&self) -> Option<f64> {
         self.probes.as_ref().map(|p| {
-            (p.character_consistency.value + p.object_consistency.value + p.grammar.value) / 3.0
+            let parts: Vec<f64> = [
+                Some(p.character_consistency),
+                Some(p.object_consistency),
+                p.attribute_consistency,
+                Some(p.grammar),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|s| s.value)
+            .collect();
+            parts.iter().sum::<f64>() / parts.len() as f64
         })
     }
 
