@@ -12,9 +12,14 @@ fn fresh_dir(tag: &str) -> PathBuf {
 }
 
 fn mla_lab(args: &[&str]) -> (bool, String, String) {
+    mla_lab_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// `mla_lab` run from the folder `cwd`.
+fn mla_lab_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(cwd)
         .output()
         .unwrap();
     (
@@ -85,13 +90,17 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
          eval_every: 10, eval_batches: 4, log_every: 10, keep_checkpoints: 2",
     );
     let art = dir.join("artifacts");
-    let (ok, out, err) = mla_lab(&[
-        "--backend",
-        "cpu",
-        exp.to_str().unwrap(),
-        "--artifacts",
-        art.to_str().unwrap(),
-    ]);
+    // Run from a folder outside the checkout.
+    let (ok, out, err) = mla_lab_in(
+        &dir,
+        &[
+            "--backend",
+            "cpu",
+            exp.to_str().unwrap(),
+            "--artifacts",
+            art.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{err}");
     // Clean progress lines, no debug dumps of burn's progress structs.
     assert!(
@@ -102,6 +111,21 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
         serde_json::from_str(&std::fs::read_to_string(art.join("tiny/summary.json")).unwrap())
             .unwrap();
     assert_eq!(summary["steps"], 40);
+    // The records name the commit the binary was built from, not the folder it ran in.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    if head.status.success() {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(
+            summary["git_revision"]
+                .as_str()
+                .is_some_and(|r| r.starts_with(&head)),
+            "{summary}"
+        );
+    }
     let csv = std::fs::read_to_string(art.join("tiny/metrics.csv")).unwrap();
     let losses: Vec<f64> = csv
         .lines()

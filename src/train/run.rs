@@ -260,14 +260,9 @@ impl ModuleVisitor for Materialize {
     }
 }
 
+/// The commit this binary was built from (`build.rs`), `-dirty` when its sources differed.
 fn git_revision() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    option_env!("MLA_LAB_GIT_REVISION").map(str::to_string)
 }
 
 /// The model of `exp` as training starts: seeded with the training seed, every parameter drawn.
