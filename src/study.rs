@@ -1,7 +1,8 @@
 //! `mla-lab study`: train every experiment that has no finished run, then evaluate, probe and
 //! bench each, then write the report. Each step leaves a file in the run folder
 //! (`summary.json`, `eval.json`, `probes.json`, `samples.json`, `judge.json`, `bench.json`); a
-//! step whose file exists is skipped, so an interrupted study continues where it stopped. With
+//! step whose file exists is skipped, so an interrupted study continues where it stopped (probes
+//! are redone for another number of stories, or when older than attribute consistency). With
 //! `--records DIR` every run's records are also kept in `DIR/<run>/` and restored from there,
 //! so a study can continue on a machine whose artifacts are gone.
 
@@ -10,7 +11,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
-use crate::artifacts::{Run, RunFolder, checkpoints, copy_records};
+use crate::artifacts::records::ProbeReport;
+use crate::artifacts::{Run, RunFolder, checkpoints, copy_records, read_json};
 use crate::backend::{self, BackendChoice};
 use crate::eval::EvalOptions;
 use crate::eval::judge::JudgeConfig;
@@ -197,19 +199,44 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
 /// Tokens each of a run's example continuations may run to.
 const SAMPLE_TOKENS: usize = 96;
 
+/// Why a run's `probes.json` does not answer what `opts` asks: another number of stories, or
+/// written before attribute consistency was measured. `None` when it does, or is missing.
+fn stale_probes(folder: &RunFolder, opts: &ProbeOptions) -> Result<Option<String>> {
+    let Some(old) = read_json::<ProbeReport>(&folder.probes())? else {
+        return Ok(None);
+    };
+    Ok(if old.stories != opts.stories {
+        Some(format!("{} stories, {} asked", old.stories, opts.stories))
+    } else if old.attribute_consistency.is_none() {
+        Some("written before attribute consistency".into())
+    } else {
+        None
+    })
+}
+
 /// Eval, probes, example continuations and judge of one finished run, each skipped when its
-/// file exists.
+/// file exists; probes are redone when they answer another question (`stale_probes`) and the
+/// weights are there to redo them.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
+    let name = folder.name();
+    let stale = stale_probes(folder, &opts.probes)?;
+    let weights = folder.weights_to_load().is_some();
+    if let Some(why) = &stale
+        && !weights
+    {
+        step(
+            &name,
+            &format!("probes kept ({why}): no weights here to redo them"),
+        );
+    }
+    let probe_due = !folder.probes().exists() || (stale.is_some() && weights);
     let judged = opts.judge.is_none() || folder.judge().exists();
-    let done = [folder.eval(), folder.probes(), folder.samples()]
-        .iter()
-        .all(|f| f.exists());
+    let done = !probe_due && folder.eval().exists() && folder.samples().exists();
     // Nothing left to measure (a run restored from its records has no weights to load).
     if done && judged {
         return Ok(());
     }
     let run = Run::load(&folder.dir, device)?;
-    let name = folder.name();
     let eval_file = folder.eval();
     if !eval_file.exists() {
         step(&name, "eval");
@@ -225,11 +252,13 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
         };
         write_json(&eval_file, &crate::eval::evaluate(&run, &loss_only)?.loss)?;
     }
-    let probe_file = folder.probes();
-    if !probe_file.exists() {
-        step(&name, "probes");
+    if probe_due {
+        match &stale {
+            Some(why) => step(&name, &format!("probes again ({why})")),
+            None => step(&name, "probes"),
+        }
         let r = probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes)?;
-        write_json(&probe_file, &r)?;
+        write_json(&folder.probes(), &r)?;
     }
     let samples_file = folder.samples();
     if !samples_file.exists() {

@@ -855,6 +855,54 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
     );
     let report = |a: &Path| std::fs::read_to_string(a.join("report/report.md")).unwrap();
     assert_eq!(report(&elsewhere), report(&art));
+    // Probes of another number of stories are redone where the weights are, and kept, with a
+    // word, where they are not; nothing else is redone. So are probes written before attribute
+    // consistency was measured.
+    let probes = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("probes.json")).unwrap()).unwrap()
+    };
+    let mut more = restore.clone();
+    more[9] = "4";
+    let (ok, out, err) = mla_lab(&more);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("z_mha-s1: probes kept (3 stories, 4 asked): no weights here to redo them"),
+        "{out}"
+    );
+    assert_eq!(probes(&elsewhere.join("z_mha-s1"))["stories"], 3);
+    let old = art.join("z_mha-s2/probes.json");
+    let mut without = probes(&art.join("z_mha-s2"));
+    without
+        .as_object_mut()
+        .unwrap()
+        .remove("attribute_consistency");
+    std::fs::write(&old, without.to_string()).unwrap();
+    let (ok, out, err) = mla_lab(&keep);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("z_mha-s2: probes again (written before attribute consistency)")
+            && !out.contains("z_mha-s1: probes")
+            && !out.contains("training")
+            && !out.contains(": eval")
+            && !out.contains(": samples")
+            && !out.contains(": bench"),
+        "{out}"
+    );
+    assert!(probes(&records.join("z_mha-s2"))["attribute_consistency"].is_object());
+    more[3] = art.to_str().unwrap();
+    let (ok, out, err) = mla_lab(&more);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("a_mla_rope_half-s2: probes again (3 stories, 4 asked)")
+            && !out.contains("training")
+            && !out.contains(": eval")
+            && !out.contains(": bench"),
+        "{out}"
+    );
+    for run in runs {
+        assert_eq!(probes(&art.join(run))["stories"], 4, "{run}");
+        assert_eq!(probes(&records.join(run))["stories"], 4, "{run}");
+    }
     // report alone, on two of the runs.
     let (ok, out, err) = mla_lab(&[
         "report",
