@@ -154,6 +154,46 @@ impl Experiment {
         exp
     }
 
+    /// The fields where `other` differs from this experiment, as dotted paths from the top of
+    /// the file with both values (this one's first): `train.max_steps: 40 against 60`. Empty
+    /// when the two are equal.
+    pub fn differences(&self, other: &Experiment) -> Vec<String> {
+        use serde_json::Value;
+        fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>) {
+            let show = |v: Option<&Value>| v.map_or_else(|| "absent".into(), Value::to_string);
+            let variant = |o: &serde_json::Map<String, Value>| {
+                o.keys().any(|k| k.starts_with(char::is_uppercase))
+            };
+            match (a, b) {
+                // Two enum variants (`Mla`, `Mha`) differ as wholes.
+                (Some(Value::Object(x)), Some(Value::Object(y)))
+                    if !(variant(x) || variant(y)) || x.keys().eq(y.keys()) =>
+                {
+                    let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                    keys.sort();
+                    keys.dedup();
+                    for key in keys {
+                        // An enum's variant name is not a field the file names.
+                        let inner = if key.starts_with(char::is_uppercase) {
+                            path.to_string()
+                        } else if path.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{path}.{key}")
+                        };
+                        walk(&inner, x.get(key), y.get(key), out);
+                    }
+                }
+                _ if a != b => out.push(format!("{path}: {} against {}", show(a), show(b))),
+                _ => {}
+            }
+        }
+        let json = |e: &Experiment| serde_json::to_value(e).expect("an experiment serialises");
+        let mut out = vec![];
+        walk("", Some(&json(self)), Some(&json(other)), &mut out);
+        out
+    }
+
     /// The experiment as RON, which [`Experiment::parse`] reads back as an equal experiment.
     pub fn to_ron(&self) -> String {
         ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
@@ -441,6 +481,34 @@ mod tests {
             exp.model.attention,
             crate::model::AttentionConfig::Mla { .. }
         ));
+    }
+
+    #[test]
+    fn differences_name_the_fields_and_both_values() {
+        let a = Experiment::parse(&with("", ""), "a.ron").unwrap();
+        assert!(a.differences(&a).is_empty());
+        let mut b = a.with_training_seed(3);
+        b.train.max_steps += 20;
+        b.model.attention = crate::model::AttentionConfig::Mha { kv_heads: 1 };
+        let diff = a.differences(&b);
+        assert_eq!(diff.len(), 3, "{diff:?}");
+        assert!(
+            diff.contains(&format!(
+                "train.max_steps: {} against {}",
+                a.train.max_steps, b.train.max_steps
+            )),
+            "{diff:?}"
+        );
+        assert!(
+            diff.contains(&"train.seed: absent against 3".to_string()),
+            "{diff:?}"
+        );
+        assert!(
+            diff.iter()
+                .any(|d| d.starts_with("model.attention: {\"Mla\"")
+                    && d.ends_with("against {\"Mha\":{\"kv_heads\":1}}")),
+            "{diff:?}"
+        );
     }
 
     #[test]

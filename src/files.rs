@@ -1,26 +1,35 @@
 //! Every file the program writes is written whole or not at all: into a hidden temporary file
-//! beside it (`.<name>.tmp`), then renamed into place, so a kill mid-write never leaves a
-//! truncated file under the real name.
+//! beside it (`.<name>.<pid>-<n>.tmp`, unique to the process and the write, so two processes
+//! writing one name never share a temporary), then renamed into place, so a kill mid-write
+//! never leaves a truncated file under the real name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-/// The temporary a write of `path` goes through: `.<name>.tmp` in the same folder.
+/// The temporary a write of `path` goes through: `.<name>.<pid>-<n>.tmp` in the same folder,
+/// `n` counting this process's temporaries, so no two writes share one.
 pub fn temporary(path: &Path) -> PathBuf {
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy());
-    path.with_file_name(format!(".{name}.tmp"))
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
 }
 
 /// Lets `write` fill the temporary of `path`, then renames it into place.
 pub fn write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temporary(path);
-    write(&tmp).with_context(|| format!("{}: cannot write", path.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+    let written = write(&tmp).and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    if written.is_err() {
+        // A temporary of a failed write is of no use to anyone (its name is never reused).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// Writes `bytes` to `path`, synced to disk before the rename.
@@ -32,6 +41,28 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         f.sync_all()?;
         Ok(())
     })
+}
+
+/// Puts the folder `new` in the place of `dir`: a rename where `dir` does not exist; else, where
+/// the system can, both swapped in one step and the old one removed, so that `dir` is whole
+/// at every moment (elsewhere the old one steps aside first, for as long as two renames take).
+pub fn replace_dir(new: &Path, dir: &Path) -> Result<()> {
+    let failed = || format!("{}: cannot replace", dir.display());
+    if !dir.exists() {
+        return std::fs::rename(new, dir).with_context(failed);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        if renameat_with(CWD, new, CWD, dir, RenameFlags::EXCHANGE).is_ok() {
+            // `new` now names the old folder.
+            return std::fs::remove_dir_all(new).with_context(failed);
+        }
+    }
+    let old = temporary(dir);
+    std::fs::rename(dir, &old).with_context(failed)?;
+    std::fs::rename(new, dir).with_context(failed)?;
+    std::fs::remove_dir_all(&old).with_context(failed)
 }
 
 /// Writes `value` as pretty JSON.
@@ -55,7 +86,8 @@ mod tests {
                 .replace(char::is_whitespace, ""),
             "[1,2]"
         );
-        assert!(!temporary(&path).exists());
+        let leftovers = |dir: &Path| std::fs::read_dir(dir).unwrap().count();
+        assert_eq!(leftovers(&dir), 1, "no temporary left");
         let err = write_with(&path, |tmp| {
             std::fs::write(tmp, "half")?;
             anyhow::bail!("killed")
@@ -71,7 +103,36 @@ mod tests {
                 .replace(char::is_whitespace, ""),
             "[1,2]"
         );
-        assert_eq!(temporary(&path), dir.join(".a.json.tmp"));
+        assert_eq!(leftovers(&dir), 1, "no temporary left");
+        // Unique to the process and the write.
+        let (a, b) = (temporary(&path), temporary(&path));
+        let pid = format!(".a.json.{}-", std::process::id());
+        assert!(a.to_string_lossy().contains(&pid), "{}", a.display());
+        assert_ne!(a, b);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_replaced_folder_holds_the_new_files_and_nothing_is_left_beside_it() {
+        let dir = std::env::temp_dir().join(format!("mla-lab-replace-{}", std::process::id()));
+        let (entry, new) = (dir.join("entry"), dir.join(".entry.new"));
+        for (d, text) in [(&entry, "old"), (&new, "new")] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("a"), text).unwrap();
+        }
+        std::fs::write(entry.join("only-old"), "").unwrap();
+        replace_dir(&new, &entry).unwrap();
+        assert_eq!(std::fs::read_to_string(entry.join("a")).unwrap(), "new");
+        assert!(!entry.join("only-old").exists());
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["entry"]);
+        // Into a place that is free.
+        std::fs::create_dir_all(&new).unwrap();
+        replace_dir(&new, &dir.join("other")).unwrap();
+        assert!(dir.join("other").is_dir() && !new.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

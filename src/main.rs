@@ -18,6 +18,7 @@ use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;
 use mla_lab::infer::{bench, generate};
 use mla_lab::info::{InfoRow, table};
+use mla_lab::train::memory;
 use mla_lab::{report, study};
 
 fn main() -> ExitCode {
@@ -140,8 +141,25 @@ fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
 
 fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options()?;
-    let backend::Selected { name, device } = backend::select(backend)?;
-    let subjects = bench::subjects(&args.inputs, args.model_context, &device)?;
+    let selected = backend::select(backend)?;
+    let subjects = bench::subjects(&args.inputs, args.model_context, &selected.device)?;
+    let configs: Vec<&mla_lab::model::GptConfig> = subjects.iter().map(|s| &s.config).collect();
+    // A card's memory cannot be asked for here; the machine's can (as `train` does).
+    if selected.in_host_memory()
+        && let Some(available) = backend::available_memory()
+    {
+        memory::check_bench(&configs, &opts.batches, &opts.contexts, available).map_err(|e| {
+            anyhow::anyhow!(
+                "--batch {} --contexts {}: {e}; lower --batch or --contexts",
+                args.batch,
+                args.contexts
+            )
+        })?;
+    }
+    for note in bench::capped(&opts, &subjects) {
+        eprintln!("bench: {note}");
+    }
+    let backend::Selected { name, device } = selected;
     eprintln!(
         "bench on {name}: contexts {:?}, batch {:?}, {} decode steps, median of {} interleaved rounds after a warm-up round (rows print when all rounds are done)",
         opts.contexts, opts.batches, opts.decode_tokens, opts.repeats

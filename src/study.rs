@@ -6,13 +6,16 @@
 //! `--records DIR` every run's records are also kept in `DIR/<run>/` and restored from there,
 //! so a study can continue on a machine whose artifacts are gone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
 use crate::artifacts::records::ProbeReport;
-use crate::artifacts::{Run, RunFolder, checkpoints, copy_records, read_json};
+use crate::artifacts::{
+    BadRecord, NotThisRun, Run, RunFolder, check_entry, checkpoints, copy_records, read_json,
+    write_entry,
+};
 use crate::backend::{self, BackendChoice};
 use crate::eval::EvalOptions;
 use crate::eval::judge::JudgeConfig;
@@ -21,6 +24,7 @@ use crate::experiment::Experiment;
 use crate::files::write_json;
 use crate::infer::bench::{self, BenchOptions, Subject};
 use crate::infer::generate;
+use crate::options::InvalidOption;
 use crate::train::run as train;
 
 #[derive(Debug, Clone)]
@@ -41,10 +45,48 @@ pub struct StudyOptions {
     /// the checkout to commit: a finished run found there is restored instead of retrained, so
     /// a study can span machines and sessions whose artifacts do not survive.
     pub records: Option<PathBuf>,
+    /// Train again a run whose folder or records entry holds a run of another experiment (its
+    /// results go); without it such a run stops the study before anything is trained.
+    pub force: bool,
 }
 
-/// Experiment files given as files or folders (every `.ron` inside, sorted).
+impl StudyOptions {
+    /// Refuses values that leave a claim without its statistic, before any training.
+    pub fn check(&self) -> Result<(), InvalidOption> {
+        if self.probes.stories == 0 {
+            return Err(InvalidOption::new(
+                "probe_stories",
+                0,
+                "at least 1: the story claims are scored on the probed stories",
+            ));
+        }
+        if self.eval_windows == Some(0) {
+            return Err(InvalidOption::new(
+                "eval_windows",
+                0,
+                "at least 1, or leave it out for the whole held-out split",
+            ));
+        }
+        if let Some((_, 0)) = self.judge {
+            return Err(InvalidOption::new(
+                "judge_stories",
+                0,
+                "at least 1 story for the judge",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Experiment files given as files or folders (every `.ron` inside, sorted). A file given twice
+/// (also through its folder) is refused: each run is counted once.
 pub fn experiment_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let files = listed_files(inputs)?;
+    crate::artifacts::distinct_paths(&files, "experiment file")?;
+    Ok(files)
+}
+
+fn listed_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = vec![];
     for p in inputs {
         if p.is_dir() {
@@ -78,46 +120,126 @@ fn step(name: &str, what: &str) {
     println!("study: {name}: {what}");
 }
 
+/// Two files of one experiment name would share their run folders: refused, naming both.
+fn distinct_names(exps: &[(PathBuf, Experiment)]) -> Result<()> {
+    for (i, (file, exp)) in exps.iter().enumerate() {
+        if let Some((other, _)) = exps[..i].iter().find(|(_, e)| e.name == exp.name) {
+            bail!(
+                "{} and {} are both named {:?}: their runs would share one folder; give each \
+                 experiment its own name",
+                other.display(),
+                file.display(),
+                exp.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One run of the study: an experiment file at one seed, its run folder, and its records
+/// entry (with `--records`).
+struct Planned<'a> {
+    file: &'a PathBuf,
+    /// The experiment as the run records it: the file's, with the seed set.
+    exp: Experiment,
+    seed: Option<u64>,
+    folder: RunFolder,
+    kept: Option<RunFolder>,
+    /// The folder holds another experiment's run, to train again (`--force`).
+    retrain: bool,
+    /// The records entry holds another experiment's run, not to restore from (`--force`).
+    ignore_kept: bool,
+}
+
+/// Whether the run in `folder` (when it holds one) was made by `exp`: `Ok(false)` when it was
+/// or there is none; `Ok(true)`, another experiment's, to be replaced (`force`); otherwise the
+/// mismatch as an error.
+fn other_run(folder: &RunFolder, exp: &Experiment, file: &Path, force: bool) -> Result<bool> {
+    if !folder.experiment().exists() || !folder.has_results() {
+        return Ok(false);
+    }
+    match folder.check_identity(exp, file) {
+        Ok(()) => Ok(false),
+        Err(e) if force && e.is::<NotThisRun>() => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the study; returns the report's files.
 pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<Vec<PathBuf>> {
+    opts.check()?;
     let files = experiment_files(inputs)?;
     // Read every file first: a bad one stops the study before hours of training.
     let exps = files
         .iter()
         .map(|f| Ok((f.clone(), Experiment::load(f)?)))
         .collect::<Result<Vec<_>>>()?;
+    distinct_names(&exps)?;
     let exps = baseline_first(exps);
-    let device = backend::select(opts.backend)?.device;
-    let mut dirs = vec![];
     // Without --seeds, each file's own training seed, in `<name>/`.
     let seeds: Vec<Option<u64>> = if opts.seeds.is_empty() {
         vec![None]
     } else {
         opts.seeds.iter().copied().map(Some).collect()
     };
+    // Every run's folder and records entry are checked before anything is trained: a run made
+    // by another experiment (an edited file, a copied entry) is never taken for this one.
+    let mut plan = vec![];
+    for &seed in &seeds {
+        for (file, exp) in &exps {
+            let exp = seed.map_or_else(|| exp.clone(), |s| exp.with_training_seed(s));
+            let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
+            let kept = opts
+                .records
+                .as_ref()
+                .map(|r| RunFolder::of(r, &folder.name()));
+            let retrain = other_run(&folder, &exp, file, opts.force)?;
+            let ignore_kept = match &kept {
+                Some(k) => other_run(k, &exp, file, opts.force)?,
+                None => false,
+            };
+            plan.push(Planned {
+                file,
+                exp,
+                seed,
+                folder,
+                kept,
+                retrain,
+                ignore_kept,
+            });
+        }
+    }
+    let device = backend::select(opts.backend)?.device;
+    let mut dirs = vec![];
     // Seed by seed: every experiment's first seed is trained, evaluated and benched before any
     // second seed starts, so an interrupted study already has one complete set.
-    for &seed in &seeds {
+    for runs in plan.chunk_by(|a, b| a.seed == b.seed) {
         let mut pass = vec![];
-        for (file, exp) in &exps {
-            let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
+        for run in runs {
+            let Planned { folder, kept, .. } = run;
             let shown = folder.name();
-            let kept = opts.records.as_ref().map(|r| RunFolder::of(r, &shown));
-            if let Some(kept) = &kept
-                && kept.summary().exists()
-                && !folder.summary().exists()
+            let restorable = kept
+                .as_ref()
+                .filter(|k| k.summary().exists() && !run.ignore_kept);
+            if let Some(kept) = restorable
+                && (run.retrain || !folder.summary().exists())
             {
+                check_entry(kept)?;
                 step(
                     &shown,
                     &format!("restoring its records from {}", kept.dir.display()),
                 );
-                copy_records(kept, &folder)?;
-            }
-            if !folder.summary().exists() {
-                let resume = checkpoints::latest_complete(&folder.dir).is_some();
+                if run.retrain {
+                    clear(folder);
+                }
+                copy_records(kept, folder)?;
+            } else if run.retrain || !folder.summary().exists() {
+                let resume = !run.retrain && checkpoints::latest_complete(&folder.dir).is_some();
                 step(
                     &shown,
-                    if resume {
+                    if run.retrain {
+                        "training again (its folder held another experiment's run)"
+                    } else if resume {
                         "resuming training"
                     } else {
                         "training"
@@ -126,32 +248,76 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
                 let t = train::TrainOptions {
                     artifacts: opts.artifacts.clone(),
                     resume,
-                    force: false,
+                    force: run.retrain,
                     display: train::Display::Lines,
                     backend: opts.backend,
-                    seed,
+                    seed: run.seed,
                     devices: None,
                 };
-                train::run(file, &t)
-                    .with_context(|| format!("study: training {}", file.display()))?;
+                train::run(run.file, &t)
+                    .with_context(|| format!("study: training {}", run.file.display()))?;
             }
-            analyse(&folder, opts, &device)?;
-            if let Some(kept) = &kept {
-                copy_records(&folder, kept)?;
+            // What was trained or restored is this experiment's (a kill may have left a folder
+            // behind), and every record in it reads.
+            folder.check_identity(&run.exp, run.file)?;
+            folder
+                .check_records()
+                .map_err(|e| broken_run_file(e, folder))?;
+            analyse(folder, opts, &device)?;
+            if let Some(kept) = kept {
+                keep(folder, kept)?;
             }
-            pass.push(folder.dir);
+            pass.push(folder.dir.clone());
         }
         bench_together(&pass, opts, &device)?;
-        if let Some(records) = &opts.records {
-            for dir in &pass {
-                let folder = RunFolder::new(dir.as_path());
-                copy_records(&folder, &RunFolder::of(records, &folder.name()))?;
+        for run in runs {
+            if let Some(kept) = &run.kept {
+                keep(&run.folder, kept)?;
             }
         }
         dirs.extend(pass);
     }
     step("report", &format!("writing {}", opts.report.display()));
     crate::report::write(&dirs, &opts.report, machine)
+}
+
+/// Writes the records entry `kept` from `folder`, whole, saying so when it changed.
+fn keep(folder: &RunFolder, kept: &RunFolder) -> Result<()> {
+    if write_entry(folder, kept)? {
+        step(
+            &folder.name(),
+            &format!("records kept in {}", kept.dir.display()),
+        );
+    }
+    Ok(())
+}
+
+/// The records of a run folder about to be replaced by those of its records entry.
+fn clear(folder: &RunFolder) {
+    for f in folder.records() {
+        let _ = std::fs::remove_file(f);
+    }
+    for f in [folder.weights(), folder.safetensors(), folder.tokenizer()] {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_dir_all(folder.checkpoints());
+}
+
+/// A record in a run folder that does not read, with what to do about it: a measurement is
+/// taken again once its file is gone; a training record needs the run trained again.
+fn broken_run_file(e: BadRecord, folder: &RunFolder) -> anyhow::Error {
+    if folder.is_measurement(&e.file) {
+        anyhow::anyhow!(
+            "{e}; remove {} and run the study again to measure it again",
+            e.file.display()
+        )
+    } else {
+        anyhow::anyhow!(
+            "{e}; the run's training record is damaged: repair it, or remove {} to train the run \
+             again",
+            folder.dir.display()
+        )
+    }
 }
 
 /// Benches every run of `dirs` (one seed's) that has no `bench.json` yet in one interleaved
@@ -235,6 +401,20 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
     // Nothing left to measure (a run restored from its records has no weights to load).
     if done && judged {
         return Ok(());
+    }
+    if !weights {
+        let due: Vec<String> = [folder.eval(), folder.probes(), folder.samples()]
+            .iter()
+            .chain(opts.judge.as_ref().map(|_| folder.judge()).as_slice())
+            .filter(|f| !f.exists())
+            .map(|f| f.display().to_string())
+            .collect();
+        bail!(
+            "{}: no weights to measure what is missing ({}): restore it from a complete records \
+             entry, or remove the folder to train the run again",
+            folder.dir.display(),
+            due.join(", ")
+        );
     }
     let run = Run::load(&folder.dir, device)?;
     let eval_file = folder.eval();

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 
 use crate::files;
 
@@ -73,6 +73,65 @@ pub fn read(path: &Path) -> Vec<MetricsRow> {
         .lines()
         .filter_map(MetricsRow::parse)
         .collect()
+}
+
+/// A line of `metrics.csv` that is not a row (a line cut short by a kill, a damaged file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Damaged {
+    /// 1-based.
+    pub line: usize,
+    pub text: String,
+}
+
+/// The rows of `path` and the lines that are neither rows, nor the header on the first line,
+/// nor blank. Unlike [`read`], a file that cannot be read is an error naming it.
+pub fn read_checked(path: &Path) -> Result<(Vec<MetricsRow>, Vec<Damaged>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let (mut rows, mut damaged) = (vec![], vec![]);
+    for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+        match MetricsRow::parse(line) {
+            Some(row) => rows.push(row),
+            None if line.trim().is_empty() || (i == 0 && line.trim_end() == HEADER) => {}
+            None => damaged.push(Damaged {
+                line: i + 1,
+                text: line.to_string(),
+            }),
+        }
+    }
+    Ok((rows, damaged))
+}
+
+/// The rows of a finished run's `path`, which `train` leaves whole: the header and nothing but
+/// rows, in step order. Anything else is an error naming the file and the line.
+pub fn read_strict(path: &Path) -> Result<Vec<MetricsRow>> {
+    let first = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .lines()
+        .next()
+        .map(str::to_string);
+    if first.as_deref().map(str::trim_end) != Some(HEADER) {
+        bail!(
+            "{}: not what mla-lab writes there (its first line is not the header {HEADER:?})",
+            path.display()
+        );
+    }
+    let (rows, damaged) = read_checked(path)?;
+    if let Some(Damaged { line, text }) = damaged.first() {
+        bail!(
+            "{}:{line}: not a metrics row: {:?}",
+            path.display(),
+            text.chars().take(80).collect::<String>()
+        );
+    }
+    if let Some(w) = rows.windows(2).find(|w| w[1].step <= w[0].step) {
+        bail!(
+            "{}: steps out of order ({} after {})",
+            path.display(),
+            w[1].step,
+            w[0].step
+        );
+    }
+    Ok(rows)
 }
 
 /// Appends `row`, writing the header first into a new file.

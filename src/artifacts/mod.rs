@@ -120,6 +120,106 @@ impl RunFolder {
         ]
     }
 
+    /// Whether the folder holds anything of a run beyond its experiment: metrics, weights, a
+    /// summary or checkpoints (a run that never reached its first checkpoint holds none).
+    pub fn has_results(&self) -> bool {
+        [
+            self.metrics(),
+            self.weights(),
+            self.summary(),
+            self.checkpoints(),
+        ]
+        .iter()
+        .any(|f| f.exists())
+    }
+
+    /// Reads every record the folder holds as the type mla-lab writes there, and checks they
+    /// are of one run (the summary names the experiment's name): the first that is not is a
+    /// [`BadRecord`] naming the file. Missing records are not an error ([`RunFolder::missing`]).
+    pub fn check_records(&self) -> Result<(), BadRecord> {
+        let bad = |file: PathBuf| move |why: anyhow::Error| BadRecord { file, why };
+        let exp = match self.experiment() {
+            f if f.exists() => Some(Experiment::load(&f).map_err(|e| bad(f)(e.into()))?),
+            _ => None,
+        };
+        if self.metrics().exists() {
+            metrics::read_strict(&self.metrics()).map_err(bad(self.metrics()))?;
+        }
+        let summary: Option<TrainSummary> =
+            read_json(&self.summary()).map_err(bad(self.summary()))?;
+        fn check<T: DeserializeOwned>(path: PathBuf) -> Result<(), BadRecord> {
+            match read_json::<T>(&path) {
+                Ok(_) => Ok(()),
+                Err(why) => Err(BadRecord { file: path, why }),
+            }
+        }
+        check::<records::LossReport>(self.eval())?;
+        check::<records::ProbeReport>(self.probes())?;
+        check::<Vec<records::Sample>>(self.samples())?;
+        check::<records::JudgeReport>(self.judge())?;
+        check::<Vec<records::BenchRow>>(self.bench())?;
+        if let (Some(exp), Some(summary)) = (exp, summary)
+            && summary.experiment != exp.name
+        {
+            return Err(bad(self.summary())(anyhow!(
+                "the summary of a run of {:?}, beside the experiment {:?} in {}",
+                summary.experiment,
+                exp.name,
+                self.experiment().display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `file` is a measurement `study` takes again when its file is gone (eval, probes,
+    /// samples, judge, bench), not a record of the training.
+    pub fn is_measurement(&self, file: &Path) -> bool {
+        [
+            self.eval(),
+            self.probes(),
+            self.samples(),
+            self.judge(),
+            self.bench(),
+        ]
+        .iter()
+        .any(|f| f == file)
+    }
+
+    /// The records a finished and measured run has that this folder lacks, by file name: its
+    /// experiment, metrics, summary, loss, probes and samples (a judge and a bench are
+    /// optional: `study` benches a seed's runs together, after each is measured).
+    pub fn missing(&self) -> Vec<String> {
+        [
+            self.experiment(),
+            self.metrics(),
+            self.summary(),
+            self.eval(),
+            self.probes(),
+            self.samples(),
+        ]
+        .iter()
+        .filter(|f| !f.exists())
+        .map(|f| file_name(f))
+        .collect()
+    }
+
+    /// Whether the run here was made by `exp` (read from `file`): its `experiment.ron` holds
+    /// the same experiment (model, data and data seed, training and training seed).
+    /// [`NotThisRun`] names both files and the fields that differ.
+    pub fn check_identity(&self, exp: &Experiment, file: &Path) -> Result<()> {
+        let theirs = Experiment::load(self.experiment())?;
+        let fields = theirs.differences(exp);
+        if fields.is_empty() {
+            return Ok(());
+        }
+        Err(NotThisRun {
+            dir: self.dir.clone(),
+            file: file.to_path_buf(),
+            fields,
+        }
+        .into())
+    }
+
     /// The summary of a finished run: `train` writes it last.
     pub fn finished(&self) -> Result<Option<TrainSummary>> {
         read_json(&self.summary())
@@ -136,16 +236,159 @@ impl RunFolder {
     }
 }
 
-/// Copies the records `from` has into `to` (made if missing), each file whole.
+/// A run folder or records entry that holds a run of another experiment than the one it is
+/// taken for. The library names no flags; the command line adds the one that changes this.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} holds a run of another experiment than {}: {}",
+    .dir.join("experiment.ron").display(),
+    .file.display(),
+    .fields.join("; ")
+)]
+pub struct NotThisRun {
+    pub dir: PathBuf,
+    /// The experiment file it was taken for.
+    pub file: PathBuf,
+    /// What differs: `field: the run's value against the file's`.
+    pub fields: Vec<String>,
+}
+
+/// A record that is not what mla-lab writes there.
+#[derive(Debug, thiserror::Error)]
+#[error("{why:#}")]
+pub struct BadRecord {
+    pub file: PathBuf,
+    /// Why, naming the file.
+    pub why: anyhow::Error,
+}
+
+/// Refuses a list that names one file or folder twice (also by another path to it), naming
+/// both: each run is counted once. `what` says what the paths are.
+pub fn distinct_paths(paths: &[PathBuf], what: &str) -> Result<()> {
+    let real = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    for (i, p) in paths.iter().enumerate() {
+        if let Some(q) = paths[..i].iter().find(|q| real(q) == real(p)) {
+            if q.as_os_str() == p.as_os_str() {
+                bail!(
+                    "{}: {what} given twice; each run is counted once",
+                    p.display()
+                );
+            }
+            bail!(
+                "{} and {}: one {what} given twice; each run is counted once",
+                q.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
+}
+
+/// Copies the records `from` has into the run folder `to` (made if missing), each file whole
+/// and the summary last, so a copy cut short never looks like a finished run.
 pub fn copy_records(from: &RunFolder, to: &RunFolder) -> Result<()> {
     std::fs::create_dir_all(&to.dir)
         .with_context(|| format!("{}: cannot create", to.dir.display()))?;
-    for (src, dst) in from.records().iter().zip(to.records()) {
+    let pairs = from.records().into_iter().zip(to.records());
+    let (summary, rest): (Vec<_>, Vec<_>) = pairs.partition(|(src, _)| *src == from.summary());
+    for (src, dst) in rest.into_iter().chain(summary) {
         if src.exists() {
             let bytes =
-                std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+                std::fs::read(&src).with_context(|| format!("{}: cannot read", src.display()))?;
             files::write(&dst, &bytes)?;
         }
+    }
+    Ok(())
+}
+
+/// Writes the records of the run folder `from` as the records entry `to`, whole: they are read
+/// first ([`RunFolder::check_records`]), so a file that does not parse is an error naming it and
+/// never replaces one that does; then they go into a temporary folder beside `to` that takes
+/// its place. Files of the old entry that are not records are kept. Returns whether the entry
+/// changed (nothing is written when it holds the same bytes).
+pub fn write_entry(from: &RunFolder, to: &RunFolder) -> Result<bool> {
+    from.check_records()
+        .map_err(|e| anyhow!("{e}; the records entry {} stays as it is", to.dir.display()))?;
+    let missing = from.missing();
+    if !missing.is_empty() {
+        bail!(
+            "{}: not a finished, measured run (no {}); its records entry {} stays as it is",
+            from.dir.display(),
+            missing.join(", "),
+            to.dir.display()
+        );
+    }
+    let same = from
+        .records()
+        .iter()
+        .zip(to.records())
+        .all(|(a, b)| std::fs::read(a).ok() == std::fs::read(b).ok());
+    if same {
+        return Ok(false);
+    }
+    let parent = to.dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("{}: cannot create", parent.display()))?;
+    let tmp = files::temporary(&to.dir);
+    let written = (|| -> Result<()> {
+        std::fs::create_dir(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+        let fresh = RunFolder::new(tmp.as_path());
+        for (src, dst) in from.records().iter().zip(fresh.records()) {
+            if src.exists() {
+                let bytes = std::fs::read(src)
+                    .with_context(|| format!("{}: cannot read", src.display()))?;
+                files::write(&dst, &bytes)?;
+            }
+        }
+        // Anything else someone put in the entry stays.
+        if to.dir.is_dir() {
+            let records = to.records();
+            for e in std::fs::read_dir(&to.dir)
+                .with_context(|| format!("{}: cannot list", to.dir.display()))?
+            {
+                let path = e?.path();
+                if path.is_file() && !records.contains(&path) {
+                    std::fs::copy(&path, tmp.join(file_name(&path)))
+                        .with_context(|| format!("{}: cannot copy", path.display()))?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.context(format!("{}: cannot write", to.dir.display())));
+    }
+    files::replace_dir(&tmp, &to.dir)?;
+    Ok(true)
+}
+
+/// Reads the records entry `entry` before a run is restored from it: complete, every file what
+/// mla-lab writes there. A broken entry is an error naming it and saying what to do.
+pub fn check_entry(entry: &RunFolder) -> Result<()> {
+    entry.check_records().map_err(|e| {
+        anyhow!(
+            "{e:#}; the records entry {} is broken: repair that file, or remove the entry to \
+             train the run again",
+            entry.dir.display()
+        )
+    })?;
+    let missing = entry.missing();
+    if !missing.is_empty() {
+        bail!(
+            "{}: incomplete records entry (no {}), and a run restored from records has no \
+             weights to measure them: put the files back, or remove the entry to train the run \
+             again",
+            entry.dir.display(),
+            missing.join(", ")
+        );
     }
     Ok(())
 }

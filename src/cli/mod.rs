@@ -8,6 +8,7 @@ use burn::tensor::DType;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use mla_lab::artifacts::NotThisRun;
 use mla_lab::backend::{BackendChoice, DeviceSpec};
 use mla_lab::eval::EvalOptions;
 use mla_lab::eval::judge::JudgeConfig;
@@ -250,6 +251,10 @@ pub struct StudyArgs {
     /// inside the checkout, committed as runs finish).
     #[arg(long, value_name = "DIR")]
     records: Option<PathBuf>,
+    /// Train again a run whose folder or records entry holds a run of another experiment
+    /// (e.g. after the file was edited); its old results go.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     judge: JudgeArgs,
 }
@@ -278,6 +283,7 @@ impl StudyArgs {
                 None => vec![],
             },
             records: self.records.clone(),
+            force: self.force,
         })
     }
 }
@@ -300,9 +306,9 @@ pub struct BenchArgs {
     pub inputs: Vec<PathBuf>,
     /// Cache fill levels; values above a model's context are skipped for it.
     #[arg(long, default_value = "128,256,512")]
-    contexts: String,
+    pub contexts: String,
     #[arg(long, default_value = "1")]
-    batch: String,
+    pub batch: String,
     /// Build the experiment files' models with this context instead of their own (random
     /// weights), to measure decode speed past the context they train at.
     #[arg(long)]
@@ -422,6 +428,11 @@ pub fn explain(e: &anyhow::Error) -> String {
         })
         .collect();
     let text = text.join(": ");
+    if e.downcast_ref::<NotThisRun>().is_some() {
+        return format!(
+            "{text}; use --force to train it again (its results go), or remove that folder"
+        );
+    }
     match e.downcast_ref::<FolderError>() {
         Some(FolderError::Unreadable(_)) => format!("{text}; use --force to start over"),
         Some(FolderError::Different(_)) => {

@@ -4,6 +4,7 @@
 pub mod judge;
 pub mod probes;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
@@ -16,7 +17,8 @@ use crate::artifacts::Run;
 use crate::artifacts::records::{JudgeReport, LossReport, ProbeReport};
 use crate::data::config::DataSource;
 use crate::data::dataset::{TokenBatcher, Window};
-use crate::data::{stories, tinystories, tokens};
+use crate::data::tinystories::{self, Piece};
+use crate::data::{stories, tokens};
 use crate::experiment::Experiment;
 use crate::model::Gpt;
 use crate::options::InvalidOption;
@@ -91,34 +93,64 @@ pub fn loss(
     })
 }
 
+/// Tokens that fill `windows` windows of `context` tokens ([`window_starts`]).
+fn tokens_for(windows: usize, context: usize) -> usize {
+    let stride = (context / 2).max(1);
+    windows
+        .saturating_sub(1)
+        .saturating_mul(stride)
+        .saturating_add(context + 1)
+}
+
 /// The tokens to evaluate a run on: its own validation split (from the token cache, rebuilt if
 /// missing), or the stories of `file` encoded with the run's tokenizer, each followed by
-/// `<|endoftext|>` as in training.
-pub fn stream(run: &Run, file: Option<&Path>, cache_root: &Path) -> Result<(Vec<u32>, String)> {
-    match file {
-        None => {
-            let exp = &run.experiment;
-            let data = tokens::prepare(&exp.data, exp.seed, cache_root)?;
-            if data.tokenizer.fingerprint() != run.tokenizer.fingerprint() {
-                bail!(
-                    "{}: the token cache was made with another tokenizer than {}'s; \
-                     delete it or evaluate on a story file",
-                    data.dir.display(),
-                    run.dir.display()
-                );
-            }
-            Ok((data.val, "validation split".into()))
+/// `<|endoftext|>` as in training. A file is read only as far as the first `max_windows`
+/// windows reach (the tokens they cover, no more), so that a quick look at a large file reads
+/// a little of it.
+pub fn stream(
+    run: &Run,
+    file: Option<&Path>,
+    cache_root: &Path,
+    max_windows: Option<usize>,
+) -> Result<(Vec<u32>, String)> {
+    let Some(path) = file else {
+        let exp = &run.experiment;
+        let data = tokens::prepare(&exp.data, exp.seed, cache_root)?;
+        if data.tokenizer.fingerprint() != run.tokenizer.fingerprint() {
+            bail!(
+                "{}: the token cache was made with another tokenizer than {}'s; \
+                 delete it or evaluate on a story file",
+                data.dir.display(),
+                run.dir.display()
+            );
         }
-        Some(path) => {
-            let stories = tinystories::load(path)?;
-            let mut ids = Vec::new();
-            for s in &stories {
-                ids.extend(run.tokenizer.encode(s)?);
-                ids.push(run.tokenizer.eot());
+        return Ok((data.val, "validation split".into()));
+    };
+    let limit = max_windows.map(|w| tokens_for(w, run.model.context()));
+    let (mut ids, mut failed) = (Vec::new(), None);
+    tinystories::read(path, |piece| {
+        let more = match piece {
+            Piece::Text(text) => run.tokenizer.encode(text),
+            Piece::End => Ok(vec![run.tokenizer.eot()]),
+        };
+        match more {
+            Ok(more) => ids.extend(more),
+            Err(e) => {
+                failed = Some(e);
+                return ControlFlow::Break(());
             }
-            Ok((ids, path.display().to_string()))
         }
+        if limit.is_some_and(|n| ids.len() >= n) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.context(path.display().to_string()));
     }
+    ids.truncate(limit.unwrap_or(usize::MAX));
+    Ok((ids, path.display().to_string()))
 }
 
 /// The corpus's entropy floor on the validation split, nats per token: the entropy the
@@ -127,16 +159,26 @@ pub fn stream(run: &Run, file: Option<&Path>, cache_root: &Path) -> Result<(Vec<
 /// lower expected loss on that split. `None` for a corpus read from a file, whose draws are
 /// unknown.
 pub fn entropy_floor(exp: &Experiment, cache_root: &Path) -> Result<Option<f64>> {
+    let Some(nats) = split_entropy(exp)? else {
+        return Ok(None);
+    };
+    let data = tokens::prepare(&exp.data, exp.seed, cache_root)?;
+    Ok(Some(nats / data.manifest.val_tokens as f64))
+}
+
+/// The entropy the generator's draws put into the validation split's stories, nats in all (the
+/// numerator of [`entropy_floor`]); `None` for a corpus read from a file.
+pub fn split_entropy(exp: &Experiment) -> Result<Option<f64>> {
     let DataSource::Synthetic { count, seed } = exp.data.source else {
         return Ok(None);
     };
     let is_val = tokens::split(count, exp.data.val_fraction, exp.seed)?;
-    let nats: f64 = (0..count)
-        .filter(|&i| is_val[i])
-        .map(|i| stories::story(seed, i).entropy)
-        .sum();
-    let data = tokens::prepare(&exp.data, exp.seed, cache_root)?;
-    Ok(Some(nats / data.manifest.val_tokens as f64))
+    Ok(Some(
+        (0..count)
+            .filter(|&i| is_val[i])
+            .map(|i| stories::story(seed, i).entropy)
+            .sum(),
+    ))
 }
 
 /// What `mla-lab eval` measures.
@@ -144,7 +186,8 @@ pub fn entropy_floor(exp: &Experiment, cache_root: &Path) -> Result<Option<f64>>
 pub struct EvalOptions {
     /// A story file to score instead of the run's validation split.
     pub data: Option<PathBuf>,
-    /// Scores only the first this many windows (a quick look); `None`: all of the stream.
+    /// Scores only the first this many windows (a quick look), reading a story file only as
+    /// far as they reach; `None`: all of the stream.
     pub windows: Option<usize>,
     /// Story probes; none when `probes.stories` is 0.
     pub probes: probes::ProbeOptions,
@@ -211,7 +254,7 @@ pub fn evaluate(run: &Run, opts: &EvalOptions) -> Result<Evaluation> {
         )
         .into());
     }
-    let (stream, what) = stream(run, opts.data.as_deref(), &opts.cache)?;
+    let (stream, what) = stream(run, opts.data.as_deref(), &opts.cache, opts.windows)?;
     let loss = loss(&run.model, stream, opts.windows, EVAL_BATCH, &what)?;
     let probes = (opts.probes.stories > 0)
         .then(|| probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes))

@@ -138,6 +138,34 @@ fn decode_paths(config: &GptConfig) -> Vec<Option<MlaDecode>> {
     }
 }
 
+/// Timed decode steps at `context`: `decode_tokens`, but at most half the context (and at
+/// least one), since a prompt of the rest fills the cache first.
+pub fn decode_steps(decode_tokens: usize, context: usize) -> usize {
+    decode_tokens.min(context / 2).max(1)
+}
+
+/// What `opts` asks that the bench of `subjects` cannot do in full: a `--decode-tokens` capped
+/// at some context ([`decode_steps`]), one line each.
+pub fn capped(opts: &BenchOptions, subjects: &[Subject]) -> Vec<String> {
+    let longest = subjects.iter().map(|s| s.config.context).max().unwrap_or(0);
+    let mut contexts = opts.contexts.clone();
+    contexts.sort_unstable();
+    contexts.dedup();
+    contexts
+        .into_iter()
+        .filter(|&c| c <= longest)
+        .map(|c| (c, decode_steps(opts.decode_tokens, c)))
+        .filter(|&(_, steps)| steps < opts.decode_tokens)
+        .map(|(c, steps)| {
+            format!(
+                "--decode-tokens {} capped at {steps} for context {c} (the decode steps fill the \
+                 cache after a prompt of at least half the context)",
+                opts.decode_tokens
+            )
+        })
+        .collect()
+}
+
 /// One measured configuration: a model (with its decode path), a batch and a context.
 struct Case<'a> {
     subject: &'a Subject,
@@ -168,6 +196,11 @@ pub fn bench(
     }
     if opts.decode_tokens == 0 {
         return Err(InvalidOption::new("decode_tokens", 0, "at least 1 decode step").into());
+    }
+    if let Some(&c) = opts.contexts.iter().find(|&&c| c < 2) {
+        let accepted =
+            "cache fill levels of at least 2 tokens: a prompt of one, then a decode step";
+        return Err(InvalidOption::new("contexts", c, accepted).into());
     }
     for s in &subjects {
         let beyond: Vec<usize> = opts
@@ -202,7 +235,7 @@ pub fn bench(
                         decode,
                         batch,
                         context,
-                        steps: opts.decode_tokens.min(context / 2).max(1),
+                        steps: decode_steps(opts.decode_tokens, context),
                     });
                 }
             }
@@ -497,10 +530,15 @@ mod tests {
             err.contains("[512]") && err.contains("nothing to measure"),
             "{err}"
         );
-        for (repeats, tokens, option) in [(0, 2, "repeats"), (1, 0, "decode_tokens")] {
+        for (contexts, repeats, tokens, option) in [
+            (vec![8], 0, 2, "repeats"),
+            (vec![8], 1, 0, "decode_tokens"),
+            // No token left for a prompt.
+            (vec![8, 1], 1, 2, "contexts"),
+        ] {
             let err = bench(
                 vec![subject()],
-                &opts(vec![8], repeats, tokens),
+                &opts(contexts, repeats, tokens),
                 &device,
                 |_| {},
             )

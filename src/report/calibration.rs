@@ -3,16 +3,21 @@
 //! is fitted with `L(t) = L∞ + A·t^(−α)` ([`fit::power_law`]) over its tail, and the budget
 //! is read off the fit two ways: where the fitted loss is within 0.02 nats of `L∞`, and where
 //! one more doubling of tokens gains under 1%. Writes `calibration.md` and a plot of the curves
-//! with their fits. Runs need not have finished: a curve is whatever `metrics.csv` holds.
+//! with their fits. Runs need not have finished: a curve is whatever `metrics.csv` holds. Why a
+//! curve has no fit, and each line of a `metrics.csv` that is not a row, is said on stderr and
+//! in `calibration.md`. Nothing is written beside the run folders: the token cache the entropy
+//! floor needs is read from `<artifacts>/cache` when training left it there, else made under
+//! the output folder.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::fit::{PowerLaw, power_law};
+use super::fit::{NoFit, PowerLaw, power_law};
 use super::markdown::Table;
 use super::plots::{Chart, Point, Series, plot};
-use crate::artifacts::{RunFolder, metrics};
+use crate::artifacts::RunFolder;
+use crate::artifacts::metrics::{self, Damaged, HEADER, MetricsRow};
 use crate::experiment::Experiment;
 
 /// Within this many nats of `L∞`: the first budget rule.
@@ -26,11 +31,15 @@ pub struct Curve {
     pub experiment: Experiment,
     /// (tokens seen, validation loss).
     pub points: Vec<(f64, f64)>,
-    /// The points fitted: those from `fit_from` tokens on.
+    /// The points fitted: those from `fit_from` tokens on (step `fit_from_step`).
     pub fit_from: f64,
-    pub fit: Option<PowerLaw>,
+    pub fit_from_step: usize,
+    /// The fit, or why there is none, in words.
+    pub fit: Result<PowerLaw, String>,
     pub tokens_per_s: Option<f64>,
     pub floor: Option<f64>,
+    /// One line per line of `metrics.csv` that is not a row and was left out.
+    pub skipped: Vec<String>,
 }
 
 impl Curve {
@@ -40,36 +49,99 @@ impl Curve {
         let folder = RunFolder::new(dir);
         let experiment = Experiment::load(folder.experiment())
             .with_context(|| format!("{}: not a run folder", dir.display()))?;
-        let rows = metrics::read(&folder.metrics());
+        let (rows, skipped) = read_rows(&folder.metrics())?;
         let tokens_per_step = (experiment.train.batch_size * experiment.model.context) as f64;
-        let points: Vec<(f64, f64)> = rows
+        let validated: Vec<(usize, f64)> = rows
             .iter()
-            .filter_map(|r| Some((r.step as f64 * tokens_per_step, r.val_loss?)))
+            .filter_map(|r| Some((r.step, r.val_loss?)))
             .collect();
-        if points.len() < 3 {
+        if validated.len() < 3 {
             bail!(
                 "{}: {} validation points in metrics.csv; a fit needs at least 3",
                 dir.display(),
-                points.len()
+                validated.len()
             );
         }
         let last_step = rows.last().map_or(0, |r| r.step);
-        let fit_from = fit_from_step.unwrap_or(last_step / 2) as f64 * tokens_per_step;
-        let tail: Vec<(f64, f64)> = points
+        let from = fit_from_step.unwrap_or(last_step / 2);
+        // A power law in t has no value at t = 0: a step-0 point is shown, not fitted.
+        let tail: Vec<(usize, f64)> = validated
             .iter()
             .copied()
-            .filter(|&(t, _)| t >= fit_from)
+            .filter(|&(step, _)| step >= from && step > 0)
             .collect();
+        let tokens = |step: usize| step as f64 * tokens_per_step;
+        let fit = power_law(
+            &tail
+                .iter()
+                .map(|&(s, l)| (tokens(s), l))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|why| no_fit(why, &tail, from, validated.last().map_or(0, |p| p.0)));
         Ok(Curve {
             folder: folder.name(),
-            fit: power_law(&tail),
-            fit_from,
-            points,
+            fit,
+            fit_from: tokens(from),
+            fit_from_step: from,
+            points: validated.iter().map(|&(s, l)| (tokens(s), l)).collect(),
             tokens_per_s: metrics::totals(&rows).tokens_per_s,
             floor: None,
             experiment,
+            skipped,
         })
     }
+}
+
+/// Why the `tail` of a curve, from step `from` on (its last validation at step `last`), has
+/// no fit.
+fn no_fit(why: NoFit, tail: &[(usize, f64)], from: usize, last: usize) -> String {
+    match why {
+        NoFit::TooFew(n) if from > last => format!(
+            "{n} validation points from step {from} on, past the last validation (step {last}); a fit needs at least 3"
+        ),
+        NoFit::TooFew(n) => format!(
+            "{n} validation points from step {from} on; a fit needs at least 3: fit from an earlier step"
+        ),
+        NoFit::Unusable(i) => format!(
+            "validation loss {} at step {}; a fit needs finite losses from step {from} on",
+            tail[i].1, tail[i].0
+        ),
+        NoFit::DoesNotFall => format!(
+            "the validation loss does not fall from step {from} on (the best fit of L∞ + A·t^(−α) has A ≤ 0)"
+        ),
+    }
+}
+
+/// The rows of a `metrics.csv`, and a line naming each line that is not a row (a line cut
+/// short by a kill, a damaged file) and is left out. Bytes that are not UTF-8 spoil their line
+/// only.
+fn read_rows(path: &Path) -> Result<(Vec<MetricsRow>, Vec<String>)> {
+    let (rows, damaged) = metrics::read_checked(path)?;
+    let skipped = damaged
+        .iter()
+        .map(|Damaged { line, text }| {
+            let shown: String = text.chars().take(60).collect();
+            let more = if shown.len() < text.len() { "…" } else { "" };
+            format!(
+                "{}:{line}: not a row of {HEADER}, left out: {shown:?}{more}",
+                path.display()
+            )
+        })
+        .collect();
+    Ok((rows, skipped))
+}
+
+/// What calibrate says besides its tables: each missing fit and why, and each line of a
+/// `metrics.csv` left out.
+pub fn notes(curves: &[Curve]) -> Vec<String> {
+    let mut notes = vec![];
+    for c in curves {
+        if let Err(why) = &c.fit {
+            notes.push(format!("{}: no fit: {why}", c.folder));
+        }
+        notes.extend(c.skipped.iter().cloned());
+    }
+    notes
 }
 
 /// Tokens in millions, one decimal (`12.3M`).
@@ -108,7 +180,7 @@ pub fn markdown(curves: &[Curve], machine: &str) -> String {
     );
     for c in curves {
         let (last_t, last_l) = *c.points.last().expect("at least 3 points");
-        let f = c.fit;
+        let f = c.fit.as_ref().ok().copied();
         let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         fits.rows.push(vec![
             c.folder.clone(),
@@ -131,6 +203,13 @@ pub fn markdown(curves: &[Curve], machine: &str) -> String {
         ]);
     }
     s += &fits.render();
+    let notes = notes(curves);
+    if !notes.is_empty() {
+        s += "\n## Notes\n\n";
+        for n in notes {
+            s += &format!("- {n}\n");
+        }
+    }
     s += "\n## Curves\n\n";
     let mut curve = Table::new(&["tokens"], 1);
     curve.head.extend(curves.iter().map(|c| c.folder.clone()));
@@ -167,14 +246,18 @@ pub fn write(
     if run_dirs.is_empty() {
         bail!("no run folders to calibrate from");
     }
+    crate::artifacts::distinct_paths(run_dirs, "run folder")?;
     let mut curves: Vec<Curve> = run_dirs
         .iter()
         .map(|d| Curve::load(d, fit_from_step))
         .collect::<Result<_>>()?;
-    for (c, dir) in curves.iter_mut().zip(run_dirs) {
-        c.floor = super::floor_of(&c.experiment, dir);
+    for note in notes(&curves) {
+        eprintln!("calibrate: {note}");
     }
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    for (c, dir) in curves.iter_mut().zip(run_dirs) {
+        c.floor = super::floor_of(&c.experiment, dir, out);
+    }
     let md = out.join("calibration.md");
     crate::files::write(&md, markdown(&curves, machine).as_bytes())?;
     let mut files = vec![md];
@@ -183,6 +266,7 @@ pub fn write(
         let pts = |f: &dyn Fn(f64, f64) -> f64| {
             c.points
                 .iter()
+                .filter(|p| p.1.is_finite())
                 .map(|&(t, l)| Point {
                     x: t / 1e6,
                     y: f(t, l),
@@ -191,11 +275,11 @@ pub fn write(
                 .collect::<Vec<_>>()
         };
         series.push((c.folder.clone(), pts(&|_, l| l)));
-        if let Some(fit) = c.fit {
+        if let Ok(fit) = &c.fit {
             let fitted = c
                 .points
                 .iter()
-                .filter(|p| p.0 >= c.fit_from)
+                .filter(|p| p.0 >= c.fit_from && p.0 > 0.0)
                 .map(|&(t, _)| Point {
                     x: t / 1e6,
                     y: fit.at(t),
@@ -254,7 +338,7 @@ mod tests {
         let curve = Curve::load(&dir, None).unwrap();
         assert_eq!(curve.points.len(), 30);
         assert_eq!(curve.fit_from, 1500.0 * per_step);
-        let fit = curve.fit.unwrap();
+        let fit = curve.fit.as_ref().copied().unwrap();
         assert!((fit.l_inf - 0.5).abs() < 1e-2, "{fit:?}");
         let md = markdown(&[curve], "test machine");
         assert!(md.contains("| run |") && md.contains("| 12.3M |"), "{md}");

@@ -57,11 +57,28 @@ fn linear(points: &[(f64, f64)], alpha: f64) -> (f64, f64, f64) {
     (l_inf, a, sse)
 }
 
-/// The fit to `(tokens, loss)` points (at least 3, tokens > 0), or `None` when there are too
-/// few or the best fit does not fall (`A ≤ 0`).
-pub fn power_law(points: &[(f64, f64)]) -> Option<PowerLaw> {
-    if points.len() < 3 || points.iter().any(|&(t, l)| t <= 0.0 || !l.is_finite()) {
-        return None;
+/// Why points have no fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoFit {
+    /// Fewer than 3 points.
+    TooFew(usize),
+    /// The point at this index has a loss that is not a finite number, or no tokens.
+    Unusable(usize),
+    /// The best fit does not fall (`A ≤ 0`): the curve is flat or rising.
+    DoesNotFall,
+}
+
+/// The fit to `(tokens, loss)` points (at least 3, tokens > 0, finite losses), or why there is
+/// none.
+pub fn power_law(points: &[(f64, f64)]) -> Result<PowerLaw, NoFit> {
+    if points.len() < 3 {
+        return Err(NoFit::TooFew(points.len()));
+    }
+    if let Some(i) = points
+        .iter()
+        .position(|&(t, l)| t <= 0.0 || !t.is_finite() || !l.is_finite())
+    {
+        return Err(NoFit::Unusable(i));
     }
     let sse = |alpha: f64| linear(points, alpha).2;
     // α from 0.01 to 4, log-spaced.
@@ -86,7 +103,10 @@ pub fn power_law(points: &[(f64, f64)]) -> Option<PowerLaw> {
     }
     let alpha = (lo + hi) / 2.0;
     let (l_inf, a, sse) = linear(points, alpha);
-    (a > 0.0).then(|| PowerLaw {
+    if a.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        return Err(NoFit::DoesNotFall);
+    }
+    Ok(PowerLaw {
         l_inf,
         a,
         alpha,
@@ -128,7 +148,13 @@ mod tests {
     #[test]
     fn a_curve_that_does_not_fall_has_no_fit() {
         let rising: Vec<(f64, f64)> = (1..10).map(|i| (i as f64, 1.0 + i as f64)).collect();
-        assert!(power_law(&rising).is_none());
-        assert!(power_law(&rising[..2]).is_none());
+        assert_eq!(power_law(&rising), Err(NoFit::DoesNotFall));
+        let flat: Vec<(f64, f64)> = (1..10).map(|i| (i as f64, 2.0)).collect();
+        assert_eq!(power_law(&flat), Err(NoFit::DoesNotFall));
+        assert_eq!(power_law(&rising[..2]), Err(NoFit::TooFew(2)));
+        let mut broken: Vec<(f64, f64)> = (1..10).map(|i| (i as f64, 9.0 / i as f64)).collect();
+        assert!(power_law(&broken).is_ok());
+        broken[4].1 = f64::NAN;
+        assert_eq!(power_law(&broken), Err(NoFit::Unusable(4)));
     }
 }

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::data::tokens;
+use crate::experiment::Experiment;
+
 use crate::infer::bench::spread;
 use markdown::markdown;
 use plots::{Chart, Point, Series, pareto_frontier, plot};
@@ -36,9 +39,8 @@ fn point(x: f64, values: &[f64]) -> Point {
 }
 
 /// The entropy floor of each run's validation split, worked out once per data section and
-/// seed, with the token cache beside the run folders (`<artifacts>/cache`). A floor that
-/// cannot be worked out is left out, with a note.
-fn add_floors(runs: &mut [RunData], dirs: &[PathBuf]) {
+/// seed ([`floor_of`]). A floor that cannot be worked out is left out, with a note.
+fn add_floors(runs: &mut [RunData], dirs: &[PathBuf], out: &Path) {
     let mut known: Vec<((crate::data::config::DataConfig, u64), Option<f64>)> = vec![];
     for (run, dir) in runs.iter_mut().zip(dirs) {
         let key = (run.experiment.data.clone(), run.experiment.seed);
@@ -46,23 +48,51 @@ fn add_floors(runs: &mut [RunData], dirs: &[PathBuf]) {
             run.floor = *floor;
             continue;
         }
-        let floor = floor_of(&run.experiment, dir);
+        let floor = floor_of(&run.experiment, dir, out);
         run.floor = floor;
         known.push((key, floor));
     }
 }
 
-/// The entropy floor of the validation split of `exp`, run in `dir`, with the token cache
-/// beside the run folders (`<artifacts>/cache`); `None`, with a note, where it cannot be worked
-/// out.
-fn floor_of(exp: &crate::experiment::Experiment, dir: &Path) -> Option<f64> {
-    let cache = dir
+/// The entropy floor of the validation split of `exp`, run in `dir`: its token count read from
+/// the token cache training left beside the run folders (`<artifacts>/cache`) where it is there,
+/// else from a cache made under `out`, so that nothing is written beside the inputs. `None`,
+/// with a note, where it cannot be worked out.
+pub(crate) fn floor_of(exp: &Experiment, dir: &Path, out: &Path) -> Option<f64> {
+    let beside = dir
         .parent()
         .map_or_else(|| PathBuf::from("cache"), |p| p.join("cache"));
-    crate::eval::entropy_floor(exp, &cache).unwrap_or_else(|e| {
+    let floor = || -> Result<Option<f64>> {
+        let Some(nats) = crate::eval::split_entropy(exp)? else {
+            return Ok(None);
+        };
+        let val_tokens = match manifest_in(&beside, exp) {
+            Some(m) => m.val_tokens,
+            None => {
+                tokens::prepare(&exp.data, exp.seed, &out.join("cache"))?
+                    .manifest
+                    .val_tokens
+            }
+        };
+        Ok(Some(nats / val_tokens as f64))
+    };
+    floor().unwrap_or_else(|e| {
         eprintln!("no entropy floor for {}: {e:#}", dir.display());
         None
     })
+}
+
+/// The manifest of the token cache of `exp`'s data under `root`, when there is one made from
+/// the same inputs.
+fn manifest_in(root: &Path, exp: &Experiment) -> Option<tokens::Manifest> {
+    let (_, fingerprint) = tokens::fingerprint(&exp.data.source).ok()?;
+    let path = tokens::cache_dir(root, &exp.data, &fingerprint, exp.seed).join("manifest.json");
+    let m: tokens::Manifest = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    (m.source_fingerprint == fingerprint
+        && m.split_seed == exp.seed
+        && m.val_fraction == exp.data.val_fraction
+        && m.val_tokens > 0)
+        .then_some(m)
 }
 
 /// Writes `report.md` and the plots into `out`; returns the files written.
@@ -70,11 +100,13 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
     if run_dirs.is_empty() {
         bail!("no run folders to report on");
     }
+    crate::artifacts::distinct_paths(run_dirs, "run folder")?;
     let mut runs: Vec<RunData> = run_dirs
         .iter()
         .map(|d| RunData::load(d))
         .collect::<Result<_>>()?;
-    add_floors(&mut runs, run_dirs);
+    runs::one_run_per_seed(&runs)?;
+    add_floors(&mut runs, run_dirs, out);
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let plots = plots(&runs, out)?;
     // The report links the plots that were drawn (a plot without data is left out).

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::artifacts::records::{
     BenchRow, DecodePath, JudgeReport, LossReport, ProbeReport, Sample, TrainSummary,
@@ -18,6 +18,8 @@ pub struct RunData {
     pub name: String,
     /// The run folder's name: the experiment's, with `-s<seed>` for one of several seeds.
     pub folder: String,
+    /// The run folder.
+    pub dir: std::path::PathBuf,
     /// The training seed.
     pub seed: u64,
     pub experiment: Experiment,
@@ -36,9 +38,11 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// Reads the run in `dir`; every record it holds must read ([`RunFolder::check_records`]).
     pub fn load(dir: &Path) -> Result<RunData> {
         let folder = RunFolder::new(dir);
         let experiment = Experiment::load(folder.experiment())?;
+        folder.check_records()?;
         let summary: TrainSummary = read_json(&folder.summary())?.with_context(|| {
             format!(
                 "{}: no summary.json; the run has not finished (train it, or run `mla-lab study`)",
@@ -52,6 +56,7 @@ impl RunData {
         Ok(RunData {
             name: experiment.name.clone(),
             folder: folder.name(),
+            dir: dir.to_path_buf(),
             seed: experiment.training_seed(),
             summary,
             eval: read_json(&folder.eval())?,
@@ -111,21 +116,22 @@ impl RunData {
     }
 
     /// The mean of the character, object, attribute (where measured) and grammar probes: one
-    /// story-quality score.
+    /// story-quality score. A share of no cases is no measurement and is left out; `None` when
+    /// no probe measured anything (e.g. probes of no stories).
     pub fn story_score(&self) -> Option<f64> {
-        self.probes.as_ref().map(|p| {
-            let parts: Vec<f64> = [
-                Some(p.character_consistency),
-                Some(p.object_consistency),
-                p.attribute_consistency,
-                Some(p.grammar),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|s| s.value)
-            .collect();
-            parts.iter().sum::<f64>() / parts.len() as f64
-        })
+        let p = self.probes.as_ref()?;
+        let parts: Vec<f64> = [
+            Some(p.character_consistency),
+            Some(p.object_consistency),
+            p.attribute_consistency,
+            Some(p.grammar),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.n > 0)
+        .map(|s| s.value)
+        .collect();
+        (!parts.is_empty()).then(|| parts.iter().sum::<f64>() / parts.len() as f64)
     }
 
     /// ms/token of every timed round at `context` (batch 1, absorbed path for MLA).
@@ -195,6 +201,41 @@ pub fn baselines<'a>(variants: &'a [Variant<'a>]) -> Vec<&'a Variant<'a>> {
         .iter()
         .find(|v| model(v).is_mha() && matches!(model(v).positions, Positions::Rope(_)));
     [mha, mha_rope].into_iter().flatten().collect()
+}
+
+/// Refuses runs a report would count twice or group wrongly, naming both folders: two runs of
+/// one experiment name and training seed, or runs of one name that differ in more than their
+/// training seed (they are not seeds of one experiment).
+pub fn one_run_per_seed(runs: &[RunData]) -> Result<()> {
+    for (i, r) in runs.iter().enumerate() {
+        for o in runs[..i].iter().filter(|o| o.name == r.name) {
+            if o.seed == r.seed {
+                bail!(
+                    "{} and {} are both runs of {:?} with training seed {}: each run is \
+                     counted once; leave one out",
+                    o.dir.display(),
+                    r.dir.display(),
+                    r.name,
+                    r.seed
+                );
+            }
+            let fields = o
+                .experiment
+                .with_training_seed(0)
+                .differences(&r.experiment.with_training_seed(0));
+            if !fields.is_empty() {
+                bail!(
+                    "{} and {} are runs of two different experiments named {:?} ({}): a report \
+                     compares seeds of one experiment; rename one",
+                    o.dir.display(),
+                    r.dir.display(),
+                    r.name,
+                    fields.join("; ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The runs grouped by experiment, in the order they first appear.

@@ -2,11 +2,14 @@
 //! allocated): parameters, their gradients, AdamW's two moments, the activations a forward
 //! pass keeps for the backward pass at the file's batch and context, and, for generation, the
 //! KV cache of one sequence at full context. All in f32. `info` prints it; `train` refuses a
-//! run whose estimate exceeds the memory the machine has free.
+//! run whose estimate exceeds the memory the machine has free, and `bench` a batch and context
+//! whose weights, filled cache and prompt's forward pass would not fit
+//! ([`MemoryEstimate::inference`], [`check_bench`]).
 
 use serde::Serialize;
 
 use crate::experiment::Experiment;
+use crate::model::GptConfig;
 
 const F32: u128 = 4;
 
@@ -20,7 +23,8 @@ pub struct MemoryEstimate {
     /// Kept by the forward pass at `batch_size × context` tokens
     /// ([`crate::model::GptConfig::activations_per_token`]).
     pub activations: u64,
-    /// Generation's KV cache for one sequence at full context.
+    /// The KV cache: for training's estimate ([`MemoryEstimate::of`]), generation's for one
+    /// sequence at full context; for inference's ([`MemoryEstimate::inference`]), the batch's.
     pub kv_cache: u64,
 }
 
@@ -37,6 +41,28 @@ impl MemoryEstimate {
             activations: bytes(tokens * m.activations_per_token() as u128),
             kv_cache: bytes(m.kv_elems_per_token() as u128 * m.context as u128),
         }
+    }
+
+    /// What a forward pass over `batch` sequences of `context` tokens into a KV cache holds: the
+    /// weights, the cache filled to `context`, and the activations
+    /// ([`inference_activations_per_token`]). No gradients, no optimizer state.
+    pub fn inference(model: &GptConfig, batch: usize, context: usize) -> MemoryEstimate {
+        let bytes = |elems: u128| u64::try_from(elems * F32).unwrap_or(u64::MAX);
+        let tokens = batch as u128 * context as u128;
+        MemoryEstimate {
+            params: bytes(model.param_count() as u128),
+            gradients: 0,
+            optimizer: 0,
+            activations: bytes(tokens * inference_activations_per_token(model, context) as u128),
+            kv_cache: bytes(tokens * model.kv_elems_per_token() as u128),
+        }
+    }
+
+    /// Everything an inference pass holds at once ([`MemoryEstimate::inference`]).
+    pub fn inference_total(&self) -> u64 {
+        [self.params, self.kv_cache, self.activations]
+            .into_iter()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Everything a training step holds at once.
@@ -61,6 +87,19 @@ impl MemoryEstimate {
             human(self.activations)
         )
     }
+}
+
+/// Elements a forward pass without gradients holds per token at once, at `context`: training's
+/// count ([`GptConfig::activations_per_token`]) with two blocks' activations instead of every
+/// block's (a block's are freed once the next has its input; two, to be safe), then the
+/// logits and what turns them into a token.
+pub fn inference_activations_per_token(model: &GptConfig, context: usize) -> usize {
+    let (d, hidden) = (model.d_model, model.mlp_ratio * model.d_model);
+    let attention = model
+        .attention
+        .activations_per_token(d, model.n_heads, context);
+    let block = attention + 4 * d + 2 * hidden;
+    d + model.n_layers.min(2) * block + d + 3 * model.vocab_size
 }
 
 /// `512 KiB`, `3.4 MiB`, `1.2 GiB`.
@@ -102,6 +141,76 @@ pub fn check(exp: &Experiment, available: u64) -> Result<MemoryEstimate, TooBig>
         });
     }
     Ok(estimate)
+}
+
+/// Why a bench is not started: its largest case, with every model's weights loaded, exceeds
+/// the memory available.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "batch {batch} at context {context} needs about {} (weights {}, KV cache {}, forward pass {}), but this machine has {} available",
+    human(self.total()),
+    human(*weights),
+    human(case.kv_cache),
+    human(case.activations),
+    human(*available)
+)]
+pub struct BenchTooBig {
+    pub batch: usize,
+    pub context: usize,
+    /// Every model's weights, all loaded at once.
+    pub weights: u64,
+    /// The largest case (its `params` already counted in `weights`).
+    pub case: MemoryEstimate,
+    pub available: u64,
+}
+
+impl BenchTooBig {
+    pub fn total(&self) -> u64 {
+        self.weights
+            .saturating_add(self.case.kv_cache)
+            .saturating_add(self.case.activations)
+    }
+}
+
+/// The bytes a bench of `models` at every batch and context holds at its peak (every model's
+/// weights, and the largest case's cache and forward pass; contexts past a model's own are not
+/// benched), or an error when that exceeds `available` bytes.
+pub fn check_bench(
+    models: &[&GptConfig],
+    batches: &[usize],
+    contexts: &[usize],
+    available: u64,
+) -> Result<u64, BenchTooBig> {
+    let weights = models
+        .iter()
+        .map(|m| MemoryEstimate::inference(m, 0, 0).params)
+        .fold(0u64, u64::saturating_add);
+    let mut largest: Option<BenchTooBig> = None;
+    for m in models {
+        for &batch in batches {
+            for &context in contexts.iter().filter(|&&c| c <= m.context) {
+                let case = MemoryEstimate::inference(m, batch, context);
+                let candidate = BenchTooBig {
+                    batch,
+                    context,
+                    weights,
+                    case,
+                    available,
+                };
+                if largest
+                    .as_ref()
+                    .is_none_or(|l| candidate.total() > l.total())
+                {
+                    largest = Some(candidate);
+                }
+            }
+        }
+    }
+    match largest {
+        Some(l) if l.total() > available => Err(l),
+        Some(l) => Ok(l.total()),
+        None => Ok(weights),
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +263,58 @@ mod tests {
         );
         assert!(text.contains("24.0 GiB available"), "{text}");
         assert!(check(&small(), 24 << 30).is_ok());
+    }
+
+    #[test]
+    fn a_bench_past_the_memory_available_names_its_largest_case() {
+        let exp = small();
+        let m = &exp.model;
+        let one = MemoryEstimate::inference(m, 1, 64);
+        assert_eq!(one.params, m.param_count() as u64 * 4);
+        assert_eq!(
+            one.kv_cache,
+            (m.kv_bytes_per_token(burn::tensor::DType::F32) * 64) as u64
+        );
+        let twice = MemoryEstimate::inference(m, 2, 64);
+        assert_eq!(
+            (twice.kv_cache, twice.activations),
+            (2 * one.kv_cache, 2 * one.activations)
+        );
+        assert_eq!(
+            one.inference_total(),
+            one.params + one.kv_cache + one.activations
+        );
+        // Training's count with two blocks instead of every block (the same for two layers).
+        let at_64 = GptConfig {
+            context: 64,
+            ..m.clone()
+        };
+        assert!(m.n_layers > 2);
+        assert!(inference_activations_per_token(m, 64) < at_64.activations_per_token());
+        let two_layers = GptConfig {
+            n_layers: 2,
+            ..at_64
+        };
+        assert_eq!(
+            inference_activations_per_token(&two_layers, 64),
+            two_layers.activations_per_token()
+        );
+        let models = [m, m];
+        let fits = check_bench(&models, &[1], &[64, 128], 24 << 30).unwrap();
+        let at_128 = MemoryEstimate::inference(m, 1, 128);
+        assert_eq!(fits, 2 * one.params + at_128.kv_cache + at_128.activations);
+        // Contexts past the model's own are not benched, so not counted.
+        let beyond = check_bench(&models, &[1_000_000_000], &[m.context + 1], 24 << 30);
+        assert_eq!(beyond.unwrap(), 2 * one.params);
+        let err = check_bench(&models, &[1, 1_000_000_000], &[16, 64], 24 << 30).unwrap_err();
+        assert_eq!((err.batch, err.context), (1_000_000_000, 64));
+        let text = err.to_string();
+        assert!(
+            text.contains("batch 1000000000 at context 64")
+                && text.contains("KV cache")
+                && text.contains("24.0 GiB available"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -167,15 +167,7 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
     let dir = &folder.dir;
     let copy = folder.experiment();
     // A folder whose run never got to its first checkpoint holds nothing to protect.
-    let has_results = [
-        folder.metrics(),
-        folder.weights(),
-        folder.summary(),
-        folder.checkpoints(),
-    ]
-    .iter()
-    .any(|f| f.exists());
-    if copy.exists() && has_results && !opts.force {
+    if copy.exists() && folder.has_results() && !opts.force {
         let theirs = Experiment::load(&copy).context(FolderError::Unreadable(dir.to_path_buf()))?;
         if &theirs != exp {
             return Err(FolderError::Different(dir.to_path_buf()).into());

@@ -1,0 +1,398 @@
+//! Study records you can trust, through the command line: a run is counted once, only for the
+//! experiment that made it; a records entry is read strictly and written whole; options that
+//! cannot produce an answer are refused before anything trains.
+//!
+//! Most tests start from one small study (two experiments, seed 1, `--records`), made once and
+//! copied into each test's own folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn fresh_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mla-lab-records-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn mla_lab(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A tiny experiment (d_model 32, 2 layers, a 300-token BPE, batch 4, `steps` steps).
+fn experiment(name: &str, attention: &str, positions: &str, steps: usize) -> String {
+    format!(
+        r#"(name: "{name}", seed: 5,
+            model: (vocab_size: 300, context: 32, d_model: 32, n_layers: 2, n_heads: 4,
+                    positions: {positions}, attention: {attention}),
+            data: (source: Synthetic(count: 300, seed: 2), tokenizer: Bpe(vocab_size: 300)),
+            train: (batch_size: 4, max_steps: {steps}, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2,
+                    eval_every: 10, checkpoint_every: 10, eval_batches: 2, log_every: 10))"#
+    )
+}
+
+const P: (&str, &str, &str) = (
+    "p",
+    "Mla(rank: 16, layout: Separate, rope_dim: 4)",
+    "Rope(10000.0)",
+);
+const Q: (&str, &str, &str) = ("q", "Mha(kv_heads: 4)", "Learned");
+
+/// Writes `p.ron` (MLA+RoPE) and `q.ron` (MHA) into `dir/exps`; returns their paths.
+fn write_experiments(dir: &Path) -> (PathBuf, PathBuf) {
+    let exps = dir.join("exps");
+    std::fs::create_dir_all(&exps).unwrap();
+    let write = |(name, attention, positions): (&str, &str, &str)| {
+        let f = exps.join(format!("{name}.ron"));
+        std::fs::write(&f, experiment(name, attention, positions, 10)).unwrap();
+        f
+    };
+    (write(P), write(Q))
+}
+
+/// The study's options past its inputs: artifacts, records and the small measurements.
+fn study_args<'a>(exps: &[&'a str], artifacts: &'a str, records: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["study"];
+    args.extend(exps);
+    args.extend([
+        "--artifacts",
+        artifacts,
+        "--records",
+        records,
+        "--seeds",
+        "1",
+        "--eval-windows",
+        "4",
+        "--probe-stories",
+        "3",
+        "--contexts",
+        "8,16",
+    ]);
+    args
+}
+
+/// One study of p and q at seed 1 with `--records`, made once: (folder with `exps/`,
+/// `artifacts/` and `records/`).
+fn studied() -> &'static Path {
+    static DONE: OnceLock<PathBuf> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = fresh_dir("base");
+        let (p, q) = write_experiments(&dir);
+        let (art, rec) = (dir.join("artifacts"), dir.join("records"));
+        let (ok, out, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&art), s(&rec)));
+        assert!(ok, "{out}\n{err}");
+        dir
+    })
+}
+
+/// A copy of the study for one test: `dir/{exps,artifacts,records}`.
+fn copy_of_study(tag: &str) -> PathBuf {
+    let dir = fresh_dir(tag);
+    for sub in ["exps", "artifacts", "records"] {
+        let ok = Command::new("cp")
+            .arg("-r")
+            .arg(studied().join(sub))
+            .arg(dir.join(sub))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "copying {sub}");
+    }
+    dir
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
+fn parses(p: &Path) -> bool {
+    serde_json::from_str::<serde_json::Value>(&read(p)).is_ok()
+}
+
+/// Finding 1: `report A A` counted one run as two seeds.
+#[test]
+fn report_refuses_a_run_given_twice_or_two_runs_of_one_seed() {
+    let base = studied();
+    let dir = fresh_dir("report-twice");
+    let (p1, q1) = (base.join("artifacts/p-s1"), base.join("artifacts/q-s1"));
+    let out = dir.join("report");
+    let (ok, _, err) = mla_lab(&["report", s(&p1), s(&p1), s(&q1), s(&q1), "--out", s(&out)]);
+    assert!(!ok && err.contains("given twice"), "{err}");
+    assert!(!out.join("report.md").exists());
+    // The same folder by another path.
+    let dotted = base.join("artifacts/./p-s1");
+    let (ok, _, err) = mla_lab(&["report", s(&p1), s(&dotted), "--out", s(&out)]);
+    assert!(!ok && err.contains("given twice"), "{err}");
+    // A copy of a run is the same run: one (experiment, seed), one row.
+    let copy = dir.join("p-s1-copy");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&p1)
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (ok, _, err) = mla_lab(&["report", s(&p1), s(&copy), s(&q1), "--out", s(&out)]);
+    assert!(
+        !ok && err.contains("both runs of \"p\" with training seed 1"),
+        "{err}"
+    );
+    // Each once: a report.
+    let (ok, _, err) = mla_lab(&["report", s(&p1), s(&q1), "--out", s(&out)]);
+    assert!(ok, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Findings 1 and 2: `study p.ron p.ron` counted one experiment twice, and of two files with one
+/// name the second was silently dropped. Both are refused before anything is trained.
+#[test]
+fn study_refuses_a_file_twice_and_two_files_of_one_name_before_training() {
+    let dir = fresh_dir("study-twice");
+    let (p, q) = write_experiments(&dir);
+    let art = dir.join("artifacts");
+    let rec = dir.join("records");
+    let (ok, _, err) = mla_lab(&study_args(&[s(&p), s(&p), s(&q)], s(&art), s(&rec)));
+    assert!(!ok && err.contains("given twice"), "{err}");
+    // The folder and a file in it name that file twice too.
+    let exps = dir.join("exps");
+    let (ok, _, err) = mla_lab(&study_args(&[s(&exps), s(&p)], s(&art), s(&rec)));
+    assert!(!ok && err.contains("given twice"), "{err}");
+    // Another file named "p", of another model.
+    let other = dir.join("p_mha.ron");
+    std::fs::write(&other, experiment("p", Q.1, Q.2, 10)).unwrap();
+    let (ok, _, err) = mla_lab(&study_args(&[s(&p), s(&other)], s(&art), s(&rec)));
+    assert!(!ok && err.contains("are both named \"p\""), "{err}");
+    assert!(!art.join("p-s1").exists(), "nothing trained");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 2: after `max_steps` changed in a studied file, `study` reported the old run as the
+/// new experiment. It is refused, naming the field, until `--force` trains it again.
+#[test]
+fn study_refuses_the_run_of_an_edited_file_until_force() {
+    let dir = copy_of_study("edited");
+    let (art, rec) = (dir.join("artifacts"), dir.join("records"));
+    let p = dir.join("exps/p.ron");
+    let q = dir.join("exps/q.ron");
+    std::fs::write(&p, experiment(P.0, P.1, P.2, 20)).unwrap();
+    let args = study_args(&[s(&p), s(&q)], s(&art), s(&rec));
+    let (ok, out, err) = mla_lab(&args);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("train.max_steps: 10 against 20")
+            && err.contains("p-s1/experiment.ron")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert!(!out.contains("training"), "{out}");
+    let steps = |f: &Path| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&read(f)).unwrap();
+        v["steps"].as_u64().unwrap()
+    };
+    assert_eq!(steps(&art.join("p-s1/summary.json")), 10);
+    // The records entry alone (the artifacts gone) is refused the same way.
+    let fresh = dir.join("fresh");
+    let (ok, _, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&fresh), s(&rec)));
+    assert!(
+        !ok && err.contains("train.max_steps: 10 against 20") && err.contains("records/p-s1"),
+        "{err}"
+    );
+    let mut force = args.clone();
+    force.push("--force");
+    let (ok, out, err) = mla_lab(&force);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("p-s1: training again"), "{out}");
+    assert!(!out.contains("q-s1: training"), "{out}");
+    assert_eq!(steps(&art.join("p-s1/summary.json")), 20);
+    assert_eq!(steps(&rec.join("p-s1/summary.json")), 20);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 2: another experiment's records copied into a run's entry were reported as that
+/// run. The entry is refused, naming both files.
+#[test]
+fn study_refuses_a_records_entry_of_another_experiment() {
+    let dir = copy_of_study("copied-entry");
+    let rec = dir.join("records");
+    std::fs::remove_dir_all(rec.join("p-s1")).unwrap();
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(rec.join("q-s1"))
+        .arg(rec.join("p-s1"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let fresh = dir.join("fresh");
+    let (ok, out, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&fresh), s(&rec)));
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("records/p-s1/experiment.ron holds a run of another experiment than")
+            && err.contains("exps/p.ron")
+            && err.contains("model.attention"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 3: a corrupt file in a run folder was copied over its good record.
+#[test]
+fn a_corrupt_file_in_a_run_folder_never_replaces_its_good_record() {
+    let dir = copy_of_study("corrupt-run-file");
+    let (art, rec) = (dir.join("artifacts"), dir.join("records"));
+    let good = read(&rec.join("p-s1/eval.json"));
+    std::fs::write(art.join("p-s1/eval.json"), "{\"data\":").unwrap();
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let args = study_args(&[s(&p), s(&q)], s(&art), s(&rec));
+    let (ok, _, err) = mla_lab(&args);
+    assert_eq!(read(&rec.join("p-s1/eval.json")), good);
+    assert!(!ok, "a broken record is an error");
+    assert!(
+        err.contains("artifacts/p-s1/eval.json") && err.contains("remove"),
+        "{err}"
+    );
+    // Done as the message says: measured again, and kept.
+    std::fs::remove_file(art.join("p-s1/eval.json")).unwrap();
+    let (ok, out, err) = mla_lab(&args);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("p-s1: eval"), "{out}");
+    assert!(parses(&rec.join("p-s1/eval.json")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 3: a corrupt record restored into fresh artifacts was reported under the artifacts'
+/// name, and a repair made in the records was overwritten by the next run.
+#[test]
+fn a_corrupt_record_is_named_where_it_is_and_its_repair_is_kept() {
+    let dir = copy_of_study("corrupt-record");
+    let rec = dir.join("records");
+    let eval = rec.join("p-s1/eval.json");
+    let good = read(&eval);
+    std::fs::write(&eval, "{\"data\":").unwrap();
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let fresh = dir.join("fresh");
+    let args = study_args(&[s(&p), s(&q)], s(&fresh), s(&rec));
+    let (ok, _, err) = mla_lab(&args);
+    assert!(!ok);
+    assert!(
+        err.contains("records/p-s1/eval.json")
+            && !err.contains("fresh/p-s1")
+            && err.contains("remove the entry"),
+        "{err}"
+    );
+    assert!(
+        !fresh.join("p-s1/summary.json").exists(),
+        "nothing restored"
+    );
+    let repaired = good.replace('\n', "\n ");
+    std::fs::write(&eval, &repaired).unwrap();
+    let (ok, out, err) = mla_lab(&args);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("p-s1: restoring its records"), "{out}");
+    assert_eq!(read(&eval), repaired, "the repair stays");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 4: an entry without probes and samples blocked every later study with
+/// "tokenizer.json: not a tokenizer file". It is named, with what to do, and where the run's
+/// folder still has them, the entry is written whole again.
+#[test]
+fn a_partial_records_entry_is_named_and_written_whole_again() {
+    let dir = copy_of_study("partial-entry");
+    let (art, rec) = (dir.join("artifacts"), dir.join("records"));
+    for f in ["probes.json", "samples.json"] {
+        std::fs::remove_file(rec.join("p-s1").join(f)).unwrap();
+    }
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let fresh = dir.join("fresh");
+    let (ok, _, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&fresh), s(&rec)));
+    assert!(!ok);
+    assert!(
+        err.contains("records/p-s1: incomplete records entry (no probes.json, samples.json)")
+            && err.contains("remove the entry"),
+        "{err}"
+    );
+    assert!(!err.contains("tokenizer"), "{err}");
+    let (ok, out, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&art), s(&rec)));
+    assert!(ok, "{out}\n{err}");
+    for f in ["probes.json", "samples.json"] {
+        assert!(parses(&rec.join("p-s1").join(f)), "{f}");
+    }
+    // Whole: no temporary left beside the entries.
+    let names: Vec<String> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// POOR: a garbage `metrics.csv` in the records was restored with exit 0, and the run's curve
+/// left the report without a word.
+#[test]
+fn a_garbage_metrics_file_in_the_records_is_refused() {
+    let dir = copy_of_study("garbage-metrics");
+    let rec = dir.join("records");
+    std::fs::write(rec.join("p-s1/metrics.csv"), "garbage\n\u{1}\u{2}\n").unwrap();
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let fresh = dir.join("fresh");
+    let (ok, _, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&fresh), s(&rec)));
+    assert!(!ok);
+    assert!(err.contains("records/p-s1/metrics.csv"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 5 and POOR: `--probe-stories 0` gave the story claim a verdict on no stories, and
+/// `--eval-windows 0` was refused only after all training, naming eval's flag. Both are
+/// refused before anything runs, naming study's flags.
+#[test]
+fn options_without_an_answer_are_refused_before_training() {
+    let dir = fresh_dir("options");
+    let (p, q) = write_experiments(&dir);
+    let art = dir.join("artifacts");
+    let rec = dir.join("records");
+    for (flag, accepted) in [
+        ("--probe-stories", "--probe-stories 0: accepted: at least 1"),
+        ("--eval-windows", "--eval-windows 0: accepted: at least 1"),
+    ] {
+        let mut args = study_args(&[s(&p), s(&q)], s(&art), s(&rec));
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = "0";
+        let (ok, out, err) = mla_lab(&args);
+        assert!(!ok && err.contains(accepted), "{err}");
+        assert!(!out.contains("training"), "{out}");
+        assert!(!art.join("p-s1").exists(), "nothing trained");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// POOR: two processes writing one file went through one fixed temporary name.
+#[test]
+fn temporary_names_are_unique_to_the_process_and_the_write() {
+    let file = Path::new("/tmp/x/summary.json");
+    let (a, b) = (
+        mla_lab::files::temporary(file),
+        mla_lab::files::temporary(file),
+    );
+    assert_ne!(a, b);
+    let pid = std::process::id().to_string();
+    assert!(a.to_string_lossy().contains(&pid), "{}", a.display());
+    assert_eq!(a.parent(), file.parent());
+}
