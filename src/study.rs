@@ -17,6 +17,7 @@ use crate::artifacts::{
     write_entry,
 };
 use crate::backend::{self, BackendChoice};
+use crate::data::tokens;
 use crate::eval::EvalOptions;
 use crate::eval::judge::JudgeConfig;
 use crate::eval::probes::{self, ProbeOptions};
@@ -140,6 +141,8 @@ fn distinct_names(exps: &[(PathBuf, Experiment)]) -> Result<()> {
 /// entry (with `--records`).
 struct Planned<'a> {
     file: &'a PathBuf,
+    /// The content of its data ([`tokens::fingerprint`]), where it can be read.
+    data: Option<&'a str>,
     /// The experiment as the run records it: the file's, with the seed set.
     exp: Experiment,
     seed: Option<u64>,
@@ -154,11 +157,17 @@ struct Planned<'a> {
 /// Whether the run in `folder` (when it holds one) was made by `exp`: `Ok(false)` when it was
 /// or there is none; `Ok(true)`, another experiment's, to be replaced (`force`); otherwise the
 /// mismatch as an error.
-fn other_run(folder: &RunFolder, exp: &Experiment, file: &Path, force: bool) -> Result<bool> {
+fn other_run(
+    folder: &RunFolder,
+    exp: &Experiment,
+    file: &Path,
+    data: Option<&str>,
+    force: bool,
+) -> Result<bool> {
     if !folder.experiment().exists() || !folder.has_results() {
         return Ok(false);
     }
-    match folder.check_identity(exp, file) {
+    match folder.check_identity(exp, file, data) {
         Ok(()) => Ok(false),
         Err(e) if force && e.is::<NotThisRun>() => Ok(true),
         Err(e) => Err(e),
@@ -185,21 +194,29 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
     // Every run's folder and records entry are checked before anything is trained: a run made
     // by another experiment (an edited file, a copied entry) is never taken for this one.
     let mut plan = vec![];
+    // The content of each file's data (a stories file's hash), where it can be read: a run
+    // restored from its records needs no data.
+    let data: Vec<Option<String>> = exps
+        .iter()
+        .map(|(_, e)| tokens::fingerprint(&e.data.source).ok().map(|(_, fp)| fp))
+        .collect();
     for &seed in &seeds {
-        for (file, exp) in &exps {
+        for ((file, exp), data) in exps.iter().zip(&data) {
             let exp = seed.map_or_else(|| exp.clone(), |s| exp.with_training_seed(s));
             let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
             let kept = opts
                 .records
                 .as_ref()
                 .map(|r| RunFolder::of(r, &folder.name()));
-            let retrain = other_run(&folder, &exp, file, opts.force)?;
+            let data = data.as_deref();
+            let retrain = other_run(&folder, &exp, file, data, opts.force)?;
             let ignore_kept = match &kept {
-                Some(k) => other_run(k, &exp, file, opts.force)?,
+                Some(k) => other_run(k, &exp, file, data, opts.force)?,
                 None => false,
             };
             plan.push(Planned {
                 file,
+                data,
                 exp,
                 seed,
                 folder,
@@ -259,7 +276,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
             }
             // What was trained or restored is this experiment's (a kill may have left a folder
             // behind), and every record in it reads.
-            folder.check_identity(&run.exp, run.file)?;
+            folder.check_identity(&run.exp, run.file, run.data)?;
             folder
                 .check_records()
                 .map_err(|e| broken_run_file(e, folder))?;

@@ -396,3 +396,27 @@ fn temporary_names_are_unique_to_the_process_and_the_write() {
     assert!(a.to_string_lossy().contains(&pid), "{}", a.display());
     assert_eq!(a.parent(), file.parent());
 }
+
+/// Finding 2, the data: a run trained on other data than the file's source holds now (another
+/// stories file's content, or another version of the generator) is not taken for a run of it.
+#[test]
+fn study_refuses_a_run_trained_on_other_data() {
+    let dir = copy_of_study("data-changed");
+    let (art, rec) = (dir.join("artifacts"), dir.join("records"));
+    let summary = art.join("p-s1/summary.json");
+    let mut v: serde_json::Value = serde_json::from_str(&read(&summary)).unwrap();
+    let now = v["data_fingerprint"].as_str().unwrap().to_string();
+    assert!(now.starts_with("synthetic-v"), "{now}");
+    v["data_fingerprint"] = "synthetic-v0-300-2".into();
+    std::fs::write(&summary, v.to_string()).unwrap();
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let (ok, out, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&art), s(&rec)));
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(&format!(
+            "data: the run trained on content synthetic-v0-300-2, the source holds {now} now"
+        )) && err.contains("--force"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -204,11 +204,23 @@ impl RunFolder {
     }
 
     /// Whether the run here was made by `exp` (read from `file`): its `experiment.ron` holds
-    /// the same experiment (model, data and data seed, training and training seed).
-    /// [`NotThisRun`] names both files and the fields that differ.
-    pub fn check_identity(&self, exp: &Experiment, file: &Path) -> Result<()> {
+    /// the same experiment (model, data and data seed, training and training seed), and the
+    /// data it trained on had the content `data` has now (where both are known:
+    /// [`crate::data::tokens::fingerprint`]). [`NotThisRun`] names both files and what differs.
+    pub fn check_identity(&self, exp: &Experiment, file: &Path, data: Option<&str>) -> Result<()> {
         let theirs = Experiment::load(self.experiment())?;
-        let fields = theirs.differences(exp);
+        let mut fields = theirs.differences(exp);
+        let trained_on = read_json::<TrainSummary>(&self.summary())
+            .ok()
+            .flatten()
+            .and_then(|s| s.data_fingerprint);
+        if let (Some(then), Some(now)) = (trained_on, data)
+            && then != now
+        {
+            fields.push(format!(
+                "data: the run trained on content {then}, the source holds {now} now"
+            ));
+        }
         if fields.is_empty() {
             return Ok(());
         }

@@ -38,6 +38,11 @@ pub struct TrainSummary {
     pub strategy: Option<String>,
     #[serde(default)]
     pub git_revision: Option<String>,
+    /// The content of the data source the run trained on ([`crate::data::tokens::fingerprint`]:
+    /// a stories file's hash, or the generator's version, count and seed); absent in summaries
+    /// written before it was recorded.
+    #[serde(default)]
+    pub data_fingerprint: Option<String>,
 }
 
 fn one() -> usize {

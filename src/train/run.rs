@@ -323,6 +323,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     files::write(&folder.experiment(), text.as_bytes())?;
 
     let data = tokens::prepare(&exp.data, exp.seed, &opts.artifacts.join("cache"))?;
+    let data_fingerprint = data.manifest.source_fingerprint.clone();
     if let TokenizerConfig::Bpe { .. } = exp.data.tokenizer {
         files::write(
             &folder.tokenizer(),
@@ -477,6 +478,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         devices: n,
         strategy: Some(spread.name().to_string()),
         git_revision: git_revision(),
+        data_fingerprint: Some(data_fingerprint),
     };
     files::write_json(&folder.summary(), &summary)?;
     Ok(Outcome::Trained(summary))
