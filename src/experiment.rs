@@ -141,6 +141,14 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+/// Fields of an experiment that change how its run is logged and checkpointed, not what it
+/// learns: two experiments that differ only in these make the same run.
+pub const BOOKKEEPING: [&str; 3] = [
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+];
+
 impl Experiment {
     /// The seed of initial weights and window order: `train.seed`, else `seed`.
     pub fn training_seed(&self) -> u64 {
@@ -158,8 +166,27 @@ impl Experiment {
     /// the file with both values (this one's first): `train.max_steps: 40 against 60`. Empty
     /// when the two are equal.
     pub fn differences(&self, other: &Experiment) -> Vec<String> {
+        self.differences_but(other, &[])
+    }
+
+    /// [`Experiment::differences`] that make another run: all but [`BOOKKEEPING`], which change
+    /// how a run is logged and checkpointed, not what it learns.
+    pub fn run_differences(&self, other: &Experiment) -> Vec<String> {
+        self.differences_but(other, &BOOKKEEPING)
+    }
+
+    fn differences_but(&self, other: &Experiment, skip: &[&str]) -> Vec<String> {
         use serde_json::Value;
-        fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<String>) {
+        fn walk(
+            path: &str,
+            a: Option<&Value>,
+            b: Option<&Value>,
+            skip: &[&str],
+            out: &mut Vec<String>,
+        ) {
+            if skip.contains(&path) {
+                return;
+            }
             let show = |v: Option<&Value>| v.map_or_else(|| "absent".into(), Value::to_string);
             let variant = |o: &serde_json::Map<String, Value>| {
                 o.keys().any(|k| k.starts_with(char::is_uppercase))
@@ -181,7 +208,7 @@ impl Experiment {
                         } else {
                             format!("{path}.{key}")
                         };
-                        walk(&inner, x.get(key), y.get(key), out);
+                        walk(&inner, x.get(key), y.get(key), skip, out);
                     }
                 }
                 _ if a != b => out.push(format!("{path}: {} against {}", show(a), show(b))),
@@ -190,7 +217,7 @@ impl Experiment {
         }
         let json = |e: &Experiment| serde_json::to_value(e).expect("an experiment serialises");
         let mut out = vec![];
-        walk("", Some(&json(self)), Some(&json(other)), &mut out);
+        walk("", Some(&json(self)), Some(&json(other)), skip, &mut out);
         out
     }
 
@@ -503,6 +530,13 @@ mod tests {
             diff.contains(&"train.seed: absent against 3".to_string()),
             "{diff:?}"
         );
+        // Bookkeeping makes no other run.
+        let mut logged = b.clone();
+        logged.train.log_every += 1;
+        logged.train.keep_checkpoints += 1;
+        assert_eq!(b.run_differences(&logged), Vec::<String>::new());
+        assert_eq!(b.differences(&logged).len(), 2);
+        assert_eq!(a.run_differences(&logged).len(), 3);
         assert!(
             diff.iter()
                 .any(|d| d.starts_with("model.attention: {\"Mla\"")

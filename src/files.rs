@@ -21,8 +21,49 @@ pub fn temporary(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
 }
 
-/// Lets `write` fill the temporary of `path`, then renames it into place.
+/// Removes the temporaries of `path` that a killed process left behind (its process is gone),
+/// where the system says which processes run (Linux's `/proc`); elsewhere they stay.
+pub fn remove_stale(path: &Path) {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    }) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<usize>().is_ok().then_some(pid))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let stale = e.path();
+            let _ = if stale.is_dir() {
+                std::fs::remove_dir_all(&stale)
+            } else {
+                std::fs::remove_file(&stale)
+            };
+        }
+    }
+}
+
+/// Lets `write` fill the temporary of `path`, then renames it into place (temporaries of
+/// `path` that killed processes left are removed first).
 pub fn write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    remove_stale(path);
     let tmp = temporary(path);
     let written = write(&tmp).and_then(|()| Ok(std::fs::rename(&tmp, path)?));
     if written.is_err() {
@@ -61,8 +102,27 @@ pub fn replace_dir(new: &Path, dir: &Path) -> Result<()> {
     }
     let old = temporary(dir);
     std::fs::rename(dir, &old).with_context(failed)?;
-    std::fs::rename(new, dir).with_context(failed)?;
+    if let Err(e) = std::fs::rename(new, dir) {
+        // The old one back in its place.
+        let _ = std::fs::rename(&old, dir);
+        return Err(e).with_context(failed);
+    }
     std::fs::remove_dir_all(&old).with_context(failed)
+}
+
+/// Copies the file or folder `from` to `to`, folders with everything in them.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let failed = || format!("{}: cannot copy to {}", from.display(), to.display());
+    if from.is_dir() {
+        std::fs::create_dir_all(to).with_context(failed)?;
+        for e in std::fs::read_dir(from).with_context(failed)? {
+            let e = e.with_context(failed)?;
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ()).with_context(failed)
+    }
 }
 
 /// Writes `value` as pretty JSON.
@@ -109,6 +169,26 @@ mod tests {
         let pid = format!(".a.json.{}-", std::process::id());
         assert!(a.to_string_lossy().contains(&pid), "{}", a.display());
         assert_ne!(a, b);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_dead_processes_go_and_those_of_live_ones_stay() {
+        let dir = std::env::temp_dir().join(format!("mla-lab-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.json");
+        // A process id far above any the system hands out, and this live one's.
+        let dead = dir.join(".a.json.4000000000-0.tmp");
+        let live = temporary(&path);
+        let other = dir.join(".b.json.4000000000-0.tmp");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, "half").unwrap();
+        }
+        write(&path, b"whole").unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(!dead.exists());
+        }
+        assert!(live.exists() && other.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -13,8 +13,7 @@ use burn::tensor::Device;
 
 use crate::artifacts::records::ProbeReport;
 use crate::artifacts::{
-    BadRecord, NotThisRun, Run, RunFolder, check_entry, checkpoints, copy_records, read_json,
-    write_entry,
+    BadRecord, Run, RunFolder, check_entry, checkpoints, copy_records, read_json, write_entry,
 };
 use crate::backend::{self, BackendChoice};
 use crate::data::tokens;
@@ -66,6 +65,13 @@ impl StudyOptions {
                 "eval_windows",
                 0,
                 "at least 1, or leave it out for the whole held-out split",
+            ));
+        }
+        if let Some(&c) = self.bench.contexts.iter().find(|&&c| c < 2) {
+            return Err(InvalidOption::new(
+                "contexts",
+                c,
+                "cache fill levels of at least 2 tokens: a prompt of one, then a decode step",
             ));
         }
         if let Some((_, 0)) = self.judge {
@@ -150,13 +156,13 @@ struct Planned<'a> {
     kept: Option<RunFolder>,
     /// The folder holds another experiment's run, to train again (`--force`).
     retrain: bool,
-    /// The records entry holds another experiment's run, not to restore from (`--force`).
-    ignore_kept: bool,
+    /// The run is restored from its records entry (checked whole before anything trains).
+    restore: bool,
 }
 
 /// Whether the run in `folder` (when it holds one) was made by `exp`: `Ok(false)` when it was
-/// or there is none; `Ok(true)`, another experiment's, to be replaced (`force`); otherwise the
-/// mismatch as an error.
+/// or there is none; `Ok(true)`, another experiment's (or one whose `experiment.ron` does not
+/// read), to be replaced (`force`); otherwise the mismatch as an error.
 fn other_run(
     folder: &RunFolder,
     exp: &Experiment,
@@ -169,7 +175,8 @@ fn other_run(
     }
     match folder.check_identity(exp, file, data) {
         Ok(()) => Ok(false),
-        Err(e) if force && e.is::<NotThisRun>() => Ok(true),
+        // Another experiment's, or one whose experiment.ron does not read.
+        Err(_) if force => Ok(true),
         Err(e) => Err(e),
     }
 }
@@ -184,6 +191,9 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
         .map(|f| Ok((f.clone(), Experiment::load(f)?)))
         .collect::<Result<Vec<_>>>()?;
     distinct_names(&exps)?;
+    for (file, exp) in &exps {
+        benchable(file, exp, &opts.bench.contexts)?;
+    }
     let exps = baseline_first(exps);
     // Without --seeds, each file's own training seed, in `<name>/`.
     let seeds: Vec<Option<u64>> = if opts.seeds.is_empty() {
@@ -214,6 +224,18 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
                 Some(k) => other_run(k, &exp, file, data, opts.force)?,
                 None => false,
             };
+            let restore = kept
+                .as_ref()
+                .is_some_and(|k| k.summary().exists() && !ignore_kept)
+                && (retrain || !folder.summary().exists());
+            // Every record the study will take as it is reads, before anything trains.
+            if restore && let Some(k) = &kept {
+                check_entry(k)?;
+            } else if !retrain && folder.summary().exists() {
+                folder
+                    .check_records()
+                    .map_err(|e| broken_run_file(e, &folder))?;
+            }
             plan.push(Planned {
                 file,
                 data,
@@ -222,7 +244,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
                 folder,
                 kept,
                 retrain,
-                ignore_kept,
+                restore,
             });
         }
     }
@@ -235,18 +257,26 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
         for run in runs {
             let Planned { folder, kept, .. } = run;
             let shown = folder.name();
-            let restorable = kept
-                .as_ref()
-                .filter(|k| k.summary().exists() && !run.ignore_kept);
-            if let Some(kept) = restorable
-                && (run.retrain || !folder.summary().exists())
+            if run.restore
+                && let Some(kept) = kept
             {
-                check_entry(kept)?;
+                // A finished run's records supersede whatever this folder holds: another
+                // experiment's run (`--force`), or an unfinished training whose checkpoint would
+                // otherwise be measured as the run.
+                let dropped = run.retrain || folder.has_results();
                 step(
                     &shown,
-                    &format!("restoring its records from {}", kept.dir.display()),
+                    &format!(
+                        "restoring its records from {}{}",
+                        kept.dir.display(),
+                        if dropped {
+                            " (what its folder held goes)"
+                        } else {
+                            ""
+                        }
+                    ),
                 );
-                if run.retrain {
+                if dropped {
                     clear(folder);
                 }
                 copy_records(kept, folder)?;
@@ -296,6 +326,24 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
     }
     step("report", &format!("writing {}", opts.report.display()));
     crate::report::write(&dirs, &opts.report, machine)
+}
+
+/// Refuses an experiment that no bench context fits, before anything trains.
+fn benchable(file: &Path, exp: &Experiment, contexts: &[usize]) -> Result<()> {
+    if contexts.iter().any(|&c| c <= exp.model.context) {
+        return Ok(());
+    }
+    let listed: Vec<String> = contexts.iter().map(usize::to_string).collect();
+    Err(anyhow::Error::new(InvalidOption::new(
+        "contexts",
+        listed.join(","),
+        "at least one cache fill level up to each experiment's context",
+    ))
+    .context(format!(
+        "{}: a context of {} tokens",
+        file.display(),
+        exp.model.context
+    )))
 }
 
 /// Writes the records entry `kept` from `folder`, whole, saying so when it changed.
@@ -362,6 +410,9 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
         s.name = RunFolder::new(dir.as_path()).name(); // seeds of one experiment share its name
         subjects.push(s);
     }
+    for note in bench::capped(&opts.bench, &subjects) {
+        step("bench", &note);
+    }
     let rows = bench::bench(subjects, &opts.bench, device, |_| {})?;
     for dir in todo {
         let name = RunFolder::new(dir.as_path()).name();
@@ -427,10 +478,16 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
             .map(|f| f.display().to_string())
             .collect();
         bail!(
-            "{}: no weights to measure what is missing ({}): restore it from a complete records \
-             entry, or remove the folder to train the run again",
+            "{}: no weights to measure what is missing ({}): a run restored from its records \
+             cannot be measured again; put the files back{}, or remove the folder and its \
+             records entry to train the run again",
             folder.dir.display(),
-            due.join(", ")
+            due.join(", "),
+            if opts.judge.is_some() && !folder.judge().exists() {
+                ", run without the judge"
+            } else {
+                ""
+            }
         );
     }
     let run = Run::load(&folder.dir, device)?;

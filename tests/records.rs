@@ -360,21 +360,41 @@ fn a_garbage_metrics_file_in_the_records_is_refused() {
 }
 
 /// Finding 5 and POOR: `--probe-stories 0` gave the story claim a verdict on no stories, and
-/// `--eval-windows 0` was refused only after all training, naming eval's flag. Both are
-/// refused before anything runs, naming study's flags.
+/// `--eval-windows 0` was refused only after all training, naming eval's flag; so were bench
+/// contexts that cannot be measured. All are refused before anything runs, naming study's
+/// flags.
 #[test]
 fn options_without_an_answer_are_refused_before_training() {
     let dir = fresh_dir("options");
     let (p, q) = write_experiments(&dir);
     let art = dir.join("artifacts");
     let rec = dir.join("records");
-    for (flag, accepted) in [
-        ("--probe-stories", "--probe-stories 0: accepted: at least 1"),
-        ("--eval-windows", "--eval-windows 0: accepted: at least 1"),
+    for (flag, value, accepted) in [
+        (
+            "--probe-stories",
+            "0",
+            "--probe-stories 0: accepted: at least 1",
+        ),
+        (
+            "--eval-windows",
+            "0",
+            "--eval-windows 0: accepted: at least 1",
+        ),
+        // Contexts the bench cannot fill, found before training rather than after it.
+        (
+            "--contexts",
+            "1,8",
+            "--contexts 1: accepted: cache fill levels of at least 2",
+        ),
+        (
+            "--contexts",
+            "64",
+            "a context of 32 tokens: --contexts 64: accepted",
+        ),
     ] {
         let mut args = study_args(&[s(&p), s(&q)], s(&art), s(&rec));
         let at = args.iter().position(|a| *a == flag).unwrap();
-        args[at + 1] = "0";
+        args[at + 1] = value;
         let (ok, out, err) = mla_lab(&args);
         assert!(!ok && err.contains(accepted), "{err}");
         assert!(!out.contains("training"), "{out}");
@@ -418,5 +438,102 @@ fn study_refuses_a_run_trained_on_other_data() {
         )) && err.contains("--force"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 2, with `--force`: a folder holding another experiment's run is replaced by the
+/// records entry of this one where there is one (nothing is trained), and a folder with an
+/// unfinished training is not measured through its checkpoint once the entry is restored.
+#[test]
+fn force_restores_a_matching_entry_over_a_folder_of_another_experiment() {
+    let dir = copy_of_study("force-restore");
+    let (art, rec) = (dir.join("artifacts"), dir.join("records"));
+    let copy = art.join("p-s1/experiment.ron");
+    std::fs::write(&copy, read(&copy).replace("max_steps: 10", "max_steps: 20")).unwrap();
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let mut args = study_args(&[s(&p), s(&q)], s(&art), s(&rec));
+    let (ok, _, err) = mla_lab(&args);
+    assert!(
+        !ok && err.contains("train.max_steps: 20 against 10"),
+        "{err}"
+    );
+    args.push("--force");
+    let (ok, out, err) = mla_lab(&args);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("p-s1: restoring its records") && out.contains("(what its folder held goes)"),
+        "{out}"
+    );
+    assert!(!out.contains("training"), "{out}");
+    assert_eq!(read(&copy), read(&rec.join("p-s1/experiment.ron")));
+    assert!(
+        !art.join("p-s1/model.bpk").exists(),
+        "the other run's weights went"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 1: runs of one name are grouped as seeds of one experiment only when they differ
+/// in nothing but the seed (bookkeeping aside).
+#[test]
+fn report_refuses_two_experiments_of_one_name() {
+    let base = studied();
+    let dir = fresh_dir("report-two-named");
+    let other = dir.join("p-s2");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(base.join("artifacts/p-s1"))
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exp = other.join("experiment.ron");
+    let text = read(&exp);
+    // Another seed and a longer run: not a seed of p.
+    let seeded = text.replace("seed: 1,", "seed: 2,");
+    assert_ne!(seeded, text, "{text}");
+    std::fs::write(&exp, seeded.replace("max_steps: 10", "max_steps: 20")).unwrap();
+    let out = dir.join("report");
+    let p1 = base.join("artifacts/p-s1");
+    let (ok, _, err) = mla_lab(&["report", s(&p1), s(&other), "--out", s(&out)]);
+    assert!(
+        !ok && err.contains("runs of two different experiments named \"p\"")
+            && err.contains("train.max_steps: 10 against 20"),
+        "{err}"
+    );
+    // Only the seed (and how often it logged) differ: two seeds of p.
+    std::fs::write(&exp, seeded.replace("log_every: 10", "log_every: 5")).unwrap();
+    let (ok, _, err) = mla_lab(&["report", s(&p1), s(&other), "--out", s(&out)]);
+    assert!(ok, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Finding 1 for calibrate: one run given twice, or two copies of it, is fitted once.
+#[test]
+fn calibrate_refuses_a_run_given_twice() {
+    let base = studied();
+    let dir = fresh_dir("calibrate-twice");
+    let p1 = base.join("artifacts/p-s1");
+    let copy = dir.join("p-s1-copy");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&p1)
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = dir.join("calibration");
+    let (ok, _, err) = mla_lab(&["calibrate", s(&p1), s(&p1), "--out", s(&out)]);
+    assert!(!ok && err.contains("given twice"), "{err}");
+    let (ok, _, err) = mla_lab(&["calibrate", s(&p1), s(&copy), "--out", s(&out)]);
+    assert!(
+        !ok && err.contains("both runs of \"p\" with training seed 1"),
+        "{err}"
+    );
+    assert!(!out.join("calibration.md").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

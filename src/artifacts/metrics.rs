@@ -101,37 +101,25 @@ pub fn read_checked(path: &Path) -> Result<(Vec<MetricsRow>, Vec<Damaged>)> {
     Ok((rows, damaged))
 }
 
-/// The rows of a finished run's `path`, which `train` leaves whole: the header and nothing but
-/// rows, in step order. Anything else is an error naming the file and the line.
-pub fn read_strict(path: &Path) -> Result<Vec<MetricsRow>> {
-    let first = std::fs::read_to_string(path)
+/// The rows of a run's `path` and its damaged lines ([`read_checked`]), refusing a file that is
+/// not a metrics file at all: one without the header on its first line, or without a row.
+pub fn read_whole(path: &Path) -> Result<(Vec<MetricsRow>, Vec<Damaged>)> {
+    let (rows, damaged) = read_checked(path)?;
+    let first = std::fs::read(path)
         .with_context(|| format!("{}: cannot read", path.display()))?
-        .lines()
+        .split(|&b| b == b'\n')
         .next()
-        .map(str::to_string);
-    if first.as_deref().map(str::trim_end) != Some(HEADER) {
+        .map(|l| String::from_utf8_lossy(l).trim_end().to_string());
+    if first.as_deref() != Some(HEADER) {
         bail!(
             "{}: not what mla-lab writes there (its first line is not the header {HEADER:?})",
             path.display()
         );
     }
-    let (rows, damaged) = read_checked(path)?;
-    if let Some(Damaged { line, text }) = damaged.first() {
-        bail!(
-            "{}:{line}: not a metrics row: {:?}",
-            path.display(),
-            text.chars().take(80).collect::<String>()
-        );
+    if rows.is_empty() {
+        bail!("{}: not a single metrics row", path.display());
     }
-    if let Some(w) = rows.windows(2).find(|w| w[1].step <= w[0].step) {
-        bail!(
-            "{}: steps out of order ({} after {})",
-            path.display(),
-            w[1].step,
-            w[0].step
-        );
-    }
-    Ok(rows)
+    Ok((rows, damaged))
 }
 
 /// Appends `row`, writing the header first into a new file.

@@ -137,38 +137,62 @@ impl RunFolder {
     /// are of one run (the summary names the experiment's name): the first that is not is a
     /// [`BadRecord`] naming the file. Missing records are not an error ([`RunFolder::missing`]).
     pub fn check_records(&self) -> Result<(), BadRecord> {
-        let bad = |file: PathBuf| move |why: anyhow::Error| BadRecord { file, why };
-        let exp = match self.experiment() {
-            f if f.exists() => Some(Experiment::load(&f).map_err(|e| bad(f)(e.into()))?),
-            _ => None,
+        for file in self.records() {
+            self.check_record(&file)?;
+        }
+        let name = |f: PathBuf| -> Option<String> {
+            f.exists().then_some(())?;
+            Some(Experiment::load(f).ok()?.name)
         };
-        if self.metrics().exists() {
-            metrics::read_strict(&self.metrics()).map_err(bad(self.metrics()))?;
-        }
-        let summary: Option<TrainSummary> =
-            read_json(&self.summary()).map_err(bad(self.summary()))?;
-        fn check<T: DeserializeOwned>(path: PathBuf) -> Result<(), BadRecord> {
-            match read_json::<T>(&path) {
-                Ok(_) => Ok(()),
-                Err(why) => Err(BadRecord { file: path, why }),
-            }
-        }
-        check::<records::LossReport>(self.eval())?;
-        check::<records::ProbeReport>(self.probes())?;
-        check::<Vec<records::Sample>>(self.samples())?;
-        check::<records::JudgeReport>(self.judge())?;
-        check::<Vec<records::BenchRow>>(self.bench())?;
-        if let (Some(exp), Some(summary)) = (exp, summary)
-            && summary.experiment != exp.name
+        let summary: Option<TrainSummary> = read_json(&self.summary()).ok().flatten();
+        if let (Some(exp), Some(summary)) = (name(self.experiment()), summary)
+            && summary.experiment != exp
         {
-            return Err(bad(self.summary())(anyhow!(
-                "the summary of a run of {:?}, beside the experiment {:?} in {}",
-                summary.experiment,
-                exp.name,
-                self.experiment().display()
-            )));
+            return Err(BadRecord {
+                file: self.summary(),
+                why: anyhow!(
+                    "{}: the summary of a run of {:?}, beside the experiment {exp:?} in {}",
+                    self.summary().display(),
+                    summary.experiment,
+                    self.experiment().display()
+                ),
+            });
         }
         Ok(())
+    }
+
+    /// Reads the record `file` of this folder (one of [`RunFolder::records`]) as the type
+    /// mla-lab writes there; a missing file is no error.
+    pub fn check_record(&self, file: &Path) -> Result<(), BadRecord> {
+        fn parse<T: DeserializeOwned>(path: &Path) -> Result<()> {
+            read_json::<T>(path).map(|_| ())
+        }
+        if !file.exists() {
+            return Ok(());
+        }
+        let read = if *file == self.experiment() {
+            Experiment::load(file).map(|_| ()).map_err(Into::into)
+        } else if *file == self.metrics() {
+            metrics::read_whole(file).map(|_| ())
+        } else if *file == self.summary() {
+            parse::<TrainSummary>(file)
+        } else if *file == self.eval() {
+            parse::<records::LossReport>(file)
+        } else if *file == self.probes() {
+            parse::<records::ProbeReport>(file)
+        } else if *file == self.samples() {
+            parse::<Vec<records::Sample>>(file)
+        } else if *file == self.judge() {
+            parse::<records::JudgeReport>(file)
+        } else if *file == self.bench() {
+            parse::<Vec<records::BenchRow>>(file)
+        } else {
+            Ok(())
+        };
+        read.map_err(|why| BadRecord {
+            file: file.to_path_buf(),
+            why,
+        })
     }
 
     /// Whether `file` is a measurement `study` takes again when its file is gone (eval, probes,
@@ -204,12 +228,13 @@ impl RunFolder {
     }
 
     /// Whether the run here was made by `exp` (read from `file`): its `experiment.ron` holds
-    /// the same experiment (model, data and data seed, training and training seed), and the
+    /// the same experiment (model, data and data seed, training and training seed; logging and
+    /// checkpointing aside: [`crate::experiment::BOOKKEEPING`]), and the
     /// data it trained on had the content `data` has now (where both are known:
     /// [`crate::data::tokens::fingerprint`]). [`NotThisRun`] names both files and what differs.
     pub fn check_identity(&self, exp: &Experiment, file: &Path, data: Option<&str>) -> Result<()> {
         let theirs = Experiment::load(self.experiment())?;
-        let mut fields = theirs.differences(exp);
+        let mut fields = theirs.run_differences(exp);
         let trained_on = read_json::<TrainSummary>(&self.summary())
             .ok()
             .flatten()
@@ -337,38 +362,55 @@ pub fn write_entry(from: &RunFolder, to: &RunFolder) -> Result<bool> {
             to.dir.display()
         );
     }
-    let same = from
+    // What the new entry holds, record by record: the folder's; where the folder lacks a
+    // measurement of this same run (one summary) that the entry has and that reads (a
+    // bench.json removed to bench again), the entry's, until the folder has it anew.
+    let same_run = to.summary().exists()
+        && std::fs::read(from.summary()).ok() == std::fs::read(to.summary()).ok();
+    let chosen: Vec<(Option<PathBuf>, PathBuf)> = from
         .records()
-        .iter()
+        .into_iter()
         .zip(to.records())
-        .all(|(a, b)| std::fs::read(a).ok() == std::fs::read(b).ok());
-    if same {
+        .map(|(f, t)| {
+            let kept =
+                same_run && to.is_measurement(&t) && t.exists() && to.check_record(&t).is_ok();
+            let source = if f.exists() {
+                Some(f)
+            } else {
+                kept.then(|| t.clone())
+            };
+            (source, t)
+        })
+        .collect();
+    let unchanged = chosen.iter().all(|(source, t)| {
+        source.as_ref().and_then(|s| std::fs::read(s).ok()) == std::fs::read(t).ok()
+    });
+    if unchanged {
         return Ok(false);
     }
     let parent = to.dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .with_context(|| format!("{}: cannot create", parent.display()))?;
+    files::remove_stale(&to.dir);
     let tmp = files::temporary(&to.dir);
     let written = (|| -> Result<()> {
         std::fs::create_dir(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-        let fresh = RunFolder::new(tmp.as_path());
-        for (src, dst) in from.records().iter().zip(fresh.records()) {
-            if src.exists() {
-                let bytes = std::fs::read(src)
-                    .with_context(|| format!("{}: cannot read", src.display()))?;
-                files::write(&dst, &bytes)?;
+        for (source, t) in &chosen {
+            if let Some(source) = source {
+                let bytes = std::fs::read(source)
+                    .with_context(|| format!("{}: cannot read", source.display()))?;
+                files::write(&tmp.join(file_name(t)), &bytes)?;
             }
         }
-        // Anything else someone put in the entry stays.
+        // Anything else someone put in the entry stays (hidden temporaries aside).
         if to.dir.is_dir() {
             let records = to.records();
             for e in std::fs::read_dir(&to.dir)
                 .with_context(|| format!("{}: cannot list", to.dir.display()))?
             {
                 let path = e?.path();
-                if path.is_file() && !records.contains(&path) {
-                    std::fs::copy(&path, tmp.join(file_name(&path)))
-                        .with_context(|| format!("{}: cannot copy", path.display()))?;
+                if !records.contains(&path) && !file_name(&path).starts_with('.') {
+                    files::copy_tree(&path, &tmp.join(file_name(&path)))?;
                 }
             }
         }
@@ -480,5 +522,88 @@ impl Run {
             tokenizer,
             weights,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of a committed records entry of the tiny study, in a fresh folder.
+    fn entry(tag: &str) -> (PathBuf, RunFolder) {
+        let dir = std::env::temp_dir().join(format!("mla-lab-entry-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let committed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results-tiny/runs/mha_tiny-s1");
+        files::copy_tree(&committed, &dir.join("run")).unwrap();
+        (dir.clone(), RunFolder::new(dir.join("run")))
+    }
+
+    #[test]
+    fn an_entry_is_written_whole_keeping_its_measurements_of_the_same_run() {
+        let (dir, run) = entry("whole");
+        let kept = RunFolder::new(dir.join("records/run"));
+        assert!(write_entry(&run, &kept).unwrap());
+        assert!(!write_entry(&run, &kept).unwrap(), "nothing changed");
+        std::fs::write(kept.dir.join("notes.txt"), "mine").unwrap();
+        std::fs::write(kept.dir.join(".eval.json.4000000000-0.tmp"), "half").unwrap();
+        // The folder's bench is removed to bench again: the entry keeps its own meanwhile.
+        let bench = std::fs::read(run.bench()).unwrap();
+        std::fs::remove_file(run.bench()).unwrap();
+        let mut eval: records::LossReport = read_json(&run.eval()).unwrap().unwrap();
+        eval.windows += 1;
+        files::write_json(&run.eval(), &eval).unwrap();
+        assert!(write_entry(&run, &kept).unwrap());
+        assert_eq!(std::fs::read(kept.bench()).unwrap(), bench);
+        assert_eq!(
+            read_json::<records::LossReport>(&kept.eval()).unwrap(),
+            Some(eval)
+        );
+        assert_eq!(
+            std::fs::read_to_string(kept.dir.join("notes.txt")).unwrap(),
+            "mine"
+        );
+        assert!(!kept.dir.join(".eval.json.4000000000-0.tmp").exists());
+        // Another run (another summary): the old run's bench goes with it.
+        let mut summary: TrainSummary = read_json(&run.summary()).unwrap().unwrap();
+        summary.wall_time_s += 1.0;
+        files::write_json(&run.summary(), &summary).unwrap();
+        assert!(write_entry(&run, &kept).unwrap());
+        assert!(!kept.bench().exists());
+        // A record that does not parse is refused, and the entry stays as it was.
+        let before = std::fs::read(kept.probes()).unwrap();
+        std::fs::write(run.probes(), "{\"stories\":").unwrap();
+        let err = write_entry(&run, &kept).unwrap_err().to_string();
+        assert!(
+            err.contains("probes.json") && err.contains("stays as it is"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(kept.probes()).unwrap(), before);
+        let names: Vec<String> = std::fs::read_dir(dir.join("records"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["run"], "no temporary left beside the entry");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_entry_to_restore_from_is_complete_and_reads() {
+        let (dir, run) = entry("check");
+        check_entry(&run).unwrap();
+        std::fs::write(run.metrics(), "garbage\n").unwrap();
+        let err = format!("{:#}", check_entry(&run).unwrap_err());
+        assert!(
+            err.contains("metrics.csv") && err.contains("remove the entry"),
+            "{err}"
+        );
+        std::fs::remove_file(run.metrics()).unwrap();
+        std::fs::remove_file(run.samples()).unwrap();
+        let err = format!("{:#}", check_entry(&run).unwrap_err());
+        assert!(
+            err.contains("incomplete records entry (no metrics.csv, samples.json)"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -55,13 +55,6 @@ impl Curve {
             .iter()
             .filter_map(|r| Some((r.step, r.val_loss?)))
             .collect();
-        if validated.len() < 3 {
-            bail!(
-                "{}: {} validation points in metrics.csv; a fit needs at least 3",
-                dir.display(),
-                validated.len()
-            );
-        }
         let last_step = rows.last().map_or(0, |r| r.step);
         let from = fit_from_step.unwrap_or(last_step / 2);
         // A power law in t has no value at t = 0: a step-0 point is shown, not fitted.
@@ -77,7 +70,13 @@ impl Curve {
                 .map(|&(s, l)| (tokens(s), l))
                 .collect::<Vec<_>>(),
         )
-        .map_err(|why| no_fit(why, &tail, from, validated.last().map_or(0, |p| p.0)));
+        .map_err(|why| match why {
+            NoFit::TooFew(_) if validated.len() < 3 => format!(
+                "{} validation points in metrics.csv in all; a fit needs at least 3",
+                validated.len()
+            ),
+            why => no_fit(why, &tail, from, validated.last().map_or(0, |p| p.0)),
+        });
         Ok(Curve {
             folder: folder.name(),
             fit,
@@ -251,6 +250,19 @@ pub fn write(
         .iter()
         .map(|d| Curve::load(d, fit_from_step))
         .collect::<Result<_>>()?;
+    // Two copies of one run would be fitted as two.
+    for (i, c) in curves.iter().enumerate() {
+        if let Some(o) = curves[..i].iter().find(|o| o.experiment == c.experiment) {
+            bail!(
+                "{} and {} are both runs of {:?} with training seed {}: each run is counted once; \
+                 leave one out",
+                o.folder,
+                c.folder,
+                c.experiment.name,
+                c.experiment.training_seed()
+            );
+        }
+    }
     for note in notes(&curves) {
         eprintln!("calibrate: {note}");
     }

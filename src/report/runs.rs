@@ -49,7 +49,15 @@ impl RunData {
                 dir.display()
             )
         })?;
-        let val_curve = metrics::read(&folder.metrics())
+        let (rows, damaged) = metrics::read_whole(&folder.metrics())?;
+        for d in damaged {
+            eprintln!(
+                "report: {}:{}: not a metrics row, left out of the curve",
+                folder.metrics().display(),
+                d.line
+            );
+        }
+        let val_curve = rows
             .into_iter()
             .filter_map(|r| Some((r.step, r.val_loss?)))
             .collect();
@@ -116,11 +124,12 @@ impl RunData {
     }
 
     /// The mean of the character, object, attribute (where measured) and grammar probes: one
-    /// story-quality score. A share of no cases is no measurement and is left out; `None` when
-    /// no probe measured anything (e.g. probes of no stories).
+    /// story-quality score. `None` when a probe has no cases (probes of no stories, or no
+    /// continuation that names anyone): a share of nothing has no value, and a mean over fewer
+    /// probes would not compare with a peer's over all of them.
     pub fn story_score(&self) -> Option<f64> {
         let p = self.probes.as_ref()?;
-        let parts: Vec<f64> = [
+        let parts: Vec<_> = [
             Some(p.character_consistency),
             Some(p.object_consistency),
             p.attribute_consistency,
@@ -128,10 +137,11 @@ impl RunData {
         ]
         .into_iter()
         .flatten()
-        .filter(|s| s.n > 0)
-        .map(|s| s.value)
         .collect();
-        (!parts.is_empty()).then(|| parts.iter().sum::<f64>() / parts.len() as f64)
+        if parts.iter().any(|s| s.n == 0) {
+            return None;
+        }
+        Some(parts.iter().map(|s| s.value).sum::<f64>() / parts.len() as f64)
     }
 
     /// ms/token of every timed round at `context` (batch 1, absorbed path for MLA).
@@ -222,7 +232,7 @@ pub fn one_run_per_seed(runs: &[RunData]) -> Result<()> {
             let fields = o
                 .experiment
                 .with_training_seed(0)
-                .differences(&r.experiment.with_training_seed(0));
+                .run_differences(&r.experiment.with_training_seed(0));
             if !fields.is_empty() {
                 bail!(
                     "{} and {} are runs of two different experiments named {:?} ({}): a report \

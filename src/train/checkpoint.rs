@@ -53,6 +53,7 @@ impl AtomicCheckpointer {
 impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
         let path = self.path(epoch);
+        crate::files::remove_stale(&path);
         let tmp = crate::files::temporary(&path);
         record.save(tmp.clone())?;
         std::fs::rename(&tmp, path).map_err(CheckpointerError::IOError)

@@ -44,8 +44,9 @@ impl MemoryEstimate {
     }
 
     /// What a forward pass over `batch` sequences of `context` tokens into a KV cache holds: the
-    /// weights, the cache filled to `context`, and the activations
-    /// ([`inference_activations_per_token`]). No gradients, no optimizer state.
+    /// weights, the cache (allocated whole for the model's own context, whatever it is filled
+    /// to), and the activations ([`inference_activations_per_token`]). No gradients, no
+    /// optimizer state.
     pub fn inference(model: &GptConfig, batch: usize, context: usize) -> MemoryEstimate {
         let bytes = |elems: u128| u64::try_from(elems * F32).unwrap_or(u64::MAX);
         let tokens = batch as u128 * context as u128;
@@ -54,7 +55,9 @@ impl MemoryEstimate {
             gradients: 0,
             optimizer: 0,
             activations: bytes(tokens * inference_activations_per_token(model, context) as u128),
-            kv_cache: bytes(tokens * model.kv_elems_per_token() as u128),
+            kv_cache: bytes(
+                batch as u128 * model.context as u128 * model.kv_elems_per_token() as u128,
+            ),
         }
     }
 
@@ -271,10 +274,12 @@ mod tests {
         let m = &exp.model;
         let one = MemoryEstimate::inference(m, 1, 64);
         assert_eq!(one.params, m.param_count() as u64 * 4);
+        // The cache is allocated for the model's whole context, whatever it is filled to.
         assert_eq!(
             one.kv_cache,
-            (m.kv_bytes_per_token(burn::tensor::DType::F32) * 64) as u64
+            (m.kv_bytes_per_token(burn::tensor::DType::F32) * m.context) as u64
         );
+        assert_eq!(MemoryEstimate::inference(m, 1, 16).kv_cache, one.kv_cache);
         let twice = MemoryEstimate::inference(m, 2, 64);
         assert_eq!(
             (twice.kv_cache, twice.activations),

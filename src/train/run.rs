@@ -169,7 +169,7 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
     // A folder whose run never got to its first checkpoint holds nothing to protect.
     if copy.exists() && folder.has_results() && !opts.force {
         let theirs = Experiment::load(&copy).context(FolderError::Unreadable(dir.to_path_buf()))?;
-        if &theirs != exp {
+        if !theirs.run_differences(exp).is_empty() {
             return Err(FolderError::Different(dir.to_path_buf()).into());
         }
     }
