@@ -156,8 +156,12 @@ fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
             )
         })?;
     }
-    for note in bench::capped(&opts, &subjects) {
-        eprintln!("bench: {note}");
+    for (context, steps) in bench::capped(&opts, &subjects) {
+        eprintln!(
+            "bench: --decode-tokens {} capped at {steps} for context {context} ({})",
+            opts.decode_tokens,
+            bench::CAPPED_WHY
+        );
     }
     let backend::Selected { name, device } = selected;
     eprintln!(

@@ -410,8 +410,15 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
         s.name = RunFolder::new(dir.as_path()).name(); // seeds of one experiment share its name
         subjects.push(s);
     }
-    for note in bench::capped(&opts.bench, &subjects) {
-        step("bench", &note);
+    for (context, steps) in bench::capped(&opts.bench, &subjects) {
+        let asked = opts.bench.decode_tokens;
+        step(
+            "bench",
+            &format!(
+                "{asked} decode steps capped at {steps} for context {context} ({})",
+                bench::CAPPED_WHY
+            ),
+        );
     }
     let rows = bench::bench(subjects, &opts.bench, device, |_| {})?;
     for dir in todo {

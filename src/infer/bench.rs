@@ -144,9 +144,9 @@ pub fn decode_steps(decode_tokens: usize, context: usize) -> usize {
     decode_tokens.min(context / 2).max(1)
 }
 
-/// What `opts` asks that the bench of `subjects` cannot do in full: a `--decode-tokens` capped
-/// at some context ([`decode_steps`]), one line each.
-pub fn capped(opts: &BenchOptions, subjects: &[Subject]) -> Vec<String> {
+/// The contexts at which the bench of `subjects` times fewer decode steps than `opts` asks
+/// ([`decode_steps`]), with the steps it times there.
+pub fn capped(opts: &BenchOptions, subjects: &[Subject]) -> Vec<(usize, usize)> {
     let longest = subjects.iter().map(|s| s.config.context).max().unwrap_or(0);
     let mut contexts = opts.contexts.clone();
     contexts.sort_unstable();
@@ -156,15 +156,12 @@ pub fn capped(opts: &BenchOptions, subjects: &[Subject]) -> Vec<String> {
         .filter(|&c| c <= longest)
         .map(|c| (c, decode_steps(opts.decode_tokens, c)))
         .filter(|&(_, steps)| steps < opts.decode_tokens)
-        .map(|(c, steps)| {
-            format!(
-                "--decode-tokens {} capped at {steps} for context {c} (the decode steps fill the \
-                 cache after a prompt of at least half the context)",
-                opts.decode_tokens
-            )
-        })
         .collect()
 }
+
+/// Why [`capped`] caps.
+pub const CAPPED_WHY: &str =
+    "the decode steps fill the cache after a prompt of at least half the context";
 
 /// One measured configuration: a model (with its decode path), a batch and a context.
 struct Case<'a> {
