@@ -809,9 +809,33 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
     // Loss claims: paired over the two seeds.
     assert!(report.contains("a_mla_rope_half vs z_mha: "), "{report}");
     assert!(report.contains("n = 2)"), "{report}");
+    // Every claim has a verdict of the rule's four, and its seeds to decide.
+    let claims = &report[report.find("## The paper's claims").unwrap()..];
+    let rows: Vec<Vec<&str>> = claims
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| claim") && l.matches('|').count() == 7)
+        .map(|l| l.split(" | ").collect())
+        .collect();
+    // One baseline (MHA with learned positions): the KV cut, three loss claims, speed, stories.
+    assert_eq!(rows.len(), 6, "{claims}");
+    for row in &rows {
+        let verdict = row[4];
+        assert!(
+            [
+                "consistent",
+                "contradicted",
+                "inconclusive",
+                "not reproduced here"
+            ]
+            .iter()
+            .any(|v| verdict.starts_with(v)),
+            "{row:?}"
+        );
+    }
     assert!(
-        !report.contains("reproduced"),
-        "verdicts are consistent, contradicted or inconclusive: {report}"
+        claims.contains("### Changes of validation loss in three units")
+            && claims.contains("| a_mla_rope_half vs z_mha | "),
+        "{claims}"
     );
     // Plots need a system font (.ci/run installs DejaVu).
     if std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {

@@ -1,7 +1,8 @@
 //! The paper's claims as data, each with the band of values that agrees with it, and the
-//! findings: per claim and baseline, the paired differences across training seeds, their 95%
-//! confidence interval, and the verdict of that interval against the band
-//! ([`super::stats::verdict`]).
+//! findings: per claim and baseline, the paired differences across training seeds, their 90%
+//! and 95% confidence intervals, and the verdict of those against the band
+//! ([`super::stats::verdict`]: an equivalence test for "consistent"), with how many seeds would
+//! decide it at the observed mean and spread.
 //!
 //! What each claim is measured on (the paper does not say which model its 2% and 0.3% refer
 //! to, nor which positions its MHA uses): MLA rows are the r = d/2 models with separate
@@ -10,8 +11,8 @@
 //! training seed; every loss claim is judged against both baselines, MHA with learned
 //! positions and MHA+RoPE.
 
-use super::runs::{RunData, Variant, baselines, common_context, round_ratios, variants};
-use super::stats::{Band, Interval, Verdict, verdict};
+use super::runs::{RunData, Variant, baselines, common_context, variants};
+use super::stats::{Band, Interval, Spread, Verdict, seeds_to_decide, verdict};
 use crate::model::LatentLayout;
 
 /// How a claim's values are written.
@@ -56,6 +57,9 @@ pub struct Claim {
     pub unit: Unit,
     /// Measured by a formula, without seed-to-seed noise: one value is exact.
     pub exact: bool,
+    /// The setting the paper measured it in, where a measurement elsewhere cannot speak
+    /// against it (hardware): a contradiction here is "not reproduced here".
+    pub paper_setting: Option<&'static str>,
 }
 
 impl Claim {
@@ -72,6 +76,7 @@ pub const KV_CUT: Claim = Claim {
     band: Band::between(40.0, 50.0),
     unit: Unit::Percent,
     exact: true,
+    paper_setting: None,
 };
 /// Validation loss of MLA+RoPE at r = d/2 against the baseline.
 pub const LOSS_COST: Claim = Claim {
@@ -80,6 +85,7 @@ pub const LOSS_COST: Claim = Claim {
     band: Band::between(-0.7, 1.3),
     unit: Unit::Percent,
     exact: false,
+    paper_setting: None,
 };
 /// Validation loss of MLA without RoPE at r = d/2 against the baseline.
 pub const NO_ROPE_COST: Claim = Claim {
@@ -88,6 +94,7 @@ pub const NO_ROPE_COST: Claim = Claim {
     band: Band::between(3.0, 5.0),
     unit: Unit::Percent,
     exact: false,
+    paper_setting: None,
 };
 /// Validation loss of MLA+RoPE at r = d/2 against the baseline, the other way.
 pub const ROPE_GAIN: Claim = Claim {
@@ -96,14 +103,16 @@ pub const ROPE_GAIN: Claim = Claim {
     band: Band::between(-3.0, -1.0),
     unit: Unit::Percent,
     exact: false,
+    paper_setting: None,
 };
 /// Decode speed of r = d/2 over full rank.
 pub const HALF_RANK_SPEED: Claim = Claim {
     statement: "r = d/2 decodes 1.4x faster than full rank",
-    measure: "full-rank ms/token over r = d/2 ms/token, MLA+RoPE, batch 1, absorbed, per interleaved round",
+    measure: "full-rank ms/token over r = d/2 ms/token, MLA+RoPE, batch 1, absorbed, each run's median over its rounds",
     band: Band::between(1.3, 1.5),
     unit: Unit::Ratio,
     exact: false,
+    paper_setting: Some("an A100 GPU"),
 };
 /// Story quality of MLA+RoPE at r = d/2 against the baseline.
 pub const BEST_STORIES: Claim = Claim {
@@ -112,6 +121,7 @@ pub const BEST_STORIES: Claim = Claim {
     band: Band::above(0.0),
     unit: Unit::Score,
     exact: false,
+    paper_setting: None,
 };
 
 /// The claims in the order the report lists them.
@@ -132,22 +142,30 @@ pub struct Finding {
     pub baseline: Option<String>,
     /// What was compared, in words.
     pub compared: String,
-    /// The per-seed (or per-round) values.
+    /// The per-seed values.
     pub values: Vec<f64>,
     /// Their 95% interval; `None` with fewer than two values.
     pub interval: Option<Interval>,
+    /// Their 90% interval, which decides "consistent".
+    pub interval_90: Option<Interval>,
     /// The value comes from a formula, not a measurement.
     pub exact: bool,
     pub verdict: Verdict,
+    /// Where it was measured, when that differs from the paper's setting.
+    pub setting: Option<String>,
 }
+
+/// Seeds beyond which the report stops looking for a decisive count.
+pub const MAX_SEEDS: usize = 200;
 
 impl Finding {
     fn new(claim: Claim, baseline: Option<&Variant>, compared: String, values: Vec<f64>) -> Self {
         let exact = claim.exact && values.len() == 1;
-        let interval = if exact {
-            Some(Interval::exact(values[0]))
+        let (interval_90, interval) = if exact {
+            let i = Some(Interval::exact(values[0]));
+            (i, i)
         } else {
-            Interval::t(&values, 0.95)
+            (Interval::t(&values, 0.90), Interval::t(&values, 0.95))
         };
         Finding {
             claim,
@@ -156,29 +174,55 @@ impl Finding {
             verdict: if values.is_empty() {
                 Verdict::Inconclusive
             } else {
-                verdict(interval, claim.band)
+                verdict(interval_90, interval, claim.band)
             },
             values,
             interval,
+            interval_90,
             exact,
+            setting: None,
         }
+    }
+
+    /// This finding, measured in `setting`, unlike the paper's: a contradiction of a claim
+    /// tied to the paper's setting is not one of the paper.
+    fn measured_in(mut self, setting: String) -> Self {
+        self.setting = Some(setting);
+        self.verdict = self.here(self.verdict);
+        self
     }
 
     fn missing(claim: Claim, baseline: Option<&Variant>, what: &str) -> Self {
         Finding::new(claim, baseline, format!("no {what}"), vec![])
     }
 
-    /// The measurement in words: mean, interval and sample size.
+    /// The verdict in words, with the setting where it is not the paper's.
+    pub fn verdict_text(&self) -> String {
+        match (&self.setting, self.claim.paper_setting) {
+            (Some(here), Some(paper)) => {
+                format!("{} (setting: {here}; the paper's: {paper})", self.verdict)
+            }
+            _ => self.verdict.to_string(),
+        }
+    }
+
+    /// The measurement in words: mean, intervals and sample size.
     pub fn measured(&self) -> String {
         let u = self.claim.unit;
         if self.values.is_empty() {
             return self.compared.clone();
         }
         let mean = self.values.iter().sum::<f64>() / self.values.len() as f64;
-        let spread = match self.interval {
+        let spread = match (self.interval_90, self.interval) {
             _ if self.exact => "exact".to_string(),
-            Some(i) => format!("95% CI {} to {}", u.show(i.lo), u.show(i.hi)),
-            None => "one value: no interval".to_string(),
+            (Some(i90), Some(i)) => format!(
+                "90% CI {} to {}, 95% CI {} to {}",
+                u.show(i90.lo),
+                u.show(i90.hi),
+                u.show(i.lo),
+                u.show(i.hi)
+            ),
+            _ => "one value: no interval".to_string(),
         };
         format!(
             "{}: {} ({spread}, n = {})",
@@ -187,6 +231,72 @@ impl Finding {
             self.values.len()
         )
     }
+
+    /// A verdict as this finding's setting allows it: a contradiction measured off the paper's
+    /// setting is "not reproduced here".
+    fn here(&self, v: Verdict) -> Verdict {
+        match v {
+            Verdict::Contradicted
+                if self.claim.paper_setting.is_some() && self.setting.is_some() =>
+            {
+                Verdict::NotReproducedHere
+            }
+            v => v,
+        }
+    }
+
+    /// How many seeds would decide this claim were the mean and sd to stay as observed
+    /// ([`seeds_to_decide`]), in words; `None` for an exact value or fewer than two values.
+    pub fn seeds_needed(&self) -> Option<String> {
+        if self.exact || self.values.len() < 2 {
+            return None;
+        }
+        let s = Spread::of(&self.values)?;
+        Some(
+            match seeds_to_decide(s.mean, s.sd, self.claim.band, MAX_SEEDS) {
+                Some((n, v)) if n <= s.n => format!("decided at n = {n} ({})", self.here(v)),
+                Some((n, v)) => format!("{n} ({})", self.here(v)),
+                None => format!("more than {MAX_SEEDS}"),
+            },
+        )
+    }
+}
+
+/// One change of validation loss against a baseline, seed by seed, in three units: percent of
+/// the baseline's raw loss (the paper's unit, which the bands use), nats, and percent of the
+/// baseline's loss above the entropy floor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossChange {
+    pub compared: String,
+    pub raw_percent: Vec<f64>,
+    pub nats: Vec<f64>,
+    /// Empty where the floor is unknown.
+    pub excess_percent: Vec<f64>,
+}
+
+/// Every MLA and MHA+RoPE variant's change of loss against each baseline, in three units.
+pub fn loss_changes(runs: &[RunData]) -> Vec<LossChange> {
+    let variants = variants(runs);
+    let mut out = vec![];
+    for base in baselines(&variants) {
+        for v in variants.iter().filter(|v| v.name != base.name) {
+            let pairs = v.paired(base, RunData::val_loss);
+            if pairs.is_empty() {
+                continue;
+            }
+            out.push(LossChange {
+                compared: format!("{} vs {}", v.name, base.name),
+                raw_percent: pairs.iter().map(|(a, b)| 100.0 * (a / b - 1.0)).collect(),
+                nats: pairs.iter().map(|(a, b)| a - b).collect(),
+                excess_percent: v
+                    .paired(base, RunData::excess_loss)
+                    .iter()
+                    .map(|(a, b)| 100.0 * (a - b) / b)
+                    .collect(),
+            });
+        }
+    }
+    out
 }
 
 /// The variants a claim refers to, found by what they are.
@@ -282,17 +392,25 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
     for &base in &roles.baselines {
         out.push(match roles.mla_rope_half {
             Some(v) => {
-                let values = v
+                let values: Vec<f64> = v
                     .paired(base, RunData::story_score)
                     .into_iter()
                     .map(|(a, b)| a - b)
                     .collect();
-                Finding::new(
-                    BEST_STORIES,
-                    Some(base),
-                    format!("{} vs {}", v.name, base.name),
-                    values,
-                )
+                if values.is_empty() {
+                    Finding::missing(
+                        BEST_STORIES,
+                        Some(base),
+                        "pair of story scores (each needs every probe to have cases)",
+                    )
+                } else {
+                    Finding::new(
+                        BEST_STORIES,
+                        Some(base),
+                        format!("{} vs {}", v.name, base.name),
+                        values,
+                    )
+                }
             }
             None => Finding::missing(BEST_STORIES, Some(base), "MLA+RoPE r = d/2 run"),
         });
@@ -300,8 +418,10 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
     out
 }
 
-/// The speed ratio per interleaved round: full-rank ms/token over half-rank ms/token, at the
-/// largest context every run was benched at, over all seeds.
+/// The speed ratio of each seed: full-rank ms/token over half-rank ms/token, each the run's
+/// median over its interleaved rounds, at the largest context every run was benched at. The
+/// unit of replication is the run: rounds of one run measure the machine's jitter, not the
+/// model.
 fn speed_finding(runs: &[RunData], roles: &Roles) -> Finding {
     let (Some(half), Some(full), Some(c)) = (
         roles.mla_rope_half,
@@ -314,13 +434,24 @@ fn speed_finding(runs: &[RunData], roles: &Roles) -> Finding {
             "benched MLA+RoPE half- and full-rank runs",
         );
     };
-    let ratios = round_ratios(half, full, c);
+    let ratios = half
+        .paired(full, |r| r.decode_ms_at(c))
+        .into_iter()
+        .map(|(h, f)| f / h)
+        .collect();
+    let mut backends: Vec<&str> = half
+        .runs
+        .iter()
+        .map(|r| r.summary.backend.as_str())
+        .collect();
+    backends.dedup();
     Finding::new(
         HALF_RANK_SPEED,
         None,
         format!("{} vs {} at context {c}", half.name, full.name),
         ratios,
     )
+    .measured_in(format!("{}, batch 1, context {c}", backends.join(", ")))
 }
 
 #[cfg(test)]
@@ -339,14 +470,27 @@ mod tests {
     fn findings_judge_paired_values_against_the_band() {
         // Two seeds clearly inside +3..+5: consistent; one seed: inconclusive; far below:
         // contradicted.
-        let f = Finding::new(NO_ROPE_COST, None, "x".into(), vec![3.9, 4.1]);
+        let f = Finding::new(NO_ROPE_COST, None, "x".into(), vec![3.5, 4.5]);
         assert_eq!(
             f.verdict,
             Verdict::Inconclusive,
             "t(1) makes two seeds wide: {f:?}"
         );
+        assert_eq!(f.seeds_needed().unwrap(), "4 (consistent)");
         let f = Finding::new(NO_ROPE_COST, None, "x".into(), vec![3.9, 4.1, 4.0, 4.05]);
         assert_eq!(f.verdict, Verdict::Consistent, "{f:?}");
+        assert_eq!(f.seeds_needed().unwrap(), "decided at n = 2 (consistent)");
+        // The same values judged against "2% better" (bands that exclude each other).
+        let other = Finding::new(ROPE_GAIN, None, "x".into(), vec![3.9, 4.1, 4.0, 4.05]);
+        assert_eq!(other.verdict, Verdict::Contradicted, "{other:?}");
+        // A speed contradicted off the paper's hardware is not reproduced here.
+        let slow = Finding::new(HALF_RANK_SPEED, None, "x".into(), vec![1.02, 1.03, 1.04])
+            .measured_in("cpu, batch 1, context 256".into());
+        assert_eq!(slow.verdict, Verdict::NotReproducedHere);
+        assert_eq!(
+            slow.verdict_text(),
+            "not reproduced here (setting: cpu, batch 1, context 256; the paper's: an A100 GPU)"
+        );
         let f = Finding::new(NO_ROPE_COST, None, "x".into(), vec![4.0]);
         assert_eq!(f.verdict, Verdict::Inconclusive);
         assert!(f.measured().contains("no interval"), "{}", f.measured());

@@ -1,6 +1,6 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
-use super::claims::findings;
+use super::claims::{findings, loss_changes};
 use super::runs::{
     RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios, variants,
 };
@@ -268,8 +268,9 @@ fn claims(runs: &[RunData]) -> Table {
             "measured here",
             "band that agrees",
             "verdict",
+            "seeds to decide",
         ],
-        5,
+        6,
     );
     for f in findings(runs) {
         t.rows.push(vec![
@@ -277,7 +278,43 @@ fn claims(runs: &[RunData]) -> Table {
             f.baseline.clone().unwrap_or_else(|| "-".into()),
             f.measured(),
             f.claim.band_text(),
-            f.verdict.to_string(),
+            f.verdict_text(),
+            f.seeds_needed().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    t
+}
+
+/// A sample as `mean [95% CI lo, hi]` with `digits` decimals and `unit` after each number.
+fn with_interval(xs: &[f64], digits: usize, unit: &str) -> String {
+    let Some(s) = Spread::of(xs) else {
+        return "-".into();
+    };
+    let show = |x: f64| format!("{x:+.digits$}{unit}");
+    match Interval::t(xs, 0.95) {
+        Some(i) => format!("{} [{}, {}]", show(s.mean), show(i.lo), show(i.hi)),
+        None => show(s.mean),
+    }
+}
+
+fn loss_change_table(runs: &[RunData]) -> Table {
+    let mut t = Table::new(
+        &[
+            "change of validation loss",
+            "% of raw loss [95% CI]",
+            "nats [95% CI]",
+            "% of excess loss [95% CI]",
+            "seeds",
+        ],
+        1,
+    );
+    for c in loss_changes(runs) {
+        t.rows.push(vec![
+            c.compared.clone(),
+            with_interval(&c.raw_percent, 2, "%"),
+            with_interval(&c.nats, 4, ""),
+            with_interval(&c.excess_percent, 1, "%"),
+            c.raw_percent.len().to_string(),
         ]);
     }
     t
@@ -336,13 +373,24 @@ pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
     }
     s += &samples(runs);
     s += "\n## The paper's claims\n\n";
-    s += "Each claim is judged on the interval of its measurement across seeds against the band \
-          of values that agrees with it: **consistent** where the interval meets the band and is \
-          no wider than it (inside it, for a one-sided band), **contradicted** where it lies \
-          wholly outside, **inconclusive** otherwise, and always when there is a single value (one \
-          seed). The KV cut is a formula, exact; the speed claim's values are the interleaved \
-          bench rounds of each seed, paired round by round.\n\n";
+    s += &format!(
+        "Each claim is judged on its measurement across seeds against the band of values that \
+         agrees with it: {} The KV cut is a formula, exact. The speed claim's unit is the run: \
+         each run's median over its interleaved bench rounds, paired by seed; measured on other \
+         hardware than the paper's, a speed that would contradict it is *not reproduced here*. \
+         *Seeds to decide*: the seeds at which the verdict would be consistent or contradicted, \
+         were the mean and the sd of the paired changes to stay as observed.\n\n",
+        super::stats::RULE
+    );
     s += &claims(runs).render();
+    let changes = loss_change_table(runs);
+    if !changes.rows.is_empty() {
+        s += "\n### Changes of validation loss in three units\n\n\
+              Seed by seed against each baseline: as a percentage of the baseline's raw loss (the \
+              paper's unit, which the bands above use), in nats, and as a percentage of the \
+              baseline's loss above the entropy floor (how much of what is left to learn).\n\n";
+        s += &changes.render();
+    }
     let drawn: Vec<_> = PLOTS.iter().filter(|(f, _)| plotted.contains(f)).collect();
     if !drawn.is_empty() {
         s += "\n## Plots\n\n";

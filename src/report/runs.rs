@@ -144,6 +144,14 @@ impl RunData {
         Some(parts.iter().map(|s| s.value).sum::<f64>() / parts.len() as f64)
     }
 
+    /// ms/token at `context`, the median over the bench's rounds (batch 1, absorbed path for
+    /// MLA).
+    pub fn decode_ms_at(&self, context: usize) -> Option<f64> {
+        self.batch_one_decode()
+            .find(|r| r.context == context)
+            .map(|r| r.decode_ms_per_token)
+    }
+
     /// ms/token of every timed round at `context` (batch 1, absorbed path for MLA).
     pub fn rounds_at(&self, context: usize) -> Option<&[f64]> {
         self.batch_one_decode()
