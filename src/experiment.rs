@@ -28,6 +28,22 @@ pub struct TrainConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub seed: Option<u64>,
+    /// The seed of the initial weights alone, where it should differ from `seed` (e.g. one
+    /// initialisation under several window orders: `study --seeds` then varies the order).
+    /// Absent, the training seed serves.
+    #[serde(
+        deserialize_with = "bare_some",
+        serialize_with = "bare_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub init_seed: Option<u64>,
+    /// The seed of the order of training windows alone; absent, the training seed serves.
+    #[serde(
+        deserialize_with = "bare_some",
+        serialize_with = "bare_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub order_seed: Option<u64>,
     pub batch_size: usize,
     pub max_steps: usize,
     /// Peak learning rate after warmup.
@@ -67,6 +83,8 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             seed: None,
+            init_seed: None,
+            order_seed: None,
             batch_size: 16,
             max_steps: 1000,
             lr: 6e-4,
@@ -155,7 +173,18 @@ impl Experiment {
         self.train.seed.unwrap_or(self.seed)
     }
 
-    /// This experiment with its training seed set to `seed`.
+    /// The seed of the initial weights: `train.init_seed`, else the training seed.
+    pub fn init_seed(&self) -> u64 {
+        self.train.init_seed.unwrap_or(self.training_seed())
+    }
+
+    /// The seed of the order of training windows: `train.order_seed`, else the training seed.
+    pub fn order_seed(&self) -> u64 {
+        self.train.order_seed.unwrap_or(self.training_seed())
+    }
+
+    /// This experiment with its training seed set to `seed` (both the initial weights and the
+    /// window order, but where the file sets `init_seed` or `order_seed` on its own).
     pub fn with_training_seed(&self, seed: u64) -> Experiment {
         let mut exp = self.clone();
         exp.train.seed = Some(seed);
@@ -543,6 +572,27 @@ mod tests {
                     && d.ends_with("against {\"Mha\":{\"kv_heads\":1}}")),
             "{diff:?}"
         );
+    }
+
+    #[test]
+    fn the_training_seed_splits_into_initial_weights_and_window_order() {
+        let plain = Experiment::parse(GOOD, "exp.ron").unwrap();
+        assert_eq!((plain.init_seed(), plain.order_seed()), (1, 1));
+        let seeded = plain.with_training_seed(3);
+        assert_eq!((seeded.init_seed(), seeded.order_seed()), (3, 3));
+        let split = with(
+            "        tokenizer: Bpe(vocab_size: 4096),\n    ),\n",
+            "        tokenizer: Bpe(vocab_size: 4096),\n    ),\n    train: (init_seed: 9),\n",
+        );
+        let split = Experiment::parse(&split, "exp.ron").unwrap();
+        // One initialisation, the order from the training seed: `--seeds` varies the order.
+        let s2 = split.with_training_seed(2);
+        assert_eq!(
+            (s2.init_seed(), s2.order_seed(), s2.training_seed()),
+            (9, 2, 2)
+        );
+        assert_eq!(Experiment::parse(&s2.to_ron(), "again.ron").unwrap(), s2);
+        assert!(s2.to_ron().contains("init_seed: 9"), "{}", s2.to_ron());
     }
 
     #[test]

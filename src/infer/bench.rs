@@ -79,7 +79,7 @@ impl Subject {
             }
             exp.model.context = n;
         }
-        device.seed(exp.training_seed());
+        device.seed(exp.init_seed());
         Ok(Subject {
             name: exp.name.clone(),
             model: exp.model.init(device),

@@ -342,7 +342,13 @@ pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
          every context/2 tokens, each token scored once), else the last validation of training. \
          Runs of one experiment share the data seed (split, tokenizer, validation set) and differ \
          in the training seed (initial weights, window order); a change of loss is taken seed by \
-         seed, as a percentage of the baseline's raw loss, with a 95% t-interval over the seeds.\n\n",
+         seed, as a percentage of the baseline's raw loss, with a 95% t-interval over the seeds. \
+         Under one training seed, rows start from the same draws wherever their parameters line \
+         up: burn draws them lazily from one seeded stream in model order, so rows whose \
+         attention layers draw as many weights (MHA and MLA at r = d/2 without RoPE) share their \
+         embeddings and MLP weights, and all rows share their token embeddings. This is kept, as \
+         common random numbers for the paired changes: a seed that fails for both rows of a \
+         pair is one event, not two.\n\n",
         runs.len(),
         variants(runs).len(),
         seeds,

@@ -257,9 +257,10 @@ fn git_revision() -> Option<String> {
     option_env!("MLA_LAB_GIT_REVISION").map(str::to_string)
 }
 
-/// The model of `exp` as training starts: seeded with the training seed, every parameter drawn.
+/// The model of `exp` as training starts: seeded with its initialisation seed
+/// ([`Experiment::init_seed`]), every parameter drawn.
 pub fn initial_model(exp: &Experiment, device: &Device) -> Gpt {
-    device.seed(exp.training_seed());
+    device.seed(exp.init_seed());
     let model = exp.model.init(device);
     model.visit(&mut Materialize);
     model
@@ -353,7 +354,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
 
     let t = &exp.train;
     let context = exp.model.context;
-    let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.training_seed())?;
+    let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.order_seed())?;
     let val_unigram_entropy = tokens::unigram_entropy(&data.val);
     let val_windows = TokenWindows::validation(Arc::new(data.val), context)?;
     let n_val =
