@@ -2,9 +2,10 @@
 
 use super::claims::{findings, loss_changes};
 use super::runs::{
-    RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios, variants,
+    COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios,
+    variants,
 };
-use super::stats::{Interval, Spread};
+use super::stats::{Interval, Spread, clopper_pearson};
 use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
 
@@ -297,6 +298,43 @@ fn with_interval(xs: &[f64], digits: usize, unit: &str) -> String {
     }
 }
 
+/// How often each variant's runs fail to copy a story's attribute, with the 95% Clopper–Pearson
+/// interval of the rate.
+fn copy_failures(runs: &[RunData]) -> Table {
+    let mut t = Table::new(
+        &[
+            "experiment",
+            "positions",
+            "runs probed",
+            "failed to copy",
+            "failure rate [95% Clopper–Pearson]",
+        ],
+        2,
+    );
+    for v in variants(runs) {
+        let copied: Vec<bool> = v.runs.iter().filter_map(|r| r.copied()).collect();
+        let failed = copied.iter().filter(|c| !**c).count();
+        let Some((lo, hi)) = clopper_pearson(failed, copied.len(), 0.95) else {
+            continue;
+        };
+        let positions = match v.first().experiment.model.positions {
+            crate::model::Positions::Learned => "learned",
+            crate::model::Positions::Rope(_) => "RoPE",
+        };
+        t.rows.push(vec![
+            v.name.clone(),
+            positions.into(),
+            copied.len().to_string(),
+            failed.to_string(),
+            format!(
+                "{:.2} [{lo:.2}, {hi:.2}]",
+                failed as f64 / copied.len() as f64
+            ),
+        ]);
+    }
+    t
+}
+
 fn loss_change_table(runs: &[RunData]) -> Table {
     let mut t = Table::new(
         &[
@@ -389,6 +427,16 @@ pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
         super::stats::RULE
     );
     s += &claims(runs).render();
+    let failures = copy_failures(runs);
+    if !failures.rows.is_empty() {
+        s += &format!(
+            "\n### Copying the story's attribute\n\n\
+             A run copies the attribute of a story's object (\"the red kite\", not \"the green \
+             kite\") when its attribute consistency is at least {COPIED_AT}; the share is near 0 \
+             or near 1 per run. How often runs fail, with the exact 95% interval of the rate:\n\n"
+        );
+        s += &failures.render();
+    }
     let changes = loss_change_table(runs);
     if !changes.rows.is_empty() {
         s += "\n### Changes of validation loss in three units\n\n\

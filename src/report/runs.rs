@@ -12,6 +12,9 @@ use crate::artifacts::{RunFolder, metrics, read_json};
 use crate::experiment::Experiment;
 use crate::model::{AttentionConfig, LatentLayout, Positions};
 
+/// The attribute consistency from which a run counts as copying the story's attribute.
+pub const COPIED_AT: f64 = 0.5;
+
 /// Everything known about one run.
 pub struct RunData {
     /// The experiment's name, shared by its seeds.
@@ -144,6 +147,14 @@ impl RunData {
         Some(parts.iter().map(|s| s.value).sum::<f64>() / parts.len() as f64)
     }
 
+    /// Whether the run copies a story's attribute ("the red kite"): its attribute consistency
+    /// is at least [`COPIED_AT`]. Learned positions either learn to copy or do not; the share
+    /// is near 0 or near 1. `None` where it was not measured or had no cases.
+    pub fn copied(&self) -> Option<bool> {
+        let a = self.probes.as_ref()?.attribute_consistency?;
+        (a.n > 0).then_some(a.value >= COPIED_AT)
+    }
+
     /// ms/token at `context`, the median over the bench's rounds (batch 1, absorbed path for
     /// MLA).
     pub fn decode_ms_at(&self, context: usize) -> Option<f64> {
@@ -197,6 +208,16 @@ impl<'a> Variant<'a> {
                 Some((metric(r)?, metric(o)?))
             })
             .collect()
+    }
+}
+
+impl<'a> Variant<'a> {
+    /// The runs of this variant that `keep` keeps, as a variant of the same name.
+    pub fn only(&self, keep: impl Fn(&RunData) -> bool) -> Variant<'a> {
+        Variant {
+            name: self.name.clone(),
+            runs: self.runs.iter().copied().filter(|r| keep(r)).collect(),
+        }
     }
 }
 

@@ -70,6 +70,28 @@ impl Interval {
     }
 }
 
+/// The exact (Clopper–Pearson) `level` interval of a proportion seen `k` times in `n` trials.
+/// `None` for no trials.
+pub fn clopper_pearson(k: usize, n: usize, level: f64) -> Option<(f64, f64)> {
+    use statrs::distribution::Beta;
+    if n == 0 || k > n {
+        return None;
+    }
+    let tail = (1.0 - level) / 2.0;
+    let (k, n) = (k as f64, n as f64);
+    let lo = if k == 0.0 {
+        0.0
+    } else {
+        Beta::new(k, n - k + 1.0).ok()?.inverse_cdf(tail)
+    };
+    let hi = if k == n {
+        1.0
+    } else {
+        Beta::new(k + 1.0, n - k).ok()?.inverse_cdf(1.0 - tail)
+    };
+    Some((lo, hi))
+}
+
 /// The range of values a claim allows; either end may be open.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Band {
@@ -278,6 +300,19 @@ mod tests {
             decided += usize::from(judge(&xs, a) != Verdict::Inconclusive);
         }
         assert!(decided > 1000, "the test decides something: {decided}");
+    }
+
+    #[test]
+    fn clopper_pearson_intervals_of_known_proportions() {
+        // 1 of 3: [0.0084, 0.9057]; 0 of 10: [0, 0.3085]; 10 of 10: [0.6915, 1].
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-4;
+        let (lo, hi) = clopper_pearson(1, 3, 0.95).unwrap();
+        assert!(close(lo, 0.0084) && close(hi, 0.9057), "{lo} {hi}");
+        let (lo, hi) = clopper_pearson(0, 10, 0.95).unwrap();
+        assert!(lo == 0.0 && close(hi, 0.3085), "{hi}");
+        let (lo, hi) = clopper_pearson(10, 10, 0.95).unwrap();
+        assert!(close(lo, 0.6915) && hi == 1.0, "{lo}");
+        assert_eq!(clopper_pearson(0, 0, 0.95), None);
     }
 
     #[test]
