@@ -6,7 +6,8 @@
 #   MLA_LAB=path/to/mla-lab-built-with-tch ART=~/.cache/mla-lab/tiny experiments/tiny-calibration/run.sh
 #   mla-lab calibrate $ART/*_tiny_calib --out docs/results-tiny
 #
-#   experiments/tiny-calibration/run.sh sweep    # the learning-rate sweep, all at once
+#   experiments/tiny-calibration/run.sh sweep    # the learning-rate sweep, two at a time
+#   (mla_rope_half at 2e-3, 4e-3, 8e-3; mha and mha_rope at the same three, issue 24)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MLA_LAB=${MLA_LAB:-target/release/mla-lab}
@@ -35,10 +36,13 @@ calibration)
     done
     ;;
 sweep)
-    for file in experiments/tiny-calibration/*_lr*.ron; do
-        train "$file" &
+    # Two at a time, one thread each: the sweep is nine runs now.
+    files=(experiments/tiny-calibration/*_lr*.ron)
+    for ((i = 0; i < ${#files[@]}; i += 2)); do
+        train "${files[$i]}" &
+        if ((i + 1 < ${#files[@]})); then train "${files[$((i + 1))]}"; fi
+        wait
     done
-    wait
     ;;
 *)
     echo "usage: run.sh [calibration|sweep]" >&2
