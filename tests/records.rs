@@ -99,18 +99,23 @@ fn studied() -> &'static Path {
     })
 }
 
+/// `cp -r from to`.
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "copying {} to {}", from.display(), to.display());
+}
+
 /// A copy of the study for one test: `dir/{exps,artifacts,records}`.
 fn copy_of_study(tag: &str) -> PathBuf {
     let dir = fresh_dir(tag);
     for sub in ["exps", "artifacts", "records"] {
-        let ok = Command::new("cp")
-            .arg("-r")
-            .arg(studied().join(sub))
-            .arg(dir.join(sub))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "copying {sub}");
+        copy_dir(&studied().join(sub), &dir.join(sub));
     }
     dir
 }
@@ -139,15 +144,7 @@ fn report_refuses_a_run_given_twice_or_two_runs_of_one_seed() {
     assert!(!ok && err.contains("given twice"), "{err}");
     // A copy of a run is the same run: one (experiment, seed), one row.
     let copy = dir.join("p-s1-copy");
-    assert!(
-        Command::new("cp")
-            .arg("-r")
-            .arg(&p1)
-            .arg(&copy)
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_dir(&p1, &copy);
     let (ok, _, err) = mla_lab(&["report", s(&p1), s(&copy), s(&q1), "--out", s(&out)]);
     assert!(
         !ok && err.contains("both runs of \"p\" with training seed 1"),
@@ -231,14 +228,7 @@ fn study_refuses_a_records_entry_of_another_experiment() {
     let dir = copy_of_study("copied-entry");
     let rec = dir.join("records");
     std::fs::remove_dir_all(rec.join("p-s1")).unwrap();
-    let ok = Command::new("cp")
-        .arg("-r")
-        .arg(rec.join("q-s1"))
-        .arg(rec.join("p-s1"))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    copy_dir(&rec.join("q-s1"), &rec.join("p-s1"));
     let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
     let fresh = dir.join("fresh");
     let (ok, out, err) = mla_lab(&study_args(&[s(&p), s(&q)], s(&fresh), s(&rec)));
@@ -480,15 +470,7 @@ fn report_refuses_two_experiments_of_one_name() {
     let base = studied();
     let dir = fresh_dir("report-two-named");
     let other = dir.join("p-s2");
-    assert!(
-        Command::new("cp")
-            .arg("-r")
-            .arg(base.join("artifacts/p-s1"))
-            .arg(&other)
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_dir(&base.join("artifacts/p-s1"), &other);
     let exp = other.join("experiment.ron");
     let text = read(&exp);
     // Another seed and a longer run: not a seed of p.
@@ -517,15 +499,7 @@ fn calibrate_refuses_a_run_given_twice() {
     let dir = fresh_dir("calibrate-twice");
     let p1 = base.join("artifacts/p-s1");
     let copy = dir.join("p-s1-copy");
-    assert!(
-        Command::new("cp")
-            .arg("-r")
-            .arg(&p1)
-            .arg(&copy)
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_dir(&p1, &copy);
     let out = dir.join("calibration");
     let (ok, _, err) = mla_lab(&["calibrate", s(&p1), s(&p1), "--out", s(&out)]);
     assert!(!ok && err.contains("given twice"), "{err}");
