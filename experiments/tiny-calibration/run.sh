@@ -14,15 +14,28 @@ MLA_LAB=${MLA_LAB:-target/release/mla-lab}
 ART=${ART:-$HOME/.cache/mla-lab/tiny}
 BACKEND=${BACKEND:-libtorch}
 
+SWEEP=docs/results-tiny/lr-sweep
+
+name_of() { sed -n 's/^ *name: "\(.*\)",$/\1/p' "$1"; }
+
 train() {
     local file=$1 name dir
-    name=$(sed -n 's/^ *name: "\(.*\)",$/\1/p' "$file")
+    name=$(name_of "$file")
     dir="$ART/$name"
     local args=(--backend "$BACKEND" train "$file" --artifacts "$ART" --headless)
     if compgen -G "$dir/checkpoint/scheduler-*.bpk" > /dev/null || [ -f "$dir/summary.json" ]; then
         args+=(--resume)
     fi
     OMP_NUM_THREADS=1 "$MLA_LAB" "${args[@]}" > "$ART/$name.log" 2>&1
+}
+
+# One sweep run, then its records (no weights) into $SWEEP.
+sweep_one() {
+    local name
+    name=$(name_of "$1")
+    train "$1"
+    mkdir -p "$SWEEP/$name"
+    cp "$ART/$name"/{experiment.ron,metrics.csv,summary.json} "$SWEEP/$name/"
 }
 
 mkdir -p "$ART"
@@ -36,11 +49,16 @@ calibration)
     done
     ;;
 sweep)
-    # Two at a time, one thread each: the sweep is nine runs now.
-    files=(experiments/tiny-calibration/*_lr*.ron)
+    # Two at a time, one thread each: the sweep is nine runs. A run whose records are in
+    # docs/results-tiny/lr-sweep is done (a later session restores nothing: the sweep keeps only
+    # its experiment, metrics and summary); each finished run's records land there to commit.
+    files=()
+    for file in experiments/tiny-calibration/*_lr*.ron; do
+        [ -f "$SWEEP/$(name_of "$file")/summary.json" ] || files+=("$file")
+    done
     for ((i = 0; i < ${#files[@]}; i += 2)); do
-        train "${files[$i]}" &
-        if ((i + 1 < ${#files[@]})); then train "${files[$((i + 1))]}"; fi
+        sweep_one "${files[$i]}" &
+        if ((i + 1 < ${#files[@]})); then sweep_one "${files[$((i + 1))]}"; fi
         wait
     done
     ;;
