@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::gelu;
-use burn::tensor::{DType, Device, Int, Tensor};
+use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionConfig, AttentionDims, LatentLayout, MlaDecode};
@@ -262,7 +262,28 @@ impl Gpt {
     /// - inputs, targets: `[batch, seq]`
     /// - output: `[1]`
     pub fn loss(&self, inputs: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
-        Gpt::cross_entropy(self.forward(inputs), targets)
+        let rows = head_chunk_rows(self.vocab_size());
+        self.head_loss(self.hidden(inputs, None, 0), targets, rows)
+    }
+
+    /// The LM head and the mean cross-entropy over `x`, the final norm's output: in one piece
+    /// when its rows fit in one chunk of `chunk` rows, else chunk by chunk
+    /// ([`chunked_cross_entropy`]), never holding more than one chunk's logits.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`, targets: `[batch, seq]`
+    /// - output: `[1]`
+    pub fn head_loss(&self, x: Tensor<3>, targets: Tensor<2, Int>, chunk: usize) -> Tensor<1> {
+        let [batch, seq, d] = x.dims();
+        if batch * seq <= chunk {
+            return Gpt::cross_entropy(self.head(x), targets);
+        }
+        chunked_cross_entropy(
+            x.reshape([batch * seq, d]), // [rows, d]
+            self.head_weight(),
+            targets.reshape([batch * seq]), // [rows]
+            chunk,
+        )
     }
 
     /// # Shapes
@@ -297,7 +318,16 @@ impl Gpt {
         logits
     }
 
-    fn run(
+    fn run(&self, tokens: Tensor<2, Int>, cache: Option<&mut KvCache>, start: usize) -> Tensor<3> {
+        self.head(self.hidden(tokens, cache, start))
+    }
+
+    /// Embeddings, blocks and the final norm: what the LM head reads.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - output: `[batch, seq, d_model]`
+    pub(crate) fn hidden(
         &self,
         tokens: Tensor<2, Int>,
         mut cache: Option<&mut KvCache>,
@@ -321,10 +351,25 @@ impl Gpt {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             x = block.forward(x, layer_cache, start);
         }
-        let x = self.ln_f.forward(x);
+        self.ln_f.forward(x)
+    }
+
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: logits `[batch, seq, vocab]`
+    fn head(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(head) => head.forward(x),
             None => tied_head(x, self.wte.weight.val()),
+        }
+    }
+
+    /// The head's matrix with one row per token of the vocabulary: `[vocab, d_model]` (the
+    /// embedding when tied; burn's `Linear` stores `[d_model, vocab]`).
+    fn head_weight(&self) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.weight.val().transpose(),
+            None => self.wte.weight.val(),
         }
     }
 
@@ -420,6 +465,74 @@ fn tied_head_few_rows(x: Tensor<3>, wte: Tensor<2>) -> Tensor<3> {
 /// none and the head stays one product.
 fn head_blocks(vocab: usize) -> Option<usize> {
     (4..=64usize).rev().find(|b| vocab.is_multiple_of(*b))
+}
+
+/// Elements of the logits the training loss holds at once: 2^24, 64 MiB in f32 (the chunk's
+/// exponentials and probabilities are as large). At paper scale (vocabulary 50,257) a chunk is
+/// 333 positions; the whole batch's logits (32 × 512 positions) would be 3.3 GB, and as much
+/// again for their gradient.
+pub const HEAD_CHUNK_ELEMS: usize = 1 << 24;
+
+/// Positions per chunk of the loss for `vocab` ([`HEAD_CHUNK_ELEMS`]).
+pub fn head_chunk_rows(vocab: usize) -> usize {
+    (HEAD_CHUNK_ELEMS / vocab.max(1)).max(1)
+}
+
+/// Mean cross-entropy of the logits `x · wᵀ` against `targets`, computed `chunk` rows at a
+/// time, with its gradient computed in the same pass.
+///
+/// For each chunk: logits `z = x_c wᵀ`, `log Σ exp z − z_target` summed into the loss, and the
+/// logits' gradient `(softmax(z) − onehot(target)) / rows`, from which `∂x_c` and the chunk's
+/// share of `∂w` follow. Then the chunk's logits go. This is all outside autodiff, so autodiff
+/// keeps no logits either; the gradients enter the graph through
+/// `s = Σ x ⊙ ∂x + Σ w ⊙ ∂w` (with `∂x`, `∂w` constants): the loss returned is `s − s̄ + L`,
+/// where `s̄` is `s` detached, which is `L` in value and has `∂x`, `∂w` as its gradients.
+/// Without autodiff (validation) only the loss is computed.
+///
+/// # Shapes
+/// - x: `[rows, d]`, w: `[vocab, d]`, targets: `[rows]`
+/// - output: `[1]`
+pub fn chunked_cross_entropy(
+    x: Tensor<2>,
+    w: Tensor<2>,
+    targets: Tensor<1, Int>,
+    chunk: usize,
+) -> Tensor<1> {
+    let [rows, d] = x.dims();
+    let vocab = w.dims()[0];
+    let grads = x.is_tracked() || w.is_tracked();
+    let (xi, wi) = (x.clone().without_autodiff(), w.clone().without_autodiff());
+    let targets = targets.without_autodiff();
+    let device = xi.device();
+    let wt = wi.clone().transpose(); // [d, vocab]
+    let mut total = Tensor::<1>::zeros([1], &device);
+    let mut dx = Vec::new();
+    let mut dw = grads.then(|| Tensor::<2>::zeros([vocab, d], &device));
+    for start in (0..rows).step_by(chunk.max(1)) {
+        let len = chunk.min(rows - start);
+        let xc = xi.clone().narrow(0, start, len); // [len, d]
+        let tc = targets.clone().narrow(0, start, len).reshape([len, 1]); // [len, 1]
+        let logits = xc.clone().matmul(wt.clone()); // [len, vocab]
+        let shifted = logits.clone() - logits.max_dim(1); // [len, vocab]
+        let exp = shifted.clone().exp(); // [len, vocab]
+        let sum = exp.clone().sum_dim(1); // [len, 1]
+        let picked = shifted.gather(1, tc.clone()); // [len, 1]
+        total = total + (sum.clone().log() - picked).sum();
+        if let Some(dw) = dw.as_mut() {
+            let minus_one = Tensor::<2>::full([len, 1], -1.0, &device);
+            let dlogits =
+                (exp / sum).scatter(1, tc, minus_one, IndexingUpdateOp::Add) / rows as f64; // [len, vocab]
+            dx.push(dlogits.clone().matmul(wi.clone())); // [len, d]
+            *dw = dw.clone() + dlogits.transpose().matmul(xc); // [vocab, d]
+        }
+    }
+    let loss = total / rows as f64;
+    let Some(dw) = dw else {
+        return loss;
+    };
+    let dx = Tensor::cat(dx, 0); // [rows, d]
+    let s = (x * dx).sum() + (w * dw).sum(); // [1]
+    s.clone() - s.detach() + loss
 }
 
 #[cfg(test)]

@@ -460,3 +460,80 @@ fn weights_start_as_gpt2_initialises_them() {
     // w_q, w_dkv, kv_norm, v_norm, w_uk, w_uv, wo.
     assert_eq!(seen, 4 + n_layers * (4 + 4 + 7));
 }
+
+/// Every parameter's gradient in `grads`, flattened, in the module's order.
+fn param_grads(model: &Gpt, grads: &burn::tensor::Gradients) -> Vec<Vec<f32>> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Collect<'a>(&'a burn::tensor::Gradients, Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let grad = param
+                .val()
+                .grad(self.0)
+                .expect("every parameter has a gradient");
+            self.1.push(grad.into_data().try_to_vec::<f32>().unwrap());
+        }
+    }
+    let mut collect = Collect(grads, Vec::new());
+    model.visit(&mut collect);
+    collect.1
+}
+
+#[test]
+fn chunked_loss_matches_the_whole_logits_loss_and_its_gradients() {
+    let device = test_device().autodiff();
+    let (batch, seq) = (3, CONTEXT);
+    let toks = tokens(batch, seq + 1, 21, &device);
+    let inputs = toks.clone().narrow(1, 0, seq);
+    let targets = toks.narrow(1, 1, seq);
+    let tied = tiny(Positions::Rope(10_000.0), mla(8, LatentLayout::Separate, 4));
+    let untied = GptConfig {
+        tie_embeddings: false,
+        ..tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 4 })
+    };
+    for (name, config) in [("tied", tied), ("untied", untied)] {
+        let model = init(&config, &device);
+        let whole = Gpt::cross_entropy(model.forward(inputs.clone()), targets.clone());
+        let want = whole.clone().into_scalar::<f32>();
+        let want_grads = param_grads(&model, &whole.backward());
+        // 48 rows: chunks that divide them, one that does not, and one row at a time.
+        for chunk in [16, 7, 1] {
+            let loss = model.head_loss(
+                model.hidden(inputs.clone(), None, 0),
+                targets.clone(),
+                chunk,
+            );
+            let got = loss.clone().into_scalar::<f32>();
+            assert!(
+                (got - want).abs() < 1e-5,
+                "{name}, chunk {chunk}: loss {got} vs {want}"
+            );
+            let got_grads = param_grads(&model, &loss.backward());
+            assert_eq!(got_grads.len(), want_grads.len());
+            for (i, (g, w)) in got_grads.iter().zip(&want_grads).enumerate() {
+                let diff = g
+                    .iter()
+                    .zip(w)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    diff < 1e-5,
+                    "{name}, chunk {chunk}: parameter {i} off by {diff}"
+                );
+            }
+        }
+        // Without autodiff (validation) the loss alone, the same.
+        let plain = burn::module::Module::valid(&model);
+        let got = plain
+            .head_loss(
+                plain.hidden(inputs.clone().without_autodiff(), None, 0),
+                targets.clone().without_autodiff(),
+                7,
+            )
+            .into_scalar::<f32>();
+        assert!(
+            (got - want).abs() < 1e-5,
+            "{name}: validation loss {got} vs {want}"
+        );
+    }
+}
