@@ -45,6 +45,17 @@ pub struct TrainConfig {
     )]
     pub order_seed: Option<u64>,
     pub batch_size: usize,
+    /// Rows of the batch one forward and backward pass takes on one device, where the whole
+    /// batch (or a device's share of it) would not fit: the gradients of the passes are summed
+    /// before the one optimizer step, so the run is the same, only the peak memory is lower.
+    /// Written `micro_batch: 8`; absent, one pass takes a device's whole share. A divisor of
+    /// `batch_size` (of each device's share with `--devices`). `--micro-batch` overrides it.
+    #[serde(
+        deserialize_with = "bare_some",
+        serialize_with = "bare_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub micro_batch: Option<usize>,
     pub max_steps: usize,
     /// Peak learning rate after warmup.
     pub lr: f64,
@@ -68,14 +79,27 @@ pub struct TrainConfig {
 }
 
 /// Reads `seed: 2` (RON would otherwise ask for `Some(2)`).
-fn bare_some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    u64::deserialize(d).map(Some)
+fn bare_some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
-fn bare_value<S: serde::Serializer>(seed: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-    match seed {
-        Some(v) => s.serialize_u64(*v),
+fn bare_value<S: serde::Serializer, T: Serialize>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => v.serialize(s),
         None => s.serialize_none(),
+    }
+}
+
+impl TrainConfig {
+    /// Rows of the batch in one forward and backward pass on one device: `micro_batch`, else
+    /// the whole batch.
+    pub fn rows_per_pass(&self) -> usize {
+        self.micro_batch.unwrap_or(self.batch_size)
     }
 }
 
@@ -86,6 +110,7 @@ impl Default for TrainConfig {
             init_seed: None,
             order_seed: None,
             batch_size: 16,
+            micro_batch: None,
             max_steps: 1000,
             lr: 6e-4,
             min_lr: 6e-5,
@@ -159,13 +184,24 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-/// Fields of an experiment that change how its run is logged and checkpointed, not what it
-/// learns: two experiments that differ only in these make the same run.
-pub const BOOKKEEPING: [&str; 3] = [
+/// Fields of an experiment that change how its run is logged, checkpointed and split into
+/// passes, not what it learns: two experiments that differ only in these make the same run (a
+/// run may resume with a smaller `micro_batch` on a smaller device).
+pub const BOOKKEEPING: [&str; 4] = [
     "train.log_every",
     "train.checkpoint_every",
     "train.keep_checkpoints",
+    "train.micro_batch",
 ];
+
+/// `1, 2, 4, 8, 16`: the divisors of `n`, for messages.
+pub fn divisors(n: usize) -> String {
+    (1..=n)
+        .filter(|d| n.is_multiple_of(*d))
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Experiment {
     /// The seed of initial weights and window order: `train.seed`, else `seed`.
@@ -380,6 +416,18 @@ impl Experiment {
             if v == 0 {
                 bad(field, "is 0; accepted: a positive integer".into());
             }
+        }
+        if let Some(m) = t.micro_batch
+            && (m == 0 || !t.batch_size.is_multiple_of(m))
+        {
+            bad(
+                "train.micro_batch",
+                format!(
+                    "{m} does not divide train.batch_size {}; accepted: {}",
+                    t.batch_size,
+                    divisors(t.batch_size)
+                ),
+            );
         }
         if t.batch_size > MAX_BATCH {
             bad(

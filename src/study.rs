@@ -300,6 +300,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
                     backend: opts.backend,
                     seed: run.seed,
                     devices: None,
+                    micro_batch: None,
                 };
                 train::run(run.file, &t)
                     .with_context(|| format!("study: training {}", run.file.display()))?;

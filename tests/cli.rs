@@ -970,6 +970,145 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
+fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() {
+    let dir = fresh_dir("micro");
+    let train_section = "max_steps: 12, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4,
+         checkpoint_every: 4, eval_batches: 2, log_every: 1, keep_checkpoints: 3";
+    let exp = rope_experiment(&dir, "micro", 3, 300, train_section);
+    let train = |art: &str, file: &Path, extra: &[&str]| {
+        let art = dir.join(art);
+        let mut args = vec![
+            "--backend",
+            "cpu",
+            "train",
+            file.to_str().unwrap(),
+            "--headless",
+            "--artifacts",
+            art.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = mla_lab(&args);
+        assert!(ok, "{out}\n{err}");
+        (art.join("micro"), out)
+    };
+    let (whole, _) = train("whole", &exp, &[]);
+    let (ones, out) = train("ones", &exp, &["--micro-batch", "1"]);
+    assert!(
+        out.contains("micro-batches of 1 rows, 4 passes per step"),
+        "{out}"
+    );
+    // Micro-batches on each of two devices; and the file's own train.micro_batch.
+    let (both, out) = train("both", &exp, &["--devices", "2", "--micro-batch", "1"]);
+    assert!(
+        out.contains("2 devices") && out.contains("2 passes per step"),
+        "{out}"
+    );
+    let in_file = dir.join("in_file");
+    std::fs::create_dir_all(&in_file).unwrap();
+    let file = rope_experiment(
+        &in_file,
+        "micro",
+        3,
+        300,
+        &format!("{train_section}, micro_batch: 2"),
+    );
+    let (twos, out) = train("twos", &file, &[]);
+    assert!(out.contains("micro-batches of 2 rows"), "{out}");
+    // The same curve, step by step, and the same weights, up to the order of float sums.
+    let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
+    let w = trained_weights(&whole);
+    let r = rows(&whole);
+    assert_eq!(r.len(), 12);
+    for (name, run) in [("1 row", &ones), ("2 devices", &both), ("2 rows", &twos)] {
+        let rm = rows(run);
+        assert_eq!(rm.len(), 12, "{name}");
+        for (a, b) in r.iter().zip(&rm) {
+            assert_eq!(a.0, b.0);
+            assert!(
+                (a.1 - b.1).abs() < 1e-4,
+                "{name}, step {}: {} vs {}",
+                a.0,
+                a.1,
+                b.1
+            );
+        }
+        let d = max_difference(&w, &trained_weights(run));
+        eprintln!("micro-batches, {name}: weights differ by at most {d}");
+        assert!(d < 1e-4, "{name}: weights differ by {d}");
+    }
+
+    // A run stopped after its second checkpoint resumes in passes of one row (micro_batch
+    // makes no other run) and ends where the whole-batch run ended.
+    let (three, _) = train("three", &exp, &[]);
+    for f in ["summary.json", "model.bpk", "model.safetensors"] {
+        std::fs::remove_file(three.join(f)).unwrap();
+    }
+    for p in ["model", "optim", "scheduler"] {
+        std::fs::remove_file(three.join(format!("checkpoint/{p}-3.bpk"))).unwrap();
+    }
+    let (_, out) = train("three", &exp, &["--resume", "--micro-batch", "1"]);
+    assert!(out.contains("micro-batches of 1 rows"), "{out}");
+    let d = max_difference(&w, &trained_weights(&three));
+    assert!(
+        d < 1e-4,
+        "resumed in micro-batches, the weights differ by {d}"
+    );
+
+    // A micro-batch that does not divide the batch, or a device's share, is refused up
+    // front with the divisors, and leaves no folder.
+    let refused = |file: &Path, extra: &[&str], want: &[&str]| {
+        let art = dir.join("refused");
+        let mut args = vec![
+            "--backend",
+            "cpu",
+            "train",
+            file.to_str().unwrap(),
+            "--artifacts",
+            art.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = mla_lab(&args);
+        assert!(!ok, "{extra:?}");
+        for w in want {
+            assert!(err.contains(w), "{extra:?}: {err}");
+        }
+        assert!(
+            !art.join("micro").exists(),
+            "{extra:?}: a refused run left a folder"
+        );
+    };
+    refused(
+        &exp,
+        &["--micro-batch", "3"],
+        &["--micro-batch 3", "accepted: 1, 2, 4"],
+    );
+    refused(
+        &exp,
+        &["--micro-batch", "4", "--devices", "2"],
+        &["--micro-batch 4", "2 rows", "accepted: 1, 2"],
+    );
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let file = rope_experiment(
+        &bad,
+        "micro",
+        3,
+        300,
+        &format!("{train_section}, micro_batch: 3"),
+    );
+    refused(
+        &file,
+        &[],
+        &[
+            "train.micro_batch",
+            "3 does not divide",
+            "accepted: 1, 2, 4",
+        ],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
     let dir = fresh_dir("devices");
     let exp = rope_experiment(

@@ -118,6 +118,11 @@ pub struct TrainArgs {
     /// device, N replicas train side by side (the same arithmetic; not meant to be faster).
     #[arg(long)]
     pub devices: Option<DeviceSpec>,
+    /// Rows of the batch per forward and backward pass on a device (instead of the file's
+    /// train.micro_batch): the passes' gradients are summed into one optimizer step, so the run
+    /// is the same with less memory. A divisor of the batch (of each device's share).
+    #[arg(long)]
+    pub micro_batch: Option<usize>,
 }
 
 impl TrainArgs {
@@ -134,6 +139,7 @@ impl TrainArgs {
             backend,
             seed: self.seed,
             devices: self.devices,
+            micro_batch: self.micro_batch,
         }
     }
 }

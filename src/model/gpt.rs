@@ -157,17 +157,37 @@ impl GptConfig {
             }
     }
 
-    /// Elements a training forward pass keeps per token for the backward pass, with windows of
-    /// the full context: each block's attention ([`AttentionConfig::activations_per_token`]),
-    /// its two norms, residual sums and MLP (input, hidden before and after GELU), then the
-    /// logits, their softmax and its gradient. An estimate.
-    pub fn activations_per_token(&self) -> usize {
+    /// Elements a training forward pass keeps per token for the backward pass up to the head,
+    /// with windows of the full context: the embedding, each block's attention
+    /// ([`AttentionConfig::activations_per_token`]), its two norms, residual sums and MLP
+    /// (input, hidden before and after GELU), and the final norm. An estimate.
+    pub fn body_activations_per_token(&self) -> usize {
         let (d, hidden) = (self.d_model, self.mlp_ratio * self.d_model);
         let attention = self
             .attention
             .activations_per_token(d, self.n_heads, self.context);
         let block = attention + 4 * d + 2 * hidden;
-        d + self.n_layers * block + d + 3 * self.vocab_size
+        d + self.n_layers * block + d
+    }
+
+    /// Elements the head and the loss hold at once over `tokens` positions ([`Gpt::loss`]): the
+    /// logits, their softmax and its gradient, for all positions when they fit in one chunk
+    /// ([`head_chunk_rows`]); else for one chunk, plus the gradients of the positions and of
+    /// the head's matrix that the chunks add up.
+    pub fn head_activations(&self, tokens: usize) -> usize {
+        let (vocab, d) = (self.vocab_size, self.d_model);
+        let chunk = head_chunk_rows(vocab);
+        if tokens <= chunk {
+            3 * tokens * vocab
+        } else {
+            3 * chunk * vocab + tokens * d + vocab * d
+        }
+    }
+
+    /// Elements a training forward pass keeps for the backward pass over `tokens` positions
+    /// (one pass: a micro-batch's rows × context).
+    pub fn training_activations(&self, tokens: usize) -> usize {
+        tokens * self.body_activations_per_token() + self.head_activations(tokens)
     }
 
     pub fn init(&self, device: &Device) -> Gpt {

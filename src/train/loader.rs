@@ -31,6 +31,9 @@ pub struct Shard {
     /// gradients, so each device's loss is weighted by its share to give the gradient of the
     /// whole batch's mean loss.
     pub share: f64,
+    /// Rows per forward and backward pass (`train.micro_batch`): the step sums the gradients
+    /// of its passes. A divisor of the shard's rows; all of them for one pass.
+    pub micro_batch: usize,
 }
 
 pub struct StepLoader {
@@ -42,6 +45,8 @@ pub struct StepLoader {
     next_epoch: Arc<AtomicUsize>,
     /// The rows of each step's batch this loader serves (all of them but on a slice).
     rows: Range<usize>,
+    /// Rows per pass; `None`: a shard's rows in one pass.
+    micro_batch: Option<usize>,
     device: Device,
 }
 
@@ -64,7 +69,16 @@ impl StepLoader {
             max_steps,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             rows: 0..batch_size,
+            micro_batch: None,
             device,
+        }
+    }
+
+    /// Shards that are trained `rows` rows per pass ([`Shard::micro_batch`]).
+    pub fn with_micro_batch(self, rows: usize) -> StepLoader {
+        StepLoader {
+            micro_batch: Some(rows),
+            ..self
         }
     }
 
@@ -91,6 +105,7 @@ impl StepLoader {
         Shard {
             batch: TokenBatcher.batch(items, &self.device),
             share: self.rows.len() as f64 / self.batch_size as f64,
+            micro_batch: self.micro_batch.unwrap_or(self.rows.len()),
         }
     }
 }
@@ -169,6 +184,7 @@ impl StepLoader {
             max_steps: self.max_steps,
             next_epoch: self.next_epoch.clone(),
             rows: self.rows.clone(),
+            micro_batch: self.micro_batch,
             device: self.device.clone(),
         }
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::experiment::Experiment;
 use crate::model::GptConfig;
+use crate::model::gpt::head_chunk_rows;
 
 const F32: u128 = 4;
 
@@ -20,8 +21,8 @@ pub struct MemoryEstimate {
     pub gradients: u64,
     /// AdamW's first and second moments.
     pub optimizer: u64,
-    /// Kept by the forward pass at `batch_size × context` tokens
-    /// ([`crate::model::GptConfig::activations_per_token`]).
+    /// Kept by one forward pass for its backward pass, at `micro_batch` (else `batch_size`)
+    /// × context tokens ([`GptConfig::training_activations`]).
     pub activations: u64,
     /// The KV cache: for training's estimate ([`MemoryEstimate::of`]), generation's for one
     /// sequence at full context; for inference's ([`MemoryEstimate::inference`]), the batch's.
@@ -29,16 +30,24 @@ pub struct MemoryEstimate {
 }
 
 impl MemoryEstimate {
+    /// Training as the file asks: passes of `train.micro_batch` rows, else the whole batch.
     pub fn of(exp: &Experiment) -> MemoryEstimate {
+        MemoryEstimate::of_pass(exp, exp.train.rows_per_pass())
+    }
+
+    /// Training with `rows` rows of the batch in one forward and backward pass.
+    pub fn of_pass(exp: &Experiment, rows: usize) -> MemoryEstimate {
         let m = &exp.model;
-        let bytes = |elems: u128| u64::try_from(elems * F32).unwrap_or(u64::MAX);
         let params = m.param_count() as u128;
-        let tokens = exp.train.batch_size as u128 * m.context as u128;
+        let tokens = rows.saturating_mul(m.context);
         MemoryEstimate {
             params: bytes(params),
             gradients: bytes(params),
             optimizer: bytes(2 * params),
-            activations: bytes(tokens * m.activations_per_token() as u128),
+            activations: bytes(
+                tokens as u128 * m.body_activations_per_token() as u128
+                    + m.head_activations(tokens) as u128,
+            ),
             kv_cache: bytes(m.kv_elems_per_token() as u128 * m.context as u128),
         }
     }
@@ -48,7 +57,6 @@ impl MemoryEstimate {
     /// to), and the activations ([`inference_activations_per_token`]). No gradients, no
     /// optimizer state.
     pub fn inference(model: &GptConfig, batch: usize, context: usize) -> MemoryEstimate {
-        let bytes = |elems: u128| u64::try_from(elems * F32).unwrap_or(u64::MAX);
         let tokens = batch as u128 * context as u128;
         MemoryEstimate {
             params: bytes(model.param_count() as u128),
@@ -105,6 +113,56 @@ pub fn inference_activations_per_token(model: &GptConfig, context: usize) -> usi
     d + model.n_layers.min(2) * block + d + 3 * model.vocab_size
 }
 
+/// f32 elements to bytes, saturating.
+fn bytes(elems: u128) -> u64 {
+    u64::try_from(elems.saturating_mul(F32)).unwrap_or(u64::MAX)
+}
+
+/// The largest single tensor a training pass of `rows` rows allocates, by what it is, and its
+/// bytes: one layer's attention scores, the MLP's hidden activations, the logits (whole, or
+/// one chunk of them), or a vocabulary-sized matrix (the embedding, its gradient, AdamW's
+/// moments). A device that caps one allocation (wgpu's largest buffer) must hold it.
+pub fn largest_tensor(exp: &Experiment, rows: usize) -> (String, u64) {
+    let m = &exp.model;
+    let (ctx, d, vocab) = (m.context, m.d_model, m.vocab_size);
+    let tokens = rows.saturating_mul(ctx);
+    let chunk = head_chunk_rows(vocab);
+    let logits = if tokens <= chunk {
+        (
+            format!("the logits, {rows} × {ctx} × {vocab}"),
+            tokens as u128 * vocab as u128,
+        )
+    } else {
+        (
+            format!("a chunk of the logits, {chunk} × {vocab}"),
+            chunk as u128 * vocab as u128,
+        )
+    };
+    let hidden = m.mlp_ratio * d;
+    [
+        (
+            format!(
+                "one layer's attention scores, {rows} × {} × {ctx} × {ctx}",
+                m.n_heads
+            ),
+            rows as u128 * m.n_heads as u128 * ctx as u128 * ctx as u128,
+        ),
+        (
+            format!("the MLP's hidden activations, {rows} × {ctx} × {hidden}"),
+            tokens as u128 * hidden as u128,
+        ),
+        logits,
+        (
+            format!("the embedding, {vocab} × {d}"),
+            vocab as u128 * d as u128,
+        ),
+    ]
+    .into_iter()
+    .max_by_key(|(_, elems)| *elems)
+    .map(|(what, elems)| (what, bytes(elems)))
+    .expect("four candidates")
+}
+
 /// `512 KiB`, `3.4 MiB`, `1.2 GiB`.
 pub fn human(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -124,26 +182,69 @@ pub fn human(bytes: u64) -> String {
 /// Why a run is not started: its estimate exceeds the memory available.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "training needs about {} ({}), but this machine has {} available; lower train.batch_size or model.context",
+    "training needs about {} ({}) in passes of {rows} rows, but {where_} has {} available; the \
+     largest part is {}; {}",
     human(estimate.training()),
     estimate.parts(),
-    human(*available)
+    human(*available),
+    largest.0,
+    remedy(*fits, *rows)
 )]
 pub struct TooBig {
     pub estimate: MemoryEstimate,
     pub available: u64,
+    /// What holds the memory: "this machine", "the GPU".
+    pub where_: String,
+    /// Rows of the batch per forward and backward pass, as asked.
+    pub rows: usize,
+    /// The largest single tensor of a pass ([`largest_tensor`]).
+    pub largest: (String, u64),
+    /// The largest micro-batch (a divisor of `rows`) whose estimate fits, if any.
+    pub fits: Option<(usize, u64)>,
 }
 
-/// The estimate, or an error when it exceeds `available` bytes.
-pub fn check(exp: &Experiment, available: u64) -> Result<MemoryEstimate, TooBig> {
-    let estimate = MemoryEstimate::of(exp);
-    if estimate.training() > available {
-        return Err(TooBig {
-            estimate,
-            available,
-        });
+fn remedy(fits: Option<(usize, u64)>, rows: usize) -> String {
+    match fits {
+        Some((m, need)) if m < rows => format!(
+            "train.micro_batch {m} (--micro-batch {m}) would fit (about {}): the same run in \
+             passes of {m} rows",
+            human(need)
+        ),
+        _ => "no micro-batch fits: lower model.context, or use a smaller model".into(),
     }
-    Ok(estimate)
+}
+
+/// Whether training `exp` in passes of `rows` rows fits in `available` bytes of `where_`; when
+/// it does not, the largest divisor of `rows` that would.
+pub fn check_pass(
+    exp: &Experiment,
+    rows: usize,
+    available: u64,
+    where_: &str,
+) -> Result<MemoryEstimate, TooBig> {
+    let estimate = MemoryEstimate::of_pass(exp, rows);
+    if estimate.training() <= available {
+        return Ok(estimate);
+    }
+    let fits = (1..rows)
+        .rev()
+        .filter(|m| rows.is_multiple_of(*m))
+        .map(|m| (m, MemoryEstimate::of_pass(exp, m).training()))
+        .find(|(_, need)| *need <= available);
+    Err(TooBig {
+        estimate,
+        available,
+        where_: where_.into(),
+        rows,
+        largest: largest_tensor(exp, rows),
+        fits,
+    })
+}
+
+/// [`check_pass`] as the file asks (`train.micro_batch`, else the whole batch), on this
+/// machine's memory.
+pub fn check(exp: &Experiment, available: u64) -> Result<MemoryEstimate, TooBig> {
+    check_pass(exp, exp.train.rows_per_pass(), available, "this machine")
 }
 
 /// Why a bench is not started: its largest case, with every model's weights loaded, exceeds
@@ -255,6 +356,56 @@ mod tests {
     }
 
     #[test]
+    fn the_paper_scale_head_holds_a_chunk_of_logits_and_micro_batches_lower_the_peak() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/mla_rope_half.ron");
+        let exp = Experiment::load(path).unwrap();
+        let m = &exp.model;
+        let tokens = exp.train.batch_size * m.context;
+        // The whole batch's logits, softmax and gradient would be 3 × 3.3 GB; a chunk's are
+        // 3 × 64 MiB, plus the positions' and the embedding's gradients.
+        let whole = 3 * tokens * m.vocab_size;
+        assert!(m.head_activations(tokens) < whole / 10);
+        assert_eq!(
+            m.head_activations(tokens),
+            3 * head_chunk_rows(m.vocab_size) * m.vocab_size
+                + tokens * m.d_model
+                + m.vocab_size * m.d_model
+        );
+        // At a few positions the head is computed whole.
+        assert_eq!(m.head_activations(100), 300 * m.vocab_size);
+        // A micro-batch of 8 rows holds a quarter of the body's activations.
+        let (all, eighth) = (
+            MemoryEstimate::of_pass(&exp, 32),
+            MemoryEstimate::of_pass(&exp, 8),
+        );
+        assert!(
+            eighth.activations < all.activations / 3,
+            "{eighth:?} {all:?}"
+        );
+        assert_eq!(eighth.params, all.params);
+        let mut file = exp.clone();
+        file.train.micro_batch = Some(8);
+        assert_eq!(MemoryEstimate::of(&file), eighth);
+        // Refused with the micro-batch that fits, and what the largest tensor is.
+        let available = eighth.training() + 1;
+        let err = check_pass(&exp, 32, available, "the GPU").unwrap_err();
+        assert_eq!(err.fits.map(|f| f.0), Some(8));
+        let text = err.to_string();
+        assert!(
+            text.contains("the GPU has")
+                && text.contains("--micro-batch 8")
+                && text.contains("attention scores, 32 × 6 × 512 × 512"),
+            "{text}"
+        );
+        let none = check_pass(&exp, 32, eighth.params, "the GPU").unwrap_err();
+        assert!(none.fits.is_none() && none.to_string().contains("no micro-batch fits"));
+        assert!(check_pass(&exp, 8, available, "the GPU").is_ok());
+        // The largest tensor: at one row the embedding, above it the scores.
+        assert!(largest_tensor(&exp, 1).0.starts_with("the embedding"));
+        assert_eq!(largest_tensor(&exp, 32).1, 32 * 6 * 512 * 512 * 4);
+    }
+
+    #[test]
     fn a_run_past_the_memory_available_is_refused_with_the_estimate() {
         let mut exp = small();
         exp.model.context = crate::model::validate::MAX_CONTEXT;
@@ -295,14 +446,15 @@ mod tests {
             ..m.clone()
         };
         assert!(m.n_layers > 2);
-        assert!(inference_activations_per_token(m, 64) < at_64.activations_per_token());
+        let training_per_token = |m: &GptConfig| m.body_activations_per_token() + 3 * m.vocab_size;
+        assert!(inference_activations_per_token(m, 64) < training_per_token(&at_64));
         let two_layers = GptConfig {
             n_layers: 2,
             ..at_64
         };
         assert_eq!(
             inference_activations_per_token(&two_layers, 64),
-            two_layers.activations_per_token()
+            training_per_token(&two_layers)
         );
         let models = [m, m];
         let fits = check_bench(&models, &[1], &[64, 128], 24 << 30).unwrap();

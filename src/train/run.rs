@@ -32,7 +32,7 @@ use crate::backend::{self, BackendChoice, DeviceSpec};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatcher, TokenWindows};
 use crate::data::tokens;
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, divisors};
 use crate::files;
 use crate::model::Gpt;
 
@@ -49,6 +49,9 @@ pub struct TrainOptions {
     pub seed: Option<u64>,
     /// Devices of the backend to train on, the batch split evenly across them; `None`: one.
     pub devices: Option<DeviceSpec>,
+    /// Rows per forward and backward pass on a device, instead of the file's
+    /// `train.micro_batch`.
+    pub micro_batch: Option<usize>,
 }
 
 /// How burn-train spreads a step over the devices.
@@ -284,19 +287,32 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         None => vec![selected.device.clone()],
     };
     let n = devices.len();
+    let devices_given = opts.devices.as_ref().map_or("1".into(), |s| s.to_string());
     if !exp.train.batch_size.is_multiple_of(n) {
-        let fits: Vec<String> = (1..=exp.train.batch_size)
-            .filter(|d| exp.train.batch_size.is_multiple_of(*d))
-            .map(|d| d.to_string())
-            .collect();
         bail!(
             "{}: train.batch_size {} does not split evenly over {n} devices (--devices {}): each \
              device takes an equal share of the batch; accepted: a device count that divides it \
              ({})",
             exp_path.display(),
             exp.train.batch_size,
-            opts.devices.as_ref().map_or("1".into(), |s| s.to_string()),
-            fits.join(", ")
+            devices_given,
+            divisors(exp.train.batch_size)
+        );
+    }
+    // Rows per forward and backward pass on one device.
+    let share = exp.train.batch_size / n;
+    let micro = opts.micro_batch.or(exp.train.micro_batch).unwrap_or(share);
+    if micro == 0 || !share.is_multiple_of(micro) {
+        let given = match opts.micro_batch {
+            Some(m) => format!("--micro-batch {m}"),
+            None => format!("train.micro_batch {micro}"),
+        };
+        bail!(
+            "{}: {given} does not divide the {share} rows each of {n} device(s) takes of \
+             train.batch_size {} (--devices {devices_given}); accepted: {}",
+            exp_path.display(),
+            exp.train.batch_size,
+            divisors(share)
         );
     }
     let spread = Strategy::for_devices(n);
@@ -304,7 +320,8 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     if selected.in_host_memory()
         && let Some(available) = backend::available_memory()
     {
-        memory::check(&exp, available).with_context(|| exp_path.display().to_string())?;
+        memory::check_pass(&exp, micro, available, "this machine")
+            .with_context(|| exp_path.display().to_string())?;
     }
 
     let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, opts.seed);
@@ -370,7 +387,17 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         t.max_steps,
         resume_epoch.unwrap_or(0),
         device.clone(),
-    );
+    )
+    .with_micro_batch(micro);
+    if micro < share {
+        println!(
+            "{}: micro-batches of {micro} rows, {} passes per step on each device, their \
+             gradients summed into one step of the batch of {}",
+            exp.name,
+            share / micro,
+            t.batch_size
+        );
+    }
     let epochs = train.epochs();
     if let Some(epoch) = resume_epoch {
         model = checkpoint::verify(&dir, epoch, model)?;

@@ -1,6 +1,7 @@
 //! burn-train's steps for [`Gpt`]: forward → loss → backward, nothing else.
 
-use burn::tensor::{ExecutionError, Tensor};
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::{ExecutionError, Int, Tensor};
 use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 
@@ -40,14 +41,43 @@ impl TrainStep for Gpt {
     /// The gradient of the shard's mean loss times its share of the batch: burn-train sums the
     /// devices' gradients into that of the whole batch's mean loss. Metrics get the shard's
     /// own mean loss.
+    ///
+    /// With micro-batches, one forward and backward pass per `micro_batch` rows, each pass's
+    /// mean loss weighted by its share of the shard, their gradients summed
+    /// (burn's [`GradientsAccumulator`]): the same gradient, one pass's activations at a time.
     fn step(&self, shard: Shard) -> TrainOutput<LossOutput> {
-        let loss = self.loss(shard.batch.inputs, shard.batch.targets);
-        let grads = if shard.share == 1.0 {
-            loss.backward()
-        } else {
-            (loss.clone() * shard.share).backward()
-        };
-        TrainOutput::new(self, grads, LossOutput { loss })
+        let [rows, _] = shard.batch.inputs.dims();
+        let micro = shard.micro_batch.clamp(1, rows);
+        assert!(
+            rows.is_multiple_of(micro),
+            "micro-batches of {micro} rows do not divide a shard of {rows} (checked before training)"
+        );
+        let passes = rows / micro;
+        if passes <= 1 {
+            let loss = self.loss(shard.batch.inputs, shard.batch.targets);
+            let grads = if shard.share == 1.0 {
+                loss.backward()
+            } else {
+                (loss.clone() * shard.share).backward()
+            };
+            return TrainOutput::new(self, grads, LossOutput { loss });
+        }
+        let weight = shard.share / passes as f64;
+        let mut sum = GradientsAccumulator::new();
+        let mut losses = Vec::with_capacity(passes);
+        for pass in 0..passes {
+            let part = |t: &Tensor<2, Int>| t.clone().narrow(0, pass * micro, micro); // [micro, seq]
+            let loss = self.loss(part(&shard.batch.inputs), part(&shard.batch.targets));
+            let grads = (loss.clone() * weight).backward();
+            sum.accumulate(self, GradientsParams::from_grads(grads, self));
+            losses.push(loss.detach());
+        }
+        // The passes are equal, so the mean of their means is the shard's mean.
+        let loss = Tensor::cat(losses, 0).mean(); // [1]
+        TrainOutput {
+            grads: sum.grads(),
+            item: LossOutput { loss },
+        }
     }
 }
 
@@ -104,6 +134,7 @@ mod tests {
             Shard {
                 batch: b,
                 share: 1.0,
+                micro_batch: 2,
             },
         );
         let got = out.item.loss.clone().into_scalar::<f32>();
@@ -116,5 +147,72 @@ mod tests {
             after < want,
             "one step did not lower the loss: {want} -> {after}"
         );
+    }
+
+    #[test]
+    fn micro_batches_give_the_whole_batch_gradient_and_loss() {
+        use burn::module::{Module, ModuleVisitor, Param};
+        struct Grads<'a>(&'a GradientsParams, Vec<f32>);
+        impl ModuleVisitor for Grads<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let g = self.0.get::<D>(param.id).expect("a gradient per parameter");
+                self.1.extend(g.into_data().try_to_vec::<f32>().unwrap());
+            }
+        }
+        let device = test_device().autodiff();
+        let config = GptConfig {
+            vocab_size: 40,
+            context: 8,
+            d_model: 16,
+            n_layers: 1,
+            n_heads: 2,
+            mlp_ratio: 2,
+            positions: Positions::Learned,
+            attention: AttentionConfig::Mha { kv_heads: 2 },
+            tie_embeddings: true,
+        };
+        let model = config.init(&device);
+        let tokens: Vec<u32> = (0..400).map(|i| (i * 11 % 37) as u32).collect();
+        let ds = TokenWindows::validation(Arc::new(tokens), 8).unwrap();
+        let items = || (0..4).map(|i| ds.get(i).unwrap()).collect();
+        let run = |micro_batch: usize, share: f64| {
+            let batch = TokenBatcher.batch(items(), &device);
+            let out = TrainStep::step(
+                &model,
+                Shard {
+                    batch,
+                    share,
+                    micro_batch,
+                },
+            );
+            let mut grads = Grads(&out.grads, Vec::new());
+            model.visit(&mut grads);
+            (out.item.loss.into_scalar::<f32>(), grads.1)
+        };
+        let (loss, whole) = run(4, 0.5);
+        for micro in [1, 2] {
+            let (l, g) = run(micro, 0.5);
+            assert!(
+                (l - loss).abs() < 1e-5,
+                "micro-batch {micro}: loss {l} vs {loss}"
+            );
+            let diff = g
+                .iter()
+                .zip(&whole)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                diff < 1e-5,
+                "micro-batch {micro}: gradients differ by {diff}"
+            );
+        }
+        // The share still scales the gradient.
+        let (_, full) = run(2, 1.0);
+        let ratio = full
+            .iter()
+            .zip(&whole)
+            .map(|(a, b)| a - 2.0 * b)
+            .fold(0.0f32, |m, d| m.max(d.abs()));
+        assert!(ratio < 1e-5, "{ratio}");
     }
 }
