@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod loader;
 pub mod memory;
 pub mod optim;
+pub mod preflight;
 pub mod renderer;
 pub mod run;
 pub mod step;

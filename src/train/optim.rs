@@ -46,8 +46,13 @@ pub fn lr_schedule(t: &TrainConfig) -> Result<ModuleLrScheduler> {
     let schedule = if t.warmup_steps == 0 {
         cosine.init()
     } else {
-        let warmup =
-            LinearLrSchedulerConfig::new(t.lr / t.warmup_steps as f64, t.lr, t.warmup_steps - 1);
+        // burn's linear schedule takes at least one iteration; one warmup step is one step at
+        // `lr / 1 = lr`, the schedule's first value.
+        let warmup = LinearLrSchedulerConfig::new(
+            t.lr / t.warmup_steps as f64,
+            t.lr,
+            (t.warmup_steps - 1).max(1),
+        );
         SequentialLrSchedulerConfig::new(
             vec![
                 LrSchedulerConfig::Linear(warmup),
@@ -130,6 +135,13 @@ mod tests {
         assert!((lr[99] - 1e-4).abs() < 2e-5, "ends near min_lr: {}", lr[99]);
         let no_warmup = lrs(&train(1e-3, 0, 50));
         assert!((no_warmup[0] - 1e-3).abs() < 1e-9);
+        // One warmup step (a valid file said "Number of iterations must be at least 1").
+        let one = lrs(&train(1e-3, 1, 3));
+        assert!(
+            (one[0] - 1e-3).abs() < 1e-9 && (one[1] - 1e-3).abs() < 1e-9,
+            "{one:?}"
+        );
+        assert!(one[2] < one[1], "{one:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::PartialDataset;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, Int, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining};
@@ -24,13 +24,14 @@ use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
 use super::loader::StepLoader;
 use super::memory;
 use super::optim::{lr_schedule, optimizer};
+use super::preflight::{self, Projection};
 use super::renderer::StepRenderer;
 use crate::artifacts::metrics::{self, MetricsRow};
 use crate::artifacts::records::TrainSummary;
 use crate::artifacts::{RunFolder, checkpoints, save_weights};
 use crate::backend::{self, BackendChoice, DeviceSpec};
 use crate::data::config::TokenizerConfig;
-use crate::data::dataset::{TokenBatcher, TokenWindows};
+use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
 use crate::data::tokens;
 use crate::experiment::{Experiment, divisors};
 use crate::files;
@@ -227,6 +228,18 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
     }
 }
 
+/// What to lower when a pass of `micro` rows (of a device's `share`) does not fit.
+fn lower_micro_batch(micro: usize, share: usize) -> String {
+    match (1..micro).rev().find(|m| share.is_multiple_of(*m)) {
+        Some(m) => format!(
+            "lower the rows per pass: --micro-batch {m} (or train.micro_batch: {m}; the same \
+             run; accepted: {})",
+            divisors(share)
+        ),
+        None => "one row per pass does not fit: lower model.context, or use a smaller model".into(),
+    }
+}
+
 /// A run folder this call created: removed again if the run fails before training starts,
 /// so a failed start leaves nothing behind.
 struct NewFolder(Option<PathBuf>);
@@ -404,6 +417,32 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     }
     // Killed after its last checkpoint but before its summary: nothing left to train.
     let done_before = resume_epoch == Some(epochs);
+    if !done_before {
+        // One pass of the first step's first micro-batch, timed: a device that cannot hold it
+        // fails here (and the folder goes); one that can learns how long the run takes.
+        let first_step = resume_epoch.unwrap_or(0) * t.eval_every;
+        let batch = train.batch(first_step).batch;
+        let part = |x: Tensor<2, Int>| x.narrow(0, 0, micro); // [micro, context]
+        let pass = TokenBatch {
+            inputs: part(batch.inputs),
+            targets: part(batch.targets),
+        };
+        let pass = preflight::time_pass(&model, pass, &lower_micro_batch(micro, share))
+            .with_context(|| format!("{}: {}", exp_path.display(), exp.name))?;
+        let projection = Projection {
+            pass,
+            rows: micro,
+            context,
+            passes_per_step: share / micro,
+            serial_devices: if selected.in_host_memory() { n } else { 1 },
+            steps: t.max_steps - first_step,
+        };
+        println!("{}: {}", exp.name, projection.text(&selected.name));
+        if projection.is_long() && opts.display == Display::Dashboard {
+            println!("(the dashboard starts in 10 s; Ctrl-C stops here)");
+            std::thread::sleep(std::time::Duration::from_secs(10));
+        }
+    }
 
     let interrupter = Interrupter::new();
     let renderer = StepRenderer::new(
