@@ -114,39 +114,134 @@ fn libtorch_device() -> (String, Device) {
     }
 }
 
+/// wgpu's first adapter, whatever it is: what `--backend wgpu` takes (a software rasterizer
+/// included, when asked for).
 #[cfg(feature = "wgpu")]
-fn wgpu_device() -> Option<Device> {
+fn wgpu_device() -> Option<(String, Device)> {
     use burn::tensor::DeviceType;
-    std::panic::catch_unwind(|| {
+    let device = std::panic::catch_unwind(|| {
         Device::enumerate(DeviceType::Wgpu)
             .into_vec()
             .into_iter()
             .next()
     })
     .ok()
-    .flatten()
+    .flatten()?;
+    Some((wgpu_name(&device), device))
+}
+
+/// wgpu's first adapter that is a GPU (discrete, then integrated, then virtual), never a
+/// software rasterizer such as Mesa's llvmpipe, which wgpu lists as a CPU-type adapter: a
+/// machine whose only Vulkan device is one trains faster on the CPU backend. What `auto` takes.
+#[cfg(feature = "wgpu")]
+fn wgpu_gpu() -> Option<(String, Device)> {
+    use burn::tensor::{DeviceKind, DeviceType};
+    let all = std::panic::catch_unwind(|| Device::enumerate(DeviceType::Wgpu).into_vec()).ok()?;
+    let kinds = [
+        DeviceKind::DiscreteGpu as fn(usize) -> DeviceKind,
+        DeviceKind::IntegratedGpu,
+        DeviceKind::VirtualGpu,
+    ];
+    let device = kinds
+        .iter()
+        .flat_map(|kind| (0..all.len()).map(move |i| Device::wgpu(kind(i))))
+        .find(|candidate| all.contains(candidate))?;
+    Some((wgpu_name(&device), device))
+}
+
+/// `wgpu: NVIDIA GeForce RTX 4060 Laptop GPU`, `wgpu: llvmpipe (LLVM 15.0.7, 256 bits)
+/// (software, on the CPU)`.
+#[cfg(feature = "wgpu")]
+fn wgpu_name(device: &Device) -> String {
+    let name = std::panic::catch_unwind(|| device.identity())
+        .ok()
+        .flatten()
+        .map(|i| i.name);
+    let adapter = name.as_deref().and_then(wgpu_adapter);
+    match (name, adapter) {
+        (Some(name), Some(a)) if a.software => format!("wgpu: {name} {SOFTWARE}"),
+        (Some(name), _) => format!("wgpu: {name}"),
+        (None, _) => "wgpu".to_string(),
+    }
+}
+
+/// What wgpu says of one adapter: whether it is a software rasterizer, and the largest buffer
+/// and storage binding it allows (one tensor must fit in both).
+#[cfg(feature = "wgpu")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgpuAdapter {
+    pub name: String,
+    pub software: bool,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+}
+
+/// The adapter named `name`, as wgpu lists it on any graphics API.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_adapter(name: &str) -> Option<WgpuAdapter> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapters =
+        futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters.iter().find_map(|a| {
+        let info = a.get_info();
+        (info.name == name).then(|| {
+            let limits = a.limits();
+            WgpuAdapter {
+                name: info.name.clone(),
+                software: info.device_type == wgpu::DeviceType::Cpu,
+                max_buffer_size: limits.max_buffer_size,
+                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            }
+        })
+    })
 }
 
 /// A device picked by [`select`].
 #[derive(Debug, Clone)]
 pub struct Selected {
-    /// What it is, e.g. `cpu (flex)`, `libtorch (cuda:0)`.
+    /// What it is, e.g. `cpu (flex)`, `libtorch (cuda:0)`, `wgpu: llvmpipe (LLVM 15.0.7, 256
+    /// bits) (software, on the CPU)`.
     pub name: String,
     pub device: Device,
+    /// The largest single allocation the device allows, where it has a cap of its own (a wgpu
+    /// adapter's largest buffer and storage binding).
+    pub max_allocation: Option<u64>,
 }
 
 impl Selected {
     /// Whether its tensors live in the machine's own memory (a CPU backend, or LibTorch on
     /// the CPU) rather than on a card's.
     pub fn in_host_memory(&self) -> bool {
-        self.name.starts_with("cpu") || self.name == "libtorch (cpu)"
+        self.name.starts_with("cpu")
+            || self.name == "libtorch (cpu)"
+            || self.name.ends_with(SOFTWARE)
     }
 }
 
-/// Picks a device and says which.
+/// How [`Selected::name`] ends for a software rasterizer.
+const SOFTWARE: &str = "(software, on the CPU)";
+
+/// Picks a device and says which, by name, on stderr.
 pub fn select(choice: BackendChoice) -> Result<Selected> {
     let (name, device) = pick(choice)?;
-    Ok(Selected { name, device })
+    #[allow(unused_mut)]
+    let mut max_allocation = None;
+    #[cfg(feature = "wgpu")]
+    if name.starts_with("wgpu: ") {
+        let adapter = name
+            .strip_prefix("wgpu: ")
+            .map(|n| n.strip_suffix(SOFTWARE).unwrap_or(n).trim_end())
+            .and_then(wgpu_adapter);
+        max_allocation = adapter.map(|a| a.max_buffer_size.min(a.max_storage_buffer_binding_size));
+    }
+    // On stderr: `eval --json` and the like keep stdout to their answer.
+    eprintln!("device: {name}");
+    Ok(Selected {
+        name,
+        device,
+        max_allocation,
+    })
 }
 
 fn pick(choice: BackendChoice) -> Result<(String, Device)> {
@@ -177,7 +272,6 @@ fn pick(choice: BackendChoice) -> Result<(String, Device)> {
         BackendChoice::Wgpu => {
             #[cfg(feature = "wgpu")]
             return wgpu_device()
-                .map(|d| ("wgpu".to_string(), d))
                 .ok_or_else(|| anyhow::anyhow!("backend wgpu: no wgpu adapter found"));
             #[allow(unreachable_code)]
             {
@@ -202,8 +296,8 @@ fn pick(choice: BackendChoice) -> Result<(String, Device)> {
             #[allow(unreachable_code)]
             {
                 #[cfg(feature = "wgpu")]
-                if let Some(d) = wgpu_device() {
-                    return Ok(("wgpu".to_string(), d));
+                if let Some(picked) = wgpu_gpu() {
+                    return Ok(picked);
                 }
                 match cpu_device() {
                     Some(d) => Ok((cpu_name().to_string(), d)),
@@ -316,7 +410,7 @@ fn gpus(name: &str) -> Vec<Device> {
         #[cfg(feature = "cuda")]
         "cuda" => burn::tensor::DeviceType::Cuda,
         #[cfg(feature = "wgpu")]
-        "wgpu" => burn::tensor::DeviceType::Wgpu,
+        n if n.starts_with("wgpu") => burn::tensor::DeviceType::Wgpu,
         #[cfg(feature = "tch")]
         n if n.starts_with("libtorch") => burn::tensor::DeviceType::LibTorch,
         _ => return vec![],

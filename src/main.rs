@@ -163,7 +163,7 @@ fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
             bench::CAPPED_WHY
         );
     }
-    let backend::Selected { name, device } = selected;
+    let backend::Selected { name, device, .. } = selected;
     eprintln!(
         "bench on {name}: contexts {:?}, batch {:?}, {} decode steps, median of {} interleaved rounds after a warm-up round (rows print when all rounds are done)",
         opts.contexts, opts.batches, opts.decode_tokens, opts.repeats

@@ -163,6 +163,54 @@ pub fn largest_tensor(exp: &Experiment, rows: usize) -> (String, u64) {
     .expect("four candidates")
 }
 
+/// Why a run is not started on a device that caps one allocation (a wgpu adapter's largest
+/// buffer): a pass's largest tensor exceeds the cap.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what} take {} in one buffer, but {device} allows at most {} in one; {}",
+    human(*bytes),
+    human(*cap),
+    remedy(*fits, *rows)
+)]
+pub struct TooLarge {
+    /// The largest tensor of a pass ([`largest_tensor`]) and its bytes.
+    pub what: String,
+    pub bytes: u64,
+    pub cap: u64,
+    pub device: String,
+    /// Rows per pass, as asked.
+    pub rows: usize,
+    /// The largest micro-batch (a divisor of `rows`) whose largest tensor fits, with its bytes.
+    pub fits: Option<(usize, u64)>,
+}
+
+/// Whether every tensor of a pass of `rows` rows fits in one allocation of at most `cap` bytes
+/// on `device`; when not, the largest divisor of `rows` that would.
+pub fn check_allocation(
+    exp: &Experiment,
+    rows: usize,
+    cap: u64,
+    device: &str,
+) -> Result<(), TooLarge> {
+    let (what, bytes) = largest_tensor(exp, rows);
+    if bytes <= cap {
+        return Ok(());
+    }
+    let fits = (1..rows)
+        .rev()
+        .filter(|m| rows.is_multiple_of(*m))
+        .map(|m| (m, largest_tensor(exp, m).1))
+        .find(|(_, b)| *b <= cap);
+    Err(TooLarge {
+        what,
+        bytes,
+        cap,
+        device: device.into(),
+        rows,
+        fits,
+    })
+}
+
 /// `512 KiB`, `3.4 MiB`, `1.2 GiB`.
 pub fn human(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -400,6 +448,16 @@ mod tests {
         let none = check_pass(&exp, 32, eighth.params, "the GPU").unwrap_err();
         assert!(none.fits.is_none() && none.to_string().contains("no micro-batch fits"));
         assert!(check_pass(&exp, 8, available, "the GPU").is_ok());
+        // A device that caps one buffer at 100 MiB: the scores of 32 rows (192 MiB) do not
+        // fit, those of 16 (96 MiB) do.
+        let err = check_allocation(&exp, 32, 100 << 20, "wgpu: test").unwrap_err();
+        assert_eq!(err.fits.map(|f| f.0), Some(16));
+        let text = err.to_string();
+        assert!(
+            text.contains("attention scores") && text.contains("--micro-batch 16"),
+            "{text}"
+        );
+        assert!(check_allocation(&exp, 16, 100 << 20, "wgpu: test").is_ok());
         // The largest tensor: at one row the embedding, above it the scores.
         assert!(largest_tensor(&exp, 1).0.starts_with("the embedding"));
         assert_eq!(largest_tensor(&exp, 32).1, 32 * 6 * 512 * 512 * 4);

@@ -336,6 +336,10 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         memory::check_pass(&exp, micro, available, "this machine")
             .with_context(|| exp_path.display().to_string())?;
     }
+    if let Some(cap) = selected.max_allocation {
+        memory::check_allocation(&exp, micro, cap, &selected.name)
+            .with_context(|| exp_path.display().to_string())?;
+    }
 
     let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, opts.seed);
     let dir = folder.dir.clone();
