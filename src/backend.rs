@@ -197,6 +197,25 @@ pub fn wgpu_adapter(name: &str) -> Option<WgpuAdapter> {
     })
 }
 
+/// Mesa's Vulkan drivers print `error: XDG_RUNTIME_DIR is invalid or not set in the
+/// environment.` for each Vulkan instance opened (wgpu opens several) where that variable is
+/// unset: containers, CI, `sudo`. No window is ever opened here, so the folder is not used;
+/// pointing the variable at a private one keeps the drivers quiet. Call first thing in `main`,
+/// before any thread starts. Nothing happens without the `wgpu` feature or where it is set.
+pub fn quiet_vulkan_drivers() {
+    #[cfg(all(feature = "wgpu", unix))]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join("mla-lab-xdg-runtime");
+        let private = std::fs::create_dir_all(&dir).is_ok()
+            && std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok();
+        if private {
+            // SAFETY: called at the start of `main`, before any other thread exists.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
+}
+
 /// A device picked by [`select`].
 #[derive(Debug, Clone)]
 pub struct Selected {
@@ -536,6 +555,26 @@ mod tests {
     fn test_device_follows_mla_lab_test_backend() {
         let libtorch = std::env::var("MLA_LAB_TEST_BACKEND").as_deref() == Ok("libtorch");
         assert_eq!(test_device() != cpu_device().unwrap(), libtorch);
+    }
+
+    /// Where the only wgpu adapter is a software rasterizer (Mesa's llvmpipe: `apt-get install
+    /// mesa-vulkan-drivers` on a machine without a GPU), `auto` trains on the CPU and `wgpu`
+    /// takes the adapter, named as software. Meaningful in a `--features wgpu` build.
+    #[test]
+    fn auto_never_takes_a_software_adapter() {
+        let auto = select(BackendChoice::Auto).unwrap();
+        assert!(!auto.name.ends_with(SOFTWARE), "{}", auto.name);
+        #[cfg(feature = "wgpu")]
+        if let Ok(wgpu) = select(BackendChoice::Wgpu)
+            && wgpu.name.ends_with(SOFTWARE)
+        {
+            assert!(wgpu.in_host_memory());
+            assert!(wgpu.max_allocation.is_some_and(|cap| cap > 0), "{wgpu:?}");
+            let gpus = wgpu_gpu();
+            if gpus.is_none() && !cfg!(any(feature = "cuda", feature = "tch")) {
+                assert!(auto.name.starts_with("cpu"), "{}", auto.name);
+            }
+        }
     }
 
     #[test]

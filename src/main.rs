@@ -22,6 +22,7 @@ use mla_lab::train::memory;
 use mla_lab::{report, study};
 
 fn main() -> ExitCode {
+    backend::quiet_vulkan_drivers();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,6 +18,7 @@ const F32: u128 = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MemoryEstimate {
     pub params: u64,
+    /// The gradients: twice over in passes of a micro-batch (the step's sum and the pass's).
     pub gradients: u64,
     /// AdamW's first and second moments.
     pub optimizer: u64,
@@ -40,9 +41,11 @@ impl MemoryEstimate {
         let m = &exp.model;
         let params = m.param_count() as u128;
         let tokens = rows.saturating_mul(m.context);
+        // In passes, the step's summed gradients are held beside the pass's own.
+        let gradient_sets = if rows < exp.train.batch_size { 2 } else { 1 };
         MemoryEstimate {
             params: bytes(params),
-            gradients: bytes(params),
+            gradients: bytes(gradient_sets * params),
             optimizer: bytes(2 * params),
             activations: bytes(
                 tokens as u128 * m.body_activations_per_token() as u128

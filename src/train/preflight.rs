@@ -102,11 +102,13 @@ pub fn duration(d: Duration) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum PassFailed {
     #[error(
-        "step 0: the device ran out of memory on the first forward and backward pass of {rows} \
+        "step {step}: the device ran out of memory on a forward and backward pass of {rows} \
          rows × {context} tokens{}; {remedy}",
         size.map(|b| format!(" (an allocation of {})", human(b))).unwrap_or_default()
     )]
     OutOfMemory {
+        /// 0: the timed pass before training; else the optimizer step that failed.
+        step: usize,
         rows: usize,
         context: usize,
         /// The allocation that failed, when the device said.
@@ -116,8 +118,8 @@ pub enum PassFailed {
         /// The device's own words, for a bug report.
         detail: String,
     },
-    #[error("step 0: the first forward and backward pass failed: {0}")]
-    Other(String),
+    #[error("step {step}: {message}")]
+    Other { step: usize, message: String },
 }
 
 /// Times one forward and backward pass of `batch` (its gradients dropped). A panic inside the
@@ -141,29 +143,48 @@ pub fn time_pass(model: &Gpt, batch: TokenBatch, remedy: &str) -> Result<Duratio
     std::panic::set_hook(hook);
     match result {
         Ok(()) => Ok(started.elapsed()),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic without a message".into());
-            Err(in_words(&message, rows, context, remedy))
-        }
+        Err(payload) => Err(in_words(
+            &panic_message(payload.as_ref()),
+            0,
+            rows,
+            context,
+            remedy,
+        )),
     }
 }
 
-/// A device error as one line: an allocation failure or out-of-memory error with its size
-/// where the message has one, anything else as it came.
-pub fn in_words(message: &str, rows: usize, context: usize, remedy: &str) -> PassFailed {
+/// The message a panic carried.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// A device error at `step` (0: the timed pass before training) as one line: an allocation
+/// failure or out-of-memory error with its size where the message has one, anything else as
+/// its last line.
+pub fn in_words(
+    message: &str,
+    step: usize,
+    rows: usize,
+    context: usize,
+    remedy: &str,
+) -> PassFailed {
     let lower = message.to_ascii_lowercase();
     let memory = ["allocate", "out of memory", "outofmemory", "out_of_memory"]
         .iter()
         .any(|k| lower.contains(k));
     if !memory {
         let last = message.lines().rev().find(|l| !l.trim().is_empty());
-        return PassFailed::Other(last.unwrap_or(message).trim().to_string());
+        return PassFailed::Other {
+            step,
+            message: last.unwrap_or(message).trim().to_string(),
+        };
     }
     PassFailed::OutOfMemory {
+        step,
         rows,
         context,
         size: allocation_size(message),
@@ -244,10 +265,10 @@ mod tests {
     #[test]
     fn device_errors_become_one_line_with_the_size_and_the_option() {
         let wgpu = "Failed to execute ... \nCaused by:\n  Allocation error: can't allocate buffer of size: 3293642752";
-        let e = in_words(wgpu, 32, 512, "set --micro-batch 8");
+        let e = in_words(wgpu, 0, 32, 512, "set --micro-batch 8");
         let text = e.to_string();
         assert!(
-            text.contains("step 0: the device ran out of memory")
+            text.contains("step 0: the device ran out of memory on a forward and backward pass")
                 && text.contains("32 rows × 512 tokens")
                 && text.contains("an allocation of 3.1 GiB")
                 && text.ends_with("set --micro-batch 8")
@@ -255,14 +276,11 @@ mod tests {
             "{text}"
         );
         let torch = "CUDA out of memory. Tried to allocate 3.07 GiB (GPU 0; 7.79 GiB total)";
-        let PassFailed::OutOfMemory { size, .. } = in_words(torch, 32, 512, "") else {
+        let PassFailed::OutOfMemory { size, step, .. } = in_words(torch, 7, 32, 512, "") else {
             panic!("not read as out of memory")
         };
-        assert_eq!(size, Some((3.07 * (1u64 << 30) as f64) as u64));
-        let other = in_words("index out of bounds\n", 1, 1, "");
-        assert_eq!(
-            other.to_string(),
-            "step 0: the first forward and backward pass failed: index out of bounds"
-        );
+        assert_eq!((size, step), (Some((3.07 * (1u64 << 30) as f64) as u64), 7));
+        let other = in_words("Caused by:\n  index out of bounds\n", 3, 1, 1, "");
+        assert_eq!(other.to_string(), "step 3: index out of bounds");
     }
 }

@@ -503,8 +503,25 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let trained = if done_before {
         model
     } else {
-        let result = training.launch(learner);
+        let remedy = lower_micro_batch(micro, share);
+        // A backend reports a failed allocation by panicking; put it in words (burn's own
+        // report of the panic is printed above it).
+        let launched =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| training.launch(learner)));
         let r = record.lock().unwrap().clone();
+        let result = match launched {
+            Ok(result) => result,
+            Err(payload) => {
+                let failure = preflight::in_words(
+                    &preflight::panic_message(payload.as_ref()),
+                    r.step + 1,
+                    micro,
+                    context,
+                    &remedy,
+                );
+                bail!("{}: training failed: {failure}", exp.name);
+            }
+        };
         if let Some(why) = r.diverged {
             bail!(
                 "{}: stopped: {why}; the last good checkpoint is kept in {}",
@@ -513,7 +530,9 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
             );
         }
         if let Some(e) = &result.error {
-            bail!("{}: training failed at step {}: {e}", exp.name, r.step);
+            let failure =
+                preflight::in_words(&format!("{e:#}"), r.step + 1, micro, context, &remedy);
+            bail!("{}: training failed: {failure}", exp.name);
         }
         if let Some(stop) = &result.interrupted {
             return Err(FolderError::Interrupted {
