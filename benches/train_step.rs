@@ -40,7 +40,7 @@ fn main() {
     let choice = choice
         .parse::<BackendChoice>()
         .unwrap_or_else(|e| panic!("BACKEND={choice}: {e}"));
-    let backend::Selected { name, device } =
+    let backend::Selected { name, device, .. } =
         backend::select(choice).unwrap_or_else(|e| panic!("{e}"));
     let device = device.autodiff();
     println!("backend: {name}, batch {batch}, {steps} timed steps after 1 warm-up");

@@ -191,7 +191,7 @@ pub fn wgpu_adapter(name: &str) -> Option<WgpuAdapter> {
                 name: info.name.clone(),
                 software: info.device_type == wgpu::DeviceType::Cpu,
                 max_buffer_size: limits.max_buffer_size,
-                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             }
         })
     })

@@ -994,7 +994,7 @@ fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() 
     let (whole, out) = train("whole", &exp, &[]);
     // Before training, one timed pass and the projected wall time.
     assert!(
-        out.contains("micro: a first pass of 4 rows × 32 tokens took")
+        out.contains("micro: a pass of 4 rows × 32 tokens takes")
             && out.contains("12 steps of 1 pass each: about")
             && !out.contains("experiments/tiny/"),
         "{out}"
@@ -1002,7 +1002,7 @@ fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() 
     let (ones, out) = train("ones", &exp, &["--micro-batch", "1"]);
     assert!(
         out.contains("micro-batches of 1 rows, 4 passes per step")
-            && out.contains("a first pass of 1 rows × 32 tokens")
+            && out.contains("a pass of 1 row × 32 tokens")
             && out.contains("12 steps of 4 passes each"),
         "{out}"
     );

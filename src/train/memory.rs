@@ -272,7 +272,7 @@ pub fn check_pass(
     rows: usize,
     available: u64,
     where_: &str,
-) -> Result<MemoryEstimate, TooBig> {
+) -> Result<MemoryEstimate, Box<TooBig>> {
     let estimate = MemoryEstimate::of_pass(exp, rows);
     if estimate.training() <= available {
         return Ok(estimate);
@@ -282,19 +282,19 @@ pub fn check_pass(
         .filter(|m| rows.is_multiple_of(*m))
         .map(|m| (m, MemoryEstimate::of_pass(exp, m).training()))
         .find(|(_, need)| *need <= available);
-    Err(TooBig {
+    Err(Box::new(TooBig {
         estimate,
         available,
         where_: where_.into(),
         rows,
         largest: largest_tensor(exp, rows),
         fits,
-    })
+    }))
 }
 
 /// [`check_pass`] as the file asks (`train.micro_batch`, else the whole batch), on this
 /// machine's memory.
-pub fn check(exp: &Experiment, available: u64) -> Result<MemoryEstimate, TooBig> {
+pub fn check(exp: &Experiment, available: u64) -> Result<MemoryEstimate, Box<TooBig>> {
     check_pass(exp, exp.train.rows_per_pass(), available, "this machine")
 }
 

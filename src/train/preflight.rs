@@ -17,11 +17,20 @@ use crate::model::Gpt;
 /// Past this a run is long enough to say what runs sooner.
 pub const LONG_RUN: Duration = Duration::from_secs(3 * 3600);
 
+/// A one-row pass quicker than this (a GPU) is followed by a pass of the whole micro-batch,
+/// which then checks that the device holds one; a slower one (a CPU, where a pass of 32 rows
+/// at paper scale takes over a minute) is scaled by the rows, so that the projection comes
+/// within seconds. The CPU's memory is checked by the estimate beforehand.
+pub const QUICK_PASS: Duration = Duration::from_secs(2);
+
 /// What the timed pass found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Projection {
-    /// One forward and backward pass of `rows` rows (the first: warm-up included).
+    /// One forward and backward pass of `timed_rows` rows (the quicker of two).
     pub pass: Duration,
+    pub timed_rows: usize,
+    /// Rows per pass of the run (its micro-batch); a pass takes `pass` scaled by
+    /// `rows / timed_rows`.
     pub rows: usize,
     pub context: usize,
     /// Passes per optimizer step on one device (`rows_per_device / micro_batch`).
@@ -36,7 +45,10 @@ impl Projection {
     /// One optimizer step: its passes, one device after another where they share the cores.
     /// The optimizer's own update is left out (small next to a pass).
     pub fn step(&self) -> Duration {
-        self.pass * (self.passes_per_step * self.serial_devices) as u32
+        let pass = self
+            .pass
+            .mul_f64(self.rows as f64 / self.timed_rows.max(1) as f64);
+        pass * (self.passes_per_step * self.serial_devices) as u32
     }
 
     /// Training's wall time for the steps left; validation is not counted.
@@ -48,14 +60,20 @@ impl Projection {
         self.total() > LONG_RUN
     }
 
-    /// `a first pass of 32 rows × 512 tokens took 23.4 s on cpu (flex); 10000 steps of 1 pass
-    /// each: about 2 d 17 h of training (validation not counted)`, and what to do instead when
-    /// that is long.
+    /// `a pass of 1 row × 512 tokens takes 2.4 s on cpu (flex); 10000 steps of 1 pass each
+    /// (scaled to 32 rows): about 8 d 21 h of training (validation not counted)`, and what to
+    /// do instead when that is long.
     pub fn text(&self, device: &str) -> String {
+        let scaled = if self.timed_rows == self.rows {
+            String::new()
+        } else {
+            format!(" (scaled to {} rows)", self.rows)
+        };
         let mut out = format!(
-            "a first pass of {} rows × {} tokens took {} on {device}; {} steps of {} pass{} each: \
-             about {} of training (validation not counted)",
-            self.rows,
+            "a pass of {} row{} × {} tokens takes {} on {device}; {} steps of {} pass{} \
+             each{scaled}: about {} of training (validation not counted)",
+            self.timed_rows,
+            if self.timed_rows == 1 { "" } else { "s" },
             self.context,
             duration(self.pass),
             self.steps,
@@ -237,6 +255,7 @@ mod tests {
     fn a_projection_adds_up_its_passes_and_says_when_it_is_long() {
         let p = Projection {
             pass: Duration::from_secs(6),
+            timed_rows: 8,
             rows: 8,
             context: 512,
             passes_per_step: 4,
@@ -247,7 +266,7 @@ mod tests {
         assert_eq!(p.total(), Duration::from_secs(240_000));
         let text = p.text("cpu (flex)");
         assert!(
-            text.contains("8 rows × 512 tokens took 6.0 s on cpu (flex)")
+            text.contains("a pass of 8 rows × 512 tokens takes 6.0 s on cpu (flex)")
                 && text.contains("10000 steps of 4 passes each: about 2 d 19 h")
                 && text.contains("experiments/tiny/")
                 && text.contains("--features tch"),
@@ -258,6 +277,20 @@ mod tests {
             ..p.clone()
         };
         assert!(!short.is_long() && !short.text("x").contains("experiments/tiny/"));
+        // One row timed, scaled to the micro-batch's 8.
+        let one_row = Projection {
+            pass: Duration::from_millis(750),
+            timed_rows: 1,
+            ..p.clone()
+        };
+        assert_eq!(one_row.step(), p.step());
+        assert!(
+            one_row
+                .text("cpu")
+                .contains("a pass of 1 row × 512 tokens takes 0.8 s on cpu; 10000 steps of 4 passes each (scaled to 8 rows)"),
+            "{}",
+            one_row.text("cpu")
+        );
         assert_eq!(duration(Duration::from_secs(3 * 3600 + 1200)), "3 h 20 min");
         assert_eq!(duration(Duration::from_secs(720)), "12 min");
     }
