@@ -421,12 +421,13 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     }
     // Killed after its last checkpoint but before its summary: nothing left to train.
     let done_before = resume_epoch == Some(epochs);
+    // What to lower when a pass does not fit, for the messages below.
+    let remedy = lower_micro_batch(micro, share);
     if !done_before {
         // A pass of one row, timed; where that was quick (a GPU), the first whole micro-batch
         // too, so that a device that cannot hold it fails here (and the folder goes).
         let first_step = resume_epoch.unwrap_or(0) * t.eval_every;
         let batch = train.batch(first_step).batch;
-        let remedy = lower_micro_batch(micro, share);
         let pass = |rows: usize| {
             let part = |x: &Tensor<2, Int>| x.clone().narrow(0, 0, rows); // [rows, context]
             let pass = TokenBatch {
@@ -513,7 +514,6 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let trained = if done_before {
         model
     } else {
-        let remedy = lower_micro_batch(micro, share);
         // A backend reports a failed allocation by panicking; put it in words (burn's own
         // report of the panic is printed above it).
         let launched =
