@@ -992,10 +992,11 @@ fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() 
         (art.join("micro"), out)
     };
     let (whole, out) = train("whole", &exp, &[]);
-    // Before training, one timed pass and the projected wall time.
+    // Before training, timed passes (on the CPU of one row, scaled) and the projected wall
+    // time.
     assert!(
-        out.contains("micro: a pass of 4 rows × 32 tokens takes")
-            && out.contains("12 steps of 1 pass each: about")
+        out.contains("micro: a pass of 1 row × 32 tokens takes")
+            && out.contains("12 steps of 1 pass each (scaled to 4 rows): about")
             && !out.contains("experiments/tiny/"),
         "{out}"
     );

@@ -17,10 +17,10 @@ use crate::model::Gpt;
 /// Past this a run is long enough to say what runs sooner.
 pub const LONG_RUN: Duration = Duration::from_secs(3 * 3600);
 
-/// A one-row pass quicker than this (a GPU) is followed by a pass of the whole micro-batch,
-/// which then checks that the device holds one; a slower one (a CPU, where a pass of 32 rows
-/// at paper scale takes over a minute) is scaled by the rows, so that the projection comes
-/// within seconds. The CPU's memory is checked by the estimate beforehand.
+/// On a GPU, a one-row pass quicker than this is followed by passes of the whole
+/// micro-batch, which check that the card holds one. Otherwise (a CPU, where a pass of 32 rows
+/// at paper scale takes a minute or more) the one-row pass is scaled by the rows, so that the
+/// projection comes within seconds; the CPU's memory is checked by the estimate beforehand.
 pub const QUICK_PASS: Duration = Duration::from_secs(2);
 
 /// What the timed pass found.
@@ -90,8 +90,9 @@ impl Projection {
                 "\n  That is more than {}. For a run in minutes, not days: the tiny tier, \
                  experiments/tiny/ (the same rows at d_model 128, a 2,048-token BPE, context 256; \
                  20-50 minutes a run on a 2-core CPU with LibTorch, measured). Faster for this \
-                 file: LibTorch (build with --features tch, then --backend libtorch; about 1.6x \
-                 flex on a CPU) or a GPU (--features wgpu or cuda). See README, \"What the paper's \
+                 file: LibTorch (build with --features tch, then --backend libtorch; about 1.2x \
+                 flex at paper scale on a 2-core CPU, measured) or a GPU (--features wgpu or \
+                 cuda). See README, \"What the paper's \
                  command costs\".",
                 duration(LONG_RUN)
             );

@@ -424,8 +424,9 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     // What to lower when a pass does not fit, for the messages below.
     let remedy = lower_micro_batch(micro, share);
     if !done_before {
-        // A pass of one row, timed; where that was quick (a GPU), the first whole micro-batch
-        // too, so that a device that cannot hold it fails here (and the folder goes).
+        // A pass of one row, timed; on a GPU where that was quick, the first whole micro-batch
+        // too, so that a card that cannot hold it fails here (and the folder goes). Host
+        // memory was checked by the estimate, and a CPU's whole pass takes a minute or more.
         let first_step = resume_epoch.unwrap_or(0) * t.eval_every;
         let batch = train.batch(first_step).batch;
         let pass = |rows: usize| {
@@ -440,7 +441,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         // The first pass carries one-off costs (allocation, first touch of the memory, a GPU's
         // kernel compilation): the quicker of two is the rate.
         let mut timed = (pass(1)?.min(pass(1)?), 1);
-        if micro > 1 && timed.0 < preflight::QUICK_PASS {
+        if micro > 1 && !selected.in_host_memory() && timed.0 < preflight::QUICK_PASS {
             timed = (pass(micro)?.min(pass(micro)?), micro);
         }
         let projection = Projection {
