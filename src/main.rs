@@ -36,7 +36,15 @@ fn run(cli: Cli) -> Result<()> {
     let backend = cli.backend;
     let terminal = std::io::stdout().is_terminal();
     match (cli.command, cli.experiment) {
-        (Some(Command::Info { files, json, dtype }), _) => info(&files, json, dtype.into()),
+        (
+            Some(Command::Info {
+                files,
+                json,
+                dtype,
+                micro_batch,
+            }),
+            _,
+        ) => info(&files, json, dtype.into(), micro_batch),
         (Some(Command::Train { file, opts }), _) => train(&file, opts.options(backend, terminal)),
         (None, Some(file)) => train(&file, cli.train.options(backend, terminal)),
         (Some(Command::Data(cmd)), _) => data(cmd),
@@ -88,10 +96,25 @@ fn machine() -> String {
     )
 }
 
-fn info(files: &[PathBuf], json: bool, dtype: DType) -> Result<()> {
+fn info(files: &[PathBuf], json: bool, dtype: DType, micro_batch: Option<usize>) -> Result<()> {
     let rows = files
         .iter()
-        .map(|file| Ok(InfoRow::new(&Experiment::load(file)?, dtype)))
+        .map(|file| {
+            let mut exp = Experiment::load(file)?;
+            if let Some(m) = micro_batch {
+                let batch = exp.train.batch_size;
+                if m == 0 || !batch.is_multiple_of(m) {
+                    bail!(
+                        "{}: --micro-batch {m} does not divide train.batch_size {batch}; \
+                         accepted: {}",
+                        file.display(),
+                        mla_lab::experiment::divisors(batch)
+                    );
+                }
+                exp.train.micro_batch = Some(m);
+            }
+            Ok(InfoRow::new(&exp, dtype))
+        })
         .collect::<Result<Vec<_>>>()?;
     if json {
         for row in &rows {

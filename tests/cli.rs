@@ -58,6 +58,25 @@ fn info_json_is_one_object_per_file() {
     assert_eq!(row["experiment"], "gqa");
     // 6 layers × 2 (K, V) × 2 kv heads × 64 × 2 bytes.
     assert_eq!(row["kv_bytes_per_token"], 6 * 2 * 2 * 64 * 2);
+    // In passes of 8 rows: a quarter of the body's activations, the gradients twice over.
+    let (ok, out, err) = mla_lab(&[
+        "info",
+        "--json",
+        "--micro-batch",
+        "8",
+        "experiments/gqa.ron",
+    ]);
+    assert!(ok, "{err}");
+    let eighth: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let bytes = |r: &serde_json::Value, k: &str| r["memory"][k].as_u64().unwrap();
+    assert!(bytes(&eighth, "activations") < bytes(&row, "activations") / 3);
+    assert_eq!(bytes(&eighth, "gradients"), 2 * bytes(&row, "gradients"));
+    let (ok, _, err) = mla_lab(&["info", "--micro-batch", "3", "experiments/gqa.ron"]);
+    assert!(
+        !ok && err.contains("gqa.ron: --micro-batch 3")
+            && err.contains("accepted: 1, 2, 4, 8, 16, 32"),
+        "{err}"
+    );
 }
 
 #[test]

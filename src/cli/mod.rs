@@ -55,6 +55,10 @@ pub enum Command {
         /// Element type the KV cache is counted in.
         #[arg(long, value_enum, default_value_t = CacheDtype::F32)]
         dtype: CacheDtype,
+        /// The training memory in passes of this many rows (instead of each file's
+        /// train.micro_batch): what `train --micro-batch N` would hold.
+        #[arg(long)]
+        micro_batch: Option<usize>,
     },
     /// Train an experiment.
     Train {
