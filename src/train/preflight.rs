@@ -1,9 +1,10 @@
-//! What a run learns before it trains: whether one pass fits the device, and how long the
-//! whole run will take. One forward and backward pass of the first step's first micro-batch is
-//! timed on the real model (its gradients are dropped: nothing is trained), before the run's
-//! folder is kept. A device that cannot hold the pass fails here, in words, and leaves no
-//! folder; one that can gets a projected wall time, with the tier and backends to use instead
-//! when that is more than a few hours.
+//! What a run learns before it trains: how long the whole run will take and, on a GPU, whether
+//! a pass fits. Forward and backward passes of the first batch's first row are timed on the
+//! real model (their gradients are dropped: nothing is trained), before the run's folder is
+//! kept; on a GPU where a row is quick ([`QUICK_PASS`]), passes of the whole micro-batch too. A
+//! device that cannot hold a pass fails here, in words, and leaves no folder; one that can gets
+//! a projected wall time, with the tier and backends to use instead when that is more than a
+//! few hours.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
