@@ -203,6 +203,14 @@ pub fn divisors(n: usize) -> String {
         .join(", ")
 }
 
+/// The divisors of `n` below `below`, largest first: the micro-batches smaller than one that
+/// did not fit.
+pub fn divisors_below(n: usize, below: usize) -> impl Iterator<Item = usize> {
+    (1..below.min(n + 1))
+        .rev()
+        .filter(move |d| n.is_multiple_of(*d))
+}
+
 impl Experiment {
     /// The seed of initial weights and window order: `train.seed`, else `seed`.
     pub fn training_seed(&self) -> u64 {

@@ -988,6 +988,51 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// `mla-lab --backend cpu train FILE --artifacts ART [--headless] EXTRA…`: whether it
+/// succeeded, its stdout and its stderr.
+fn train_on_cpu(file: &Path, art: &Path, headless: bool, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec!["--backend", "cpu", "train", file.to_str().unwrap()];
+    if headless {
+        args.push("--headless");
+    }
+    args.extend_from_slice(&["--artifacts", art.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    mla_lab(&args)
+}
+
+/// Makes a finished run with checkpoints at steps 4, 8 and 12 look killed after its second
+/// checkpoint: no summary, no final weights, no third checkpoint.
+fn cut_back_to_second_checkpoint(run: &Path) {
+    for f in ["summary.json", "model.bpk", "model.safetensors"] {
+        std::fs::remove_file(run.join(f)).unwrap();
+    }
+    for p in ["model", "optim", "scheduler"] {
+        std::fs::remove_file(run.join(format!("checkpoint/{p}-3.bpk"))).unwrap();
+    }
+}
+
+/// Asserts that `run` trained what `reference` did, up to the order in which floats were
+/// added: `steps` rows of metrics.csv each, the same loss at every step and the same final
+/// weights, within 1e-4.
+fn assert_same_training(reference: &Path, run: &Path, steps: usize, what: &str) {
+    let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
+    let (want, got) = (rows(reference), rows(run));
+    assert_eq!((want.len(), got.len()), (steps, steps), "{what}");
+    for (a, b) in want.iter().zip(&got) {
+        assert_eq!(a.0, b.0);
+        assert!(
+            (a.1 - b.1).abs() < 1e-4,
+            "{what}, step {}: {} vs {}",
+            a.0,
+            a.1,
+            b.1
+        );
+    }
+    let d = max_difference(&trained_weights(reference), &trained_weights(run));
+    eprintln!("{what}: weights differ by at most {d}");
+    assert!(d < 1e-4, "{what}: weights differ by {d}");
+}
+
 #[test]
 fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() {
     let dir = fresh_dir("micro");
@@ -996,17 +1041,7 @@ fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() 
     let exp = rope_experiment(&dir, "micro", 3, 300, train_section);
     let train = |art: &str, file: &Path, extra: &[&str]| {
         let art = dir.join(art);
-        let mut args = vec![
-            "--backend",
-            "cpu",
-            "train",
-            file.to_str().unwrap(),
-            "--headless",
-            "--artifacts",
-            art.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let (ok, out, err) = mla_lab(&args);
+        let (ok, out, err) = train_on_cpu(file, &art, true, extra);
         assert!(ok, "{out}\n{err}");
         (art.join("micro"), out)
     };
@@ -1044,40 +1079,17 @@ fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() 
     let (twos, out) = train("twos", &file, &[]);
     assert!(out.contains("micro-batches of 2 rows"), "{out}");
     // The same curve, step by step, and the same weights, up to the order of float sums.
-    let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
-    let w = trained_weights(&whole);
-    let r = rows(&whole);
-    assert_eq!(r.len(), 12);
     for (name, run) in [("1 row", &ones), ("2 devices", &both), ("2 rows", &twos)] {
-        let rm = rows(run);
-        assert_eq!(rm.len(), 12, "{name}");
-        for (a, b) in r.iter().zip(&rm) {
-            assert_eq!(a.0, b.0);
-            assert!(
-                (a.1 - b.1).abs() < 1e-4,
-                "{name}, step {}: {} vs {}",
-                a.0,
-                a.1,
-                b.1
-            );
-        }
-        let d = max_difference(&w, &trained_weights(run));
-        eprintln!("micro-batches, {name}: weights differ by at most {d}");
-        assert!(d < 1e-4, "{name}: weights differ by {d}");
+        assert_same_training(&whole, run, 12, &format!("micro-batches, {name}"));
     }
 
     // A run stopped after its second checkpoint resumes in passes of one row (micro_batch
     // makes no other run) and ends where the whole-batch run ended.
     let (three, _) = train("three", &exp, &[]);
-    for f in ["summary.json", "model.bpk", "model.safetensors"] {
-        std::fs::remove_file(three.join(f)).unwrap();
-    }
-    for p in ["model", "optim", "scheduler"] {
-        std::fs::remove_file(three.join(format!("checkpoint/{p}-3.bpk"))).unwrap();
-    }
+    cut_back_to_second_checkpoint(&three);
     let (_, out) = train("three", &exp, &["--resume", "--micro-batch", "1"]);
     assert!(out.contains("micro-batches of 1 rows"), "{out}");
-    let d = max_difference(&w, &trained_weights(&three));
+    let d = max_difference(&trained_weights(&whole), &trained_weights(&three));
     assert!(
         d < 1e-4,
         "resumed in micro-batches, the weights differ by {d}"
@@ -1087,16 +1099,7 @@ fn micro_batches_train_what_the_whole_batch_does_and_a_resume_may_change_them() 
     // front with the divisors, and leaves no folder.
     let refused = |file: &Path, extra: &[&str], want: &[&str]| {
         let art = dir.join("refused");
-        let mut args = vec![
-            "--backend",
-            "cpu",
-            "train",
-            file.to_str().unwrap(),
-            "--artifacts",
-            art.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let (ok, _, err) = mla_lab(&args);
+        let (ok, _, err) = train_on_cpu(file, &art, false, extra);
         assert!(!ok, "{extra:?}");
         for w in want {
             assert!(err.contains(w), "{extra:?}: {err}");
@@ -1150,17 +1153,7 @@ fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
     );
     let train = |art: &str, extra: &[&str]| {
         let art = dir.join(art);
-        let mut args = vec![
-            "--backend",
-            "cpu",
-            "train",
-            exp.to_str().unwrap(),
-            "--headless",
-            "--artifacts",
-            art.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let (ok, out, err) = mla_lab(&args);
+        let (ok, out, err) = train_on_cpu(&exp, &art, true, extra);
         assert!(ok, "{out}\n{err}");
         (art.join("devices"), out)
     };
@@ -1182,35 +1175,20 @@ fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
     );
     // The same curve, step by step (the shards' mean is the batch's mean), and the same
     // weights, up to the order in which floats were added.
-    let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
-    let (r1, r2) = (rows(&one), rows(&two));
-    assert_eq!((r1.len(), r2.len()), (12, 12));
-    for (a, b) in r1.iter().zip(&r2) {
-        assert_eq!(a.0, b.0);
-        assert!((a.1 - b.1).abs() < 1e-4, "step {}: {} vs {}", a.0, a.1, b.1);
-    }
-    let w1 = trained_weights(&one);
-    let d = max_difference(&w1, &trained_weights(&two));
-    eprintln!("two devices: weights differ by at most {d}; losses {r1:?} {r2:?}");
-    assert!(d < 1e-4, "weights differ by {d}");
+    assert_same_training(&one, &two, 12, "two devices");
 
     // A run stopped after its second checkpoint (step 8) resumes on two devices and ends
     // where the one-device run ended.
     let (three, _) = train("three", &[]);
-    for f in ["summary.json", "model.bpk", "model.safetensors"] {
-        std::fs::remove_file(three.join(f)).unwrap();
-    }
-    for p in ["model", "optim", "scheduler"] {
-        std::fs::remove_file(three.join(format!("checkpoint/{p}-3.bpk"))).unwrap();
-    }
+    cut_back_to_second_checkpoint(&three);
     let (_, out) = train("three", &["--resume", "--devices", "2"]);
     assert!(out.contains("2 devices"), "{out}");
-    let rows3 = rows(&three);
+    let rows3 = metric_rows(&std::fs::read_to_string(three.join("metrics.csv")).unwrap());
     assert_eq!(
         rows3.iter().map(|r| r.0).collect::<Vec<_>>(),
         (1..=12).collect::<Vec<_>>()
     );
-    let d = max_difference(&w1, &trained_weights(&three));
+    let d = max_difference(&trained_weights(&one), &trained_weights(&three));
     assert!(
         d < 1e-4,
         "resumed on two devices, the weights differ by {d}"
@@ -1219,16 +1197,7 @@ fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
     // A batch that does not split, and devices a CPU does not have, are refused up front.
     let refused = |spec: &str, want: &[&str]| {
         let art = dir.join("refused");
-        let (ok, _, err) = mla_lab(&[
-            "--backend",
-            "cpu",
-            "train",
-            exp.to_str().unwrap(),
-            "--artifacts",
-            art.to_str().unwrap(),
-            "--devices",
-            spec,
-        ]);
+        let (ok, _, err) = train_on_cpu(&exp, &art, false, &["--devices", spec]);
         assert!(!ok, "{spec}");
         for w in want {
             assert!(err.contains(w), "{spec}: {err}");

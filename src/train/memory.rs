@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, divisors_below};
 use crate::model::GptConfig;
 use crate::model::gpt::head_chunk_rows;
 
@@ -199,9 +199,7 @@ pub fn check_allocation(
     if bytes <= cap {
         return Ok(());
     }
-    let fits = (1..rows)
-        .rev()
-        .filter(|m| rows.is_multiple_of(*m))
+    let fits = divisors_below(rows, rows)
         .map(|m| (m, largest_tensor(exp, m).1))
         .find(|(_, b)| *b <= cap);
     Err(TooLarge {
@@ -277,9 +275,7 @@ pub fn check_pass(
     if estimate.training() <= available {
         return Ok(estimate);
     }
-    let fits = (1..rows)
-        .rev()
-        .filter(|m| rows.is_multiple_of(*m))
+    let fits = divisors_below(rows, rows)
         .map(|m| (m, MemoryEstimate::of_pass(exp, m).training()))
         .find(|(_, need)| *need <= available);
     Err(Box::new(TooBig {

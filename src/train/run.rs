@@ -33,7 +33,7 @@ use crate::backend::{self, BackendChoice, DeviceSpec};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
 use crate::data::tokens;
-use crate::experiment::{Experiment, divisors};
+use crate::experiment::{Experiment, divisors, divisors_below};
 use crate::files;
 use crate::model::Gpt;
 
@@ -230,7 +230,7 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
 
 /// What to lower when a pass of `micro` rows (of a device's `share`) does not fit.
 fn lower_micro_batch(micro: usize, share: usize) -> String {
-    match (1..micro).rev().find(|m| share.is_multiple_of(*m)) {
+    match divisors_below(share, micro).next() {
         Some(m) => format!(
             "lower the rows per pass: --micro-batch {m} (or train.micro_batch: {m}; the same \
              run; accepted: {})",

@@ -103,24 +103,32 @@ mod tests {
     use burn::optim::AdamWConfig;
     use std::sync::Arc;
 
-    #[test]
-    fn train_step_loss_matches_the_model_loss_and_its_gradients_descend() {
-        let device = test_device().autodiff();
-        let config = GptConfig {
+    /// A one-layer model over 40 tokens and 8 positions.
+    fn tiny(positions: Positions, attention: AttentionConfig) -> GptConfig {
+        GptConfig {
             vocab_size: 40,
             context: 8,
             d_model: 16,
             n_layers: 1,
             n_heads: 2,
             mlp_ratio: 2,
-            positions: Positions::Rope(10_000.0),
-            attention: AttentionConfig::Mla {
+            positions,
+            attention,
+            tie_embeddings: true,
+        }
+    }
+
+    #[test]
+    fn train_step_loss_matches_the_model_loss_and_its_gradients_descend() {
+        let device = test_device().autodiff();
+        let config = tiny(
+            Positions::Rope(10_000.0),
+            AttentionConfig::Mla {
                 rank: 8,
                 layout: LatentLayout::Separate,
                 rope_dim: 4,
             },
-            tie_embeddings: true,
-        };
+        );
         let model = config.init(&device);
         let tokens: Vec<u32> = (0..200).map(|i| (i * 7 % 40) as u32).collect();
         let ds = TokenWindows::validation(Arc::new(tokens), 8).unwrap();
@@ -160,17 +168,7 @@ mod tests {
             }
         }
         let device = test_device().autodiff();
-        let config = GptConfig {
-            vocab_size: 40,
-            context: 8,
-            d_model: 16,
-            n_layers: 1,
-            n_heads: 2,
-            mlp_ratio: 2,
-            positions: Positions::Learned,
-            attention: AttentionConfig::Mha { kv_heads: 2 },
-            tie_embeddings: true,
-        };
+        let config = tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 2 });
         let model = config.init(&device);
         let tokens: Vec<u32> = (0..400).map(|i| (i * 11 % 37) as u32).collect();
         let ds = TokenWindows::validation(Arc::new(tokens), 8).unwrap();
