@@ -288,12 +288,6 @@ pub fn check_pass(
     }))
 }
 
-/// [`check_pass`] as the file asks (`train.micro_batch`, else the whole batch), on this
-/// machine's memory.
-pub fn check(exp: &Experiment, available: u64) -> Result<MemoryEstimate, Box<TooBig>> {
-    check_pass(exp, exp.train.rows_per_pass(), available, "this machine")
-}
-
 /// Why a bench is not started: its largest case, with every model's weights loaded, exceeds
 /// the memory available.
 #[derive(Debug, thiserror::Error)]
@@ -466,14 +460,16 @@ mod tests {
     fn a_run_past_the_memory_available_is_refused_with_the_estimate() {
         let mut exp = small();
         exp.model.context = crate::model::validate::MAX_CONTEXT;
-        let err = check(&exp, 24 << 30).unwrap_err();
+        let check =
+            |exp: &Experiment| check_pass(exp, exp.train.rows_per_pass(), 24 << 30, "this machine");
+        let err = check(&exp).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("2.0 PiB") && text.contains("activations"),
             "{text}"
         );
         assert!(text.contains("24.0 GiB available"), "{text}");
-        assert!(check(&small(), 24 << 30).is_ok());
+        assert!(check(&small()).is_ok());
     }
 
     #[test]
