@@ -149,19 +149,16 @@ fn wgpu_gpu() -> Option<(String, Device)> {
     Some((wgpu_name(&device), device))
 }
 
-/// `wgpu: NVIDIA GeForce RTX 4060 Laptop GPU`, `wgpu: llvmpipe (LLVM 15.0.7, 256 bits)
-/// (software, on the CPU)`.
+/// `wgpu: NVIDIA GeForce RTX 4060 Laptop GPU`, `wgpu: llvmpipe (LLVM 15.0.6, 256 bits)`: the
+/// adapter's own name ([`select`] marks a software one).
 #[cfg(feature = "wgpu")]
 fn wgpu_name(device: &Device) -> String {
-    let name = std::panic::catch_unwind(|| device.identity())
+    match std::panic::catch_unwind(|| device.identity())
         .ok()
         .flatten()
-        .map(|i| i.name);
-    let adapter = name.as_deref().and_then(wgpu_adapter);
-    match (name, adapter) {
-        (Some(name), Some(a)) if a.software => format!("wgpu: {name} {SOFTWARE}"),
-        (Some(name), _) => format!("wgpu: {name}"),
-        (None, _) => "wgpu".to_string(),
+    {
+        Some(identity) => format!("wgpu: {}", identity.name),
+        None => "wgpu".to_string(),
     }
 }
 
@@ -243,16 +240,22 @@ const SOFTWARE: &str = "(software, on the CPU)";
 
 /// Picks a device and says which, by name, on stderr.
 pub fn select(choice: BackendChoice) -> Result<Selected> {
-    let (name, device) = pick(choice)?;
+    #[allow(unused_mut)]
+    let (mut name, device) = pick(choice)?;
     #[allow(unused_mut)]
     let mut max_allocation = None;
+    // What wgpu says of the adapter, asked once: a software one is named so, and its largest
+    // buffer caps one tensor.
     #[cfg(feature = "wgpu")]
-    if name.starts_with("wgpu: ") {
-        let adapter = name
-            .strip_prefix("wgpu: ")
-            .map(|n| n.strip_suffix(SOFTWARE).unwrap_or(n).trim_end())
-            .and_then(wgpu_adapter);
-        max_allocation = adapter.map(|a| a.max_buffer_size.min(a.max_storage_buffer_binding_size));
+    if let Some(adapter) = name.strip_prefix("wgpu: ").and_then(wgpu_adapter) {
+        if adapter.software {
+            name = format!("{name} {SOFTWARE}");
+        }
+        max_allocation = Some(
+            adapter
+                .max_buffer_size
+                .min(adapter.max_storage_buffer_binding_size),
+        );
     }
     // On stderr: `eval --json` and the like keep stdout to their answer.
     eprintln!("device: {name}");
