@@ -127,7 +127,7 @@ fn wgpu_device() -> Option<(String, Device)> {
     })
     .ok()
     .flatten()?;
-    Some((wgpu_name(&device), device))
+    Some((named("wgpu", &device), device))
 }
 
 /// wgpu's first adapter that is a GPU (discrete, then integrated, then virtual), never a
@@ -146,19 +146,20 @@ fn wgpu_gpu() -> Option<(String, Device)> {
         .iter()
         .flat_map(|kind| (0..all.len()).map(move |i| Device::wgpu(kind(i))))
         .find(|candidate| all.contains(candidate))?;
-    Some((wgpu_name(&device), device))
+    Some((named("wgpu", &device), device))
 }
 
-/// `wgpu: NVIDIA GeForce RTX 4060 Laptop GPU`, `wgpu: llvmpipe (LLVM 15.0.6, 256 bits)`: the
-/// adapter's own name ([`select`] marks a software one).
-#[cfg(feature = "wgpu")]
-fn wgpu_name(device: &Device) -> String {
+/// `wgpu: NVIDIA GeForce RTX 4060 Laptop GPU`, `wgpu: llvmpipe (LLVM 15.0.6, 256 bits)`,
+/// `cuda: NVIDIA H200`: the backend and the device's own name, as runs record it ([`select`]
+/// marks a software adapter).
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn named(backend: &str, device: &Device) -> String {
     match std::panic::catch_unwind(|| device.identity())
         .ok()
         .flatten()
     {
-        Some(identity) => format!("wgpu: {}", identity.name),
-        None => "wgpu".to_string(),
+        Some(identity) => format!("{backend}: {}", identity.name),
+        None => backend.to_string(),
     }
 }
 
@@ -240,6 +241,14 @@ const SOFTWARE: &str = "(software, on the CPU)";
 
 /// Picks a device and says which, by name, on stderr.
 pub fn select(choice: BackendChoice) -> Result<Selected> {
+    let selected = find(choice)?;
+    // On stderr: `eval --json` and the like keep stdout to their answer.
+    eprintln!("device: {}", selected.name);
+    Ok(selected)
+}
+
+/// The device `choice` takes, saying nothing.
+pub fn find(choice: BackendChoice) -> Result<Selected> {
     #[allow(unused_mut)]
     let (mut name, device) = pick(choice)?;
     #[allow(unused_mut)]
@@ -257,8 +266,6 @@ pub fn select(choice: BackendChoice) -> Result<Selected> {
                 .min(adapter.max_storage_buffer_binding_size),
         );
     }
-    // On stderr: `eval --json` and the like keep stdout to their answer.
-    eprintln!("device: {name}");
     Ok(Selected {
         name,
         device,
@@ -272,7 +279,7 @@ fn pick(choice: BackendChoice) -> Result<(String, Device)> {
         BackendChoice::Cuda => {
             #[cfg(feature = "cuda")]
             return cuda_device()
-                .map(|d| ("cuda".to_string(), d))
+                .map(|d| (named("cuda", &d), d))
                 .ok_or_else(|| anyhow::anyhow!("backend cuda: no CUDA device found"));
             #[allow(unreachable_code)]
             {
@@ -311,7 +318,7 @@ fn pick(choice: BackendChoice) -> Result<(String, Device)> {
         BackendChoice::Auto => {
             #[cfg(feature = "cuda")]
             if let Some(d) = cuda_device() {
-                return Ok(("cuda".to_string(), d));
+                return Ok((named("cuda", &d), d));
             }
             #[cfg(feature = "tch")]
             return Ok(libtorch_device());
@@ -430,7 +437,7 @@ fn gpus(name: &str) -> Vec<Device> {
     #[allow(unused_variables)]
     let kind = match name {
         #[cfg(feature = "cuda")]
-        "cuda" => burn::tensor::DeviceType::Cuda,
+        n if n.starts_with("cuda") => burn::tensor::DeviceType::Cuda,
         #[cfg(feature = "wgpu")]
         n if n.starts_with("wgpu") => burn::tensor::DeviceType::Wgpu,
         #[cfg(feature = "tch")]
@@ -479,18 +486,52 @@ fn cpu_name() -> &'static str {
     }
 }
 
-/// The device unit tests run on: the CPU backend, or LibTorch when built with `--features tch`
-/// and run with `MLA_LAB_TEST_BACKEND=libtorch` (so the equivalence tests can be run on it).
+/// One device of every backend compiled in that has one here, the CPU first: LibTorch's (its
+/// first CUDA device, else the CPU), wgpu's first adapter (a software one included), CUDA's
+/// first card. What the tests that hold backends against each other compare.
+pub fn every_backend() -> Vec<(String, Device)> {
+    #[allow(unused_mut)]
+    let mut all: Vec<(String, Device)> = cpu_device()
+        .map(|d| (cpu_name().to_string(), d))
+        .into_iter()
+        .collect();
+    #[cfg(feature = "tch")]
+    all.push(libtorch_device());
+    #[cfg(feature = "wgpu")]
+    all.extend(wgpu_device());
+    #[cfg(feature = "cuda")]
+    all.extend(cuda_device().map(|d| (named("cuda", &d), d)));
+    all
+}
+
+/// The backends the library's tests can run on, by `MLA_LAB_TEST_BACKEND`'s value.
+const TEST_BACKENDS: &str = "cpu (unset), libtorch (a build with `--features tch`), wgpu (a build \
+                             with `--features wgpu` and an adapter: Mesa's llvmpipe will do), cuda \
+                             (a build with `--features cuda` and a card)";
+
+/// The device unit tests run on: the CPU backend, or where `MLA_LAB_TEST_BACKEND` names one,
+/// LibTorch (`libtorch`, built with `--features tch`), wgpu's first adapter (`wgpu`, built with
+/// `--features wgpu`) or the first CUDA card (`cuda`), so that the equivalence tests run on it.
+/// Any other value, or a backend not built or without a device, stops the tests with the
+/// accepted values.
 pub fn test_device() -> Device {
-    if std::env::var("MLA_LAB_TEST_BACKEND").as_deref() == Ok("libtorch") {
+    let asked = std::env::var("MLA_LAB_TEST_BACKEND").unwrap_or_default();
+    let device = match asked.as_str() {
+        "" | "cpu" => cpu_device(),
         #[cfg(feature = "tch")]
-        return libtorch_device().1;
-        #[allow(unreachable_code)]
-        {
-            panic!("MLA_LAB_TEST_BACKEND=libtorch needs a build with `--features tch`")
-        }
-    }
-    cpu_device().expect("tests need a CPU backend: build with the `flex` or `ndarray` feature")
+        "libtorch" => Some(libtorch_device().1),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => wgpu_device().map(|(_, device)| device),
+        #[cfg(feature = "cuda")]
+        "cuda" => cuda_device(),
+        _ => None,
+    };
+    device.unwrap_or_else(|| {
+        panic!(
+            "MLA_LAB_TEST_BACKEND={asked:?}: no such device in this build (compiled: {}); accepted: {TEST_BACKENDS}",
+            compiled_backends().join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -556,8 +597,18 @@ mod tests {
 
     #[test]
     fn test_device_follows_mla_lab_test_backend() {
-        let libtorch = std::env::var("MLA_LAB_TEST_BACKEND").as_deref() == Ok("libtorch");
-        assert_eq!(test_device() != cpu_device().unwrap(), libtorch);
+        let asked = std::env::var("MLA_LAB_TEST_BACKEND").unwrap_or_default();
+        let device = test_device();
+        match asked.as_str() {
+            "" | "cpu" => assert_eq!(Some(device), cpu_device()),
+            #[cfg(feature = "tch")]
+            "libtorch" => assert_eq!(device, libtorch_device().1),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => assert_eq!(Some(device), wgpu_device().map(|(_, d)| d)),
+            #[cfg(feature = "cuda")]
+            "cuda" => assert_eq!(Some(device), cuda_device()),
+            other => panic!("test_device accepted {other:?}"),
+        }
     }
 
     /// Where the only wgpu adapter is a software rasterizer (Mesa's llvmpipe: `apt-get install

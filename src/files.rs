@@ -130,6 +130,16 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
+/// A file of the checkout that tests read (`tests/golden`, `experiments/…`): under
+/// `MLA_LAB_SOURCE_DIR` where set (a test binary copied to another machine with those files:
+/// `scripts/gpu-study.sh`), else in the checkout the tests were built from.
+#[cfg(test)]
+pub(crate) fn source(path: &str) -> PathBuf {
+    std::env::var_os("MLA_LAB_SOURCE_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

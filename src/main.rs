@@ -76,8 +76,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         (Some(Command::Bench(args)), _) => run_bench(&args, backend),
+        (Some(Command::Devices), _) => devices(backend),
         (None, None) => bail!("nothing to do: give an experiment file, or see `mla-lab --help`"),
     }
+}
+
+/// One line a backend, then the choice: `--backend wgpu: wgpu: NVIDIA H200`. Fails, after the
+/// list, when the chosen backend has no device here.
+fn devices(choice: BackendChoice) -> Result<()> {
+    for b in BackendChoice::ALL {
+        if b != BackendChoice::Auto {
+            let found = backend::find(b).map_or_else(|e| format!("none: {e}"), |s| s.name);
+            println!("{:<9} {found}", b.name());
+        }
+    }
+    let chosen = backend::find(choice)?;
+    println!("--backend {}: {}", choice.name(), chosen.name);
+    Ok(())
 }
 
 fn print_written(files: Vec<PathBuf>) {

@@ -1216,3 +1216,92 @@ fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
     refused("1,1", &["--devices", "distinct"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The GPU code path on whatever wgpu adapter the machine has (Mesa's llvmpipe where there is
+/// no GPU): the same run as on the CPU, from the same initial weights. Skipped, saying so, in a
+/// build without `--features wgpu` or on a machine without an adapter.
+#[test]
+fn a_tiny_experiment_trains_on_wgpu_as_on_the_cpu() {
+    let dir = fresh_dir("wgpu");
+    let exp = rope_experiment(
+        &dir,
+        "gpu",
+        4,
+        300,
+        "max_steps: 12, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4,
+         checkpoint_every: 4, eval_batches: 2, log_every: 1",
+    );
+    let train = |backend: &str| {
+        let art = dir.join(backend);
+        let args = [
+            "--backend",
+            backend,
+            "train",
+            exp.to_str().unwrap(),
+            "--headless",
+        ];
+        let (ok, out, err) =
+            mla_lab(&[&args[..], &["--artifacts", art.to_str().unwrap()]].concat());
+        (ok, out, err, art.join("gpu"))
+    };
+    let (ok, out, err, gpu) = train("wgpu");
+    if !ok && (err.contains("no wgpu backend") || err.contains("no wgpu adapter")) {
+        eprintln!(
+            "skipped: no wgpu here ({})",
+            err.lines().last().unwrap_or("")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        return;
+    }
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err, cpu) = train("cpu");
+    assert!(ok, "{out}\n{err}");
+    let summary = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+    };
+    let (on_gpu, on_cpu) = (summary(&gpu), summary(&cpu));
+    assert!(
+        on_gpu["backend"].as_str().unwrap().starts_with("wgpu"),
+        "{on_gpu}"
+    );
+    assert_eq!(on_gpu["initialisation"], on_cpu["initialisation"]);
+    assert!(on_gpu["initialisation"].is_string(), "{on_gpu}");
+    // One seed, one run: the loss at every step within float32's reordering (see the library
+    // test twenty_training_steps_agree_on_every_backend).
+    let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
+    let (want, got) = (rows(&cpu), rows(&gpu));
+    assert_eq!(want.len(), 12);
+    let mut worst = 0.0f64;
+    for (a, b) in want.iter().zip(&got) {
+        assert_eq!(a.0, b.0);
+        worst = worst.max((a.1 - b.1).abs() / a.1);
+        assert!(worst < 1e-4, "step {}: cpu {} wgpu {}", a.0, a.1, b.1);
+    }
+    eprintln!("wgpu against the CPU: step losses within {worst:.1e} (relative)");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn devices_lists_each_backend_and_the_one_chosen() {
+    let (ok, out, err) = mla_lab(&["--backend", "cpu", "devices"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("cpu       cpu ("), "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[4].starts_with("--backend cpu: cpu ("), "{out}");
+    // A backend with no device here fails, after the list, naming why.
+    for (backend, feature) in [("cuda", "cuda"), ("libtorch", "tch"), ("wgpu", "wgpu")] {
+        let (ok, out, err) = mla_lab(&["--backend", backend, "devices"]);
+        let built = out
+            .lines()
+            .any(|l| l.starts_with(backend) && !l.contains("none:"));
+        assert_eq!(ok, built, "{backend}: {out}{err}");
+        if !built {
+            assert!(
+                out.contains(&format!("--features {feature}")) || out.contains("no "),
+                "{out}"
+            );
+            assert!(err.contains(&format!("backend {backend}")), "{err}");
+        }
+    }
+}

@@ -21,15 +21,17 @@ fn experiments_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")
 }
 
-/// Every folder of experiment files: paper scale, then the tiers.
-fn tiers() -> [PathBuf; 4] {
+/// Every folder of experiment files: paper scale, then each tier's (`small/`, `tiny/`, …).
+fn tiers() -> Vec<PathBuf> {
     let root = experiments_dir();
-    [
-        root.clone(),
-        root.join("small"),
-        root.join("tiny"),
-        root.join("tiny-calibration"),
-    ]
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 4, "{dirs:?}");
+    [vec![root], dirs].concat()
 }
 
 #[test]

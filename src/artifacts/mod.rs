@@ -104,6 +104,11 @@ impl RunFolder {
     pub fn samples(&self) -> PathBuf {
         self.dir.join("samples.json")
     }
+    /// How the run's first invocation drew the initial weights (the summary's
+    /// `initialisation`), for the invocations that resume it.
+    pub fn initialisation(&self) -> PathBuf {
+        self.dir.join("initialisation.txt")
+    }
 
     /// The run's records: every small file that says what the run was and what was measured
     /// on it (no weights, checkpoints or tokenizer). `study --records` keeps these.
@@ -533,8 +538,7 @@ mod tests {
     fn entry(tag: &str) -> (PathBuf, RunFolder) {
         let dir = std::env::temp_dir().join(format!("mla-lab-entry-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let committed =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results-tiny/runs/mha_tiny-s1");
+        let committed = files::source("docs/results-tiny/runs/mha_tiny-s1");
         files::copy_tree(&committed, &dir.join("run")).unwrap();
         (dir.clone(), RunFolder::new(dir.join("run")))
     }

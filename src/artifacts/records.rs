@@ -43,6 +43,11 @@ pub struct TrainSummary {
     /// written before it was recorded.
     #[serde(default)]
     pub data_fingerprint: Option<String>,
+    /// How the initial weights were drawn ([`crate::model::init::SCHEME`]); absent in summaries
+    /// written before it was recorded, whose weights came from the training backend's own
+    /// generator (so a seed named a run within one backend only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialisation: Option<String>,
 }
 
 fn one() -> usize {

@@ -97,6 +97,9 @@ pub enum Command {
     },
     /// KV-cache bytes and prefill/decode speed, side by side.
     Bench(BenchArgs),
+    /// The device each backend would run on here (a software wgpu adapter marked so), and the
+    /// one `--backend` takes.
+    Devices,
 }
 
 #[derive(clap::Args, Debug, Clone)]

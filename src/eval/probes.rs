@@ -420,11 +420,7 @@ mod tests {
 
     #[test]
     fn held_out_stories_are_the_validation_split() {
-        let exp = Experiment::load(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/experiments/small/mha.ron"
-        ))
-        .unwrap();
+        let exp = Experiment::load(crate::files::source("experiments/small/mha.ron")).unwrap();
         let s = held_out(&exp, 10).unwrap();
         let DataSource::Synthetic { count, .. } = exp.data.source else {
             panic!()

@@ -79,10 +79,9 @@ impl Subject {
             }
             exp.model.context = n;
         }
-        device.seed(exp.init_seed());
         Ok(Subject {
             name: exp.name.clone(),
-            model: exp.model.init(device),
+            model: exp.model.init_drawn(exp.init_seed(), device),
             config: exp.model,
             weights: "random".into(),
         })
@@ -548,7 +547,7 @@ mod tests {
     #[test]
     fn model_context_rebuilds_an_experiment_longer_and_refuses_run_folders() {
         let device = crate::backend::test_device();
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/tiny/mha.ron");
+        let file = crate::files::source("experiments/tiny/mha.ron");
         let own = Subject::load(&file, None, &device).unwrap();
         assert_eq!(own.config.context, 256);
         let long = Subject::load(&file, Some(512), &device).unwrap();

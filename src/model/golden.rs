@@ -5,7 +5,7 @@
 //! itself; these catch a mistake made the same way on every path: a softmax scale, the K/V
 //! latent order, the RoPE pair convention, the GELU.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -25,7 +25,7 @@ struct Expected {
 }
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    crate::files::source("tests/golden")
 }
 
 fn load(name: &str, device: &Device) -> (Gpt, Expected) {

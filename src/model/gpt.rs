@@ -8,7 +8,7 @@
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::gelu;
 use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -190,6 +190,15 @@ impl GptConfig {
         tokens * self.body_activations_per_token() + self.head_activations(tokens)
     }
 
+    /// The model as a run starts: every weight drawn now from `seed` ([`init::draw`]), the
+    /// same numbers on every backend.
+    pub fn init_drawn(&self, seed: u64, device: &Device) -> Gpt {
+        let model = self.init(device);
+        init::draw(&model, seed);
+        model
+    }
+
+    /// The model with its weights still to draw (when first used, or by [`init::draw`]).
     pub fn init(&self, device: &Device) -> Gpt {
         let d = self.d_model;
         let dims = AttentionDims {
@@ -213,16 +222,11 @@ impl GptConfig {
             })
             .collect();
         Gpt {
-            // burn's default N(0, 1) would make tied-head logits ~sqrt(d_model) wide at the
-            // start (an initial loss of 24 nats instead of ln(vocab)).
-            wte: EmbeddingConfig::new(self.vocab_size, d)
-                .with_initializer(init::normal(init::STD))
-                .init(device),
-            wpe: matches!(self.positions, Positions::Learned).then(|| {
-                EmbeddingConfig::new(self.context, d)
-                    .with_initializer(init::normal(init::STD))
-                    .init(device)
-            }),
+            // Not burn's default N(0, 1), which would make tied-head logits ~sqrt(d_model) wide
+            // at the start (an initial loss of 24 nats instead of ln(vocab)).
+            wte: init::embedding(self.vocab_size, d, init::STD, device),
+            wpe: matches!(self.positions, Positions::Learned)
+                .then(|| init::embedding(self.context, d, init::STD, device)),
             blocks,
             ln_f: LayerNormConfig::new(d).init(device),
             lm_head: (!self.tie_embeddings)

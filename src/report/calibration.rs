@@ -326,9 +326,9 @@ mod tests {
         let scratch = crate::data::Scratch::new("calibration");
         let dir = scratch.0.join("run");
         std::fs::create_dir_all(&dir).unwrap();
-        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/tiny/mha_rope.ron");
-        std::fs::copy(src, dir.join("experiment.ron")).unwrap();
-        let exp = Experiment::load(src).unwrap();
+        let src = crate::files::source("experiments/tiny/mha_rope.ron");
+        std::fs::copy(&src, dir.join("experiment.ron")).unwrap();
+        let exp = Experiment::load(&src).unwrap();
         let per_step = (exp.train.batch_size * exp.model.context) as f64;
         let truth = PowerLaw {
             l_inf: 0.5,

@@ -365,6 +365,32 @@ pub const PLOTS: [(&str, &str); 3] = [
     ("decode_speed", "Decode tokens/s vs context (batch 1)"),
 ];
 
+/// Which initial weights rows share under one seed, by how the runs drew them (their
+/// summaries' `initialisation`).
+fn shared_draws(runs: &[RunData]) -> &'static str {
+    let drawn_by_path = runs
+        .iter()
+        .filter(|r| r.summary.initialisation.is_some())
+        .count();
+    if drawn_by_path == runs.len() {
+        "Under one training seed, rows start from the same draws for every weight they both \
+         have (the same path in the model and the same shape): mla-lab draws each weight from a \
+         stream keyed by the seed and its path, the same on every backend. MHA and MLA share \
+         their embeddings and MLPs; MHA with learned positions and with RoPE differ only by the \
+         position table."
+    } else if drawn_by_path == 0 {
+        "Under one training seed, rows start from the same draws wherever their parameters line \
+         up: burn draws them lazily from one seeded stream in model order, so rows whose \
+         attention layers draw as many weights (MHA and MLA at r = d/2 without RoPE) share their \
+         embeddings and MLP weights, and all rows share their token embeddings."
+    } else {
+        "The runs drew their initial weights two ways (their summaries' `initialisation`): by \
+         mla-lab's streams keyed by each weight's path, where rows share every weight they both \
+         have, and, in runs that do not record it, from the backend's one seeded stream in model \
+         order, where rows share what lines up in that order (their token embeddings at least)."
+    }
+}
+
 /// `report.md`.
 pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
     let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
@@ -381,17 +407,14 @@ pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
          Runs of one experiment share the data seed (split, tokenizer, validation set) and differ \
          in the training seed (initial weights, window order); a change of loss is taken seed by \
          seed, as a percentage of the baseline's raw loss, with a 95% t-interval over the seeds. \
-         Under one training seed, rows start from the same draws wherever their parameters line \
-         up: burn draws them lazily from one seeded stream in model order, so rows whose \
-         attention layers draw as many weights (MHA and MLA at r = d/2 without RoPE) share their \
-         embeddings and MLP weights, and all rows share their token embeddings. This is kept, as \
-         common random numbers for the paired changes: a seed that fails for both rows of a \
-         pair is one event, not two.\n\n",
+         {} This is kept, as common random numbers for the paired changes: a seed that fails for \
+         both rows of a pair is one event, not two.\n\n",
         runs.len(),
         variants(runs).len(),
         seeds,
         baseline(runs).name,
-        backends.join(", ")
+        backends.join(", "),
+        shared_draws(runs)
     );
     let floors: Vec<f64> = runs.iter().filter_map(|r| r.floor).collect();
     if let Some(f) = floors.first() {

@@ -363,8 +363,7 @@ mod tests {
     use super::*;
 
     fn small() -> Experiment {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/small/mha.ron");
-        Experiment::load(path).unwrap()
+        Experiment::load(crate::files::source("experiments/small/mha.ron")).unwrap()
     }
 
     #[test]
@@ -398,8 +397,7 @@ mod tests {
 
     #[test]
     fn the_paper_scale_head_holds_a_chunk_of_logits_and_micro_batches_lower_the_peak() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/mla_rope_half.ron");
-        let exp = Experiment::load(path).unwrap();
+        let exp = Experiment::load(crate::files::source("experiments/mla_rope_half.ron")).unwrap();
         let m = &exp.model;
         let tokens = exp.train.batch_size * m.context;
         // The whole batch's logits, softmax and gradient would be 3 × 3.3 GB; a chunk's are

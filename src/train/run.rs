@@ -14,7 +14,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::transform::PartialDataset;
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Device, Int, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -35,7 +34,7 @@ use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
 use crate::data::tokens;
 use crate::experiment::{Experiment, divisors, divisors_below};
 use crate::files;
-use crate::model::Gpt;
+use crate::model::{Gpt, init};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -187,6 +186,7 @@ fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Re
         let others = [
             folder.weights(),
             folder.safetensors(),
+            folder.initialisation(),
             dir.join("experiment.log"),
         ];
         for f in records.chain(others) {
@@ -258,28 +258,15 @@ impl Drop for NewFolder {
     }
 }
 
-/// Touches every parameter so lazily initialised weights are drawn now, in a fixed order,
-/// right after seeding: the same seed then gives the same weights.
-struct Materialize;
-
-impl ModuleVisitor for Materialize {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let _ = param.val();
-    }
-}
-
 /// The commit this binary was built from (`build.rs`), `-dirty` when its sources differed.
 fn git_revision() -> Option<String> {
     option_env!("MLA_LAB_GIT_REVISION").map(str::to_string)
 }
 
-/// The model of `exp` as training starts: seeded with its initialisation seed
-/// ([`Experiment::init_seed`]), every parameter drawn.
+/// The model of `exp` as training starts: every weight drawn from its initialisation seed
+/// ([`Experiment::init_seed`]), the same on every backend ([`crate::model::init`]).
 pub fn initial_model(exp: &Experiment, device: &Device) -> Gpt {
-    device.seed(exp.init_seed());
-    let model = exp.model.init(device);
-    model.visit(&mut Materialize);
-    model
+    exp.model.init_drawn(exp.init_seed(), device)
 }
 
 pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
@@ -356,6 +343,15 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         Start::Fresh => (None, None),
     };
     files::write(&folder.experiment(), text.as_bytes())?;
+    // How the weights were drawn: written as the run starts, read when it resumes (a run begun
+    // before this was recorded says nothing).
+    let initialisation = match resume_epoch {
+        None => {
+            files::write(&folder.initialisation(), init::SCHEME.as_bytes())?;
+            Some(init::SCHEME.to_string())
+        }
+        Some(_) => std::fs::read_to_string(folder.initialisation()).ok(),
+    };
 
     let data = tokens::prepare(&exp.data, exp.seed, &opts.artifacts.join("cache"))?;
     let data_fingerprint = data.manifest.source_fingerprint.clone();
@@ -590,6 +586,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         strategy: Some(spread.name().to_string()),
         git_revision: git_revision(),
         data_fingerprint: Some(data_fingerprint),
+        initialisation,
     };
     files::write_json(&folder.summary(), &summary)?;
     Ok(Outcome::Trained(summary))
@@ -600,6 +597,7 @@ mod tests {
     use super::*;
     use crate::data::config::{DataConfig, DataSource};
     use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
+    use burn::module::Module;
     use burn::store::ModuleSnapshot;
 
     fn tiny() -> Experiment {
@@ -658,9 +656,69 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(val(&d1), val(&d2), "one validation set");
-        // (Whether one seed repeats its weights is not asserted here: tests run in parallel and
-        // share the device's generator, so another test may draw between seeding and drawing.)
+        // The weights come from mla-lab's own streams, not the device's shared generator: one
+        // seed repeats them even with other tests drawing meanwhile.
         let w1 = weights(&initial_model(&one, &device));
+        assert_eq!(w1, weights(&initial_model(&one, &device)));
         assert_ne!(w1, weights(&initial_model(&two, &device)));
+    }
+
+    #[test]
+    fn initial_weights_are_bit_identical_on_every_backend() {
+        let exp = tiny().with_training_seed(3);
+        let mut backends = backend::every_backend();
+        backends.push(("test device".into(), backend::test_device().autodiff()));
+        let (cpu, device) = &backends[0];
+        let want = weights(&initial_model(&exp, device));
+        assert!(want.len() > 4 * 10_000, "{} bytes", want.len());
+        for (name, device) in &backends[1..] {
+            let got = weights(&initial_model(&exp, device));
+            let same = got == want;
+            assert!(same, "{name}: initial weights differ from {cpu}'s");
+        }
+        // Rows with one seed share the weights they have in common, and no others.
+        let mut mha = exp.clone();
+        mha.model.attention = AttentionConfig::Mha { kv_heads: 4 };
+        let named = |model: &Gpt| {
+            let mut all = Vec::new();
+            model.visit(&mut Named(Vec::new(), &mut all));
+            all
+        };
+        let (a, b) = (
+            named(&initial_model(&exp, device)),
+            named(&initial_model(&mha, device)),
+        );
+        let shared = |path: &str| {
+            let find = |all: &[(String, Vec<u8>)]| all.iter().find(|(p, _)| p == path).cloned();
+            find(&a).zip(find(&b)).map(|(x, y)| x.1 == y.1)
+        };
+        assert_eq!(shared("wte.weight"), Some(true));
+        assert_eq!(shared("blocks.1.fc.weight"), Some(true));
+        let attention: Vec<&String> = a
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.contains("attn"))
+            .collect();
+        assert!(!attention.is_empty());
+        assert!(
+            attention.iter().all(|p| shared(p) != Some(true)),
+            "{attention:?}"
+        );
+    }
+
+    /// Every float weight with its path.
+    struct Named<'a>(Vec<String>, &'a mut Vec<(String, Vec<u8>)>);
+
+    impl burn::module::ModuleVisitor for Named<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let bytes = param.val().into_data().into_bytes().to_vec();
+            self.1.push((self.0.join("."), bytes));
+        }
     }
 }

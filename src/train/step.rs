@@ -213,4 +213,76 @@ mod tests {
             .fold(0.0f32, |m, d| m.max(d.abs()));
         assert!(ratio < 1e-5, "{ratio}");
     }
+
+    /// The loss at each of 20 steps of `config` drawn from seed 1 on `device`, with the run's
+    /// optimizer (AdamW, clipping, decay) at a constant 1e-2, over fixed batches of 4 windows.
+    fn twenty_losses(config: &GptConfig, device: &burn::tensor::Device) -> Vec<f32> {
+        let device = device.clone().autodiff();
+        let mut model = config.init_drawn(1, &device);
+        let tokens: Vec<u32> = (0..2000).map(|i| ((i * 7 + i / 13) % 40) as u32).collect();
+        let windows = TokenWindows::train(Arc::new(tokens), 8, 1).unwrap();
+        let mut optim = crate::train::optim::optimizer(&Default::default());
+        (0..20)
+            .map(|step| {
+                let items = (0..4).map(|i| windows.get(step * 4 + i).unwrap()).collect();
+                let batch = TokenBatcher.batch(items, &device);
+                let out = TrainStep::step(
+                    &model,
+                    Shard {
+                        batch,
+                        share: 1.0,
+                        micro_batch: 4,
+                    },
+                );
+                let loss = out.item.loss.into_scalar::<f32>();
+                model = optim.step(1e-2, model.clone(), out.grads);
+                loss
+            })
+            .collect()
+    }
+
+    /// The largest relative difference in any step's loss allowed between two backends.
+    /// Backends run the same arithmetic with sums in other orders, so in float32 their results
+    /// part by rounding. A sum of n terms is off by at most (n − 1)·u of its terms' magnitude (u
+    /// = 2⁻²⁴); here no sum has over 40 terms (the log-sum-exp over the vocabulary), so about
+    /// ten of them on the loss's path bound one step's loss within 2.4e-5 of each other. Twenty
+    /// steps of training carry that on: 1e-4 allows four times the first step's bound. Seen:
+    /// 6.0e-7 on wgpu (llvmpipe) and 1.9e-7 on LibTorch (CPU) against flex. A real difference
+    /// shows far above it: a learning rate 1% higher moves these losses by 3.5e-3.
+    const TOLERANCE: f32 = 1e-4;
+
+    #[test]
+    fn twenty_training_steps_agree_on_every_backend() {
+        let backends = crate::backend::every_backend();
+        let (cpu, on_cpu) = &backends[0];
+        let configs = [
+            tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 2 }),
+            tiny(
+                Positions::Rope(10_000.0),
+                AttentionConfig::Mla {
+                    rank: 8,
+                    layout: LatentLayout::Separate,
+                    rope_dim: 4,
+                },
+            ),
+        ];
+        for config in &configs {
+            let want = twenty_losses(config, on_cpu);
+            assert!(want[19] < want[0] - 0.3, "did not train: {want:?}");
+            assert_eq!(want, twenty_losses(config, on_cpu), "{cpu} repeats itself");
+            for (name, device) in &backends[1..] {
+                let got = twenty_losses(config, device);
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(g, w)| (g - w).abs() / w)
+                    .fold(0.0f32, f32::max);
+                eprintln!("{name} against {cpu}: step losses within {worst:.2e} (relative)");
+                assert!(
+                    worst < TOLERANCE,
+                    "{name} against {cpu}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
 }

@@ -195,7 +195,7 @@ fn reading_stops_when_the_caller_has_enough_before_a_bad_tail() {
 /// README gives the story counts).
 #[test]
 fn shared_tinystories_samples_load() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tinystories");
+    let dir = crate::files::source("../shared/data/tinystories");
     if !dir.exists() {
         eprintln!("skipped: {} not present", dir.display());
         return;
