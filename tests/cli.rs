@@ -1266,18 +1266,9 @@ fn a_tiny_experiment_trains_on_wgpu_as_on_the_cpu() {
     );
     assert_eq!(on_gpu["initialisation"], on_cpu["initialisation"]);
     assert!(on_gpu["initialisation"].is_string(), "{on_gpu}");
-    // One seed, one run: the loss at every step within float32's reordering (see the library
-    // test twenty_training_steps_agree_on_every_backend).
-    let rows = |d: &Path| metric_rows(&std::fs::read_to_string(d.join("metrics.csv")).unwrap());
-    let (want, got) = (rows(&cpu), rows(&gpu));
-    assert_eq!(want.len(), 12);
-    let mut worst = 0.0f64;
-    for (a, b) in want.iter().zip(&got) {
-        assert_eq!(a.0, b.0);
-        worst = worst.max((a.1 - b.1).abs() / a.1);
-        assert!(worst < 1e-4, "step {}: cpu {} wgpu {}", a.0, a.1, b.1);
-    }
-    eprintln!("wgpu against the CPU: step losses within {worst:.1e} (relative)");
+    // One seed, one run: the loss at every step and the final weights within float32's
+    // reordering (see the library test twenty_training_steps_agree_on_every_backend).
+    assert_same_training(&cpu, &gpu, 12, "wgpu against the CPU");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
