@@ -13,10 +13,11 @@ use clap::Parser;
 
 use cli::{BenchArgs, Cli, Command, DataCommand, EvalArgs, GenerateArgs, decode_path};
 use mla_lab::artifacts::Run;
+use mla_lab::artifacts::records::CacheFill;
 use mla_lab::backend::{self, BackendChoice};
 use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;
-use mla_lab::infer::{bench, generate};
+use mla_lab::infer::{bench, generate, roofline};
 use mla_lab::info::{InfoRow, table};
 use mla_lab::train::memory;
 use mla_lab::{report, study};
@@ -77,6 +78,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         (Some(Command::Bench(args)), _) => run_bench(&args, backend),
         (Some(Command::Devices), _) => devices(backend),
+        (
+            Some(Command::Bandwidth {
+                mib,
+                threads,
+                passes,
+                json,
+            }),
+            _,
+        ) => bandwidth(mib, threads, passes, json),
         (None, None) => bail!("nothing to do: give an experiment file, or see `mla-lab --help`"),
     }
 }
@@ -178,6 +188,26 @@ fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
     Ok(())
 }
 
+fn bandwidth(mib: usize, threads: Option<usize>, passes: usize, json: bool) -> Result<()> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let bw = roofline::triad(mib << 20, threads, passes)?;
+    if json {
+        println!("{}", serde_json::to_string(&bw)?);
+    } else {
+        println!(
+            "triad: {:.1} GB/s best, {:.1} GB/s median ({} passes over {} MiB, {} threads)",
+            bw.best_gb_per_s,
+            bw.median_gb_per_s,
+            bw.passes,
+            bw.bytes >> 20,
+            bw.threads
+        );
+    }
+    Ok(())
+}
+
 fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options()?;
     let selected = backend::select(backend)?;
@@ -187,13 +217,16 @@ fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
     if selected.in_host_memory()
         && let Some(available) = backend::available_memory()
     {
-        memory::check_bench(&configs, &opts.batches, &opts.contexts, available).map_err(|e| {
-            anyhow::anyhow!(
-                "--batch {} --contexts {}: {e}; lower --batch or --contexts",
-                args.batch,
-                args.contexts
-            )
-        })?;
+        let prefill = opts.fill == CacheFill::Prefill;
+        memory::check_bench(&configs, &opts.batches, &opts.contexts, prefill, available).map_err(
+            |e| {
+                anyhow::anyhow!(
+                    "--batch {} --contexts {}: {e}; lower --batch or --contexts",
+                    args.batch,
+                    args.contexts
+                )
+            },
+        )?;
     }
     for (context, steps) in bench::capped(&opts, &subjects) {
         eprintln!(

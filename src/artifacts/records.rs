@@ -212,6 +212,26 @@ impl std::fmt::Display for DecodePath {
     }
 }
 
+/// How a bench filled the cache before timing decode steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheFill {
+    /// A prompt of random tokens, prefilled through the model (and timed).
+    #[default]
+    Prefill,
+    /// N(0, 1) values written straight into the cache (`KvCache::fill_random`); no prefill.
+    Random,
+}
+
+impl std::fmt::Display for CacheFill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CacheFill::Prefill => "prefill",
+            CacheFill::Random => "random",
+        })
+    }
+}
+
 /// One model, context, batch and decode path.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchRow {
@@ -226,9 +246,20 @@ pub struct BenchRow {
     pub kv_bytes_per_token_measured: usize,
     /// Bytes the filled cache holds: `context * batch * bytes per token`.
     pub cache_bytes: usize,
-    pub prefill_tokens_per_s: f64,
+    /// How the cache was filled (files written before this was recorded prefilled).
+    #[serde(default)]
+    pub fill: CacheFill,
+    /// Prefill speed; `None` when the cache was filled without a prefill.
+    pub prefill_tokens_per_s: Option<f64>,
     pub decode_tokens_per_s: f64,
     pub decode_ms_per_token: f64,
+    /// Bytes one decode step must read at least, from the formulas: every weight once (a
+    /// learned position table only its row) and the whole filled cache of the batch.
+    #[serde(default)]
+    pub decode_bytes_per_step: Option<usize>,
+    /// `decode_bytes_per_step` over the median step time, GB/s (10^9 bytes).
+    #[serde(default)]
+    pub decode_gb_per_s: Option<f64>,
     /// The fastest and the slowest of the timed runs, ms/token (absent in files written before
     /// it was recorded).
     #[serde(default)]

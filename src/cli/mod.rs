@@ -9,6 +9,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use mla_lab::artifacts::NotThisRun;
+use mla_lab::artifacts::records::CacheFill;
 use mla_lab::backend::{BackendChoice, DeviceSpec};
 use mla_lab::eval::EvalOptions;
 use mla_lab::eval::judge::JudgeConfig;
@@ -97,6 +98,22 @@ pub enum Command {
     },
     /// KV-cache bytes and prefill/decode speed, side by side.
     Bench(BenchArgs),
+    /// The machine's memory bandwidth (STREAM's triad), the roof for decode steps bound by
+    /// memory.
+    Bandwidth {
+        /// Bytes of the three arrays together, MiB: several times the caches.
+        #[arg(long, default_value_t = 1536)]
+        mib: usize,
+        /// Threads; defaults to the cores available.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Timed passes; the best is the bandwidth.
+        #[arg(long, default_value_t = 10)]
+        passes: usize,
+        /// A JSON object instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The device each backend would run on here (a software wgpu adapter marked so), and the
     /// one `--backend` takes.
     Devices,
@@ -333,6 +350,15 @@ pub struct BenchArgs {
     /// reported.
     #[arg(long, default_value_t = 7)]
     repeats: usize,
+    /// How the cache is filled before the timed steps: `prefill` runs a prompt through the
+    /// model (and times it); `random` writes N(0, 1) values straight into the cache, for
+    /// large batches and long caches where a CPU prefill takes minutes (decode time does not
+    /// depend on what the cache holds).
+    #[arg(long, default_value = "prefill", value_parser = ["prefill", "random"])]
+    fill: String,
+    /// MLA decode paths to time, comma-separated: naive, absorbed.
+    #[arg(long, default_value = "naive,absorbed")]
+    mla_paths: String,
     /// One JSON object per row instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -345,8 +371,31 @@ impl BenchArgs {
             batches: parse_list("batch", &self.batch)?,
             decode_tokens: self.decode_tokens,
             repeats: self.repeats,
+            fill: match self.fill.as_str() {
+                "random" => CacheFill::Random,
+                _ => CacheFill::Prefill,
+            },
+            mla_paths: mla_paths(&self.mla_paths)?,
         })
     }
+}
+
+/// `--mla-paths`: distinct names among naive and absorbed.
+fn mla_paths(text: &str) -> Result<Vec<MlaDecode>> {
+    let mut paths = Vec::new();
+    for word in text.split(',').map(str::trim) {
+        let path = match word {
+            "naive" => MlaDecode::Naive,
+            "absorbed" => MlaDecode::Absorbed,
+            _ => bail!(
+                "--mla-paths {text:?}: accepted: naive, absorbed or both, separated by a comma"
+            ),
+        };
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    Ok(paths)
 }
 
 #[derive(clap::Args, Debug, Clone)]

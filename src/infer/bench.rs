@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::artifacts::Run;
-use crate::artifacts::records::{BenchRow, DecodePath};
+use crate::artifacts::records::{BenchRow, CacheFill, DecodePath};
 use crate::experiment::Experiment;
 use crate::model::validate::MAX_CONTEXT;
-use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode};
+use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode, Positions};
 use crate::options::InvalidOption;
 use anyhow::{Result, bail};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -27,6 +27,10 @@ pub struct BenchOptions {
     /// Timed decode steps per run.
     pub decode_tokens: usize,
     pub repeats: usize,
+    /// How the cache is filled before the timed steps.
+    pub fill: CacheFill,
+    /// MLA's decode paths to time (MHA rows have one path and are always timed).
+    pub mla_paths: Vec<MlaDecode>,
 }
 
 impl Default for BenchOptions {
@@ -36,6 +40,8 @@ impl Default for BenchOptions {
             batches: vec![1],
             decode_tokens: 64,
             repeats: 7,
+            fill: CacheFill::Prefill,
+            mla_paths: vec![MlaDecode::Naive, MlaDecode::Absorbed],
         }
     }
 }
@@ -100,25 +106,36 @@ fn random_tokens(batch: usize, seq: usize, vocab: usize, device: &Device) -> Ten
     Tensor::from_data(TensorData::new(ids, [batch, seq]), device)
 }
 
-/// Prefill `context - n` tokens, then `n` single-token greedy steps; returns (prefill seconds,
-/// decode seconds, measured bytes per token, cache bytes).
+/// Fills `context - n` positions (by a timed prefill, or directly), then times `n`
+/// single-token greedy steps; returns (prefill seconds, if prefilled; decode seconds; measured
+/// bytes per token; cache bytes).
 fn one_run(
     model: &Gpt,
+    fill: CacheFill,
     batch: usize,
     context: usize,
     n: usize,
     device: &Device,
-) -> Result<(f64, f64, usize, usize)> {
+) -> Result<(Option<f64>, f64, usize, usize)> {
     let vocab = model.vocab_size();
     let mut cache = model.new_cache(batch, DType::F32, device);
-    let prompt = random_tokens(batch, context - n, vocab, device);
-    device.sync()?;
-    let t = Instant::now();
-    let logits = model.forward_cached(prompt, &mut cache); // [batch, context - n, vocab]
-    device.sync()?;
-    let prefill = t.elapsed().as_secs_f64();
-    let [_, seq, _] = logits.dims();
-    let mut next = logits.narrow(1, seq - 1, 1).argmax(2).reshape([batch, 1]); // [batch, 1]
+    let (prefill, mut next) = match fill {
+        CacheFill::Prefill => {
+            let prompt = random_tokens(batch, context - n, vocab, device);
+            device.sync()?;
+            let t = Instant::now();
+            let logits = model.forward_cached(prompt, &mut cache); // [batch, context - n, vocab]
+            device.sync()?;
+            let prefill = t.elapsed().as_secs_f64();
+            let [_, seq, _] = logits.dims();
+            let next = logits.narrow(1, seq - 1, 1).argmax(2).reshape([batch, 1]); // [batch, 1]
+            (Some(prefill), next)
+        }
+        CacheFill::Random => {
+            cache.fill_random(context - n);
+            (None, random_tokens(batch, 1, vocab, device))
+        }
+    };
     device.sync()?;
     let t = Instant::now();
     for _ in 0..n {
@@ -130,11 +147,30 @@ fn one_run(
     Ok((prefill, decode, cache.bytes_per_token(), cache.bytes_used()))
 }
 
-fn decode_paths(config: &GptConfig) -> Vec<Option<MlaDecode>> {
+fn decode_paths(config: &GptConfig, mla_paths: &[MlaDecode]) -> Vec<Option<MlaDecode>> {
     match config.attention {
-        AttentionConfig::Mla { .. } => vec![Some(MlaDecode::Naive), Some(MlaDecode::Absorbed)],
+        AttentionConfig::Mla { .. } => mla_paths.iter().copied().map(Some).collect(),
         AttentionConfig::Mha { .. } => vec![None],
     }
+}
+
+/// Bytes a decode step at `context` must read at least (f32): every weight once, and the
+/// cache of the batch as filled at that step (`positions` keys). Rows read by a lookup (the
+/// token embedding of an untied head, a learned position table) are left out: a step reads
+/// one row of them per sequence. What a path reads beyond this (naive MLA's up-projected K and
+/// V, copies a backend makes) shows up as fewer GB/s, which is the point of the figure.
+pub fn decode_bytes_per_step(config: &GptConfig, batch: usize, positions: usize) -> usize {
+    let d = config.d_model;
+    let looked_up = match config.positions {
+        Positions::Learned => config.context * d,
+        Positions::Rope(_) => 0,
+    } + if config.tie_embeddings {
+        0
+    } else {
+        config.vocab_size * d
+    };
+    let weights = (config.param_count() - looked_up) * DType::F32.size();
+    weights + batch * positions * config.kv_bytes_per_token(DType::F32)
 }
 
 /// Timed decode steps at `context`: `decode_tokens`, but at most half the context (and at
@@ -193,6 +229,10 @@ pub fn bench(
     if opts.decode_tokens == 0 {
         return Err(InvalidOption::new("decode_tokens", 0, "at least 1 decode step").into());
     }
+    if opts.mla_paths.is_empty() {
+        let accepted = "naive, absorbed or both";
+        return Err(InvalidOption::new("mla_paths", "none", accepted).into());
+    }
     if let Some(&c) = opts.contexts.iter().find(|&&c| c < 2) {
         let accepted =
             "cache fill levels of at least 2 tokens: a prompt of one, then a decode step";
@@ -215,7 +255,7 @@ pub fn bench(
     let mut cases = Vec::new();
     for s in &subjects {
         let c = &s.config;
-        for decode in decode_paths(c) {
+        for decode in decode_paths(c, &opts.mla_paths) {
             let model = match decode {
                 Some(d) => s.model.clone().with_mla_decode(d),
                 None => s.model.clone(),
@@ -249,12 +289,18 @@ pub fn bench(
     let mut measured = vec![(0, 0); cases.len()];
     for round in 0..=repeats {
         for (i, case) in cases.iter().enumerate() {
-            let (p, d, per_token, bytes) =
-                one_run(&case.model, case.batch, case.context, case.steps, device)?;
+            let (p, d, per_token, bytes) = one_run(
+                &case.model,
+                opts.fill,
+                case.batch,
+                case.context,
+                case.steps,
+                device,
+            )?;
             measured[i] = (per_token, bytes);
             if round > 0 {
                 // round 0 is the warm-up
-                prefill[i].push(p);
+                prefill[i].extend(p);
                 dec[i].push(d);
             }
         }
@@ -266,13 +312,18 @@ pub fn bench(
         let ms = |secs: f64| 1e3 * secs / n as f64;
         let (lo, hi) = spread(&dec[i]);
         let rounds: Vec<f64> = dec[i].iter().map(|&d| ms(d)).collect();
-        let (prefill, dec) = (median(prefill[i].clone()), median(dec[i].clone()));
+        let prefill = (!prefill[i].is_empty()).then(|| median(prefill[i].clone()));
+        let dec = median(dec[i].clone());
+        // Step i (0-based) reads the context - n + i + 1 positions filled by then.
+        let bytes: usize = (0..n)
+            .map(|i| decode_bytes_per_step(c, batch, context - n + i + 1))
+            .sum::<usize>()
+            / n;
         let row = BenchRow {
             experiment: s.name.clone(),
-            attention: c.attention.label(
-                c.n_heads,
-                matches!(c.positions, crate::model::Positions::Rope(_)),
-            ),
+            attention: c
+                .attention
+                .label(c.n_heads, matches!(c.positions, Positions::Rope(_))),
             decode: case.decode.into(),
             rank: match c.attention {
                 AttentionConfig::Mla { rank, .. } => Some(rank),
@@ -284,9 +335,12 @@ pub fn bench(
             kv_bytes_per_token_formula: c.kv_bytes_per_token(DType::F32),
             kv_bytes_per_token_measured: measured[i].0,
             cache_bytes: measured[i].1,
-            prefill_tokens_per_s: (batch * (context - n)) as f64 / prefill,
+            fill: opts.fill,
+            prefill_tokens_per_s: prefill.map(|p| (batch * (context - n)) as f64 / p),
             decode_tokens_per_s: (batch * n) as f64 / dec,
             decode_ms_per_token: ms(dec),
+            decode_bytes_per_step: Some(bytes),
+            decode_gb_per_s: Some(bytes as f64 * n as f64 / dec / 1e9),
             decode_ms_per_token_range: Some((ms(lo), ms(hi))),
             decode_steps: Some(n),
             repeats: Some(repeats),
@@ -351,12 +405,12 @@ fn add_ratios(rows: &mut [BenchRow], configs: &[&GptConfig]) {
 /// The Markdown table.
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = String::from(
-        "| experiment | attention | decode | batch | context | KV B/token formula | KV B/token measured | cache KiB | prefill tok/s | decode tok/s | ms/token | ms/token range | KV vs first | decode vs first | decode vs full rank |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| experiment | attention | decode | batch | context | KV B/token formula | KV B/token measured | cache KiB | fill | prefill tok/s | decode tok/s | ms/token | ms/token range | read/step MiB | GB/s | KV vs first | decode vs first | decode vs full rank |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.2} | {} | {:.3} | {:.2}× | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {:.1} | {:.2} | {} | {} | {} | {:.3} | {:.2}× | {} |\n",
             r.experiment,
             r.attention,
             r.decode,
@@ -365,11 +419,16 @@ pub fn table(rows: &[BenchRow]) -> String {
             r.kv_bytes_per_token_formula,
             r.kv_bytes_per_token_measured,
             r.cache_bytes as f64 / 1024.0,
-            r.prefill_tokens_per_s,
+            r.fill,
+            r.prefill_tokens_per_s
+                .map_or("-".into(), |p| format!("{p:.0}")),
             r.decode_tokens_per_s,
             r.decode_ms_per_token,
             r.decode_ms_per_token_range
                 .map_or("-".into(), |(lo, hi)| format!("{lo:.2}–{hi:.2}")),
+            r.decode_bytes_per_step
+                .map_or("-".into(), |b| format!("{:.1}", b as f64 / MIB)),
+            r.decode_gb_per_s.map_or("-".into(), |g| format!("{g:.1}")),
             r.kv_vs_first,
             r.decode_vs_first,
             r.decode_vs_full_rank
@@ -378,6 +437,8 @@ pub fn table(rows: &[BenchRow]) -> String {
     }
     s
 }
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Inputs that are files or run folders, in the order given.
 pub fn subjects(
@@ -413,6 +474,7 @@ mod tests {
             batches: vec![1, 2],
             decode_tokens: 3,
             repeats: 1,
+            ..BenchOptions::default()
         };
         let n_subjects = subjects.len();
         let rows = bench(subjects, &opts, &device, |_| {}).unwrap();
@@ -428,7 +490,7 @@ mod tests {
                 r.cache_bytes,
                 r.context * r.batch * r.kv_bytes_per_token_formula
             );
-            assert!(r.decode_tokens_per_s > 0.0 && r.prefill_tokens_per_s > 0.0);
+            assert!(r.decode_tokens_per_s > 0.0 && r.prefill_tokens_per_s.unwrap() > 0.0);
             let expected =
                 r.kv_bytes_per_token_formula as f64 / rows[0].kv_bytes_per_token_formula as f64;
             assert!((r.kv_vs_first - expected).abs() < 1e-12);
@@ -453,9 +515,12 @@ mod tests {
             kv_bytes_per_token_formula: rank,
             kv_bytes_per_token_measured: rank,
             cache_bytes: 0,
-            prefill_tokens_per_s: 1.0,
+            fill: CacheFill::Prefill,
+            prefill_tokens_per_s: Some(1.0),
             decode_tokens_per_s: tps,
             decode_ms_per_token: 0.0,
+            decode_bytes_per_step: None,
+            decode_gb_per_s: None,
             decode_ms_per_token_range: None,
             decode_steps: None,
             repeats: None,
@@ -518,6 +583,7 @@ mod tests {
             batches: vec![1],
             decode_tokens,
             repeats,
+            ..BenchOptions::default()
         };
         let err = bench(vec![subject()], &opts(vec![512], 1, 2), &device, |_| {})
             .unwrap_err()
@@ -557,6 +623,7 @@ mod tests {
             batches: vec![1],
             decode_tokens: 2,
             repeats: 1,
+            ..BenchOptions::default()
         };
         // Learned positions past the file's 256: the position table was built 512 long.
         let rows = bench(vec![long], &opts, &device, |_| {}).unwrap();

@@ -1,6 +1,8 @@
-//! Inference: sampling, generation, and the `bench` measurements (the KV cache lives with the
+//! Inference: sampling, generation, the `bench` measurements and the machine's bandwidth
+//! (`roofline`) (the KV cache lives with the
 //! model, in `model::cache`).
 
 pub mod bench;
 pub mod generate;
+pub mod roofline;
 pub mod sampling;

@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, Distribution, Tensor};
 
 use crate::model::attention::mla::Absorbed;
 
@@ -66,6 +66,20 @@ impl<const D: usize> CacheSlot<D> {
         self.buf = Some(buf.slice_assign(ranges, x));
     }
 
+    /// Writes N(0, 1) values at positions `0..len`. A tile of at most [`FILL_TILE`] positions
+    /// is drawn and repeated along the sequence, so that filling gigabytes costs memory writes
+    /// rather than random draws.
+    pub fn fill_random(&mut self, len: usize) {
+        let buf = self.tensor();
+        let (device, mut shape) = (buf.device(), buf.dims());
+        let tile = len.clamp(1, FILL_TILE);
+        shape[D - 2] = tile;
+        let x = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device)
+            .repeat_dim(D - 2, len.div_ceil(tile))
+            .narrow(D - 2, 0, len); // [.., len, width]
+        self.write(x, 0);
+    }
+
     /// The first `len` positions.
     pub fn read(&self, len: usize) -> Tensor<D> {
         self.tensor().clone().narrow(D - 2, 0, len)
@@ -82,6 +96,9 @@ impl<const D: usize> CacheSlot<D> {
         self.bytes_allocated() / self.capacity()
     }
 }
+
+/// Positions drawn at once by [`CacheSlot::fill_random`]; longer fills repeat them.
+pub const FILL_TILE: usize = 64;
 
 /// K and V of an MHA/GQA/MQA layer: `[batch, kv_heads, capacity, d_head]` each.
 #[derive(Debug)]
@@ -164,6 +181,22 @@ impl LayerCache {
         self.slots().iter().map(|s| s.0).sum()
     }
 
+    /// Fills positions `0..len` of every buffer with N(0, 1) values.
+    fn fill_random(&mut self, len: usize) {
+        match self {
+            LayerCache::Mha(c) => {
+                c.k.fill_random(len);
+                c.v.fill_random(len);
+            }
+            LayerCache::Mla(c) => {
+                c.c_k.fill_random(len);
+                for slot in c.c_v.iter_mut().chain(c.k_r.iter_mut()) {
+                    slot.fill_random(len);
+                }
+            }
+        }
+    }
+
     pub fn bytes_per_position(&self) -> usize {
         self.slots().iter().map(|s| s.1).sum()
     }
@@ -211,6 +244,18 @@ impl KvCache {
         self.len += tokens;
     }
 
+    /// An empty cache filled with `len` positions of N(0, 1) values in every buffer, as if a
+    /// prompt of `len` tokens had been prefilled: decode time does not depend on what the cache
+    /// holds, and filling a cache of 64 × 4096 tokens by prefill takes minutes on a CPU. Values
+    /// are not what any prompt would give; for speed, not for text.
+    pub fn fill_random(&mut self, len: usize) {
+        assert!(self.is_empty(), "fill_random fills an empty cache");
+        for layer in &mut self.layers {
+            layer.fill_random(len);
+        }
+        self.advance(len);
+    }
+
     /// Bytes held by all buffers, measured from their shapes and dtypes.
     pub fn bytes_allocated(&self) -> usize {
         self.layers.iter().map(LayerCache::bytes_allocated).sum()
@@ -233,5 +278,31 @@ impl KvCache {
             .map(LayerCache::bytes_per_position)
             .sum::<usize>()
             / self.batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_random_fill_repeats_one_drawn_tile_and_leaves_the_rest_empty() {
+        let device = crate::backend::test_device();
+        let mut slot = CacheSlot::zeros([2, 150, 3], DType::F32, &device);
+        slot.fill_random(130);
+        let all: Vec<f32> = slot.read(150).into_data().try_to_vec::<f32>().unwrap();
+        let at = |b: usize, p: usize| &all[(b * 150 + p) * 3..(b * 150 + p + 1) * 3];
+        for b in 0..2 {
+            for p in FILL_TILE..130 {
+                assert_eq!(at(b, p), at(b, p % FILL_TILE), "position {p}");
+            }
+            assert!((130..150).all(|p| at(b, p) == [0.0; 3]));
+        }
+        assert_ne!(
+            at(0, 0),
+            at(1, 0),
+            "rows of the batch draw their own values"
+        );
+        assert_ne!(at(0, 0), [0.0; 3]);
     }
 }

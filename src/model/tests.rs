@@ -5,6 +5,7 @@
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::attention::{AttentionConfig, LatentLayout, MlaDecode};
+use super::cache::{CacheSlot, KvCache, LayerCache};
 use super::gpt::{Gpt, GptConfig, Positions};
 use crate::backend::test_device;
 
@@ -95,6 +96,17 @@ fn tokens(batch: usize, seq: usize, seed: u64, device: &Device) -> Tensor<2, Int
 
 fn values(t: Tensor<3>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// The first `len` positions of `slot` hold N(0, 1)-like values, the rest zeros.
+fn assert_filled<const D: usize>(slot: &CacheSlot<D>, len: usize, name: &str) {
+    let all = slot.read(slot.capacity());
+    let values = |t: Tensor<D>| t.into_data().try_to_vec::<f32>().unwrap();
+    let kept = values(all.clone().narrow(D - 2, 0, len));
+    let rest = values(all.narrow(D - 2, len, slot.capacity() - len));
+    let var = kept.iter().map(|x| x * x).sum::<f32>() / kept.len() as f32;
+    assert!((0.6..1.4).contains(&var), "{name}: variance {var}");
+    assert!(rest.iter().all(|&x| x == 0.0), "{name}: past the fill");
 }
 
 fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
@@ -232,6 +244,56 @@ fn absorbed_decode_through_a_cache_made_for_naive_matches_the_full_forward() {
             .collect();
         let diff = max_abs_diff(full, Tensor::cat(out, 1));
         assert!(diff <= 1e-4, "{name}: differs by {diff}");
+    }
+}
+
+/// `fill_random` stands in for a prefill in the decode bench: it fills the asked positions of
+/// every buffer with N(0, 1) values and leaves the rest empty, and both MLA paths decode over
+/// it alike (the equivalence holds for any cache, not only one a prefill wrote).
+#[test]
+fn a_randomly_filled_cache_holds_its_positions_and_both_mla_paths_agree_over_it() {
+    let device = test_device();
+    let filled = |model: &Gpt, len| {
+        let mut cache = model.new_cache(2, DType::F32, &device);
+        device.seed(11);
+        cache.fill_random(len);
+        cache
+    };
+    for (name, config) in variants() {
+        let model = init(&config, &device);
+        let len = CONTEXT - 2;
+        let mut cache = filled(&model, len);
+        assert_eq!(cache.len(), len);
+        let per_token = config.kv_bytes_per_token(DType::F32);
+        assert_eq!(cache.bytes_used(), per_token * 2 * len, "{name}");
+        for layer in &cache.layers {
+            match layer {
+                LayerCache::Mha(c) => [&c.k, &c.v].map(|s| assert_filled(s, len, name)),
+                LayerCache::Mla(c) => {
+                    let slots = std::iter::once(&c.c_k).chain(&c.c_v).chain(&c.k_r);
+                    slots.for_each(|s| assert_filled(s, len, name));
+                    [(); 2]
+                }
+            };
+        }
+        let toks = tokens(2, 2, 3, &device);
+        let step = |model: &Gpt, cache: &mut KvCache| {
+            let out: Vec<_> = (0..2)
+                .map(|i| model.forward_cached(toks.clone().narrow(1, i, 1), cache))
+                .collect();
+            Tensor::cat(out, 1)
+        };
+        if matches!(config.attention, AttentionConfig::Mla { .. }) {
+            let naive = model.clone().with_mla_decode(MlaDecode::Naive);
+            let absorbed = model.clone().with_mla_decode(MlaDecode::Absorbed);
+            let a = step(&naive, &mut filled(&naive, len));
+            let b = step(&absorbed, &mut filled(&absorbed, len));
+            let diff = max_abs_diff(a, b);
+            assert!(diff <= 1e-4, "{name}: naive vs absorbed differ by {diff}");
+        } else {
+            step(&model, &mut cache);
+            assert_eq!(cache.len(), len + 2);
+        }
     }
 }
 

@@ -72,6 +72,22 @@ impl MemoryEstimate {
         }
     }
 
+    /// What one decode step holds over a cache filled to `context` without a prefill (bench's
+    /// random fill): the weights, the cache, and the step's activations: those of `batch` new
+    /// tokens ([`inference_activations_per_token`]), plus one layer's keys and values spelled
+    /// out over the whole cache (`2 · batch · context · d_model`: naive MLA up-projects them,
+    /// GQA widens its shared heads), a bound for every path.
+    pub fn decode_step(model: &GptConfig, batch: usize, context: usize) -> MemoryEstimate {
+        let spelled_out = 2 * batch as u128 * context as u128 * model.d_model as u128;
+        MemoryEstimate {
+            activations: bytes(
+                batch as u128 * inference_activations_per_token(model, context) as u128
+                    + spelled_out,
+            ),
+            ..MemoryEstimate::inference(model, batch, 0)
+        }
+    }
+
     /// Everything an inference pass holds at once ([`MemoryEstimate::inference`]).
     pub fn inference_total(&self) -> u64 {
         [self.params, self.kv_cache, self.activations]
@@ -318,12 +334,14 @@ impl BenchTooBig {
 }
 
 /// The bytes a bench of `models` at every batch and context holds at its peak (every model's
-/// weights, and the largest case's cache and forward pass; contexts past a model's own are not
-/// benched), or an error when that exceeds `available` bytes.
+/// weights, and the largest case's cache and forward pass: a prefill's when `prefill`, else a
+/// decode step's; contexts past a model's own are not benched), or an error when that exceeds
+/// `available` bytes.
 pub fn check_bench(
     models: &[&GptConfig],
     batches: &[usize],
     contexts: &[usize],
+    prefill: bool,
     available: u64,
 ) -> Result<u64, BenchTooBig> {
     let weights = models
@@ -334,7 +352,11 @@ pub fn check_bench(
     for m in models {
         for &batch in batches {
             for &context in contexts.iter().filter(|&&c| c <= m.context) {
-                let case = MemoryEstimate::inference(m, batch, context);
+                let case = if prefill {
+                    MemoryEstimate::inference(m, batch, context)
+                } else {
+                    MemoryEstimate::decode_step(m, batch, context)
+                };
                 let candidate = BenchTooBig {
                     batch,
                     context,
@@ -508,13 +530,13 @@ mod tests {
             training_per_token(&two_layers)
         );
         let models = [m, m];
-        let fits = check_bench(&models, &[1], &[64, 128], 24 << 30).unwrap();
+        let fits = check_bench(&models, &[1], &[64, 128], true, 24 << 30).unwrap();
         let at_128 = MemoryEstimate::inference(m, 1, 128);
         assert_eq!(fits, 2 * one.params + at_128.kv_cache + at_128.activations);
         // Contexts past the model's own are not benched, so not counted.
-        let beyond = check_bench(&models, &[1_000_000_000], &[m.context + 1], 24 << 30);
+        let beyond = check_bench(&models, &[1_000_000_000], &[m.context + 1], true, 24 << 30);
         assert_eq!(beyond.unwrap(), 2 * one.params);
-        let err = check_bench(&models, &[1, 1_000_000_000], &[16, 64], 24 << 30).unwrap_err();
+        let err = check_bench(&models, &[1, 1_000_000_000], &[16, 64], true, 24 << 30).unwrap_err();
         assert_eq!((err.batch, err.context), (1_000_000_000, 64));
         let text = err.to_string();
         assert!(
@@ -523,6 +545,17 @@ mod tests {
                 && text.contains("24.0 GiB available"),
             "{text}"
         );
+        // Filled without a prefill, the peak is one step's: its new tokens and one layer's
+        // keys and values over the cache, not a prompt's forward pass.
+        let step = check_bench(&models, &[4], &[128], false, 24 << 30).unwrap();
+        let at_128 = MemoryEstimate::inference(m, 4, 128);
+        let step_activations =
+            4 * inference_activations_per_token(m, 128) + 2 * 4 * 128 * m.d_model;
+        assert_eq!(
+            step,
+            2 * one.params + at_128.kv_cache + 4 * step_activations as u64
+        );
+        assert!(step < check_bench(&models, &[4], &[128], true, 24 << 30).unwrap());
     }
 
     #[test]
