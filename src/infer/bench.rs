@@ -132,7 +132,7 @@ fn one_run(
             (Some(prefill), next)
         }
         CacheFill::Random => {
-            cache.fill_random(context - n);
+            cache.fill_random(context - n, 0);
             (None, random_tokens(batch, 1, vocab, device))
         }
     };

@@ -11,9 +11,10 @@
 
 use std::ops::Range;
 
-use burn::tensor::{DType, Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::model::attention::mla::Absorbed;
+use crate::rng::Rng;
 
 /// One preallocated buffer whose sequence axis is `D - 2`: `[batch, heads, seq, width]` or
 /// `[batch, seq, width]`.
@@ -66,15 +67,18 @@ impl<const D: usize> CacheSlot<D> {
         self.buf = Some(buf.slice_assign(ranges, x));
     }
 
-    /// Writes N(0, 1) values at positions `0..len`. A tile of at most [`FILL_TILE`] positions
-    /// is drawn and repeated along the sequence, so that filling gigabytes costs memory writes
-    /// rather than random draws.
-    pub fn fill_random(&mut self, len: usize) {
+    /// Writes N(0, 1) values at positions `0..len`, drawn on the host from `rng` (so the same
+    /// seed fills the same values on every backend and whatever else runs). A tile of at most
+    /// [`FILL_TILE`] positions is drawn and repeated along the sequence, so that filling
+    /// gigabytes costs memory writes rather than random draws.
+    pub fn fill_random(&mut self, len: usize, rng: &mut Rng) {
         let buf = self.tensor();
         let (device, mut shape) = (buf.device(), buf.dims());
         let tile = len.clamp(1, FILL_TILE);
         shape[D - 2] = tile;
-        let x = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device)
+        let mut values = vec![0.0f32; shape.iter().product()];
+        rng.fill_normal(&mut values, 1.0);
+        let x = Tensor::<D>::from_data(TensorData::new(values, shape), &device)
             .repeat_dim(D - 2, len.div_ceil(tile))
             .narrow(D - 2, 0, len); // [.., len, width]
         self.write(x, 0);
@@ -182,16 +186,16 @@ impl LayerCache {
     }
 
     /// Fills positions `0..len` of every buffer with N(0, 1) values.
-    fn fill_random(&mut self, len: usize) {
+    fn fill_random(&mut self, len: usize, rng: &mut Rng) {
         match self {
             LayerCache::Mha(c) => {
-                c.k.fill_random(len);
-                c.v.fill_random(len);
+                c.k.fill_random(len, rng);
+                c.v.fill_random(len, rng);
             }
             LayerCache::Mla(c) => {
-                c.c_k.fill_random(len);
+                c.c_k.fill_random(len, rng);
                 for slot in c.c_v.iter_mut().chain(c.k_r.iter_mut()) {
-                    slot.fill_random(len);
+                    slot.fill_random(len, rng);
                 }
             }
         }
@@ -247,11 +251,12 @@ impl KvCache {
     /// An empty cache filled with `len` positions of N(0, 1) values in every buffer, as if a
     /// prompt of `len` tokens had been prefilled: decode time does not depend on what the cache
     /// holds, and filling a cache of 64 × 4096 tokens by prefill takes minutes on a CPU. Values
-    /// are not what any prompt would give; for speed, not for text.
-    pub fn fill_random(&mut self, len: usize) {
+    /// are not what any prompt would give; for speed, not for text. One `seed` gives one fill.
+    pub fn fill_random(&mut self, len: usize, seed: u64) {
         assert!(self.is_empty(), "fill_random fills an empty cache");
+        let mut rng = Rng::new(seed);
         for layer in &mut self.layers {
-            layer.fill_random(len);
+            layer.fill_random(len, &mut rng);
         }
         self.advance(len);
     }
@@ -289,7 +294,7 @@ mod tests {
     fn a_long_random_fill_repeats_one_drawn_tile_and_leaves_the_rest_empty() {
         let device = crate::backend::test_device();
         let mut slot = CacheSlot::zeros([2, 150, 3], DType::F32, &device);
-        slot.fill_random(130);
+        slot.fill_random(130, &mut Rng::new(5));
         let all: Vec<f32> = slot.read(150).into_data().try_to_vec::<f32>().unwrap();
         let at = |b: usize, p: usize| &all[(b * 150 + p) * 3..(b * 150 + p + 1) * 3];
         for b in 0..2 {

@@ -255,8 +255,7 @@ fn a_randomly_filled_cache_holds_its_positions_and_both_mla_paths_agree_over_it(
     let device = test_device();
     let filled = |model: &Gpt, len| {
         let mut cache = model.new_cache(2, DType::F32, &device);
-        device.seed(11);
-        cache.fill_random(len);
+        cache.fill_random(len, 11);
         cache
     };
     for (name, config) in variants() {
