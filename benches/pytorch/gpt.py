@@ -10,12 +10,15 @@ latents and the rotary key for MLA, with the up-projections absorbed into query 
     python3 benches/pytorch/gpt.py train --attn mha --positions learned
     python3 benches/pytorch/gpt.py train --attn mla --rank 128 --rope-dim 32
     python3 benches/pytorch/gpt.py decode --attn mla --rank 128 --rope-dim 32 --context 512
+    python3 benches/pytorch/gpt.py decode --attn mla --rank 192 --vocab 50257 --d-model 384 \
+        --heads 6 --layers 6 --context 4096 --cache 2048 --batch 16 --fill random --json
 
 Defaults are the experiments/small rows: 4 layers, d_model 256, 4 heads, vocab 2048,
 batch 16, sequence 256, 2 threads.
 """
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -198,27 +201,50 @@ def train(a, model):
 
 
 @torch.no_grad()
+def check_cached(a, model):
+    # The cached (absorbed) path must agree with the plain forward, on a short prompt.
+    prompt = torch.randint(0, a.vocab, (2, 16))
+    caches = [blk.attn.new_cache(2, 16) for blk in model.blocks]
+    logits = model(prompt, caches, 0)
+    ref = model(prompt)
+    assert torch.allclose(logits, ref, atol=1e-3), (logits - ref).abs().max()
+
+
+@torch.no_grad()
 def decode(a, model):
-    # Fill the cache to `context - new` with one prefill, then time `new` single-token steps.
+    # Fill the cache to `cache - new` (a timed-apart prefill, or random values written straight
+    # in: decode time does not depend on them), then time `new` single-token steps.
+    check_cached(a, model)
     new = a.new_tokens
+    fill = a.cache - new
     runs = []
     for _ in range(a.repeats + 1):
         caches = [blk.attn.new_cache(a.batch, a.context) for blk in model.blocks]
-        prompt = torch.randint(0, a.vocab, (a.batch, a.context - new))
-        logits = model(prompt, caches, 0)
-        if not runs:
-            # The cached (absorbed) path must agree with the plain forward.
-            ref = model(prompt)
-            assert torch.allclose(logits, ref, atol=1e-3), (logits - ref).abs().max()
-        tok = logits[:, -1:].argmax(-1)
+        if a.fill == "random":
+            for cache in caches:
+                for buf in cache.values():
+                    buf.narrow(-2, 0, fill).normal_()
+            tok = torch.randint(0, a.vocab, (a.batch, 1))
+        else:
+            prompt = torch.randint(0, a.vocab, (a.batch, fill))
+            tok = model(prompt, caches, 0)[:, -1:].argmax(-1)
         t0 = time.perf_counter()
         for i in range(new):
-            tok = model(tok, caches, a.context - new + i)[:, -1:].argmax(-1)
+            tok = model(tok, caches, fill + i)[:, -1:].argmax(-1)
         runs.append(time.perf_counter() - t0)
     s = statistics.median(runs[1:])
-    print(f"pytorch decode {a.attn} {a.positions} r={a.rank}: {a.batch * new / s:.1f} tok/s, "
-          f"{1000 * s / new:.2f} ms/token (context {a.context}, batch {a.batch}, "
-          f"{torch.get_num_threads()} threads)")
+    ms = 1000 * s / new
+    if a.json:
+        print(json.dumps({
+            "torch": torch.__version__, "attn": a.attn, "positions": a.positions,
+            "rank": a.rank if a.attn == "mla" else None, "batch": a.batch, "cache": a.cache,
+            "model_context": a.context, "ms_per_token": ms, "threads": torch.get_num_threads(),
+            "rounds_ms": [1000 * r / new for r in runs[1:]], "fill": a.fill,
+        }))
+    else:
+        print(f"pytorch decode {a.attn} {a.positions} r={a.rank}: {a.batch * new / s:.1f} tok/s, "
+              f"{ms:.2f} ms/token (cache {a.cache}, batch {a.batch}, "
+              f"{torch.get_num_threads()} threads)")
 
 
 def main():
@@ -240,7 +266,15 @@ def main():
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache", type=int, default=None,
+                   help="decode: positions filled when the last timed step runs (default: --context)")
+    p.add_argument("--fill", choices=["prefill", "random"], default="prefill",
+                   help="decode: fill the cache by a prefill, or write random values into it")
+    p.add_argument("--json", action="store_true", help="decode: one JSON line")
     a = p.parse_args()
+    a.cache = a.cache or a.context
+    if not a.new_tokens < a.cache <= a.context:
+        p.error(f"--cache {a.cache}: accepted: more than --new-tokens ({a.new_tokens}) and at most --context ({a.context})")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Gpt(a)
