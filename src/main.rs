@@ -78,6 +78,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         (Some(Command::Bench(args)), _) => run_bench(&args, backend),
         (Some(Command::Devices), _) => devices(backend),
+        (Some(Command::DecodeMap { dir, out }), _) => {
+            let map = report::decode_map::DecodeMap::load(&dir)?;
+            for path in report::decode_map::render(&map, &out)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         (
             Some(Command::Bandwidth {
                 mib,

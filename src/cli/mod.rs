@@ -98,6 +98,15 @@ pub enum Command {
     },
     /// KV-cache bytes and prefill/decode speed, side by side.
     Bench(BenchArgs),
+    /// The decode map measured by `scripts/decode-map.sh run` (a folder of bench rows, PyTorch
+    /// points and triads from one sitting) as `map.md` and plots.
+    DecodeMap {
+        /// The measurement folder.
+        dir: PathBuf,
+        /// Where `map.md` and the plots go.
+        #[arg(long, default_value = "docs/decode")]
+        out: PathBuf,
+    },
     /// The machine's memory bandwidth (STREAM's triad), the roof for decode steps bound by
     /// memory.
     Bandwidth {

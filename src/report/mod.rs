@@ -7,6 +7,7 @@
 
 pub mod calibration;
 pub mod claims;
+pub mod decode_map;
 pub mod fit;
 pub mod markdown;
 pub mod plots;
