@@ -81,7 +81,8 @@ pub struct DecodeMap {
     pub backends: Vec<BackendRows>,
     pub pytorch: Vec<PytorchPoint>,
     pub before: Bandwidth,
-    pub after: Bandwidth,
+    /// The triad after the map; absent when the sitting was cut short after the benches.
+    pub after: Option<Bandwidth>,
     pub revision: Option<String>,
 }
 
@@ -97,8 +98,8 @@ fn json_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
 }
 
 impl DecodeMap {
-    /// Reads a measurement folder; a backend without its file is left out, the bandwidth is
-    /// required (a map without its roof is not one).
+    /// Reads a measurement folder; a backend without its file is left out, the triad before
+    /// the map is required (a map without its roof is not one), the one after is not.
     pub fn load(dir: &Path) -> Result<DecodeMap> {
         let read_bw = |name: &str| -> Result<Bandwidth> {
             let path = dir.join(name);
@@ -139,16 +140,23 @@ impl DecodeMap {
                 vec![]
             },
             before: read_bw("bandwidth-before.json")?,
-            after: read_bw("bandwidth-after.json")?,
+            after: match dir.join("bandwidth-after.json").exists() {
+                true => Some(read_bw("bandwidth-after.json")?),
+                false => None,
+            },
             revision: std::fs::read_to_string(dir.join("revision.txt"))
                 .ok()
                 .map(|s| s.trim().to_string()),
         })
     }
 
-    /// The roof: the lower of the two best triads of the sitting.
+    /// The roof: the lower of the sitting's best triads.
     pub fn roof_gb_per_s(&self) -> f64 {
-        self.before.best_gb_per_s.min(self.after.best_gb_per_s)
+        let after = self
+            .after
+            .as_ref()
+            .map_or(f64::INFINITY, |a| a.best_gb_per_s);
+        self.before.best_gb_per_s.min(after)
     }
 
     fn pytorch_ms(&self, experiment: &str, batch: usize, cache: usize) -> Option<f64> {
@@ -207,11 +215,16 @@ pub fn markdown(map: &DecodeMap) -> String {
     s += ". Edit the code, not this file.\n\n";
     s += &format!(
         "Machine bandwidth (STREAM triad, {} threads, {} MiB): {:.1} GB/s best before the map, \
-         {:.1} GB/s after; the roof below is the lower, {roof:.1} GB/s.\n\n",
+         {}; the roof below is {roof:.1} GB/s.\n\n",
         map.before.threads,
         map.before.bytes >> 20,
         map.before.best_gb_per_s,
-        map.after.best_gb_per_s
+        map.after
+            .as_ref()
+            .map_or("not measured after it".into(), |a| format!(
+                "{:.1} GB/s after",
+                a.best_gb_per_s
+            )),
     );
     s += "Each point times single-token decode steps over a cache filled with random values \
           (`bench --fill random`); ms/step is per step of the whole batch. Bytes read per step are \
@@ -512,7 +525,7 @@ mod tests {
                 threads: 2,
             }],
             before: bandwidth(16.0),
-            after: bandwidth(14.0),
+            after: Some(bandwidth(14.0)),
             revision: Some("0123456789".into()),
         };
         assert_eq!(map.roof_gb_per_s(), 14.0);
@@ -550,8 +563,9 @@ mod tests {
         assert!(err.contains("bandwidth-before.json"), "{err}");
         let bw = serde_json::to_string(&bandwidth(10.0)).unwrap();
         std::fs::write(dir.join("bandwidth-before.json"), &bw).unwrap();
-        std::fs::write(dir.join("bandwidth-after.json"), &bw).unwrap();
         let map = DecodeMap::load(&dir).unwrap();
+        assert!(map.after.is_none());
+        assert_eq!(map.roof_gb_per_s(), 10.0);
         assert_eq!(map.backends.len(), 1);
         assert_eq!(map.backends[0].rows.len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
