@@ -683,6 +683,50 @@ fn bench_prints_measured_cache_bytes_and_speeds() {
     assert_eq!(mla["kv_vs_first"], 4608.0 / 8192.0);
     let (ok, _, err) = mla_lab(&["bench", "experiments/small/mha.ron", "--contexts", "0"]);
     assert!(!ok && err.contains("--contexts"), "{err}");
+    // A cache written straight in: no prefill timed, one MLA path, bytes and GB/s per row.
+    let (ok, out, err) = mla_lab(&[
+        "bench",
+        "experiments/small/mha.ron",
+        "experiments/small/mla_rope_half.ron",
+        "--contexts",
+        "32",
+        "--batch",
+        "2",
+        "--decode-tokens",
+        "2",
+        "--repeats",
+        "1",
+        "--fill",
+        "random",
+        "--mla-paths",
+        "absorbed",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for r in &rows {
+        assert_eq!(r["fill"], "random", "{r}");
+        assert!(r["prefill_tokens_per_s"].is_null(), "{r}");
+        assert!(r["decode_gb_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert_ne!(r["decode"], "naive", "{r}");
+    }
+    // The cache read grows with the positions filled: steps read 31 and 32 of them.
+    let kv = rows[0]["kv_bytes_per_token_formula"].as_u64().unwrap();
+    let weights = rows[0]["decode_bytes_per_step"].as_u64().unwrap() - 2 * kv * 63 / 2;
+    assert!(weights > 0 && weights % 4 == 0, "{}", rows[0]);
+    let (ok, _, err) = mla_lab(&["bench", "experiments/small/mha.ron", "--mla-paths", "fast"]);
+    assert!(
+        !ok && err.contains("--mla-paths") && err.contains("naive"),
+        "{err}"
+    );
+    let (ok, out, err) = mla_lab(&["bandwidth", "--mib", "48", "--passes", "2", "--json"]);
+    assert!(ok, "{err}");
+    let bw: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(bw["best_gb_per_s"].as_f64().unwrap() > 0.0, "{out}");
 }
 
 /// MLA+RoPE at r = d/2 for the tiny models (d_model 32).
