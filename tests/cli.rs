@@ -717,7 +717,7 @@ fn bench_prints_measured_cache_bytes_and_speeds() {
     // The cache read grows with the positions filled: steps read 31 and 32 of them.
     let kv = rows[0]["kv_bytes_per_token_formula"].as_u64().unwrap();
     let weights = rows[0]["decode_bytes_per_step"].as_u64().unwrap() - 2 * kv * 63 / 2;
-    assert!(weights > 0 && weights % 4 == 0, "{}", rows[0]);
+    assert!(weights > 0 && weights.is_multiple_of(4), "{}", rows[0]);
     let (ok, _, err) = mla_lab(&["bench", "experiments/small/mha.ron", "--mla-paths", "fast"]);
     assert!(
         !ok && err.contains("--mla-paths") && err.contains("naive"),
