@@ -649,6 +649,12 @@ fn a_run_that_cannot_start_is_refused_before_it_leaves_anything() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn bench_prints_measured_cache_bytes_and_speeds() {
     let (ok, out, err) = mla_lab(&[
@@ -664,10 +670,7 @@ fn bench_prints_measured_cache_bytes_and_speeds() {
         "--json",
     ]);
     assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     // MHA: 2 contexts; MLA: 2 paths × 2 contexts.
     assert_eq!(rows.len(), 6, "{out}");
     for r in &rows {
@@ -703,10 +706,7 @@ fn bench_prints_measured_cache_bytes_and_speeds() {
         "--json",
     ]);
     assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&out);
     assert_eq!(rows.len(), 2, "{out}");
     for r in &rows {
         assert_eq!(r["fill"], "random", "{r}");

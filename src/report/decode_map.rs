@@ -408,49 +408,39 @@ pub fn render(map: &DecodeMap, out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::write(&md, markdown(map)).with_context(|| format!("{}", md.display()))?;
     let mut written = vec![md];
     for b in &map.backends {
-        let vs_mha = speedup_series(b, |r| b.vs_baseline(r));
-        let title = format!("{}: MLA+RoPE r=d/2 (absorbed) over MHA", b.name);
-        written.extend(plot(
-            out,
-            &format!("{}-vs-mha", b.stem),
-            Chart {
-                title: &title,
-                x_label: "cache length (tokens)",
-                y_label: "speedup (MHA ms/step ÷ MLA ms/step)",
-                series: &vs_mha,
-                points_only: false,
-                frontier: None,
-            },
-        )?);
-        let vs_full = speedup_series(b, |r| r.decode_vs_full_rank);
-        let title = format!("{}: r=d/2 over full rank (absorbed); paper 1.4×", b.name);
-        written.extend(plot(
-            out,
-            &format!("{}-vs-full", b.stem),
-            Chart {
-                title: &title,
-                x_label: "cache length (tokens)",
-                y_label: "speedup (full-rank ms/step ÷ r=d/2 ms/step)",
-                series: &vs_full,
-                points_only: false,
-                frontier: None,
-            },
-        )?);
+        // (file suffix, title, y label, lines)
+        let mut charts = vec![
+            (
+                "vs-mha",
+                format!("{}: MLA+RoPE r=d/2 (absorbed) over MHA", b.name),
+                "speedup (MHA ms/step ÷ MLA ms/step)",
+                speedup_series(b, |r| b.vs_baseline(r)),
+            ),
+            (
+                "vs-full",
+                format!("{}: r=d/2 over full rank (absorbed); paper 1.4×", b.name),
+                "speedup (full-rank ms/step ÷ r=d/2 ms/step)",
+                speedup_series(b, |r| r.decode_vs_full_rank),
+            ),
+        ];
         if let Some(batch) = roof_batch(b) {
-            let roof = roof_series(b, batch, map.roof_gb_per_s());
-            let title = format!("{}: share of the triad's bandwidth, batch {batch}", b.name);
-            written.extend(plot(
-                out,
-                &format!("{}-roof", b.stem),
-                Chart {
-                    title: &title,
-                    x_label: "cache length (tokens)",
-                    y_label: "GB/s read (formula) ÷ triad GB/s",
-                    series: &roof,
-                    points_only: false,
-                    frontier: None,
-                },
-            )?);
+            charts.push((
+                "roof",
+                format!("{}: share of the triad's bandwidth, batch {batch}", b.name),
+                "GB/s read (formula) ÷ triad GB/s",
+                roof_series(b, batch, map.roof_gb_per_s()),
+            ));
+        }
+        for (suffix, title, y_label, series) in &charts {
+            let chart = Chart {
+                title,
+                x_label: "cache length (tokens)",
+                y_label,
+                series,
+                points_only: false,
+                frontier: None,
+            };
+            written.extend(plot(out, &format!("{}-{suffix}", b.stem), chart)?);
         }
     }
     Ok(written)
