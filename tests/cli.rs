@@ -900,8 +900,14 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
             && claims.contains("| a_mla_rope_half vs z_mha | "),
         "{claims}"
     );
-    // Plots need a system font (.ci/run installs DejaVu).
-    if std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
+    // Plots need a system font. .ci/run installs DejaVu and sets MLA_LAB_REQUIRE_FONT, so there
+    // a missing font fails instead of skipping the plot checks.
+    let font = std::path::Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists();
+    assert!(
+        font || std::env::var_os("MLA_LAB_REQUIRE_FONT").is_none(),
+        "MLA_LAB_REQUIRE_FONT is set but DejaVuSans.ttf is missing: the plots were not drawn"
+    );
+    if font {
         for plot in ["val_loss", "pareto", "decode_speed"] {
             let svg = std::fs::read_to_string(art.join(format!("report/{plot}.svg"))).unwrap();
             assert!(svg.contains("<svg") && svg.contains("z_mha"), "{plot}");
