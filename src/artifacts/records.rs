@@ -223,12 +223,21 @@ pub enum CacheFill {
     Random,
 }
 
-impl std::fmt::Display for CacheFill {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl CacheFill {
+    pub const ALL: [CacheFill; 2] = [CacheFill::Prefill, CacheFill::Random];
+
+    /// The word in JSON, tables and `bench --fill`.
+    pub fn name(self) -> &'static str {
+        match self {
             CacheFill::Prefill => "prefill",
             CacheFill::Random => "random",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for CacheFill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

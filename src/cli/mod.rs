@@ -43,6 +43,15 @@ fn backend_parser() -> impl TypedValueParser<Value = BackendChoice> {
         .map(|name| name.parse().expect("one of the listed names"))
 }
 
+fn fill_parser() -> impl TypedValueParser<Value = CacheFill> {
+    PossibleValuesParser::new(CacheFill::ALL.map(CacheFill::name)).map(|word| {
+        *CacheFill::ALL
+            .iter()
+            .find(|f| f.name() == word)
+            .expect("one of the listed words")
+    })
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Parameters and KV-cache cost of experiments, one table.
@@ -363,8 +372,8 @@ pub struct BenchArgs {
     /// model (and times it); `random` writes N(0, 1) values straight into the cache, for
     /// large batches and long caches where a CPU prefill takes minutes (decode time does not
     /// depend on what the cache holds).
-    #[arg(long, default_value = "prefill", value_parser = ["prefill", "random"])]
-    fill: String,
+    #[arg(long, default_value = "prefill", value_parser = fill_parser())]
+    fill: CacheFill,
     /// MLA decode paths to time, comma-separated: naive, absorbed.
     #[arg(long, default_value = "naive,absorbed")]
     mla_paths: String,
@@ -380,10 +389,7 @@ impl BenchArgs {
             batches: parse_list("batch", &self.batch)?,
             decode_tokens: self.decode_tokens,
             repeats: self.repeats,
-            fill: match self.fill.as_str() {
-                "random" => CacheFill::Random,
-                _ => CacheFill::Prefill,
-            },
+            fill: self.fill,
             mla_paths: mla_paths(&self.mla_paths)?,
         })
     }

@@ -1,6 +1,5 @@
 //! Inference: sampling, generation, the `bench` measurements and the machine's bandwidth
-//! (`roofline`) (the KV cache lives with the
-//! model, in `model::cache`).
+//! (`roofline`). The KV cache lives with the model, in `model::cache`.
 
 pub mod bench;
 pub mod generate;

@@ -34,38 +34,20 @@ pub fn triad(bytes: usize, threads: usize, passes: usize) -> Result<Bandwidth> {
         3 * size_of::<f64>() * threads * 1024
     );
     let chunk = n.div_ceil(threads);
+    let (mut a, mut b, mut c) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
     // Each thread writes its own chunks first, so they are its pages (first touch).
-    let mut a = vec![0.0f64; n];
-    let mut b = vec![0.0f64; n];
-    let mut c = vec![0.0f64; n];
-    std::thread::scope(|s| {
-        for ((a, b), c) in a
-            .chunks_mut(chunk)
-            .zip(b.chunks_mut(chunk))
-            .zip(c.chunks_mut(chunk))
-        {
-            s.spawn(move || {
-                a.fill(1.0);
-                b.fill(2.0);
-                c.fill(0.5);
-            });
-        }
+    in_chunks(chunk, [&mut a, &mut b, &mut c], |[a, b, c]| {
+        a.fill(1.0);
+        b.fill(2.0);
+        c.fill(0.5);
     });
     let q = 3.0;
     let mut seconds = Vec::with_capacity(passes);
     for pass in 0..=passes {
         let t = Instant::now();
-        std::thread::scope(|s| {
-            for ((a, b), c) in a
-                .chunks_mut(chunk)
-                .zip(b.chunks(chunk))
-                .zip(c.chunks(chunk))
-            {
-                s.spawn(move || {
-                    for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
-                        *a = b + q * c;
-                    }
-                });
+        in_chunks(chunk, [&mut a, &mut b, &mut c], |[a, b, c]| {
+            for ((a, b), c) in a.iter_mut().zip(&*b).zip(&*c) {
+                *a = b + q * c;
             }
         });
         if pass > 0 {
@@ -86,6 +68,21 @@ pub fn triad(bytes: usize, threads: usize, passes: usize) -> Result<Bandwidth> {
         threads,
         passes,
     })
+}
+
+/// Runs `f` on the `i`-th chunk of every array, one thread per chunk index.
+fn in_chunks(chunk: usize, arrays: [&mut [f64]; 3], f: impl Fn([&mut [f64]; 3]) + Sync) {
+    let [a, b, c] = arrays;
+    std::thread::scope(|s| {
+        for ((a, b), c) in a
+            .chunks_mut(chunk)
+            .zip(b.chunks_mut(chunk))
+            .zip(c.chunks_mut(chunk))
+        {
+            let f = &f;
+            s.spawn(move || f([a, b, c]));
+        }
+    });
 }
 
 #[cfg(test)]
