@@ -2,7 +2,7 @@
 //! random weights (`<variant>.safetensors`) and its config (`<variant>.json`). Then
 //! `tests/golden/reference.py` computes their expected logits from the published equations.
 //!
-//!     cargo run --release --example golden -- tests/golden
+//!     cargo run --release --example golden -- tests/golden [variant ...]
 //!     python3 tests/golden/reference.py tests/golden
 
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Distribution, Tensor};
+use mla_lab::model::attention::GlaConfig;
 use mla_lab::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
 
 /// Every weight drawn anew: matrices N(0, 0.3), vectors (norm gains, biases) 1 + N(0, 0.2),
@@ -47,22 +48,12 @@ fn main() {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or("tests/golden".into()));
     std::fs::create_dir_all(&out).unwrap();
     let rope = Positions::Rope(10_000.0);
-    let mla = |rank, layout, rope_dim| AttentionConfig::Mla {
-        rank,
-        layout,
-        rope_dim,
-    };
+    let mla = |rank, layout, rope_dim| AttentionConfig::mla(rank, layout, rope_dim);
     let variants = [
-        (
-            "mha",
-            config(Positions::Learned, AttentionConfig::Mha { kv_heads: 2 }),
-        ),
-        (
-            "mha_rope",
-            config(rope, AttentionConfig::Mha { kv_heads: 2 }),
-        ),
+        ("mha", config(Positions::Learned, AttentionConfig::mha(2))),
+        ("mha_rope", config(rope, AttentionConfig::mha(2))),
         ("gqa_rope", {
-            let mut c = config(rope, AttentionConfig::Mha { kv_heads: 2 });
+            let mut c = config(rope, AttentionConfig::mha(2));
             c.n_heads = 4;
             c
         }),
@@ -75,9 +66,25 @@ fn main() {
             "mla_rope_joint",
             config(rope, mla(8, LatentLayout::Joint, 4)),
         ),
+        ("gla_rope", {
+            // Four query heads over two latent heads: two per group.
+            let gla = GlaConfig {
+                groups: 2,
+                rank: 8,
+                rope_dim: 4,
+            };
+            let mut c = config(rope, AttentionConfig::Gla(gla));
+            c.n_heads = 4;
+            c
+        }),
     ];
+    // Only the variants named after the folder, when any are: `golden -- DIR gla_rope`.
+    let only: Vec<String> = std::env::args().skip(2).collect();
     let device = mla_lab::backend::cpu_device().expect("a CPU backend");
     for (i, (name, config)) in variants.into_iter().enumerate() {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         device.seed(100 + i as u64);
         let model = config.init(&device).map(&mut Randomize);
         let mut store = SafetensorsStore::from_file(out.join(format!("{name}.safetensors")));

@@ -296,7 +296,8 @@ impl Experiment {
 
     /// The experiment as RON, which [`Experiment::parse`] reads back as an equal experiment.
     pub fn to_ron(&self) -> String {
-        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+        ron_options()
+            .to_string_pretty(self, ron::ser::PrettyConfig::default())
             .expect("an experiment serialises")
     }
 
@@ -313,12 +314,14 @@ impl Experiment {
 
     /// Parses and validates experiment text; `path` is only used in messages.
     pub fn parse(text: &str, path: &str) -> Result<Experiment, ExperimentError> {
-        let exp: Experiment = ron::from_str(text).map_err(|e| ExperimentError::Parse {
-            path: path.to_string(),
-            line: e.position.line,
-            col: e.position.col,
-            message: e.code.to_string(),
-        })?;
+        let exp: Experiment = ron_options()
+            .from_str(text)
+            .map_err(|e| ExperimentError::Parse {
+                path: path.to_string(),
+                line: e.position.line,
+                col: e.position.col,
+                message: e.code.to_string(),
+            })?;
         let problems: Vec<Problem> = exp
             .validate()
             .into_iter()
@@ -540,6 +543,14 @@ fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// How experiment files are read and written: with `unwrap_variant_newtypes` on by default, so
+/// that an attention variant's struct is written inside its arm's parentheses,
+/// `Mla(rank: 64, ...)`, without a `#![enable(...)]` line.
+fn ron_options() -> ron::Options {
+    ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,7 +602,7 @@ mod tests {
         assert_eq!(exp.train, TrainConfig::default());
         assert!(matches!(
             exp.model.attention,
-            crate::model::AttentionConfig::Mla { .. }
+            crate::model::AttentionConfig::Mla(_)
         ));
     }
 
@@ -601,7 +612,7 @@ mod tests {
         assert!(a.differences(&a).is_empty());
         let mut b = a.with_training_seed(3);
         b.train.max_steps += 20;
-        b.model.attention = crate::model::AttentionConfig::Mha { kv_heads: 1 };
+        b.model.attention = crate::model::AttentionConfig::mha(1);
         let diff = a.differences(&b);
         assert_eq!(diff.len(), 3, "{diff:?}");
         assert!(
@@ -756,6 +767,30 @@ mod tests {
             &msg,
             &[
                 "model.attention.kv_heads",
+                "3 does not divide n_heads = 4",
+                "a divisor of n_heads",
+            ],
+        );
+    }
+
+    #[test]
+    fn gla_is_written_like_the_other_variants_and_its_groups_must_divide_heads() {
+        let gla = with(
+            "attention: Mla(rank: 128, layout: Separate, rope_dim: 32)",
+            "attention: Gla(groups: 2, rank: 64, rope_dim: 16)",
+        );
+        let exp = Experiment::parse(&gla, "exp.ron").unwrap();
+        let ron = exp.to_ron();
+        assert!(
+            ron.contains("attention: Gla(") && !ron.contains("Gla(("),
+            "{ron}"
+        );
+        assert_eq!(Experiment::parse(&ron, "back.ron").unwrap(), exp);
+        let msg = error(&gla.replace("groups: 2", "groups: 3"));
+        assert_mentions(
+            &msg,
+            &[
+                "model.attention.groups",
                 "3 does not divide n_heads = 4",
                 "a divisor of n_heads",
             ],

@@ -6,7 +6,6 @@ use burn::tensor::DType;
 use serde::Serialize;
 
 use crate::experiment::Experiment;
-use crate::model::Positions;
 use crate::train::memory::{MemoryEstimate, human};
 
 /// One experiment's costs.
@@ -39,9 +38,7 @@ impl InfoRow {
         let mha = m.mha_baseline().kv_bytes_per_token(dtype);
         InfoRow {
             experiment: exp.name.clone(),
-            attention: m
-                .attention
-                .label(m.n_heads, matches!(m.positions, Positions::Rope(_))),
+            attention: m.label(),
             params: m.param_count(),
             non_embedding_params: m.non_embedding_param_count(),
             kv_elems_per_token_per_layer: m.kv_elems_per_token_per_layer(),

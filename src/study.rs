@@ -116,7 +116,10 @@ fn listed_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// MHA first (the baseline of ratios), then the rest in the order given.
 fn baseline_first(mut exps: Vec<(PathBuf, Experiment)>) -> Vec<(PathBuf, Experiment)> {
-    if let Some(i) = exps.iter().position(|(_, e)| e.model.is_paper_baseline()) {
+    if let Some(i) = exps
+        .iter()
+        .position(|(_, e)| crate::report::runs::is_paper_baseline(&e.model))
+    {
         let base = exps.remove(i);
         exps.insert(0, base);
     }

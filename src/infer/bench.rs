@@ -15,7 +15,7 @@ use crate::artifacts::Run;
 use crate::artifacts::records::{BenchRow, CacheFill, DecodePath};
 use crate::experiment::Experiment;
 use crate::model::validate::MAX_CONTEXT;
-use crate::model::{AttentionConfig, Gpt, GptConfig, MlaDecode, Positions};
+use crate::model::{Gpt, GptConfig, MlaDecode, Positions};
 use crate::options::InvalidOption;
 use anyhow::{Result, bail};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -147,11 +147,19 @@ fn one_run(
     Ok((prefill, decode, cache.bytes_per_token(), cache.bytes_used()))
 }
 
+/// The decode paths to time for `config`: those of `mla_paths` its attention has, or its one
+/// plain path (`None`) when it has no others.
 fn decode_paths(config: &GptConfig, mla_paths: &[MlaDecode]) -> Vec<Option<MlaDecode>> {
-    match config.attention {
-        AttentionConfig::Mla { .. } => mla_paths.iter().copied().map(Some).collect(),
-        AttentionConfig::Mha { .. } => vec![None],
+    let has = config.attention.decode_paths();
+    if has.is_empty() {
+        return vec![None];
     }
+    mla_paths
+        .iter()
+        .filter(|p| has.contains(p))
+        .copied()
+        .map(Some)
+        .collect()
 }
 
 /// Bytes a decode step at `context` must read at least (f32): every weight once, and the
@@ -321,14 +329,9 @@ pub fn bench(
             / n;
         let row = BenchRow {
             experiment: s.name.clone(),
-            attention: c
-                .attention
-                .label(c.n_heads, matches!(c.positions, Positions::Rope(_))),
+            attention: c.label(),
             decode: case.decode.into(),
-            rank: match c.attention {
-                AttentionConfig::Mla { rank, .. } => Some(rank),
-                _ => None,
-            },
+            rank: c.attention.rank(),
             d_model: c.d_model,
             batch,
             context,
@@ -366,10 +369,19 @@ pub fn spread(xs: &[f64]) -> (f64, f64) {
         })
 }
 
-/// Whether `full` is the full-rank row of `row`'s family (see [`GptConfig::is_full_rank_of`]),
-/// measured the same way: decode path, batch and context.
+/// Whether `full` is `cut`'s attention with its latent at full rank (as wide as the model), in a
+/// model of the same width: what a cut rank's decode speed is compared with. A model at full
+/// rank is its own.
+pub fn is_full_rank_of(full: &GptConfig, cut: &GptConfig) -> bool {
+    full.d_model == cut.d_model
+        && full.attention.rank() == Some(full.d_model)
+        && cut.attention.with_rank(full.d_model).as_ref() == Some(&full.attention)
+}
+
+/// Whether `full` is the full-rank row of `row` ([`is_full_rank_of`]), measured the same way:
+/// decode path, batch and context.
 fn full_rank_of(row: (&BenchRow, &GptConfig), full: (&BenchRow, &GptConfig)) -> bool {
-    full.1.is_full_rank_of(row.1)
+    is_full_rank_of(full.1, row.1)
         && full.0.decode == row.0.decode
         && full.0.batch == row.0.batch
         && full.0.context == row.0.context
@@ -476,10 +488,14 @@ mod tests {
             repeats: 1,
             ..BenchOptions::default()
         };
-        let n_subjects = subjects.len();
+        // Every variant once per decode path it has, × 2 batches × 2 contexts (64 > context 16).
+        let paths: usize = subjects
+            .iter()
+            .map(|s| s.config.attention.decode_paths().len().max(1))
+            .sum();
+        assert!(paths > subjects.len(), "some variant has two paths");
         let rows = bench(subjects, &opts, &device, |_| {}).unwrap();
-        // 4 MHA + 4 MLA (two paths each) variants × 2 batches × 2 contexts (64 > context 16).
-        assert_eq!(rows.len(), (4 + 4 * 2) * 2 * 2, "{n_subjects}");
+        assert_eq!(rows.len(), paths * 2 * 2);
         for r in &rows {
             assert_eq!(
                 r.kv_bytes_per_token_measured, r.kv_bytes_per_token_formula,
@@ -547,11 +563,11 @@ mod tests {
             } else {
                 crate::model::Positions::Learned
             },
-            attention: AttentionConfig::Mla {
+            attention: crate::model::AttentionConfig::mla(
                 rank,
-                layout: crate::model::LatentLayout::Separate,
+                crate::model::LatentLayout::Separate,
                 rope_dim,
-            },
+            ),
             tie_embeddings: true,
         };
         let configs = [config(128, 32), config(256, 32), config(128, 0)];

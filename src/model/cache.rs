@@ -1,10 +1,9 @@
 //! The KV cache: preallocated for the whole context, written in place, and able to say how
 //! many bytes it really holds.
 //!
-//! What a layer caches per token depends on its attention:
-//! - MHA/GQA/MQA: K and V, `kv_heads * d_head` each.
-//! - MLA: the normalised latent(s) (`rank`, or `2 * rank` with separate K/V latents) plus the
-//!   shared rotary key (`rope_dim`). Never the decompressed K or V.
+//! What a layer caches per token depends on its attention, and each variant's file says
+//! (`MhaCache`, `MlaCache`, ...): this file holds the buffers they are made of ([`CacheSlot`]) and
+//! the whole model's cache ([`KvCache`]), and imports nothing from a variant.
 //!
 //! Byte counts come from the tensors the cache holds (their shapes and dtypes), so they can be
 //! checked against the model's formula (`Gpt::kv_bytes_per_token`).
@@ -13,7 +12,7 @@ use std::ops::Range;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use crate::model::attention::mla::Absorbed;
+use crate::model::attention::LayerCache;
 use crate::rng::Rng;
 
 /// One preallocated buffer whose sequence axis is `D - 2`: `[batch, heads, seq, width]` or
@@ -89,41 +88,28 @@ impl<const D: usize> CacheSlot<D> {
         self.tensor().clone().narrow(D - 2, 0, len)
     }
 
-    /// Bytes held by the buffer (all positions, filled or not).
-    pub fn bytes_allocated(&self) -> usize {
+    /// Bytes held by the buffer, measured from its shape and dtype.
+    pub fn bytes(&self) -> SlotBytes {
         let t = self.tensor();
-        t.shape().num_elements() * t.dtype().size()
+        let allocated = t.shape().num_elements() * t.dtype().size();
+        SlotBytes {
+            allocated,
+            per_position: allocated / self.capacity(),
+        }
     }
+}
 
-    /// Bytes one sequence position takes across the batch.
-    pub fn bytes_per_position(&self) -> usize {
-        self.bytes_allocated() / self.capacity()
-    }
+/// Bytes one buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotBytes {
+    /// All positions, filled or not.
+    pub allocated: usize,
+    /// One sequence position across the batch.
+    pub per_position: usize,
 }
 
 /// Positions drawn at once by [`CacheSlot::fill_random`]; longer fills repeat them.
 pub const FILL_TILE: usize = 64;
-
-/// K and V of an MHA/GQA/MQA layer: `[batch, kv_heads, capacity, d_head]` each.
-#[derive(Debug)]
-pub struct MhaCache {
-    pub k: CacheSlot<4>,
-    pub v: CacheSlot<4>,
-}
-
-/// What an MLA layer caches.
-#[derive(Debug)]
-pub struct MlaCache {
-    /// The absorbed decode path's per-head `W^UK`/`W^UV`, made with the cache from the model
-    /// that made it. Weights, not cached tokens: not counted in its bytes.
-    pub absorbed: Option<Absorbed>,
-    /// `c_KV` (joint) or `c_K` (separate): `[batch, capacity, rank]`
-    pub c_k: CacheSlot<3>,
-    /// `c_V` with separate latents: `[batch, capacity, rank]`
-    pub c_v: Option<CacheSlot<3>>,
-    /// Rotated shared key `k^R`: `[batch, capacity, rope_dim]`
-    pub k_r: Option<CacheSlot<3>>,
-}
 
 /// What an empty cache is made for: `batch` sequences of up to `capacity` tokens, stored as
 /// `dtype` on `device`.
@@ -139,70 +125,6 @@ impl CacheSpec {
     /// An empty slot of `[batch, capacity, width]`.
     pub fn slot(&self, width: usize) -> CacheSlot<3> {
         CacheSlot::zeros([self.batch, self.capacity, width], self.dtype, &self.device)
-    }
-}
-
-/// One layer's cache. (Variants hold tensor handles, not data: their size gap is harmless.)
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum LayerCache {
-    Mha(MhaCache),
-    Mla(MlaCache),
-}
-
-impl LayerCache {
-    /// Keys and values of `kv_heads` heads of width `d_head`.
-    pub fn mha(spec: &CacheSpec, kv_heads: usize, d_head: usize) -> Self {
-        let shape = [spec.batch, kv_heads, spec.capacity, d_head];
-        let slot = || CacheSlot::zeros(shape, spec.dtype, &spec.device);
-        LayerCache::Mha(MhaCache {
-            k: slot(),
-            v: slot(),
-        })
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            LayerCache::Mha(_) => "MHA",
-            LayerCache::Mla(_) => "MLA",
-        }
-    }
-
-    fn slots(&self) -> Vec<(usize, usize)> {
-        let info3 = |s: &CacheSlot<3>| (s.bytes_allocated(), s.bytes_per_position());
-        let info4 = |s: &CacheSlot<4>| (s.bytes_allocated(), s.bytes_per_position());
-        match self {
-            LayerCache::Mha(c) => vec![info4(&c.k), info4(&c.v)],
-            LayerCache::Mla(c) => std::iter::once(&c.c_k)
-                .chain(c.c_v.as_ref())
-                .chain(c.k_r.as_ref())
-                .map(info3)
-                .collect(),
-        }
-    }
-
-    pub fn bytes_allocated(&self) -> usize {
-        self.slots().iter().map(|s| s.0).sum()
-    }
-
-    /// Fills positions `0..len` of every buffer with N(0, 1) values.
-    fn fill_random(&mut self, len: usize, rng: &mut Rng) {
-        match self {
-            LayerCache::Mha(c) => {
-                c.k.fill_random(len, rng);
-                c.v.fill_random(len, rng);
-            }
-            LayerCache::Mla(c) => {
-                c.c_k.fill_random(len, rng);
-                for slot in c.c_v.iter_mut().chain(c.k_r.iter_mut()) {
-                    slot.fill_random(len, rng);
-                }
-            }
-        }
-    }
-
-    pub fn bytes_per_position(&self) -> usize {
-        self.slots().iter().map(|s| s.1).sum()
     }
 }
 

@@ -18,10 +18,13 @@ use super::{Gpt, GptConfig, MlaDecode};
 /// logits by 2e-4 (tanh-GELU) to 0.1.
 const TOLERANCE: f32 = 2e-5;
 
+/// The reference's logits for a batch of different token sequences.
 #[derive(Deserialize)]
 struct Expected {
-    tokens: Vec<u32>,
-    logits: Vec<Vec<f32>>,
+    /// `[batch][seq]`
+    tokens: Vec<Vec<u32>>,
+    /// `[batch][seq][vocab]`
+    logits: Vec<Vec<Vec<f32>>>,
 }
 
 fn golden_dir() -> PathBuf {
@@ -45,7 +48,13 @@ fn load(name: &str, device: &Device) -> (Gpt, Expected) {
 
 fn max_diff(logits: Tensor<3>, expected: &Expected) -> f32 {
     let got = logits.into_data().try_to_vec::<f32>().unwrap();
-    let want: Vec<f32> = expected.logits.iter().flatten().copied().collect();
+    let want: Vec<f32> = expected
+        .logits
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .collect();
     assert_eq!(got.len(), want.len());
     got.iter()
         .zip(&want)
@@ -53,28 +62,43 @@ fn max_diff(logits: Tensor<3>, expected: &Expected) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Every golden variant: each needs its `<name>.json`, `.safetensors` and `.expected.json`.
+const NAMES: [&str; 7] = [
+    "mha",
+    "mha_rope",
+    "gqa_rope",
+    "mla",
+    "mla_rope",
+    "mla_rope_joint",
+    "gla_rope",
+];
+
 #[test]
 fn every_variant_matches_the_published_equations() {
     let device = crate::backend::test_device();
-    let names = [
-        "mha",
-        "mha_rope",
-        "gqa_rope",
-        "mla",
-        "mla_rope",
-        "mla_rope_joint",
-    ];
-    for name in names {
+    for name in NAMES {
         let (model, expected) = load(name, &device);
-        let ids: Vec<i64> = expected.tokens.iter().map(|&t| t as i64).collect();
-        let n = ids.len();
-        let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
+        let batch = expected.tokens.len();
+        let n = expected.tokens[0].len();
+        // The rows differ, so a model that mixes the rows of a batch (a swap, a broadcast of
+        // row 0) cannot match the reference, which runs each row alone.
+        assert!(batch >= 2, "{name}: a batch of {batch}");
+        let (a, b) = (&expected.logits[0], &expected.logits[1]);
+        let apart = a.iter().flatten().zip(b.iter().flatten());
+        assert!(apart.map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) > 100.0 * TOLERANCE);
+        let ids: Vec<i64> = expected
+            .tokens
+            .iter()
+            .flatten()
+            .map(|&t| t as i64)
+            .collect();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, n]), &device);
         let full = max_diff(model.forward(tokens.clone()), &expected);
         assert!(full < TOLERANCE, "{name}: full forward off by {full}");
         // Token by token through the cache, on each decode path.
         for decode in [MlaDecode::Naive, MlaDecode::Absorbed] {
             let model = model.clone().with_mla_decode(decode);
-            let mut cache = model.new_cache(1, DType::F32, &device);
+            let mut cache = model.new_cache(batch, DType::F32, &device);
             let steps: Vec<Tensor<3>> = (0..n)
                 .map(|i| model.forward_cached(tokens.clone().narrow(1, i, 1), &mut cache))
                 .collect();
@@ -85,4 +109,20 @@ fn every_variant_matches_the_published_equations() {
             );
         }
     }
+}
+
+#[test]
+fn every_fixture_in_the_folder_is_checked() {
+    let mut found: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let stem = name.strip_suffix(".json")?;
+            (!stem.ends_with(".expected")).then(|| stem.to_string())
+        })
+        .collect();
+    found.sort();
+    let mut names = NAMES.map(String::from).to_vec();
+    names.sort();
+    assert_eq!(found, names);
 }

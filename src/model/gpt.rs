@@ -13,9 +13,9 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::attention::{Attention, AttentionConfig, AttentionDims, LatentLayout, MlaDecode};
+use super::attention::{Attention, AttentionConfig, AttentionDims, LayerCache, MlaDecode};
 use super::init;
-use crate::model::cache::{CacheSpec, KvCache, LayerCache};
+use crate::model::cache::{CacheSpec, KvCache};
 
 /// How the model knows where a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -58,15 +58,6 @@ pub struct GptConfig {
     pub tie_embeddings: bool,
 }
 
-/// An MLA model's width, latent layout and rotary width: everything but the rank. (The
-/// positions follow from `rope_dim`: RoPE when it is above 0, learned otherwise.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MlaFamily {
-    pub d_model: usize,
-    pub layout: LatentLayout,
-    pub rope_dim: usize,
-}
-
 impl GptConfig {
     pub fn d_head(&self) -> usize {
         self.d_model / self.n_heads
@@ -74,8 +65,7 @@ impl GptConfig {
 
     /// KV elements cached per token in one layer, from the formula.
     pub fn kv_elems_per_token_per_layer(&self) -> usize {
-        self.attention
-            .kv_elems_per_token(self.d_model, self.n_heads)
+        self.attention.kv_elems_per_token(&self.attention_dims())
     }
 
     /// KV elements cached per token over all layers, from the formula.
@@ -92,44 +82,28 @@ impl GptConfig {
     /// the baseline for KV-cache reductions.
     pub fn mha_baseline(&self) -> GptConfig {
         GptConfig {
-            attention: AttentionConfig::Mha {
-                kv_heads: self.n_heads,
-            },
+            attention: AttentionConfig::mha(self.n_heads),
             ..self.clone()
         }
     }
 
-    /// Full multi-head attention: as many key/value heads as query heads.
-    pub fn is_mha(&self) -> bool {
-        matches!(self.attention, AttentionConfig::Mha { kv_heads } if kv_heads == self.n_heads)
-    }
-
-    /// The paper's baseline: MHA with learned positions.
-    pub fn is_paper_baseline(&self) -> bool {
-        self.is_mha() && self.positions == Positions::Learned
-    }
-
-    /// What an MLA model is apart from its rank (`None` for MHA): models of one family differ
-    /// only in `rank`.
-    pub fn mla_family(&self) -> Option<MlaFamily> {
-        match self.attention {
-            AttentionConfig::Mla {
-                layout, rope_dim, ..
-            } => Some(MlaFamily {
-                d_model: self.d_model,
-                layout,
-                rope_dim,
-            }),
-            AttentionConfig::Mha { .. } => None,
+    /// What the attention of each layer needs to know of the model.
+    pub fn attention_dims(&self) -> AttentionDims {
+        AttentionDims {
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            context: self.context,
+            rope_theta: match self.positions {
+                Positions::Rope(theta) => Some(theta),
+                Positions::Learned => None,
+            },
+            n_layers: self.n_layers,
         }
     }
 
-    /// Whether this is the full-rank MLA (`rank == d_model`) of `other`'s family, `other`
-    /// included: what a cut rank's decode speed is compared with.
-    pub fn is_full_rank_of(&self, other: &GptConfig) -> bool {
-        matches!(self.attention, AttentionConfig::Mla { rank, .. } if rank == self.d_model)
-            && self.mla_family().is_some()
-            && self.mla_family() == other.mla_family()
+    /// The attention's short name, e.g. `MLA+RoPE32 r=192 sep` or `MHA+RoPE`.
+    pub fn label(&self) -> String {
+        self.attention.label(&self.attention_dims())
     }
 
     /// Parameters outside the embedding tables and the LM head, from the config alone (what
@@ -138,7 +112,7 @@ impl GptConfig {
         let (d, hidden) = (self.d_model, self.mlp_ratio * self.d_model);
         let layer_norm = 2 * d;
         let mlp = (d * hidden + hidden) + (hidden * d + d);
-        let attention = self.attention.param_count(d, self.n_heads);
+        let attention = self.attention.param_count(&self.attention_dims());
         self.n_layers * (2 * layer_norm + attention + mlp) + layer_norm
     }
 
@@ -165,7 +139,7 @@ impl GptConfig {
         let (d, hidden) = (self.d_model, self.mlp_ratio * self.d_model);
         let attention = self
             .attention
-            .activations_per_token(d, self.n_heads, self.context);
+            .activations_per_token(&self.attention_dims(), self.context);
         let block = attention + 4 * d + 2 * hidden;
         d + self.n_layers * block + d
     }
@@ -201,16 +175,7 @@ impl GptConfig {
     /// The model with its weights still to draw (when first used, or by [`init::draw`]).
     pub fn init(&self, device: &Device) -> Gpt {
         let d = self.d_model;
-        let dims = AttentionDims {
-            d_model: d,
-            n_heads: self.n_heads,
-            context: self.context,
-            rope_theta: match self.positions {
-                Positions::Rope(theta) => Some(theta),
-                Positions::Learned => None,
-            },
-            n_layers: self.n_layers,
-        };
+        let dims = self.attention_dims();
         let residual = init::residual_std(self.n_layers);
         let blocks = (0..self.n_layers)
             .map(|_| Block {

@@ -9,7 +9,7 @@ pub mod rope;
 pub mod validate;
 
 pub use attention::{AttentionConfig, LatentLayout, MlaDecode};
-pub use gpt::{Gpt, GptConfig, MlaFamily, Positions};
+pub use gpt::{Gpt, GptConfig, Positions};
 
 #[cfg(test)]
 mod golden;

@@ -4,8 +4,9 @@
 
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
-use super::attention::{AttentionConfig, LatentLayout, MlaDecode};
-use super::cache::{CacheSlot, KvCache, LayerCache};
+use super::attention::LayerCache;
+use super::attention::{AttentionConfig, GlaConfig, LatentLayout, MlaDecode};
+use super::cache::{CacheSlot, KvCache};
 use super::gpt::{Gpt, GptConfig, Positions};
 use crate::backend::test_device;
 
@@ -27,27 +28,25 @@ fn tiny(positions: Positions, attention: AttentionConfig) -> GptConfig {
 }
 
 fn mla(rank: usize, layout: LatentLayout, rope_dim: usize) -> AttentionConfig {
-    AttentionConfig::Mla {
+    AttentionConfig::mla(rank, layout, rope_dim)
+}
+
+fn gla(groups: usize, rank: usize, rope_dim: usize) -> AttentionConfig {
+    AttentionConfig::Gla(GlaConfig {
+        groups,
         rank,
-        layout,
         rope_dim,
-    }
+    })
 }
 
 /// Every variant the zoo has, each valid.
 pub(crate) fn variants() -> Vec<(&'static str, GptConfig)> {
     let rope = Positions::Rope(10_000.0);
     let v = vec![
-        (
-            "mha",
-            tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 4 }),
-        ),
-        ("mha_rope", tiny(rope, AttentionConfig::Mha { kv_heads: 4 })),
-        ("gqa_rope", tiny(rope, AttentionConfig::Mha { kv_heads: 2 })),
-        (
-            "mqa",
-            tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 1 }),
-        ),
+        ("mha", tiny(Positions::Learned, AttentionConfig::mha(4))),
+        ("mha_rope", tiny(rope, AttentionConfig::mha(4))),
+        ("gqa_rope", tiny(rope, AttentionConfig::mha(2))),
+        ("mqa", tiny(Positions::Learned, AttentionConfig::mha(1))),
         (
             "mla_sep",
             tiny(Positions::Learned, mla(16, LatentLayout::Separate, 0)),
@@ -64,6 +63,8 @@ pub(crate) fn variants() -> Vec<(&'static str, GptConfig)> {
             "mla_rope_joint",
             tiny(rope, mla(16, LatentLayout::Joint, 8)),
         ),
+        ("gla2_rope", tiny(rope, gla(2, 8, 4))),
+        ("gla4", tiny(Positions::Learned, gla(4, 6, 0))),
     ];
     for (name, c) in &v {
         assert!(c.validate().is_empty(), "{name}: {:?}", c.validate());
@@ -75,7 +76,7 @@ pub(crate) fn variants() -> Vec<(&'static str, GptConfig)> {
 fn mla_variants() -> impl Iterator<Item = (&'static str, GptConfig)> {
     variants()
         .into_iter()
-        .filter(|(_, c)| matches!(c.attention, AttentionConfig::Mla { .. }))
+        .filter(|(_, c)| !c.attention.decode_paths().is_empty())
 }
 
 fn tokens(batch: usize, seq: usize, seed: u64, device: &Device) -> Tensor<2, Int> {
@@ -273,6 +274,12 @@ fn a_randomly_filled_cache_holds_its_positions_and_both_mla_paths_agree_over_it(
                     slots.for_each(|s| assert_filled(s, len, name));
                     [(); 2]
                 }
+                LayerCache::Gla(c) => {
+                    std::iter::once(&c.c)
+                        .chain(&c.k_r)
+                        .for_each(|s| assert_filled(s, len, name));
+                    [(); 2]
+                }
             };
         }
         let toks = tokens(2, 2, 3, &device);
@@ -282,7 +289,7 @@ fn a_randomly_filled_cache_holds_its_positions_and_both_mla_paths_agree_over_it(
                 .collect();
             Tensor::cat(out, 1)
         };
-        if matches!(config.attention, AttentionConfig::Mla { .. }) {
+        if !config.attention.decode_paths().is_empty() {
             let naive = model.clone().with_mla_decode(MlaDecode::Naive);
             let absorbed = model.clone().with_mla_decode(MlaDecode::Absorbed);
             let a = step(&naive, &mut filled(&naive, len));
@@ -349,6 +356,8 @@ fn kv_formula_counts_latents_not_keys_and_values() {
         ("mla_joint", 12),
         ("mla_rope_sep", 2 * 8 + 4),
         ("mla_rope_joint", 16 + 8),
+        ("gla2_rope", 2 * (8 + 4)),
+        ("gla4", 4 * 6),
     ];
     let variants = variants();
     // A variant added to the zoo must bring its hand count here.
@@ -379,7 +388,7 @@ fn param_count_matches_hand_count_for_mha() {
     let ln = 2 * d;
     let block = ln + 4 * d * d + ln + (d * hidden + hidden) + (hidden * d + d);
     let embeddings = v * d + c * d;
-    let config = tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 4 });
+    let config = tiny(Positions::Learned, AttentionConfig::mha(4));
     let model = config.init(&device);
     assert_eq!(model.param_count(), embeddings + l * block + ln);
     assert_eq!(model.non_embedding_param_count(), l * block + ln);
@@ -424,15 +433,43 @@ fn mla_param_count_matches_hand_count() {
         mla(r, LatentLayout::Separate, dr),
     );
     let model = config.init(&device);
-    let mha = tiny(
-        Positions::Rope(10_000.0),
-        AttentionConfig::Mha { kv_heads: 4 },
-    )
-    .init(&device);
+    let mha = tiny(Positions::Rope(10_000.0), AttentionConfig::mha(4)).init(&device);
     let mha_attn = 4 * d * d;
     assert_eq!(
         model.param_count() + 2 * mha_attn,
         mha.param_count() + 2 * attn
+    );
+}
+
+#[test]
+fn gla_param_count_matches_hand_count_and_one_group_costs_what_joint_mla_costs() {
+    // d = 32, 4 heads of 8; 2 latent heads of rank 8 with rotary keys of 4.
+    let (d, h, dh, g, r, dr) = (32, 4, 8, 2, 8, 4);
+    let attn = d * h * dh // W^Q
+        + d * h * dr // W^QR
+        + d * g * r + g * r // W^DKV and one norm per latent head
+        + 2 * r * h * dh // W^UK, W^UV
+        + d * g * dr // W^KR
+        + h * dh * d; // W^O
+    let rope = Positions::Rope(10_000.0);
+    let config = tiny(rope, gla(g, r, dr));
+    assert_eq!(config.attention.param_count(&config.attention_dims()), attn);
+    assert_eq!(config.kv_elems_per_token_per_layer(), g * (r + dr));
+    // One latent head is MLA with a joint latent: the same weights, cache and activations.
+    let one = tiny(rope, gla(1, 16, 8));
+    let joint = tiny(rope, mla(16, LatentLayout::Joint, 8));
+    let dims = one.attention_dims();
+    assert_eq!(
+        one.attention.param_count(&dims),
+        joint.attention.param_count(&dims)
+    );
+    assert_eq!(
+        one.kv_elems_per_token_per_layer(),
+        joint.kv_elems_per_token_per_layer()
+    );
+    assert_eq!(
+        one.attention.activations_per_token(&dims, CONTEXT),
+        joint.attention.activations_per_token(&dims, CONTEXT)
     );
 }
 
@@ -556,7 +593,7 @@ fn chunked_loss_matches_the_whole_logits_loss_and_its_gradients() {
     let tied = tiny(Positions::Rope(10_000.0), mla(8, LatentLayout::Separate, 4));
     let untied = GptConfig {
         tie_embeddings: false,
-        ..tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 4 })
+        ..tiny(Positions::Learned, AttentionConfig::mha(4))
     };
     for (name, config) in [("tied", tied), ("untied", untied)] {
         let model = init(&config, &device);

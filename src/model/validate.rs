@@ -1,7 +1,6 @@
 //! Checks on a model config that would otherwise surface as a panic deep inside a forward
 //! pass. Each problem names the field (relative to the `model` section) and what is accepted.
 
-use super::attention::AttentionConfig;
 use super::gpt::{GptConfig, Positions};
 
 /// One invalid value.
@@ -10,6 +9,15 @@ pub struct FieldError {
     /// Dotted path, e.g. `attention.rank`.
     pub field: String,
     pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: String) -> Self {
+        FieldError {
+            field: field.to_string(),
+            message,
+        }
+    }
 }
 
 impl std::fmt::Display for FieldError {
@@ -28,12 +36,7 @@ impl GptConfig {
     /// Every problem with this config; empty when it is valid.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errs = Vec::new();
-        let mut bad = |field: &str, message: String| {
-            errs.push(FieldError {
-                field: field.to_string(),
-                message,
-            });
-        };
+        let mut bad = |field: &str, message: String| errs.push(FieldError::new(field, message));
         // The upper bounds are far past what trains on one machine; they keep every size the
         // code multiplies out within range (the memory estimate then judges what fits).
         for (field, value, most) in [
@@ -62,7 +65,6 @@ impl GptConfig {
             );
             return errs;
         }
-        let d_head = self.d_head();
         if let Positions::Rope(theta) = self.positions
             && !(theta.is_finite() && theta > 1.0)
         {
@@ -71,70 +73,7 @@ impl GptConfig {
                 format!("Rope({theta}): accepted: a finite base > 1, e.g. Rope(10000.0)"),
             );
         }
-        match self.attention {
-            AttentionConfig::Mha { kv_heads } => {
-                if kv_heads == 0
-                    || kv_heads > self.n_heads
-                    || !self.n_heads.is_multiple_of(kv_heads)
-                {
-                    bad(
-                        "attention.kv_heads",
-                        format!(
-                            "{kv_heads} does not divide n_heads = {}; accepted: a divisor of n_heads \
-                             ({} = MHA, 1 = MQA, in between GQA)",
-                            self.n_heads, self.n_heads
-                        ),
-                    );
-                }
-                if matches!(self.positions, Positions::Rope(_)) && !d_head.is_multiple_of(2) {
-                    bad(
-                        "positions",
-                        format!("RoPE needs an even head dimension, d_model / n_heads = {d_head}"),
-                    );
-                }
-            }
-            AttentionConfig::Mla { rank, rope_dim, .. } => {
-                if rank == 0 || rank > self.d_model {
-                    bad(
-                        "attention.rank",
-                        format!(
-                            "{rank} is out of range; accepted: 1..={} (at most d_model)",
-                            self.d_model
-                        ),
-                    );
-                }
-                if !rope_dim.is_multiple_of(2) {
-                    bad(
-                        "attention.rope_dim",
-                        format!("{rope_dim} is odd; accepted: an even number (0 = no RoPE)"),
-                    );
-                }
-                if rope_dim > d_head {
-                    bad(
-                        "attention.rope_dim",
-                        format!(
-                            "{rope_dim} exceeds the head dimension {d_head}; accepted: 0..={d_head}, even"
-                        ),
-                    );
-                }
-                match (self.positions, rope_dim) {
-                    (Positions::Learned, r) if r > 0 => bad(
-                        "positions",
-                        format!(
-                            "Learned positions with MLA rope_dim = {r}: decoupled RoPE carries the \
-                             positions; accepted: Rope(theta), or rope_dim: 0 with Learned"
-                        ),
-                    ),
-                    (Positions::Rope(_), 0) => bad(
-                        "positions",
-                        "Rope positions with MLA rope_dim = 0: RoPE cannot rotate compressed keys, so the \
-                         model would see no positions; accepted: Learned, or rope_dim > 0 with Rope(theta)"
-                            .into(),
-                    ),
-                    _ => {}
-                }
-            }
-        }
+        errs.extend(self.attention.validate(&self.attention_dims()));
         errs
     }
 }

@@ -10,7 +10,8 @@ use crate::artifacts::records::{
 };
 use crate::artifacts::{RunFolder, metrics, read_json};
 use crate::experiment::Experiment;
-use crate::model::{AttentionConfig, LatentLayout, Positions};
+use crate::infer::bench::is_full_rank_of;
+use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
 
 /// The attribute consistency from which a run counts as copying the story's attribute.
 pub const COPIED_AT: f64 = 0.5;
@@ -102,19 +103,13 @@ impl RunData {
     }
 
     pub fn label(&self) -> String {
-        let m = &self.experiment.model;
-        m.attention
-            .label(m.n_heads, matches!(m.positions, Positions::Rope(_)))
+        self.experiment.model.label()
     }
 
     /// MLA (rank, rope_dim, layout).
     pub fn mla(&self) -> Option<(usize, usize, LatentLayout)> {
         match self.experiment.model.attention {
-            AttentionConfig::Mla {
-                rank,
-                rope_dim,
-                layout,
-            } => Some((rank, rope_dim, layout)),
+            AttentionConfig::Mla(c) => Some((c.rank, c.rope_dim, c.layout)),
             _ => None,
         }
     }
@@ -235,10 +230,10 @@ impl Variant<'_> {
 /// paper's), then MHA+RoPE.
 pub fn baselines<'a>(variants: &'a [Variant<'a>]) -> Vec<&'a Variant<'a>> {
     let model = |v: &Variant| v.first().experiment.model.clone();
-    let mha = variants.iter().find(|v| model(v).is_paper_baseline());
+    let mha = variants.iter().find(|v| is_paper_baseline(&model(v)));
     let mha_rope = variants
         .iter()
-        .find(|v| model(v).is_mha() && matches!(model(v).positions, Positions::Rope(_)));
+        .find(|v| is_mha(&model(v)) && matches!(model(v).positions, Positions::Rope(_)));
     [mha, mha_rope].into_iter().flatten().collect()
 }
 
@@ -295,8 +290,8 @@ pub fn variants(runs: &[RunData]) -> Vec<Variant<'_>> {
 /// The baseline: the MHA run with learned positions, else any MHA run, else the first.
 pub fn baseline(runs: &[RunData]) -> &RunData {
     runs.iter()
-        .find(|r| r.experiment.model.is_paper_baseline())
-        .or_else(|| runs.iter().find(|r| r.experiment.model.is_mha()))
+        .find(|r| is_paper_baseline(&r.experiment.model))
+        .or_else(|| runs.iter().find(|r| is_mha(&r.experiment.model)))
         .unwrap_or(&runs[0])
 }
 
@@ -315,12 +310,22 @@ pub fn round_ratios(v: &Variant, full: &Variant, c: usize) -> Vec<f64> {
     ratios
 }
 
-/// The full-rank MLA variant of `v`'s family ([`crate::model::GptConfig::is_full_rank_of`]).
+/// The variant with `v`'s attention at full rank ([`is_full_rank_of`]).
 pub fn full_rank<'a>(variants: &'a [Variant<'a>], v: &Variant) -> Option<&'a Variant<'a>> {
     let model = &v.first().experiment.model;
     variants
         .iter()
-        .find(|f| f.first().experiment.model.is_full_rank_of(model))
+        .find(|f| is_full_rank_of(&f.first().experiment.model, model))
+}
+
+/// Full multi-head attention: as many key/value heads as query heads.
+pub fn is_mha(model: &GptConfig) -> bool {
+    matches!(&model.attention, AttentionConfig::Mha(c) if c.kv_heads == model.n_heads)
+}
+
+/// The paper's baseline: MHA with learned positions.
+pub fn is_paper_baseline(model: &GptConfig) -> bool {
+    is_mha(model) && model.positions == Positions::Learned
 }
 
 /// The largest context benched for every run.

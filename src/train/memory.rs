@@ -127,7 +127,7 @@ pub fn inference_activations_per_token(model: &GptConfig, context: usize) -> usi
     let (d, hidden) = (model.d_model, model.mlp_ratio * model.d_model);
     let attention = model
         .attention
-        .activations_per_token(d, model.n_heads, context);
+        .activations_per_token(&model.attention_dims(), context);
     let block = attention + 4 * d + 2 * hidden;
     d + model.n_layers.min(2) * block + d + 3 * model.vocab_size
 }

@@ -155,7 +155,7 @@ mod tests {
             n_heads: 2,
             mlp_ratio: 2,
             positions: Positions::Learned,
-            attention: AttentionConfig::Mha { kv_heads: 2 },
+            attention: AttentionConfig::mha(2),
             tie_embeddings: true,
         };
         let model = config.init(&device);

@@ -612,11 +612,7 @@ mod tests {
                 n_heads: 4,
                 mlp_ratio: 2,
                 positions: Positions::Rope(10_000.0),
-                attention: AttentionConfig::Mla {
-                    rank: 16,
-                    layout: LatentLayout::Separate,
-                    rope_dim: 4,
-                },
+                attention: AttentionConfig::mla(16, LatentLayout::Separate, 4),
                 tie_embeddings: true,
             },
             data: DataConfig {
@@ -678,7 +674,7 @@ mod tests {
         }
         // Rows with one seed share the weights they have in common, and no others.
         let mut mha = exp.clone();
-        mha.model.attention = AttentionConfig::Mha { kv_heads: 4 };
+        mha.model.attention = AttentionConfig::mha(4);
         let named = |model: &Gpt| {
             let mut all = Vec::new();
             model.visit(&mut Named(Vec::new(), &mut all));

@@ -123,11 +123,7 @@ mod tests {
         let device = test_device().autodiff();
         let config = tiny(
             Positions::Rope(10_000.0),
-            AttentionConfig::Mla {
-                rank: 8,
-                layout: LatentLayout::Separate,
-                rope_dim: 4,
-            },
+            AttentionConfig::mla(8, LatentLayout::Separate, 4),
         );
         let model = config.init(&device);
         let tokens: Vec<u32> = (0..200).map(|i| (i * 7 % 40) as u32).collect();
@@ -168,7 +164,7 @@ mod tests {
             }
         }
         let device = test_device().autodiff();
-        let config = tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 2 });
+        let config = tiny(Positions::Learned, AttentionConfig::mha(2));
         let model = config.init(&device);
         let tokens: Vec<u32> = (0..400).map(|i| (i * 11 % 37) as u32).collect();
         let ds = TokenWindows::validation(Arc::new(tokens), 8).unwrap();
@@ -256,14 +252,10 @@ mod tests {
         let backends = crate::backend::every_backend();
         let (cpu, on_cpu) = &backends[0];
         let configs = [
-            tiny(Positions::Learned, AttentionConfig::Mha { kv_heads: 2 }),
+            tiny(Positions::Learned, AttentionConfig::mha(2)),
             tiny(
                 Positions::Rope(10_000.0),
-                AttentionConfig::Mla {
-                    rank: 8,
-                    layout: LatentLayout::Separate,
-                    rope_dim: 4,
-                },
+                AttentionConfig::mla(8, LatentLayout::Separate, 4),
             ),
         ];
         for config in &configs {

@@ -5,13 +5,19 @@ LayerNorm, a GELU MLP, learned positions, a head tied to the token embedding), R
 arXiv 2104.09864, with the half-split pair convention (i, i + D/2) of GPT-NeoX and LLaMA), and
 MLA (DeepSeek-V2, arXiv 2405.04434, section 2.1: latents c = x W^D normalised by RMSNorm,
 k^C = c_K W^UK, v^C = c_V W^UV, a decoupled rotary query q^R per head and one rotary key k^R
-shared by all heads, scores (q^C k^C + q^R k^R) / sqrt(d_h + d_h^R)).
+shared by all heads, scores (q^C k^C + q^R k^R) / sqrt(d_h + d_h^R)), and GLA (Zadouri,
+Strauss and Dao, arXiv 2505.21487: MLA's joint latent split into g latent heads, each with its own
+RMSNorm and rotary key, latent head j serving query heads j * h/g .. (j + 1) * h/g - 1).
 
 Weights are read from the `.safetensors` files `cargo run --example golden` writes, by name,
 in burn's layout: a Linear's weight is [in, out], applied as x @ W. `K/V latent order`: with
 separate latents, W^DKV = [W^DK, W^DV] along its output axis, c_K first.
 
-    python3 tests/golden/reference.py tests/golden      # writes <variant>.expected.json
+    python3 tests/golden/reference.py tests/golden          # writes <variant>.expected.json
+    python3 tests/golden/reference.py --check tests/golden  # compares with them (CI)
+
+Each variant is run on a batch of two different token sequences, one at a time: the reference
+treats the rows apart, so a model that mixes the rows of a batch disagrees with it.
 
 Needs numpy only.
 """
@@ -118,6 +124,29 @@ def mla(x, w, p, cfg, rank, layout, rope_dim, theta):
     return o.transpose(1, 0, 2).reshape(x.shape[0], -1) @ w[p + "wo.weight"]
 
 
+def gla(x, w, p, cfg, groups, rank, rope_dim, theta):
+    h = cfg["n_heads"]
+    dh = cfg["d_model"] // h
+    per_group = h // groups
+    c = x @ w[p + "w_dkv.weight"]  # [t, g rank]: latent head j in columns j*rank .. (j+1)*rank
+    lat = [rms_norm(c[:, j * rank : (j + 1) * rank], w[p + f"kv_norm.{j}.gamma"]) for j in range(groups)]
+    q = heads(x @ w[p + "w_q.weight"], h)  # q^C [h, t, dh]
+    if rope_dim > 0:
+        q_r = rope(heads(x @ w[p + "w_qr.weight"], h), theta)  # [h, t, dr]
+        k_r = rope(heads(x @ w[p + "w_kr.weight"], groups), theta)  # [g, t, dr], one per latent head
+    cols = lambda i: slice(i * dh, (i + 1) * dh)  # head i's columns of W^UK, W^UV
+    out = []
+    for i in range(h):
+        j = i // per_group
+        k = lat[j] @ w[p + "w_uk.weight"][:, cols(i)]  # k^C_i [t, dh]
+        v = lat[j] @ w[p + "w_uv.weight"][:, cols(i)]  # v^C_i
+        scores = q[i] @ k.T
+        if rope_dim > 0:
+            scores = scores + q_r[i] @ k_r[j].T
+        out.append(causal_softmax(scores / math.sqrt(dh + rope_dim)) @ v)  # [t, dh]
+    return np.concatenate(out, axis=1) @ w[p + "wo.weight"]
+
+
 def logits(cfg, w, tokens):
     theta = cfg["positions"]["Rope"] if isinstance(cfg["positions"], dict) else None
     x = w["wte.weight"][tokens]
@@ -129,9 +158,12 @@ def logits(cfg, w, tokens):
         a = layer_norm(x, w[p + "ln_1.gamma"], w[p + "ln_1.beta"])
         if "Mha" in attention:
             a = mha(a, w, p + "attn.Mha.", cfg, attention["Mha"]["kv_heads"], theta)
-        else:
+        elif "Mla" in attention:
             m = attention["Mla"]
             a = mla(a, w, p + "attn.Mla.", cfg, m["rank"], m["layout"], m["rope_dim"], theta)
+        else:
+            g = attention["Gla"]
+            a = gla(a, w, p + "attn.Gla.", cfg, g["groups"], g["rank"], g["rope_dim"], theta)
         x = x + a
         m = layer_norm(x, w[p + "ln_2.gamma"], w[p + "ln_2.beta"])
         x = x + gelu(m @ w[p + "fc.weight"] + w[p + "fc.bias"]) @ w[p + "proj.weight"] + w[p + "proj.bias"]
@@ -139,21 +171,43 @@ def logits(cfg, w, tokens):
     return x @ w["wte.weight"].T  # tied head
 
 
+def rows(vocab, context):
+    """Two different token sequences: the batch every variant is run on."""
+    return [[(7 * i + 3) % vocab for i in range(context)], [(5 * i + 11) % vocab for i in range(context)]]
+
+
+def expected(root, name):
+    cfg = json.loads((root / f"{name}.json").read_text())
+    assert cfg["tie_embeddings"], name
+    w = read_safetensors(root / f"{name}.safetensors")
+    tokens = rows(cfg["vocab_size"], cfg["context"])
+    out = np.stack([logits(cfg, w, row) for row in tokens])  # [batch, t, vocab]
+    return tokens, out
+
+
 def main():
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/golden")
-    for cfg_file in sorted(root.glob("*.json")):
-        if cfg_file.name.endswith(".expected.json"):
+    args = sys.argv[1:]
+    check = "--check" in args
+    args = [a for a in args if a != "--check"]
+    root = Path(args[0] if args else "tests/golden")
+    names = sorted(f.stem for f in root.glob("*.json") if not f.name.endswith(".expected.json"))
+    worst = 0.0
+    for name in names:
+        tokens, out = expected(root, name)
+        path = root / f"{name}.expected.json"
+        if check:
+            have = json.loads(path.read_text())
+            assert have["tokens"] == tokens, f"{name}: the committed tokens are not the reference's"
+            diff = np.abs(np.array(have["logits"]) - out).max()
+            worst = max(worst, diff)
+            print(f"{name}: committed logits within {diff:.1e} of the reference")
             continue
-        name = cfg_file.stem
-        cfg = json.loads(cfg_file.read_text())
-        assert cfg["tie_embeddings"], name
-        w = read_safetensors(root / f"{name}.safetensors")
-        tokens = [(7 * i + 3) % cfg["vocab_size"] for i in range(cfg["context"])]
-        out = logits(cfg, w, tokens)
-        (root / f"{name}.expected.json").write_text(
-            json.dumps({"tokens": tokens, "logits": [[round(v, 7) for v in row] for row in out.tolist()]})
+        path.write_text(
+            json.dumps({"tokens": tokens, "logits": [[[round(v, 7) for v in r] for r in b] for b in out.tolist()]})
         )
         print(f"{name}: logits {out.shape}, |max| {np.abs(out).max():.3f}")
+    if check and worst > 1e-6:
+        sys.exit(f"the committed expectations differ from the reference by up to {worst:.1e} (> 1e-6): run reference.py again")
 
 
 if __name__ == "__main__":

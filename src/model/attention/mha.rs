@@ -2,20 +2,131 @@
 //!
 //! `kv_heads == n_heads` is Vaswani et al.'s MHA; `kv_heads == 1` is MQA (Shazeer 2019);
 //! values in between are GQA (Ainslie et al. 2023). The cache holds K and V, `kv_heads` wide.
+//!
+//! This file owns everything about the variant: its config as experiment files write it
+//! (`Mha(kv_heads: 4)`) and its validation, its module, its cache, its formulas (KV elements,
+//! parameters, activations) and its label.
 
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
-use super::{AttentionDims, causal_softmax};
-use crate::model::cache::{CacheSpec, LayerCache};
+use super::{AttentionDims, LayerCache, MlaDecode, causal_softmax};
+use crate::model::cache::{CacheSlot, CacheSpec, SlotBytes};
 use crate::model::init;
 use crate::model::rope::{Rope, RopeConfig};
+use crate::model::validate::FieldError;
+use crate::rng::Rng;
 
-#[derive(Debug, Clone)]
+/// An MHA/GQA/MQA layer as experiment files write it: `Mha(kv_heads: 4)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MhaConfig {
-    pub dims: AttentionDims,
+    /// Key/value heads: `n_heads` is MHA, 1 is MQA, a divisor in between GQA.
     pub kv_heads: usize,
+}
+
+impl MhaConfig {
+    pub fn init(&self, dims: AttentionDims, device: &Device) -> Mha {
+        let d = dims.d_model;
+        let h = dims.n_heads;
+        let dh = dims.d_head();
+        let linear = |i, o| init::linear(i, o, false, init::STD, device);
+        Mha {
+            wq: linear(d, h * dh),
+            wk: linear(d, self.kv_heads * dh),
+            wv: linear(d, self.kv_heads * dh),
+            wo: init::linear(h * dh, d, false, init::residual_std(dims.n_layers), device),
+            rope: dims.rope_theta.map(|theta| {
+                RopeConfig {
+                    dim: dh,
+                    context: dims.context,
+                    theta,
+                }
+                .init(device)
+            }),
+            n_heads: h,
+            kv_heads: self.kv_heads,
+            d_head: dh,
+        }
+    }
+
+    /// Problems with this config in a model of `dims`; fields are named from `model`.
+    pub fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
+        let (kv_heads, n_heads) = (self.kv_heads, dims.n_heads);
+        let mut errs = vec![];
+        if kv_heads == 0 || kv_heads > n_heads || !n_heads.is_multiple_of(kv_heads) {
+            errs.push(FieldError::new(
+                "attention.kv_heads",
+                format!(
+                    "{kv_heads} does not divide n_heads = {n_heads}; accepted: a divisor of \
+                     n_heads ({n_heads} = MHA, 1 = MQA, in between GQA)"
+                ),
+            ));
+        }
+        if dims.rope() && !dims.d_head().is_multiple_of(2) {
+            errs.push(FieldError::new(
+                "positions",
+                format!(
+                    "RoPE needs an even head dimension, d_model / n_heads = {}",
+                    dims.d_head()
+                ),
+            ));
+        }
+        errs
+    }
+
+    /// Elements cached per token per layer: K and V of every key/value head.
+    pub fn kv_elems_per_token(&self, dims: &AttentionDims) -> usize {
+        2 * self.kv_heads * dims.d_head()
+    }
+
+    /// Parameters of one layer: `W^Q`, `W^O` (`d × d`), `W^K`, `W^V` (`d × kv_heads·d_head`).
+    pub fn param_count(&self, dims: &AttentionDims) -> usize {
+        let d = dims.d_model;
+        2 * d * d + 2 * d * self.kv_heads * dims.d_head()
+    }
+
+    /// Elements kept for the backward pass per token, beyond what every variant keeps
+    /// ([`super::AttentionConfig::activations_per_token`]): q, k, v; rotated q and k; k and v
+    /// repeated to every head when shared.
+    pub fn activations_per_token(&self, dims: &AttentionDims) -> usize {
+        let d = dims.d_model;
+        let kv = self.kv_heads * dims.d_head();
+        d + 2 * kv
+            + (d + kv)
+            + if self.kv_heads < dims.n_heads {
+                2 * d
+            } else {
+                0
+            }
+    }
+
+    /// `MHA`, `MQA` or `GQA kv=2`, with `+RoPE` when the model rotates q and k.
+    pub fn label(&self, dims: &AttentionDims) -> String {
+        let rope = if dims.rope() { "+RoPE" } else { "" };
+        match self.kv_heads {
+            k if k == dims.n_heads => format!("MHA{rope}"),
+            1 => format!("MQA{rope}"),
+            k => format!("GQA{rope} kv={k}"),
+        }
+    }
+
+    /// No latent: no rank.
+    pub fn rank(&self) -> Option<usize> {
+        None
+    }
+
+    /// No latent to resize.
+    pub fn with_rank(&self, _rank: usize) -> Option<MhaConfig> {
+        None
+    }
+
+    /// One way to decode: attend over the cached K and V.
+    pub fn decode_paths(&self) -> &'static [MlaDecode] {
+        &[]
+    }
 }
 
 #[derive(Module, Debug)]
@@ -33,38 +144,6 @@ pub struct Mha {
     n_heads: usize,
     kv_heads: usize,
     d_head: usize,
-}
-
-impl MhaConfig {
-    pub fn init(&self, device: &Device) -> Mha {
-        let d = self.dims.d_model;
-        let h = self.dims.n_heads;
-        let dh = self.dims.d_head();
-        let linear = |i, o| init::linear(i, o, false, init::STD, device);
-        Mha {
-            wq: linear(d, h * dh),
-            wk: linear(d, self.kv_heads * dh),
-            wv: linear(d, self.kv_heads * dh),
-            wo: init::linear(
-                h * dh,
-                d,
-                false,
-                init::residual_std(self.dims.n_layers),
-                device,
-            ),
-            rope: self.dims.rope_theta.map(|theta| {
-                RopeConfig {
-                    dim: dh,
-                    context: self.dims.context,
-                    theta,
-                }
-                .init(device)
-            }),
-            n_heads: h,
-            kv_heads: self.kv_heads,
-            d_head: dh,
-        }
-    }
 }
 
 impl Mha {
@@ -119,7 +198,34 @@ impl Mha {
         self.wo.forward(out)
     }
 
-    pub fn new_cache(&self, spec: &CacheSpec) -> LayerCache {
-        LayerCache::mha(spec, self.kv_heads, self.d_head)
+    /// An empty cache of K and V.
+    pub fn new_cache(&self, spec: &CacheSpec) -> MhaCache {
+        let shape = [spec.batch, self.kv_heads, spec.capacity, self.d_head];
+        let slot = || CacheSlot::zeros(shape, spec.dtype, &spec.device);
+        MhaCache {
+            k: slot(),
+            v: slot(),
+        }
+    }
+
+    /// MHA has one decode path.
+    pub fn set_decode(&mut self, _decode: MlaDecode) {}
+}
+
+/// K and V of an MHA/GQA/MQA layer: `[batch, kv_heads, capacity, d_head]` each.
+#[derive(Debug)]
+pub struct MhaCache {
+    pub k: CacheSlot<4>,
+    pub v: CacheSlot<4>,
+}
+
+impl MhaCache {
+    pub fn slot_bytes(&self) -> Vec<SlotBytes> {
+        vec![self.k.bytes(), self.v.bytes()]
+    }
+
+    pub fn fill_random(&mut self, len: usize, rng: &mut Rng) {
+        self.k.fill_random(len, rng);
+        self.v.fill_random(len, rng);
     }
 }

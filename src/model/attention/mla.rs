@@ -22,23 +22,76 @@
 //!   `O(seq * rank * heads * d_head)`. `W^UK` and `W^UV` are laid out per head once, when the
 //!   cache is made ([`Absorbed`]), and all heads take their scores against the shared latent as
 //!   the rows of one product.
+//!
+//! This file owns everything about the variant: its config as experiment files write it and
+//! its validation, its module, its cache, its formulas (KV elements, parameters, activations),
+//! its label and its decode paths.
 
 use burn::module::Module;
 use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
-use super::{AttentionDims, LatentLayout, MlaDecode, causal_softmax};
-use crate::model::cache::{CacheSpec, LayerCache, MlaCache};
+use super::{AttentionDims, LayerCache, MlaDecode, causal_softmax};
+use crate::model::cache::{CacheSlot, CacheSpec, SlotBytes};
 use crate::model::init;
 use crate::model::rope::{Rope, RopeConfig};
+use crate::model::validate::FieldError;
+use crate::rng::Rng;
 
-#[derive(Debug, Clone)]
+/// An MLA layer as experiment files write it: `Mla(rank: 64, layout: Separate, rope_dim: 16)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "MlaInFile")]
 pub struct MlaConfig {
-    pub dims: AttentionDims,
+    /// Width `r` of each latent (`d_c` in DeepSeek-V2).
     pub rank: usize,
+    /// One latent shared by K and V, or one each.
     pub layout: LatentLayout,
+    /// Width of the decoupled rotary key/query part (`d_h^R`); 0 = no RoPE inside MLA.
     pub rope_dim: usize,
-    pub decode: MlaDecode,
+}
+
+/// [`MlaConfig`] as files may write it: the former `decode` field (the decode path, now chosen
+/// when running) is still accepted, so older files parse, and then dropped, so it never tells
+/// two experiments apart. The experiment loader notes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "MlaConfig")]
+struct MlaInFile {
+    rank: usize,
+    layout: LatentLayout,
+    rope_dim: usize,
+    #[serde(default)]
+    #[allow(dead_code)]
+    decode: MlaDecode,
+}
+
+impl From<MlaInFile> for MlaConfig {
+    fn from(f: MlaInFile) -> Self {
+        MlaConfig {
+            rank: f.rank,
+            layout: f.layout,
+            rope_dim: f.rope_dim,
+        }
+    }
+}
+
+/// How MLA's latent is shared between keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatentLayout {
+    /// DeepSeek-V2: one latent `c_KV` of width `rank` for both K and V.
+    Joint,
+    /// K and V each have their own latent of width `rank` (`c_K`, `c_V`).
+    Separate,
+}
+
+impl LatentLayout {
+    /// Number of latents of width `rank` cached per token.
+    pub fn latents(self) -> usize {
+        match self {
+            LatentLayout::Joint => 1,
+            LatentLayout::Separate => 2,
+        }
+    }
 }
 
 #[derive(Module, Debug)]
@@ -74,14 +127,14 @@ pub struct Mla {
 }
 
 impl MlaConfig {
-    pub fn init(&self, device: &Device) -> Mla {
-        let d = self.dims.d_model;
-        let h = self.dims.n_heads;
-        let dh = self.dims.d_head();
+    pub fn init(&self, dims: AttentionDims, device: &Device) -> Mla {
+        let d = dims.d_model;
+        let h = dims.n_heads;
+        let dh = dims.d_head();
         let (r, dr) = (self.rank, self.rope_dim);
         let linear = |i, o| init::linear(i, o, false, init::STD, device);
         let rotary = dr > 0;
-        let theta = self.dims.rope_theta.unwrap_or(10_000.0);
+        let theta = dims.rope_theta.unwrap_or(10_000.0);
         Mla {
             w_q: linear(d, h * dh),
             w_qr: rotary.then(|| linear(d, h * dr)),
@@ -92,17 +145,11 @@ impl MlaConfig {
             w_uk: linear(r, h * dh),
             w_uv: linear(r, h * dh),
             w_kr: rotary.then(|| linear(d, dr)),
-            wo: init::linear(
-                h * dh,
-                d,
-                false,
-                init::residual_std(self.dims.n_layers),
-                device,
-            ),
+            wo: init::linear(h * dh, d, false, init::residual_std(dims.n_layers), device),
             rope: rotary.then(|| {
                 RopeConfig {
                     dim: dr,
-                    context: self.dims.context,
+                    context: dims.context,
                     theta,
                 }
                 .init(device)
@@ -112,9 +159,124 @@ impl MlaConfig {
             rank: r,
             rope_dim: dr,
             layout: self.layout,
-            decode: self.decode,
+            decode: MlaDecode::default(),
         }
     }
+
+    /// Problems with this config in a model of `dims`; fields are named from `model`.
+    pub fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
+        let (rank, rope_dim, d_head) = (self.rank, self.rope_dim, dims.d_head());
+        let mut errs = vec![];
+        if rank == 0 || rank > dims.d_model {
+            errs.push(FieldError::new(
+                "attention.rank",
+                format!(
+                    "{rank} is out of range; accepted: 1..={} (at most d_model)",
+                    dims.d_model
+                ),
+            ));
+        }
+        errs.extend(validate_rope_dim(rope_dim, d_head, dims.rope(), "MLA"));
+        errs
+    }
+
+    /// Elements cached per token per layer: the latent(s) and the shared rotary key.
+    pub fn kv_elems_per_token(&self, _dims: &AttentionDims) -> usize {
+        self.layout.latents() * self.rank + self.rope_dim
+    }
+
+    /// Parameters of one layer: `W^Q`, `W^O`; `W^DKV` and the latents' norms (one gain per
+    /// channel); `W^UK`, `W^UV`; `W^QR`, `W^KR`.
+    pub fn param_count(&self, dims: &AttentionDims) -> usize {
+        let (d, h, r, dr) = (dims.d_model, dims.n_heads, self.rank, self.rope_dim);
+        let latents = self.layout.latents();
+        2 * d * d + latents * (d * r + r) + 2 * r * d + (h + 1) * d * dr
+    }
+
+    /// Elements kept for the backward pass per token, beyond what every variant keeps: q;
+    /// latents and their norms; k and v up-projected; the rotary parts, rotated, and q and k
+    /// with them appended.
+    pub fn activations_per_token(&self, dims: &AttentionDims) -> usize {
+        let (d, h, dr) = (dims.d_model, dims.n_heads, self.rope_dim);
+        let rotary = if dr > 0 {
+            2 * (h + 1) * dr + 2 * h * (dims.d_head() + dr)
+        } else {
+            0
+        };
+        d + 2 * self.layout.latents() * self.rank + 2 * d + rotary
+    }
+
+    /// `MLA+RoPE32 r=192 sep`.
+    pub fn label(&self, _dims: &AttentionDims) -> String {
+        let rope = if self.rope_dim > 0 {
+            format!("+RoPE{}", self.rope_dim)
+        } else {
+            String::new()
+        };
+        let layout = match self.layout {
+            LatentLayout::Joint => "joint",
+            LatentLayout::Separate => "sep",
+        };
+        format!("MLA{rope} r={} {layout}", self.rank)
+    }
+
+    /// The latent's width.
+    pub fn rank(&self) -> Option<usize> {
+        Some(self.rank)
+    }
+
+    /// The same layer with latents of width `rank`.
+    pub fn with_rank(&self, rank: usize) -> Option<MlaConfig> {
+        Some(MlaConfig { rank, ..*self })
+    }
+
+    /// The reference path and the absorbed one.
+    pub fn decode_paths(&self) -> &'static [MlaDecode] {
+        &[MlaDecode::Naive, MlaDecode::Absorbed]
+    }
+}
+
+/// Problems with a decoupled rotary width `rope_dim` for heads of `d_head` in a model with
+/// (`rope`) or without rotary positions; `variant` names the attention in messages. Shared by
+/// the latent variants (MLA, GLA), whose only positions are their rotary parts.
+pub(crate) fn validate_rope_dim(
+    rope_dim: usize,
+    d_head: usize,
+    rope: bool,
+    variant: &str,
+) -> Vec<FieldError> {
+    let mut errs = vec![];
+    if !rope_dim.is_multiple_of(2) {
+        errs.push(FieldError::new(
+            "attention.rope_dim",
+            format!("{rope_dim} is odd; accepted: an even number (0 = no RoPE)"),
+        ));
+    }
+    if rope_dim > d_head {
+        errs.push(FieldError::new(
+            "attention.rope_dim",
+            format!("{rope_dim} exceeds the head dimension {d_head}; accepted: 0..={d_head}, even"),
+        ));
+    }
+    match (rope, rope_dim) {
+        (false, r) if r > 0 => errs.push(FieldError::new(
+            "positions",
+            format!(
+                "Learned positions with {variant} rope_dim = {r}: decoupled RoPE carries the \
+                 positions; accepted: Rope(theta), or rope_dim: 0 with Learned"
+            ),
+        )),
+        (true, 0) => errs.push(FieldError::new(
+            "positions",
+            format!(
+                "Rope positions with {variant} rope_dim = 0: RoPE cannot rotate compressed keys, \
+                 so the model would see no positions; accepted: Learned, or rope_dim > 0 with \
+                 Rope(theta)"
+            ),
+        )),
+        _ => {}
+    }
+    errs
 }
 
 /// What the current tokens contribute: latents and rotary key, before caching.
@@ -142,6 +304,27 @@ pub struct Absorbed {
     pub w_uk: Tensor<4>,
     /// `[1, heads, rank, d_head]`: head i's `W^UV_i`.
     pub w_uv: Tensor<4>,
+}
+
+impl Absorbed {
+    /// Lays out `W^UK` and `W^UV` (`rank -> heads * d_head` each) per head.
+    pub fn new(w_uk: &Linear, w_uv: &Linear, heads: usize, dh: usize, r: usize) -> Self {
+        // W^UK as per-head [dh, r] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, dh, r].
+        let w_uk = w_uk
+            .weight
+            .val()
+            .reshape([r, heads, dh])
+            .permute([1, 2, 0])
+            .unsqueeze_dim::<4>(0); // [1, h, dh, r]
+        // W^UV as per-head [r, dh] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, r, dh].
+        let w_uv = w_uv
+            .weight
+            .val()
+            .reshape([r, heads, dh])
+            .swap_dims(0, 1)
+            .unsqueeze_dim::<4>(0); // [1, h, r, dh]
+        Absorbed { w_uk, w_uv }
+    }
 }
 
 impl Mla {
@@ -216,24 +399,7 @@ impl Mla {
 
     /// `W^UK` and `W^UV` laid out per head for the absorbed decode path.
     pub fn absorbed(&self) -> Absorbed {
-        let (h, dh, r) = (self.n_heads, self.d_head, self.rank);
-        // W^UK as per-head [dh, r] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, dh, r].
-        let w_uk = self
-            .w_uk
-            .weight
-            .val()
-            .reshape([r, h, dh])
-            .permute([1, 2, 0])
-            .unsqueeze_dim::<4>(0); // [1, h, dh, r]
-        // W^UV as per-head [r, dh] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, r, dh].
-        let w_uv = self
-            .w_uv
-            .weight
-            .val()
-            .reshape([r, h, dh])
-            .swap_dims(0, 1)
-            .unsqueeze_dim::<4>(0); // [1, h, r, dh]
-        Absorbed { w_uk, w_uv }
+        Absorbed::new(&self.w_uk, &self.w_uv, self.n_heads, self.d_head, self.rank)
     }
 
     /// Latents and rotary key of the current tokens.
@@ -351,12 +517,52 @@ impl Mla {
         o_lat.reshape([b, h, t, r]).matmul(absorbed.w_uv.clone()) // [b, h, t, dh]
     }
 
-    pub fn new_cache(&self, spec: &CacheSpec) -> LayerCache {
-        LayerCache::Mla(MlaCache {
+    /// An empty cache of latents (and the rotary key), with the absorbed path's weights
+    /// when that is the path chosen.
+    pub fn new_cache(&self, spec: &CacheSpec) -> MlaCache {
+        MlaCache {
             absorbed: (self.decode == MlaDecode::Absorbed).then(|| self.absorbed()),
             c_k: spec.slot(self.rank),
             c_v: (self.layout == LatentLayout::Separate).then(|| spec.slot(self.rank)),
             k_r: (self.rope_dim > 0).then(|| spec.slot(self.rope_dim)),
-        })
+        }
+    }
+
+    /// Chooses how to attend over the cached latent.
+    pub fn set_decode(&mut self, decode: MlaDecode) {
+        self.decode = decode;
+    }
+}
+
+/// What an MLA layer caches.
+#[derive(Debug)]
+pub struct MlaCache {
+    /// The absorbed decode path's per-head `W^UK`/`W^UV`, made with the cache from the model
+    /// that made it. Weights, not cached tokens: not counted in its bytes.
+    pub absorbed: Option<Absorbed>,
+    /// `c_KV` (joint) or `c_K` (separate): `[batch, capacity, rank]`
+    pub c_k: CacheSlot<3>,
+    /// `c_V` with separate latents: `[batch, capacity, rank]`
+    pub c_v: Option<CacheSlot<3>>,
+    /// Rotated shared key `k^R`: `[batch, capacity, rope_dim]`
+    pub k_r: Option<CacheSlot<3>>,
+}
+
+impl MlaCache {
+    fn slots(&self) -> impl Iterator<Item = &CacheSlot<3>> {
+        std::iter::once(&self.c_k)
+            .chain(self.c_v.as_ref())
+            .chain(self.k_r.as_ref())
+    }
+
+    pub fn slot_bytes(&self) -> Vec<SlotBytes> {
+        self.slots().map(CacheSlot::bytes).collect()
+    }
+
+    pub fn fill_random(&mut self, len: usize, rng: &mut Rng) {
+        self.c_k.fill_random(len, rng);
+        for slot in self.c_v.iter_mut().chain(self.k_r.iter_mut()) {
+            slot.fill_random(len, rng);
+        }
     }
 }

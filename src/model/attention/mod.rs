@@ -1,12 +1,23 @@
-//! Attention variants: one config enum, one module enum, one cache enum, one `match` each.
+//! Attention variants. Each variant's file owns everything about it: its config as experiment
+//! files write it and its validation, its module, its cache, its formulas and its label. The
+//! three enums here ([`AttentionConfig`], [`Attention`], [`LayerCache`]) only delegate, one arm
+//! per variant, through [`each_variant!`].
 //!
 //! - [`Mha`]: standard multi-head attention with `kv_heads` key/value heads
 //!   (`kv_heads == n_heads` is MHA, `1` is MQA, in between GQA).
 //! - [`Mla`]: multi-head latent attention from DeepSeek-V2 (arXiv 2405.04434, §2.1), with an
 //!   optional decoupled RoPE part.
+//! - [`Gla`]: grouped latent attention (arXiv 2505.21487): MLA's latent split into heads, each
+//!   with its own rotary key, each serving a group of query heads.
 //!
 //! Modules are stateless: the per-layer [`LayerCache`] is passed into `forward`.
+//!
+//! To add a variant: its file (config with `init`, `validate`, `kv_elems_per_token`,
+//! `param_count`, `activations_per_token`, `label`, `rank`, `with_rank`, `decode_paths`; module
+//! with `forward`, `new_cache`, `set_decode`; cache with `slot_bytes`, `fill_random`), then one
+//! arm in each enum below and one line in [`each_variant!`].
 
+pub mod gla;
 pub mod mha;
 pub mod mla;
 
@@ -15,87 +26,50 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-pub use mha::{Mha, MhaConfig};
-pub use mla::{Mla, MlaConfig};
+pub use gla::{Gla, GlaCache, GlaConfig};
+pub use mha::{Mha, MhaCache, MhaConfig};
+pub use mla::{LatentLayout, Mla, MlaCache, MlaConfig};
 
-use crate::model::cache::{CacheSpec, LayerCache};
+use crate::model::cache::{CacheSpec, SlotBytes};
+use crate::model::validate::FieldError;
+use crate::rng::Rng;
 
-/// Which attention a block uses. RON: `Mha(kv_heads: 6)` or
-/// `Mla(rank: 192, layout: Separate, rope_dim: 32)`.
+/// A `match` over every variant of one of the three enums (they share their arm names):
+/// `each_variant!(value, Enum, v => body)` runs `body` with the arm's value bound to `v`;
+/// `each_variant!(value, Enum => Out, v => body)` wraps `body` in `Out`'s arm of the same name.
+macro_rules! each_variant {
+    ($value:expr, $enum:ident, $v:ident => $body:expr) => {
+        match $value {
+            $enum::Mha($v) => $body,
+            $enum::Mla($v) => $body,
+            $enum::Gla($v) => $body,
+        }
+    };
+    ($value:expr, $enum:ident => $out:ident, $v:ident => $body:expr) => {
+        match $value {
+            $enum::Mha($v) => $out::Mha($body),
+            $enum::Mla($v) => $out::Mla($body),
+            $enum::Gla($v) => $out::Gla($body),
+        }
+    };
+}
+
+/// Which attention a block uses. RON: `Mha(kv_heads: 6)`,
+/// `Mla(rank: 192, layout: Separate, rope_dim: 32)` or `Gla(groups: 2, rank: 96, rope_dim: 16)`:
+/// experiment files are read and written
+/// with RON's `unwrap_variant_newtypes`, so an arm's struct is written inside the arm's
+/// parentheses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "AttentionInFile")]
 pub enum AttentionConfig {
     /// Multi-head attention with `kv_heads` key/value heads.
-    Mha { kv_heads: usize },
+    Mha(MhaConfig),
     /// Multi-head latent attention.
-    Mla {
-        /// Width `r` of each latent (`d_c` in DeepSeek-V2).
-        rank: usize,
-        /// One latent shared by K and V, or one each.
-        layout: LatentLayout,
-        /// Width of the decoupled rotary key/query part (`d_h^R`); 0 = no RoPE inside MLA.
-        rope_dim: usize,
-    },
+    Mla(MlaConfig),
+    /// Grouped latent attention: MLA's latent split into heads.
+    Gla(GlaConfig),
 }
 
-/// [`AttentionConfig`] as files may write it: MLA's former `decode` field (the decode path, now
-/// chosen when running) is still accepted, so older files parse, and then dropped, so it never
-/// tells two experiments apart. [`crate::model::validate`] does not see it; the experiment
-/// loader notes it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename = "AttentionConfig")]
-enum AttentionInFile {
-    Mha {
-        kv_heads: usize,
-    },
-    Mla {
-        rank: usize,
-        layout: LatentLayout,
-        rope_dim: usize,
-        #[serde(default)]
-        #[allow(dead_code)]
-        decode: MlaDecode,
-    },
-}
-
-impl From<AttentionInFile> for AttentionConfig {
-    fn from(a: AttentionInFile) -> Self {
-        match a {
-            AttentionInFile::Mha { kv_heads } => AttentionConfig::Mha { kv_heads },
-            AttentionInFile::Mla {
-                rank,
-                layout,
-                rope_dim,
-                decode: _,
-            } => AttentionConfig::Mla {
-                rank,
-                layout,
-                rope_dim,
-            },
-        }
-    }
-}
-
-/// How MLA's latent is shared between keys and values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LatentLayout {
-    /// DeepSeek-V2: one latent `c_KV` of width `rank` for both K and V.
-    Joint,
-    /// K and V each have their own latent of width `rank` (`c_K`, `c_V`).
-    Separate,
-}
-
-impl LatentLayout {
-    /// Number of latents of width `rank` cached per token.
-    pub fn latents(self) -> usize {
-        match self {
-            LatentLayout::Joint => 1,
-            LatentLayout::Separate => 2,
-        }
-    }
-}
-
-/// How MLA attends over the cached latent.
+/// How a latent variant attends over its cached latent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum MlaDecode {
     /// Reference path: up-project the whole cached latent to K and V every step.
@@ -121,122 +95,74 @@ impl AttentionDims {
     pub fn d_head(&self) -> usize {
         self.d_model / self.n_heads
     }
+
+    /// Whether the model uses rotary positions.
+    pub fn rope(&self) -> bool {
+        self.rope_theta.is_some()
+    }
 }
 
 impl AttentionConfig {
+    pub fn mha(kv_heads: usize) -> Self {
+        AttentionConfig::Mha(MhaConfig { kv_heads })
+    }
+
+    pub fn mla(rank: usize, layout: LatentLayout, rope_dim: usize) -> Self {
+        AttentionConfig::Mla(MlaConfig {
+            rank,
+            layout,
+            rope_dim,
+        })
+    }
+
     pub fn init(&self, dims: AttentionDims, device: &Device) -> Attention {
-        match *self {
-            AttentionConfig::Mha { kv_heads } => {
-                Attention::Mha(MhaConfig { dims, kv_heads }.init(device))
-            }
-            AttentionConfig::Mla {
-                rank,
-                layout,
-                rope_dim,
-            } => Attention::Mla(
-                MlaConfig {
-                    dims,
-                    rank,
-                    layout,
-                    rope_dim,
-                    decode: MlaDecode::default(),
-                }
-                .init(device),
-            ),
-        }
+        each_variant!(self, AttentionConfig => Attention, c => c.init(dims, device))
+    }
+
+    /// Problems with the variant's fields in a model of `dims` (checked only once `dims` is
+    /// itself valid); fields are named from `model`.
+    pub fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
+        each_variant!(self, AttentionConfig, c => c.validate(dims))
     }
 
     /// Elements cached per token per layer, from the formula.
-    pub fn kv_elems_per_token(&self, d_model: usize, n_heads: usize) -> usize {
-        match *self {
-            AttentionConfig::Mha { kv_heads } => 2 * kv_heads * (d_model / n_heads),
-            AttentionConfig::Mla {
-                rank,
-                layout,
-                rope_dim,
-                ..
-            } => layout.latents() * rank + rope_dim,
-        }
+    pub fn kv_elems_per_token(&self, dims: &AttentionDims) -> usize {
+        each_variant!(self, AttentionConfig, c => c.kv_elems_per_token(dims))
     }
 
-    /// Short human-readable name, e.g. `MLA+RoPE32 r=192 sep`; `rope` says whether an MHA
-    /// layer rotates q and k.
-    /// Parameters of one attention layer, from the config alone (no bias anywhere; the MLA
-    /// latents' RMSNorms have one gain per channel).
-    pub fn param_count(&self, d_model: usize, n_heads: usize) -> usize {
-        let (d, dh) = (d_model, d_model / n_heads);
-        match *self {
-            AttentionConfig::Mha { kv_heads } => 2 * d * d + 2 * d * kv_heads * dh,
-            AttentionConfig::Mla {
-                rank,
-                layout,
-                rope_dim,
-            } => {
-                let latents = layout.latents();
-                // W^Q, W^O; W^DKV and the norms; W^UK, W^UV; W^QR, W^KR.
-                2 * d * d
-                    + latents * (d * rank + rank)
-                    + 2 * rank * d
-                    + (n_heads + 1) * d * rope_dim
-            }
-        }
+    /// Parameters of one attention layer, from the config alone (no bias anywhere).
+    pub fn param_count(&self, dims: &AttentionDims) -> usize {
+        each_variant!(self, AttentionConfig, c => c.param_count(dims))
     }
 
     /// Elements the forward pass of one layer keeps per token for the backward pass, over
-    /// `seq` tokens of context: the projections it computes and, per head, one row of scores
-    /// and one of probabilities. An estimate (a backend may keep more or fewer).
-    pub fn activations_per_token(&self, d_model: usize, n_heads: usize, seq: usize) -> usize {
-        let (d, dh) = (d_model, d_model / n_heads);
-        // Normalised input, attention output before W^O, scores and probabilities.
-        let common = 2 * d + 2 * n_heads * seq;
-        common
-            + match *self {
-                // q, k, v; rotated q and k; k and v repeated to every head when shared.
-                AttentionConfig::Mha { kv_heads } => {
-                    let kv = kv_heads * dh;
-                    d + 2 * kv + (d + kv) + if kv_heads < n_heads { 2 * d } else { 0 }
-                }
-                // q; latents and their norms; k and v up-projected; the rotary parts, rotated,
-                // and q and k with them appended.
-                AttentionConfig::Mla {
-                    rank,
-                    layout,
-                    rope_dim,
-                } => {
-                    let rotary = if rope_dim > 0 {
-                        2 * (n_heads + 1) * rope_dim + 2 * n_heads * (dh + rope_dim)
-                    } else {
-                        0
-                    };
-                    d + 2 * layout.latents() * rank + 2 * d + rotary
-                }
-            }
+    /// `seq` tokens of context: the normalised input, the attention output before `W^O` and,
+    /// per head, one row of scores and one of probabilities; then what the variant computes.
+    /// An estimate (a backend may keep more or fewer).
+    pub fn activations_per_token(&self, dims: &AttentionDims, seq: usize) -> usize {
+        let common = 2 * dims.d_model + 2 * dims.n_heads * seq;
+        common + each_variant!(self, AttentionConfig, c => c.activations_per_token(dims))
     }
 
-    pub fn label(&self, n_heads: usize, rope: bool) -> String {
-        let rope_tag = if rope { "+RoPE" } else { "" };
-        match *self {
-            AttentionConfig::Mha { kv_heads } if kv_heads == n_heads => format!("MHA{rope_tag}"),
-            AttentionConfig::Mha { kv_heads: 1 } => format!("MQA{rope_tag}"),
-            AttentionConfig::Mha { kv_heads } => format!("GQA{rope_tag} kv={kv_heads}"),
-            AttentionConfig::Mla {
-                rank,
-                layout,
-                rope_dim,
-                ..
-            } => {
-                let rope = if rope_dim > 0 {
-                    format!("+RoPE{rope_dim}")
-                } else {
-                    String::new()
-                };
-                let layout = match layout {
-                    LatentLayout::Joint => "joint",
-                    LatentLayout::Separate => "sep",
-                };
-                format!("MLA{rope} r={rank} {layout}")
-            }
-        }
+    /// Short human-readable name, e.g. `MLA+RoPE32 r=192 sep` or `MHA+RoPE`.
+    pub fn label(&self, dims: &AttentionDims) -> String {
+        each_variant!(self, AttentionConfig, c => c.label(dims))
+    }
+
+    /// The width of the variant's latent, `None` for a variant without one.
+    pub fn rank(&self) -> Option<usize> {
+        each_variant!(self, AttentionConfig, c => c.rank())
+    }
+
+    /// The same attention with its latent `rank` wide (`None` for a variant without one).
+    pub fn with_rank(&self, rank: usize) -> Option<AttentionConfig> {
+        Some(each_variant!(self, AttentionConfig => AttentionConfig, c => c.with_rank(rank)?))
+    }
+
+    /// The decode paths the variant has beyond the plain one: empty for a variant with one
+    /// way to attend over its cache.
+    pub fn decode_paths(&self) -> &'static [MlaDecode] {
+        each_variant!(self, AttentionConfig, c => c.decode_paths())
     }
 }
 
@@ -246,6 +172,7 @@ impl AttentionConfig {
 pub enum Attention {
     Mha(Mha),
     Mla(Mla),
+    Gla(Gla),
 }
 
 impl Attention {
@@ -257,24 +184,53 @@ impl Attention {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
-        match self {
-            Attention::Mha(m) => m.forward(x, cache, start),
-            Attention::Mla(m) => m.forward(x, cache, start),
-        }
+        each_variant!(self, Attention, m => m.forward(x, cache, start))
     }
 
     /// An empty cache for `batch` sequences of up to `capacity` tokens.
     pub fn new_cache(&self, spec: &CacheSpec) -> LayerCache {
-        match self {
-            Attention::Mha(m) => m.new_cache(spec),
-            Attention::Mla(m) => m.new_cache(spec),
-        }
+        each_variant!(self, Attention => LayerCache, m => m.new_cache(spec))
     }
 
+    /// Chooses the decode path of a variant that has several (no effect on the others).
     pub fn set_decode(&mut self, decode: MlaDecode) {
-        if let Attention::Mla(m) = self {
-            m.decode = decode;
-        }
+        each_variant!(self, Attention, m => m.set_decode(decode))
+    }
+}
+
+/// One layer's cache, made by its attention. (Arms hold tensor handles, not data: their size
+/// gap is harmless.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum LayerCache {
+    Mha(MhaCache),
+    Mla(MlaCache),
+    Gla(GlaCache),
+}
+
+impl LayerCache {
+    /// The cache's type, for messages.
+    pub fn kind(&self) -> &'static str {
+        each_variant!(self, LayerCache, c => std::any::type_name_of_val(c))
+    }
+
+    fn slot_bytes(&self) -> Vec<SlotBytes> {
+        each_variant!(self, LayerCache, c => c.slot_bytes())
+    }
+
+    /// Bytes held by all buffers (all positions, filled or not).
+    pub fn bytes_allocated(&self) -> usize {
+        self.slot_bytes().iter().map(|s| s.allocated).sum()
+    }
+
+    /// Bytes one sequence position takes across the batch.
+    pub fn bytes_per_position(&self) -> usize {
+        self.slot_bytes().iter().map(|s| s.per_position).sum()
+    }
+
+    /// Fills positions `0..len` of every buffer with N(0, 1) values.
+    pub(crate) fn fill_random(&mut self, len: usize, rng: &mut Rng) {
+        each_variant!(self, LayerCache, c => c.fill_random(len, rng))
     }
 }
 
