@@ -100,15 +100,16 @@ fn cuda_device() -> Option<Device> {
 /// LibTorch on the CPU.
 #[cfg(feature = "tch")]
 #[allow(deprecated)] // burn 0.22 marks the LibTorch backend deprecated; it is opt-in here.
-fn libtorch_device() -> (String, Device) {
+fn libtorch_device() -> Selected {
     use burn::tensor::DeviceType;
     let cuda = std::panic::catch_unwind(|| Device::enumerate(DeviceType::LibTorch).into_vec())
         .unwrap_or_default();
     if cuda.is_empty() {
-        ("libtorch (cpu)".to_string(), Device::libtorch())
+        Selected::new(Kind::LibTorchCpu, "libtorch (cpu)", Device::libtorch())
     } else {
-        (
-            "libtorch (cuda:0)".to_string(),
+        Selected::new(
+            Kind::LibTorchCuda,
+            "libtorch (cuda:0)",
             Device::libtorch_cuda(0usize),
         )
     }
@@ -117,7 +118,7 @@ fn libtorch_device() -> (String, Device) {
 /// wgpu's first adapter, whatever it is: what `--backend wgpu` takes (a software rasterizer
 /// included, when asked for).
 #[cfg(feature = "wgpu")]
-fn wgpu_device() -> Option<(String, Device)> {
+fn wgpu_device() -> Option<Selected> {
     use burn::tensor::DeviceType;
     let device = std::panic::catch_unwind(|| {
         Device::enumerate(DeviceType::Wgpu)
@@ -127,14 +128,14 @@ fn wgpu_device() -> Option<(String, Device)> {
     })
     .ok()
     .flatten()?;
-    Some((named("wgpu", &device), device))
+    Some(wgpu_picked(device))
 }
 
 /// wgpu's first adapter that is a GPU (discrete, then integrated, then virtual), never a
 /// software rasterizer such as Mesa's llvmpipe, which wgpu lists as a CPU-type adapter: a
 /// machine whose only Vulkan device is one trains faster on the CPU backend. What `auto` takes.
 #[cfg(feature = "wgpu")]
-fn wgpu_gpu() -> Option<(String, Device)> {
+fn wgpu_gpu() -> Option<Selected> {
     use burn::tensor::{DeviceKind, DeviceType};
     let all = std::panic::catch_unwind(|| Device::enumerate(DeviceType::Wgpu).into_vec()).ok()?;
     let kinds = [
@@ -146,7 +147,28 @@ fn wgpu_gpu() -> Option<(String, Device)> {
         .iter()
         .flat_map(|kind| (0..all.len()).map(move |i| Device::wgpu(kind(i))))
         .find(|candidate| all.contains(candidate))?;
-    Some((named("wgpu", &device), device))
+    Some(wgpu_picked(device))
+}
+
+/// A wgpu adapter, named and told apart as software or not by what wgpu says of it; its
+/// largest buffer caps one tensor.
+#[cfg(feature = "wgpu")]
+fn wgpu_picked(device: Device) -> Selected {
+    let adapter = std::panic::catch_unwind(|| device.identity())
+        .ok()
+        .flatten()
+        .and_then(|identity| wgpu_adapter(&identity.name));
+    let software = adapter.as_ref().is_some_and(|a| a.software);
+    let mut name = named("wgpu", &device);
+    if software {
+        name = format!("{name} {SOFTWARE}");
+    }
+    Selected {
+        kind: Kind::Wgpu { software },
+        name,
+        device,
+        max_allocation: adapter.map(|a| a.max_buffer_size.min(a.max_storage_buffer_binding_size)),
+    }
 }
 
 /// `wgpu: NVIDIA GeForce RTX 4060 Laptop GPU`, `wgpu: llvmpipe (LLVM 15.0.6, 256 bits)`,
@@ -214,11 +236,39 @@ pub fn quiet_vulkan_drivers() {
     }
 }
 
+/// What kind of device a [`Selected`] is: where its tensors live and how its siblings are
+/// found follow from this, never from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// burn's own CPU backend (flex or ndarray).
+    Cpu,
+    /// LibTorch on the CPU.
+    LibTorchCpu,
+    /// LibTorch on a CUDA card.
+    LibTorchCuda,
+    /// A wgpu adapter; `software` for a rasterizer on the CPU, such as Mesa's llvmpipe.
+    Wgpu { software: bool },
+    /// burn's CUDA backend.
+    Cuda,
+}
+
+impl Kind {
+    /// Whether its tensors live in the machine's own memory (a CPU backend, LibTorch on the
+    /// CPU, a software wgpu adapter) rather than on a card's.
+    pub fn in_host_memory(self) -> bool {
+        matches!(
+            self,
+            Kind::Cpu | Kind::LibTorchCpu | Kind::Wgpu { software: true }
+        )
+    }
+}
+
 /// A device picked by [`select`].
 #[derive(Debug, Clone)]
 pub struct Selected {
-    /// What it is, e.g. `cpu (flex)`, `libtorch (cuda:0)`, `wgpu: llvmpipe (LLVM 15.0.7, 256
-    /// bits) (software, on the CPU)`.
+    pub kind: Kind,
+    /// What it is, for people and records, e.g. `cpu (flex)`, `libtorch (cuda:0)`, `wgpu:
+    /// llvmpipe (LLVM 15.0.7, 256 bits) (software, on the CPU)`.
     pub name: String,
     pub device: Device,
     /// The largest single allocation the device allows, where it has a cap of its own (a wgpu
@@ -227,16 +277,23 @@ pub struct Selected {
 }
 
 impl Selected {
-    /// Whether its tensors live in the machine's own memory (a CPU backend, or LibTorch on
-    /// the CPU) rather than on a card's.
+    fn new(kind: Kind, name: &str, device: Device) -> Self {
+        Selected {
+            kind,
+            name: name.to_string(),
+            device,
+            max_allocation: None,
+        }
+    }
+
+    /// Whether its tensors live in the machine's own memory ([`Kind::in_host_memory`]).
     pub fn in_host_memory(&self) -> bool {
-        self.name.starts_with("cpu")
-            || self.name == "libtorch (cpu)"
-            || self.name.ends_with(SOFTWARE)
+        self.kind.in_host_memory()
     }
 }
 
 /// How [`Selected::name`] ends for a software rasterizer.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 const SOFTWARE: &str = "(software, on the CPU)";
 
 /// Picks a device and says which, by name, on stderr.
@@ -249,37 +306,11 @@ pub fn select(choice: BackendChoice) -> Result<Selected> {
 
 /// The device `choice` takes, saying nothing.
 pub fn find(choice: BackendChoice) -> Result<Selected> {
-    #[allow(unused_mut)]
-    let (mut name, device) = pick(choice)?;
-    #[allow(unused_mut)]
-    let mut max_allocation = None;
-    // What wgpu says of the adapter, asked once: a software one is named so, and its largest
-    // buffer caps one tensor.
-    #[cfg(feature = "wgpu")]
-    if let Some(adapter) = name.strip_prefix("wgpu: ").and_then(wgpu_adapter) {
-        if adapter.software {
-            name = format!("{name} {SOFTWARE}");
-        }
-        max_allocation = Some(
-            adapter
-                .max_buffer_size
-                .min(adapter.max_storage_buffer_binding_size),
-        );
-    }
-    Ok(Selected {
-        name,
-        device,
-        max_allocation,
-    })
-}
-
-fn pick(choice: BackendChoice) -> Result<(String, Device)> {
     let compiled = compiled_backends().join(", ");
     match choice {
         BackendChoice::Cuda => {
             #[cfg(feature = "cuda")]
-            return cuda_device()
-                .map(|d| (named("cuda", &d), d))
+            return cuda_picked()
                 .ok_or_else(|| anyhow::anyhow!("backend cuda: no CUDA device found"));
             #[allow(unreachable_code)]
             {
@@ -309,16 +340,16 @@ fn pick(choice: BackendChoice) -> Result<(String, Device)> {
                 )
             }
         }
-        BackendChoice::Cpu => match cpu_device() {
-            Some(d) => Ok((cpu_name().to_string(), d)),
+        BackendChoice::Cpu => match cpu_picked() {
+            Some(picked) => Ok(picked),
             None => bail!(
                 "backend cpu: this build has no CPU backend (compiled: {compiled}); rebuild with `--features flex`"
             ),
         },
         BackendChoice::Auto => {
             #[cfg(feature = "cuda")]
-            if let Some(d) = cuda_device() {
-                return Ok((named("cuda", &d), d));
+            if let Some(picked) = cuda_picked() {
+                return Ok(picked);
             }
             #[cfg(feature = "tch")]
             return Ok(libtorch_device());
@@ -328,8 +359,8 @@ fn pick(choice: BackendChoice) -> Result<(String, Device)> {
                 if let Some(picked) = wgpu_gpu() {
                     return Ok(picked);
                 }
-                match cpu_device() {
-                    Some(d) => Ok((cpu_name().to_string(), d)),
+                match cpu_picked() {
+                    Some(picked) => Ok(picked),
                     None => bail!(
                         "backend auto: no device found among the compiled backends ({compiled})"
                     ),
@@ -414,7 +445,7 @@ impl Selected {
                 ),
             };
         }
-        let all = gpus(&self.name);
+        let all = gpus(self.kind);
         let pick: Vec<usize> = match spec {
             DeviceSpec::Count(n) => (0..*n).collect(),
             DeviceSpec::List(l) => l.clone(),
@@ -433,15 +464,15 @@ impl Selected {
 }
 
 /// Every device of a GPU backend, in index order.
-fn gpus(name: &str) -> Vec<Device> {
+fn gpus(kind: Kind) -> Vec<Device> {
     #[allow(unused_variables)]
-    let kind = match name {
+    let kind = match kind {
         #[cfg(feature = "cuda")]
-        n if n.starts_with("cuda") => burn::tensor::DeviceType::Cuda,
+        Kind::Cuda => burn::tensor::DeviceType::Cuda,
         #[cfg(feature = "wgpu")]
-        n if n.starts_with("wgpu") => burn::tensor::DeviceType::Wgpu,
+        Kind::Wgpu { .. } => burn::tensor::DeviceType::Wgpu,
         #[cfg(feature = "tch")]
-        n if n.starts_with("libtorch") => burn::tensor::DeviceType::LibTorch,
+        Kind::LibTorchCuda => burn::tensor::DeviceType::LibTorch,
         _ => return vec![],
     };
     #[cfg(any(feature = "cuda", feature = "wgpu", feature = "tch"))]
@@ -486,22 +517,28 @@ fn cpu_name() -> &'static str {
     }
 }
 
+fn cpu_picked() -> Option<Selected> {
+    cpu_device().map(|d| Selected::new(Kind::Cpu, cpu_name(), d))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_picked() -> Option<Selected> {
+    cuda_device().map(|d| Selected::new(Kind::Cuda, &named("cuda", &d), d))
+}
+
 /// One device of every backend compiled in that has one here, the CPU first: LibTorch's (its
 /// first CUDA device, else the CPU), wgpu's first adapter (a software one included), CUDA's
 /// first card. What the tests that hold backends against each other compare.
 pub fn every_backend() -> Vec<(String, Device)> {
     #[allow(unused_mut)]
-    let mut all: Vec<(String, Device)> = cpu_device()
-        .map(|d| (cpu_name().to_string(), d))
-        .into_iter()
-        .collect();
+    let mut all: Vec<Selected> = cpu_picked().into_iter().collect();
     #[cfg(feature = "tch")]
     all.push(libtorch_device());
     #[cfg(feature = "wgpu")]
     all.extend(wgpu_device());
     #[cfg(feature = "cuda")]
-    all.extend(cuda_device().map(|d| (named("cuda", &d), d)));
-    all
+    all.extend(cuda_picked());
+    all.into_iter().map(|s| (s.name, s.device)).collect()
 }
 
 /// The backends the library's tests can run on, by `MLA_LAB_TEST_BACKEND`'s value.
@@ -519,9 +556,9 @@ pub fn test_device() -> Device {
     let device = match asked.as_str() {
         "" | "cpu" => cpu_device(),
         #[cfg(feature = "tch")]
-        "libtorch" => Some(libtorch_device().1),
+        "libtorch" => Some(libtorch_device().device),
         #[cfg(feature = "wgpu")]
-        "wgpu" => wgpu_device().map(|(_, device)| device),
+        "wgpu" => wgpu_device().map(|s| s.device),
         #[cfg(feature = "cuda")]
         "cuda" => cuda_device(),
         _ => None,
@@ -582,12 +619,13 @@ mod tests {
     #[test]
     fn cpu_and_auto_find_the_cpu_here() {
         let cpu = select(BackendChoice::Cpu).unwrap();
+        assert_eq!(cpu.kind, Kind::Cpu);
         assert!(cpu.name.starts_with("cpu"), "{}", cpu.name);
         assert!(cpu.in_host_memory());
         assert_eq!(Some(cpu.device), cpu_device());
         // No GPU backend or LibTorch in the default build: auto falls back to the CPU.
         if !cfg!(any(feature = "cuda", feature = "wgpu", feature = "tch")) {
-            assert_eq!(select(BackendChoice::Auto).unwrap().name, cpu.name);
+            assert_eq!(select(BackendChoice::Auto).unwrap().kind, Kind::Cpu);
         }
         // Linux says how much memory is free; this machine has some.
         if cfg!(target_os = "linux") {
@@ -602,9 +640,9 @@ mod tests {
         match asked.as_str() {
             "" | "cpu" => assert_eq!(Some(device), cpu_device()),
             #[cfg(feature = "tch")]
-            "libtorch" => assert_eq!(device, libtorch_device().1),
+            "libtorch" => assert_eq!(device, libtorch_device().device),
             #[cfg(feature = "wgpu")]
-            "wgpu" => assert_eq!(Some(device), wgpu_device().map(|(_, d)| d)),
+            "wgpu" => assert_eq!(Some(device), wgpu_device().map(|s| s.device)),
             #[cfg(feature = "cuda")]
             "cuda" => assert_eq!(Some(device), cuda_device()),
             other => panic!("test_device accepted {other:?}"),
@@ -617,16 +655,17 @@ mod tests {
     #[test]
     fn auto_never_takes_a_software_adapter() {
         let auto = select(BackendChoice::Auto).unwrap();
-        assert!(!auto.name.ends_with(SOFTWARE), "{}", auto.name);
+        assert_ne!(auto.kind, Kind::Wgpu { software: true }, "{}", auto.name);
         #[cfg(feature = "wgpu")]
         if let Ok(wgpu) = select(BackendChoice::Wgpu)
-            && wgpu.name.ends_with(SOFTWARE)
+            && wgpu.kind == (Kind::Wgpu { software: true })
         {
+            assert!(wgpu.name.ends_with(SOFTWARE), "{}", wgpu.name);
             assert!(wgpu.in_host_memory());
             assert!(wgpu.max_allocation.is_some_and(|cap| cap > 0), "{wgpu:?}");
             let gpus = wgpu_gpu();
             if gpus.is_none() && !cfg!(any(feature = "cuda", feature = "tch")) {
-                assert!(auto.name.starts_with("cpu"), "{}", auto.name);
+                assert_eq!(auto.kind, Kind::Cpu, "{}", auto.name);
             }
         }
     }

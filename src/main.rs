@@ -12,8 +12,8 @@ use burn::tensor::DType;
 use clap::Parser;
 
 use cli::{BenchArgs, Cli, Command, DataCommand, EvalArgs, GenerateArgs, decode_path};
-use mla_lab::artifacts::Run;
 use mla_lab::artifacts::records::CacheFill;
+use mla_lab::artifacts::{Run, RunFolder};
 use mla_lab::backend::{self, BackendChoice};
 use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;
@@ -280,7 +280,7 @@ fn data(cmd: DataCommand) -> Result<()> {
             for file in files {
                 let exp = Experiment::load(&file)?;
                 let started = std::time::Instant::now();
-                let d = tokens::prepare(&exp.data, exp.seed, &artifacts.join("cache"))?;
+                let d = tokens::prepare(&exp.data, exp.seed, &RunFolder::token_cache(&artifacts))?;
                 println!(
                     "{}: {} in {:.2} s{}",
                     exp.name,

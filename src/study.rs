@@ -411,7 +411,8 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
             None => folder.experiment(),
         };
         let mut s = Subject::load(&source, None, device)?;
-        s.name = RunFolder::new(dir.as_path()).name(); // seeds of one experiment share its name
+        // Seeds of one experiment share its name: rows go back to their run by the folder's.
+        s.run = Some(folder.name());
         subjects.push(s);
     }
     for (context, steps) in bench::capped(&opts.bench, &subjects) {
@@ -426,17 +427,10 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
     }
     let rows = bench::bench(subjects, &opts.bench, device, |_| {})?;
     for dir in todo {
-        let name = RunFolder::new(dir.as_path()).name();
-        let mut own: Vec<_> = rows
-            .iter()
-            .filter(|r| r.experiment == name)
-            .cloned()
-            .collect();
-        let experiment = Experiment::load(RunFolder::new(dir.as_path()).experiment())?.name;
-        for r in &mut own {
-            r.experiment = experiment.clone();
-        }
-        write_json(&RunFolder::new(dir.as_path()).bench(), &own)?;
+        let folder = RunFolder::new(dir.as_path());
+        let name = Some(folder.name());
+        let own: Vec<_> = rows.iter().filter(|r| r.run == name).cloned().collect();
+        write_json(&folder.bench(), &own)?;
     }
     Ok(())
 }
@@ -513,7 +507,7 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
                 ..opts.probes
             },
             judge: None,
-            cache: opts.artifacts.join("cache"),
+            cache: RunFolder::token_cache(&opts.artifacts),
         };
         write_json(&eval_file, &crate::eval::evaluate(&run, &loss_only)?.loss)?;
     }

@@ -4,17 +4,21 @@
 
 use std::path::{Path, PathBuf};
 
+use super::RunFolder;
+
 /// The three records of a checkpoint, as burn-train's default checkpointers name them.
 pub const PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 
 pub fn path(dir: &Path, part: &str, epoch: usize) -> PathBuf {
-    dir.join("checkpoint").join(format!("{part}-{epoch}.bpk"))
+    RunFolder::new(dir)
+        .checkpoints()
+        .join(format!("{part}-{epoch}.bpk"))
 }
 
 /// Epochs of `run_dir` with at least one checkpoint file (a killed run can leave some parts
 /// of an epoch it was saving or rotating out), ascending.
 pub fn present(run_dir: &Path) -> Vec<usize> {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoint")) else {
+    let Ok(entries) = std::fs::read_dir(RunFolder::new(run_dir).checkpoints()) else {
         return vec![];
     };
     let mut epochs: Vec<usize> = entries

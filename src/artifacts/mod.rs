@@ -9,11 +9,14 @@
 //!   tokenizer.json      its BPE (absent for GPT-2's)
 //!   train.lock          held by the process training into the folder (see [`lock`])
 //!   metrics.csv         step, train loss, val loss, lr, tok/s, elapsed (see [`metrics`])
-//!   checkpoint/         {model,optim,scheduler}-<epoch>.bpk
+//!   checkpoint/         {model,optim,scheduler}-<epoch>.bpk (see [`checkpoints`])
 //!   model.bpk           final weights (burn), and model.safetensors (other tools)
 //!   summary.json        TrainSummary, written last by `train`
 //!   eval.json  probes.json  judge.json  samples.json  bench.json   written by `study`
+//! artifacts/cache/      the token cache the run folders share
 //! ```
+//!
+//! These names are written here only: everything else asks [`RunFolder`] for a path.
 
 pub mod checkpoints;
 pub mod lock;
@@ -57,6 +60,11 @@ impl RunFolder {
             Some(seed) => RunFolder::of(artifacts, &format!("{name}-s{seed}")),
             None => RunFolder::of(artifacts, name),
         }
+    }
+
+    /// The token cache the run folders of `artifacts` share (`<artifacts>/cache`).
+    pub fn token_cache(artifacts: &Path) -> PathBuf {
+        artifacts.join("cache")
     }
 
     /// The folder's own name (`mla_small-s2`).

@@ -245,6 +245,10 @@ impl std::fmt::Display for CacheFill {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchRow {
     pub experiment: String,
+    /// The run folder whose weights were timed (`mha_tiny-s2`), apart from its experiment's
+    /// name; `None` for an experiment file's random weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     pub attention: String,
     pub decode: DecodePath,
     pub rank: Option<usize>,

@@ -8,8 +8,8 @@ use burn::tensor::DType;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use mla_lab::artifacts::NotThisRun;
 use mla_lab::artifacts::records::CacheFill;
+use mla_lab::artifacts::{NotThisRun, RunFolder};
 use mla_lab::backend::{BackendChoice, DeviceSpec};
 use mla_lab::eval::EvalOptions;
 use mla_lab::eval::judge::JudgeConfig;
@@ -267,7 +267,7 @@ impl EvalArgs {
                 ..ProbeOptions::default()
             },
             judge: self.judge.config(),
-            cache: self.artifacts.join("cache"),
+            cache: RunFolder::token_cache(&self.artifacts),
         }
     }
 }

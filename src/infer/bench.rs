@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::artifacts::Run;
 use crate::artifacts::records::{BenchRow, CacheFill, DecodePath};
+use crate::artifacts::{Run, RunFolder};
 use crate::experiment::Experiment;
 use crate::model::validate::MAX_CONTEXT;
 use crate::model::{Gpt, GptConfig, MlaDecode, Positions};
@@ -48,7 +48,10 @@ impl Default for BenchOptions {
 
 /// A model to bench: an experiment file (random weights) or a run folder (its weights).
 pub struct Subject {
+    /// The experiment's name.
     pub name: String,
+    /// The run folder's name, for a run's weights.
+    pub run: Option<String>,
     pub config: GptConfig,
     pub model: Gpt,
     pub weights: String,
@@ -73,6 +76,7 @@ impl Subject {
             let run = Run::load(path, device)?;
             return Ok(Subject {
                 name: run.experiment.name.clone(),
+                run: Some(RunFolder::new(path).name()),
                 config: run.experiment.model.clone(),
                 model: run.model,
                 weights: run.weights.display().to_string(),
@@ -87,6 +91,7 @@ impl Subject {
         }
         Ok(Subject {
             name: exp.name.clone(),
+            run: None,
             model: exp.model.init_drawn(exp.init_seed(), device),
             config: exp.model,
             weights: "random".into(),
@@ -329,6 +334,7 @@ pub fn bench(
             / n;
         let row = BenchRow {
             experiment: s.name.clone(),
+            run: s.run.clone(),
             attention: c.label(),
             decode: case.decode.into(),
             rank: c.attention.rank(),
@@ -476,6 +482,7 @@ mod tests {
             .into_iter()
             .map(|(name, config)| Subject {
                 name: name.into(),
+                run: None,
                 model: config.init(&device),
                 config,
                 weights: "random".into(),
@@ -522,6 +529,7 @@ mod tests {
     fn full_rank_ratio_pairs_rows_of_the_same_family() {
         let row = |rank, attention: &str, tps| BenchRow {
             experiment: format!("r{rank}"),
+            run: None,
             attention: attention.into(),
             decode: DecodePath::Absorbed,
             rank: Some(rank),
@@ -589,6 +597,7 @@ mod tests {
             let (name, config) = variants().remove(0);
             Subject {
                 name: name.into(),
+                run: None,
                 model: config.init(&device),
                 config,
                 weights: "random".into(),

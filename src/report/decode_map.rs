@@ -454,6 +454,7 @@ mod tests {
     fn row(experiment: &str, batch: usize, context: usize, ms: f64, full: Option<f64>) -> BenchRow {
         BenchRow {
             experiment: experiment.into(),
+            run: None,
             attention: String::new(),
             decode: DecodePath::Absorbed,
             rank: None,

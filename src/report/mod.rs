@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::artifacts::RunFolder;
 use crate::data::tokens;
 use crate::experiment::Experiment;
 
@@ -60,9 +61,7 @@ fn add_floors(runs: &mut [RunData], dirs: &[PathBuf], out: &Path) {
 /// else from a cache made under `out`, so that nothing is written beside the inputs. `None`,
 /// with a note, where it cannot be worked out.
 pub(crate) fn floor_of(exp: &Experiment, dir: &Path, out: &Path) -> Option<f64> {
-    let beside = dir
-        .parent()
-        .map_or_else(|| PathBuf::from("cache"), |p| p.join("cache"));
+    let beside = RunFolder::token_cache(dir.parent().unwrap_or(Path::new("")));
     let floor = || -> Result<Option<f64>> {
         let Some(nats) = crate::eval::split_entropy(exp)? else {
             return Ok(None);
@@ -70,7 +69,7 @@ pub(crate) fn floor_of(exp: &Experiment, dir: &Path, out: &Path) -> Option<f64> 
         let val_tokens = match manifest_in(&beside, exp) {
             Some(m) => m.val_tokens,
             None => {
-                tokens::prepare(&exp.data, exp.seed, &out.join("cache"))?
+                tokens::prepare(&exp.data, exp.seed, &RunFolder::token_cache(out))?
                     .manifest
                     .val_tokens
             }

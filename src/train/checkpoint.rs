@@ -19,7 +19,7 @@ use burn::train::checkpoint::{
 use burn::train::metric::store::EventStoreClient;
 
 use crate::artifacts::checkpoints::{PARTS, path};
-use crate::artifacts::load_weights;
+use crate::artifacts::{RunFolder, load_weights};
 
 /// Writes `<dir>/<name>-<epoch>.bpk` through a temporary file and a rename.
 pub struct AtomicCheckpointer {
@@ -30,7 +30,7 @@ pub struct AtomicCheckpointer {
 impl AtomicCheckpointer {
     /// The checkpointers for model, optimizer and scheduler of the run in `run_dir`.
     pub fn for_run(run_dir: &Path) -> [AtomicCheckpointer; 3] {
-        let dir = run_dir.join("checkpoint");
+        let dir = RunFolder::new(run_dir).checkpoints();
         std::fs::create_dir_all(&dir).ok();
         // Temporaries of a run killed while saving.
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -178,7 +178,7 @@ mod tests {
         let device = crate::backend::test_device();
         let lin = burn::nn::LinearConfig::new(3, 2).init(&device);
         Checkpointer::<ModuleRecord>::save(&model, 5, lin.clone().into_record()).unwrap();
-        let files: Vec<String> = std::fs::read_dir(run.join("checkpoint"))
+        let files: Vec<String> = std::fs::read_dir(RunFolder::new(run.as_path()).checkpoints())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use burn::train::Interrupter;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::store::Split;
 use burn::train::metric::{
     LearningRateMetric, LossMetric, Metric, MetricDefinition, MetricId, NumericEntry,
 };
@@ -291,7 +292,8 @@ impl TrainingProgressLogger for StepRenderer {
 
     fn start_split(&mut self, split: &str, total_items: usize) {
         self.dashboard(|d| d.start_split(split, total_items));
-        self.in_valid = split.to_ascii_lowercase().contains("valid");
+        // burn-train names its splits after its `Split` type.
+        self.in_valid = split == <&str>::from(Split::Valid);
         if self.in_valid {
             self.valid_started = Some(Instant::now());
         }

@@ -353,7 +353,11 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         Some(_) => std::fs::read_to_string(folder.initialisation()).ok(),
     };
 
-    let data = tokens::prepare(&exp.data, exp.seed, &opts.artifacts.join("cache"))?;
+    let data = tokens::prepare(
+        &exp.data,
+        exp.seed,
+        &RunFolder::token_cache(&opts.artifacts),
+    )?;
     let data_fingerprint = data.manifest.source_fingerprint.clone();
     if let TokenizerConfig::Bpe { .. } = exp.data.tokenizer {
         files::write(
