@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
-use crate::artifacts::records::ProbeReport;
+use crate::artifacts::records::{BenchRow, LossReport, ProbeReport};
 use crate::artifacts::{
     BadRecord, Run, RunFolder, check_entry, checkpoints, copy_records, read_json, write_entry,
 };
@@ -393,12 +393,30 @@ fn broken_run_file(e: BadRecord, folder: &RunFolder) -> anyhow::Error {
 /// bench, so their decode speeds are measured side by side, then writes each run's rows into
 /// its folder.
 fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Result<()> {
+    // A bench asked differently is redone for every run of the seed, so that they stay side by
+    // side (their rounds are paired).
+    let mut stale = vec![];
+    for dir in dirs {
+        let folder = RunFolder::new(dir.as_path());
+        if let Some(rows) = read_json::<Vec<BenchRow>>(&folder.bench())? {
+            let model = Experiment::load(folder.experiment())?.model;
+            if let Some(why) = bench::stale(&rows, &opts.bench, &model) {
+                stale.push(format!("{}: {why}", folder.name()));
+            }
+        }
+    }
     let todo: Vec<&PathBuf> = dirs
         .iter()
-        .filter(|d| !RunFolder::new(d.as_path()).bench().exists())
+        .filter(|d| !stale.is_empty() || !RunFolder::new(d.as_path()).bench().exists())
         .collect();
     if todo.is_empty() {
         return Ok(());
+    }
+    if !stale.is_empty() {
+        step(
+            "bench",
+            &format!("again, asked differently ({})", stale.join("; ")),
+        );
     }
     step("bench", &format!("{} runs side by side", todo.len()));
     let mut subjects = Vec::new();
@@ -438,6 +456,22 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
 /// Tokens each of a run's example continuations may run to.
 const SAMPLE_TOKENS: usize = 96;
 
+/// Why a run's `eval.json` does not answer what `opts` asks: another limit on its windows.
+/// `None` when it does, or is missing.
+fn stale_eval(folder: &RunFolder, opts: &StudyOptions) -> Result<Option<String>> {
+    let Some(old) = read_json::<LossReport>(&folder.eval())? else {
+        return Ok(None);
+    };
+    let shown = |w: Option<usize>| w.map_or("the whole split".into(), |w| format!("{w} windows"));
+    Ok((old.max_windows != opts.eval_windows).then(|| {
+        format!(
+            "{}, {} asked",
+            shown(old.max_windows),
+            shown(opts.eval_windows)
+        )
+    }))
+}
+
 /// Why a run's `probes.json` does not answer what `opts` asks: another number of stories, or
 /// written before attribute consistency was measured. `None` when it does, or is missing.
 fn stale_probes(folder: &RunFolder, opts: &ProbeOptions) -> Result<Option<String>> {
@@ -454,23 +488,27 @@ fn stale_probes(folder: &RunFolder, opts: &ProbeOptions) -> Result<Option<String
 }
 
 /// Eval, probes, example continuations and judge of one finished run, each skipped when its
-/// file exists; probes are redone when they answer another question (`stale_probes`) and the
-/// weights are there to redo them.
+/// file exists; eval and probes are redone when they answer another question (`stale_eval`,
+/// `stale_probes`) and the weights are there to redo them.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let name = folder.name();
     let stale = stale_probes(folder, &opts.probes)?;
+    let stale_loss = stale_eval(folder, opts)?;
     let weights = folder.weights_to_load().is_some();
-    if let Some(why) = &stale
-        && !weights
-    {
-        step(
-            &name,
-            &format!("probes kept ({why}): no weights here to redo them"),
-        );
+    for (what, why) in [("eval", &stale_loss), ("probes", &stale)] {
+        if let Some(why) = why
+            && !weights
+        {
+            step(
+                &name,
+                &format!("{what} kept ({why}): no weights here to redo them"),
+            );
+        }
     }
     let probe_due = !folder.probes().exists() || (stale.is_some() && weights);
+    let eval_due = !folder.eval().exists() || (stale_loss.is_some() && weights);
     let judged = opts.judge.is_none() || folder.judge().exists();
-    let done = !probe_due && folder.eval().exists() && folder.samples().exists();
+    let done = !probe_due && !eval_due && folder.samples().exists();
     // Nothing left to measure (a run restored from its records has no weights to load).
     if done && judged {
         return Ok(());
@@ -496,9 +534,11 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
         );
     }
     let run = Run::load(&folder.dir, device)?;
-    let eval_file = folder.eval();
-    if !eval_file.exists() {
-        step(&name, "eval");
+    if eval_due {
+        match &stale_loss {
+            Some(why) => step(&name, &format!("eval again ({why})")),
+            None => step(&name, "eval"),
+        }
         let loss_only = EvalOptions {
             data: None,
             windows: opts.eval_windows,
@@ -509,7 +549,10 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
             judge: None,
             cache: RunFolder::token_cache(&opts.artifacts),
         };
-        write_json(&eval_file, &crate::eval::evaluate(&run, &loss_only)?.loss)?;
+        write_json(
+            &folder.eval(),
+            &crate::eval::evaluate(&run, &loss_only)?.loss,
+        )?;
     }
     if probe_due {
         match &stale {

@@ -987,6 +987,37 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
         assert_eq!(probes(&art.join(run))["stories"], 4, "{run}");
         assert_eq!(probes(&records.join(run))["stories"], 4, "{run}");
     }
+    // So are an eval and a bench asked differently: records keep the options that made them.
+    // A bench is redone for every run of the seed, so that they stay side by side.
+    let mut other = more.clone();
+    other[7] = "8";
+    other.extend(["--eval-windows", "2"]);
+    let (ok, out, err) = mla_lab(&other);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("z_mha-s1: eval again (the whole split, 2 windows asked)")
+            && out.contains("bench: again, asked differently (z_mha-s1: rows [")
+            && out.contains("bench: 2 runs side by side")
+            && !out.contains("training"),
+        "{out}"
+    );
+    let json = |f: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
+    };
+    for run in runs {
+        assert_eq!(json(art.join(run).join("eval.json"))["max_windows"], 2);
+        let rows = json(art.join(run).join("bench.json"));
+        let contexts: Vec<_> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["context"])
+            .collect();
+        assert!(contexts.iter().all(|c| *c == 8), "{run}: {contexts:?}");
+        assert_eq!(rows[0]["run"], run);
+    }
+    let (ok, out, err) = mla_lab(&other);
+    assert!(ok && !remeasured(&out), "{out}\n{err}");
     // report alone, on two of the runs.
     let (ok, out, err) = mla_lab(&[
         "report",

@@ -87,6 +87,10 @@ pub struct LossReport {
     pub perplexity: f64,
     /// Windows of `context` tokens, starting every `context / 2` tokens.
     pub windows: usize,
+    /// The most windows asked for (`eval --windows`); `None`: the whole stream, as in records
+    /// written before this was kept.
+    #[serde(default)]
+    pub max_windows: Option<usize>,
     /// Tokens scored: each once, with at least `context / 2` tokens before it (but in the
     /// first window).
     pub tokens: usize,

@@ -88,6 +88,7 @@ pub fn loss(
         loss,
         perplexity: loss.exp(),
         windows: starts.len(),
+        max_windows,
         tokens: scored,
         unigram_entropy,
     })

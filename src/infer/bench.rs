@@ -167,6 +167,54 @@ fn decode_paths(config: &GptConfig, mla_paths: &[MlaDecode]) -> Vec<Option<MlaDe
         .collect()
 }
 
+/// Why `rows` (one model's bench) do not answer what `opts` asks of `config`: other contexts,
+/// batches or decode paths, another cache fill, other decode steps or rounds. `None` when they
+/// do. The rows keep every option that shapes them, so a bench asked differently is redone.
+pub fn stale(rows: &[BenchRow], opts: &BenchOptions, config: &GptConfig) -> Option<String> {
+    let key = |c: usize, b: usize, d: DecodePath| format!("context {c} batch {b} {d}");
+    let mut asked: Vec<String> = vec![];
+    for decode in decode_paths(config, &opts.mla_paths) {
+        for &batch in &opts.batches {
+            for &context in opts.contexts.iter().filter(|&&c| c <= config.context) {
+                asked.push(key(context, batch, decode.into()));
+            }
+        }
+    }
+    let mut have: Vec<String> = rows
+        .iter()
+        .map(|r| key(r.context, r.batch, r.decode))
+        .collect();
+    asked.sort();
+    asked.dedup();
+    have.sort();
+    if have != asked {
+        return Some(format!(
+            "rows [{}], [{}] asked",
+            have.join(", "),
+            asked.join(", ")
+        ));
+    }
+    rows.iter().find_map(|r| {
+        let steps = decode_steps(opts.decode_tokens, r.context);
+        if r.fill != opts.fill {
+            Some(format!(
+                "cache {}, {} asked",
+                r.fill.name(),
+                opts.fill.name()
+            ))
+        } else if r.repeats != Some(opts.repeats) {
+            Some(format!("{:?} rounds, {} asked", r.repeats, opts.repeats))
+        } else if r.decode_steps != Some(steps) {
+            Some(format!(
+                "{:?} decode steps at context {}, {steps} asked",
+                r.decode_steps, r.context
+            ))
+        } else {
+            None
+        }
+    })
+}
+
 /// Bytes a decode step at `context` must read at least (f32): every weight once, and the
 /// cache of the batch as filled at that step (`positions` keys). Rows read by a lookup (the
 /// token embedding of an untied head, a learned position table) are left out: a step reads
@@ -501,8 +549,54 @@ mod tests {
             .map(|s| s.config.attention.decode_paths().len().max(1))
             .sum();
         assert!(paths > subjects.len(), "some variant has two paths");
+        let configs: Vec<(String, GptConfig)> = subjects
+            .iter()
+            .map(|s| (s.name.clone(), s.config.clone()))
+            .collect();
         let rows = bench(subjects, &opts, &device, |_| {}).unwrap();
         assert_eq!(rows.len(), paths * 2 * 2);
+        // Each model's rows answer the options that made them, and no others.
+        for (name, config) in &configs {
+            let own: Vec<BenchRow> = rows
+                .iter()
+                .filter(|r| &r.experiment == name)
+                .cloned()
+                .collect();
+            assert_eq!(stale(&own, &opts, config), None, "{name}");
+            let other = |o: BenchOptions| stale(&own, &o, config).is_some();
+            assert!(other(BenchOptions {
+                batches: vec![1],
+                ..opts.clone()
+            }));
+            assert!(other(BenchOptions {
+                contexts: vec![8, 12],
+                ..opts.clone()
+            }));
+            assert!(other(BenchOptions {
+                fill: CacheFill::Random,
+                ..opts.clone()
+            }));
+            assert!(other(BenchOptions {
+                repeats: 2,
+                ..opts.clone()
+            }));
+            assert!(other(BenchOptions {
+                decode_tokens: 2,
+                ..opts.clone()
+            }));
+            // A context beyond the model's is skipped, asked or not.
+            assert_eq!(
+                stale(
+                    &own,
+                    &BenchOptions {
+                        contexts: vec![8, 16],
+                        ..opts.clone()
+                    },
+                    config
+                ),
+                None
+            );
+        }
         for r in &rows {
             assert_eq!(
                 r.kv_bytes_per_token_measured, r.kv_bytes_per_token_formula,
