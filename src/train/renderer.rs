@@ -52,70 +52,157 @@ impl Tracked {
     }
 }
 
-pub struct StepRenderer {
-    tracked: HashMap<MetricId, Tracked>,
-    batch_size: usize,
-    context: usize,
-    steps_per_epoch: usize,
+/// What a run is, as the renderer counts steps, tokens and lines.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderPlan {
+    pub batch_size: usize,
+    pub context: usize,
+    /// Optimizer steps per learner epoch (`eval_every`).
+    pub steps_per_epoch: usize,
+    pub max_steps: usize,
+    /// A line and a `metrics.csv` row every this many steps.
+    pub log_every: usize,
+    /// Devices that each report every step (burn-train sends one event per device's shard): a
+    /// step is done when each has reported, and its loss is their mean.
+    pub devices: usize,
+}
+
+/// Wall and training time of the run, earlier invocations included: tokens/s leaves the time
+/// spent validating out.
+struct Clock {
+    started: Instant,
+    /// Time spent validating in this invocation.
+    validating: Duration,
+    valid_started: Option<Instant>,
+    /// What earlier invocations of a resumed run trained: steps, seconds and training seconds.
+    before: (usize, Duration, Duration),
+    /// The step this invocation started at.
+    start_step: usize,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            started: Instant::now(),
+            validating: Duration::ZERO,
+            valid_started: None,
+            before: (0, Duration::ZERO, Duration::ZERO),
+            start_step: 0,
+        }
+    }
+
+    fn start(&mut self, step: usize) {
+        self.start_step = step;
+        self.started = Instant::now();
+    }
+
+    /// Training tokens per second at `step`, over `tokens_per_step` tokens a step.
+    fn tokens_per_s(&self, step: usize, tokens_per_step: usize) -> f64 {
+        let (steps_before, _, training_before) = self.before;
+        let done = steps_before + step.saturating_sub(self.start_step);
+        let training = training_before + self.started.elapsed().saturating_sub(self.validating);
+        (done * tokens_per_step) as f64 / training.as_secs_f64().max(1e-9)
+    }
+
+    fn elapsed_s(&self) -> f64 {
+        (self.before.1 + self.started.elapsed()).as_secs_f64()
+    }
+}
+
+/// Stops the run through the learner's interrupter when the training loss turns NaN or
+/// infinite, and says where in the record.
+struct DivergenceGuard {
+    interrupter: Interrupter,
+}
+
+impl DivergenceGuard {
+    fn check(&self, loss: f64, record: &Mutex<RunRecord>) {
+        if loss.is_finite() {
+            return;
+        }
+        let mut r = record.lock().unwrap();
+        if r.diverged.is_none() {
+            r.diverged = Some(format!("training loss became {loss} at step {}", r.step));
+            self.interrupter.stop(Some("non-finite loss"));
+        }
+    }
+}
+
+/// One progress line per logged step, where no dashboard shows the run.
+struct Printer {
+    print: bool,
     max_steps: usize,
-    log_every: usize,
+}
+
+impl Printer {
+    fn line(&self, row: &MetricsRow, tokens_per_step: usize) {
+        if !self.print {
+            return;
+        }
+        let (step, rate) = (row.step, row.tokens_per_s);
+        let left = (self.max_steps - step.min(self.max_steps)) * tokens_per_step;
+        let eta = if rate > 0.0 { left as f64 / rate } else { 0.0 };
+        let loss = row.train_loss.map_or("-".into(), |l| format!("{l:.4}"));
+        let val = row.val_loss.map_or(String::new(), |v| {
+            format!("  val {v:.4} (ppl {:.2})", v.exp())
+        });
+        println!(
+            "step {step:>6}/{}  loss {loss}{val}  lr {:.2e}  {rate:.0} tok/s  eta {}",
+            self.max_steps,
+            row.lr,
+            hms(eta)
+        );
+    }
+}
+
+/// burn-train's renderer for a run: follows the steps and their losses, then hands each
+/// logged step to the recorder (`metrics.csv`), the printer and the divergence guard, and
+/// forwards every event to the dashboard when there is one.
+pub struct StepRenderer {
+    plan: RenderPlan,
+    tracked: HashMap<MetricId, Tracked>,
     epoch: usize,
     in_valid: bool,
     lr: f64,
     train_loss: Option<f64>,
-    /// Devices that each report every step (burn-train sends one event per device's shard).
-    devices: usize,
     /// The losses of the current step's shards reported so far.
     shard_losses: Vec<f64>,
-    started: Instant,
-    /// Time spent validating, left out of tokens/s.
-    validating: Duration,
-    /// What earlier invocations of a resumed run trained: steps, seconds and training seconds,
-    /// so the times and rates of `metrics.csv` cover the whole run.
-    before: (usize, Duration, Duration),
-    valid_started: Option<Instant>,
-    start_step: usize,
+    clock: Clock,
+    /// `metrics.csv`, a row per logged step.
     csv: PathBuf,
-    print: bool,
-    interrupter: Interrupter,
+    printer: Printer,
+    guard: DivergenceGuard,
     /// The dashboard every event is also sent to (then no lines are printed).
     dashboard: Option<Box<dyn MetricsRenderer>>,
     pub record: Arc<Mutex<RunRecord>>,
 }
 
 impl StepRenderer {
-    #[allow(clippy::too_many_arguments)]
+    /// Records into `csv`; prints lines when `print`; stops the run through `interrupter`.
     pub fn new(
-        batch_size: usize,
-        context: usize,
-        steps_per_epoch: usize,
-        max_steps: usize,
-        log_every: usize,
+        plan: RenderPlan,
         csv: PathBuf,
         print: bool,
         interrupter: Interrupter,
     ) -> StepRenderer {
         StepRenderer {
+            plan: RenderPlan {
+                devices: plan.devices.max(1),
+                ..plan
+            },
             tracked: HashMap::new(),
-            batch_size,
-            context,
-            steps_per_epoch,
-            max_steps,
-            log_every,
             epoch: 0,
             in_valid: false,
             lr: 0.0,
             train_loss: None,
-            devices: 1,
             shard_losses: vec![],
-            started: Instant::now(),
-            validating: Duration::ZERO,
-            before: (0, Duration::ZERO, Duration::ZERO),
-            valid_started: None,
-            start_step: 0,
+            clock: Clock::new(),
             csv,
-            print,
-            interrupter,
+            printer: Printer {
+                print,
+                max_steps: plan.max_steps,
+            },
+            guard: DivergenceGuard { interrupter },
             dashboard: None,
             record: Arc::new(Mutex::new(RunRecord::default())),
         }
@@ -123,32 +210,29 @@ impl StepRenderer {
 
     /// Shows burn-train's terminal dashboard instead of progress lines.
     pub fn with_dashboard(mut self, dashboard: Box<dyn MetricsRenderer>) -> Self {
-        self.print = false;
+        self.printer.print = false;
         self.dashboard = Some(dashboard);
-        self
-    }
-
-    /// Training on `devices` devices: a step is done when each has reported its shard, and its
-    /// loss is their mean (the shards are equal parts of the batch).
-    pub fn on_devices(mut self, devices: usize) -> Self {
-        self.devices = devices.max(1);
         self
     }
 
     /// Continues the times and rates of a resumed run from the last row it kept.
     pub fn continuing(mut self, last: &MetricsRow) -> Self {
-        let tokens = (last.step * self.batch_size * self.context) as f64;
+        let tokens = (last.step * self.tokens_per_step()) as f64;
         let training = if last.tokens_per_s > 0.0 {
             tokens / last.tokens_per_s
         } else {
             last.elapsed_s
         };
-        self.before = (
+        self.clock.before = (
             last.step,
             Duration::from_secs_f64(last.elapsed_s.max(0.0)),
             Duration::from_secs_f64(training.max(0.0)),
         );
         self
+    }
+
+    fn tokens_per_step(&self) -> usize {
+        self.plan.batch_size * self.plan.context
     }
 
     fn dashboard(&mut self, f: impl FnOnce(&mut dyn MetricsRenderer)) {
@@ -170,46 +254,23 @@ impl StepRenderer {
         self.record.lock().unwrap().step
     }
 
-    /// Training tokens per second over the whole run (earlier invocations included),
-    /// validation left out.
     fn tokens_per_s(&self) -> f64 {
-        let (steps_before, _, training_before) = self.before;
-        let done = steps_before + self.step().saturating_sub(self.start_step);
-        let training = training_before + self.started.elapsed().saturating_sub(self.validating);
-        (done * self.batch_size * self.context) as f64 / training.as_secs_f64().max(1e-9)
+        self.clock.tokens_per_s(self.step(), self.tokens_per_step())
     }
 
-    fn row(&self, val_loss: Option<f64>) {
+    /// The current step's row, into `metrics.csv` and on a line.
+    fn log(&self, val_loss: Option<f64>) {
         let row = MetricsRow {
             step: self.step(),
             train_loss: self.train_loss,
             val_loss,
             lr: self.lr,
             tokens_per_s: self.tokens_per_s(),
-            elapsed_s: (self.before.1 + self.started.elapsed()).as_secs_f64(),
+            elapsed_s: self.clock.elapsed_s(),
         };
+        self.printer.line(&row, self.tokens_per_step());
         // A full disk must not stop training; the checkpoints still are written (or fail loudly).
         let _ = metrics::append(&self.csv, &row);
-    }
-
-    fn line(&self, val_loss: Option<f64>) {
-        if !self.print {
-            return;
-        }
-        let step = self.step();
-        let rate = self.tokens_per_s();
-        let left = (self.max_steps - step.min(self.max_steps)) * self.batch_size * self.context;
-        let eta = if rate > 0.0 { left as f64 / rate } else { 0.0 };
-        let loss = self.train_loss.map_or("-".into(), |l| format!("{l:.4}"));
-        let val = val_loss.map_or(String::new(), |v| {
-            format!("  val {v:.4} (ppl {:.2})", v.exp())
-        });
-        println!(
-            "step {step:>6}/{}  loss {loss}{val}  lr {:.2e}  {rate:.0} tok/s  eta {}",
-            self.max_steps,
-            self.lr,
-            hms(eta)
-        );
     }
 }
 
@@ -240,13 +301,7 @@ impl MetricsRendererTraining for StepRenderer {
             self.lr = v;
         } else if metric == Tracked::Loss {
             self.shard_losses.push(v);
-            if !v.is_finite() {
-                let mut r = self.record.lock().unwrap();
-                if r.diverged.is_none() {
-                    r.diverged = Some(format!("training loss became {v} at step {}", r.step));
-                    self.interrupter.stop(Some("non-finite loss"));
-                }
-            }
+            self.guard.check(v, &self.record);
         }
     }
 
@@ -280,9 +335,9 @@ impl TrainingProgressLogger for StepRenderer {
         // burn-train counts epochs from 1 here; `epoch` holds the 0-based index of the epoch
         // being trained (update_epoch then reports the number of epochs completed).
         self.epoch = starting_epoch.saturating_sub(1);
-        self.start_step = self.epoch * self.steps_per_epoch;
-        self.record.lock().unwrap().step = self.start_step;
-        self.started = Instant::now();
+        let step = self.epoch * self.plan.steps_per_epoch;
+        self.record.lock().unwrap().step = step;
+        self.clock.start(step);
     }
 
     fn update_epoch(&mut self, epoch: usize) {
@@ -295,19 +350,20 @@ impl TrainingProgressLogger for StepRenderer {
         // burn-train names its splits after its `Split` type.
         self.in_valid = split == <&str>::from(Split::Valid);
         if self.in_valid {
-            self.valid_started = Some(Instant::now());
+            self.clock.valid_started = Some(Instant::now());
         }
     }
 
     fn update_split(&mut self, items_processed: usize) {
         self.dashboard(|d| d.update_split(items_processed));
-        if self.in_valid || self.shard_losses.len() < self.devices {
+        if self.in_valid || self.shard_losses.len() < self.plan.devices {
             return;
         }
         let n = self.shard_losses.len() as f64;
         self.train_loss = Some(self.shard_losses.drain(..).sum::<f64>() / n);
         // `epoch` is the 0-based index of the epoch being trained.
-        let step = self.epoch * self.steps_per_epoch + items_processed / self.batch_size;
+        let plan = self.plan;
+        let step = self.epoch * plan.steps_per_epoch + items_processed / plan.batch_size;
         {
             let mut r = self.record.lock().unwrap();
             r.step = step;
@@ -316,22 +372,20 @@ impl TrainingProgressLogger for StepRenderer {
         let rate = self.tokens_per_s();
         self.record.lock().unwrap().tokens_per_s = Some(rate);
         // A step that ends an epoch gets its line and row after validation, with the val loss.
-        let validates = step.is_multiple_of(self.steps_per_epoch) || step == self.max_steps;
-        if step.is_multiple_of(self.log_every) && !validates {
-            self.line(None);
-            self.row(None);
+        let validates = step.is_multiple_of(plan.steps_per_epoch) || step == plan.max_steps;
+        if step.is_multiple_of(plan.log_every) && !validates {
+            self.log(None);
         }
     }
 
     fn end_split(&mut self) {
         self.dashboard(|d| d.end_split());
         if self.in_valid {
-            if let Some(t) = self.valid_started.take() {
-                self.validating += t.elapsed();
+            if let Some(t) = self.clock.valid_started.take() {
+                self.clock.validating += t.elapsed();
             }
             let val = self.record.lock().unwrap().last_val_loss;
-            self.line(val);
-            self.row(val);
+            self.log(val);
         }
     }
 
@@ -383,15 +437,26 @@ mod tests {
         )
     }
 
-    fn renderer(tag: &str) -> (StepRenderer, MetricId, Interrupter, crate::data::Scratch) {
+    /// Batches of 2 windows of 8 tokens, epochs of 5 steps, 20 steps, every step logged.
+    fn plan(devices: usize) -> RenderPlan {
+        RenderPlan {
+            batch_size: 2,
+            context: 8,
+            steps_per_epoch: 5,
+            max_steps: 20,
+            log_every: 1,
+            devices,
+        }
+    }
+
+    fn renderer(
+        tag: &str,
+        devices: usize,
+    ) -> (StepRenderer, MetricId, Interrupter, crate::data::Scratch) {
         let scratch = crate::data::Scratch::new(tag);
         let interrupter = Interrupter::new();
         let mut r = StepRenderer::new(
-            2,
-            8,
-            5,
-            20,
-            1,
+            plan(devices),
             scratch.0.join("metrics.csv"),
             false,
             interrupter.clone(),
@@ -405,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_non_finite_loss_stops_the_run_and_says_where() {
-        let (mut r, id, interrupter, _scratch) = renderer("nan-stop");
+        let (mut r, id, interrupter, _scratch) = renderer("nan-stop", 1);
         r.update_train(loss_state(&id, 3.0));
         r.update_split(2 * 3);
         assert!(!interrupter.should_stop());
@@ -417,7 +482,7 @@ mod tests {
 
     #[test]
     fn rows_are_one_per_step_and_the_validated_step_carries_the_val_loss() {
-        let (mut r, id, _, scratch) = renderer("rows");
+        let (mut r, id, _, scratch) = renderer("rows", 1);
         for step in 1..=5 {
             r.update_train(loss_state(&id, 10.0 - step as f64));
             r.update_split(2 * step);
@@ -434,8 +499,7 @@ mod tests {
 
     #[test]
     fn on_two_devices_a_step_is_one_row_with_the_mean_of_its_shards_losses() {
-        let (r, id, _, scratch) = renderer("devices");
-        let mut r = r.on_devices(2);
+        let (mut r, id, _, scratch) = renderer("devices", 2);
         for step in 1..=3 {
             // burn-train: one event per device, each with the step's combined progress.
             r.update_train(loss_state(&id, 2.0 * step as f64));
@@ -474,11 +538,7 @@ mod tests {
             elapsed_s: 100.0,
         };
         let mut r = StepRenderer::new(
-            2,
-            8,
-            5,
-            20,
-            1,
+            plan(1),
             scratch.0.join("metrics.csv"),
             false,
             Interrupter::new(),

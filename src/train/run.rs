@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::transform::PartialDataset;
 use burn::tensor::{DType, Device, Int, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
@@ -24,14 +24,15 @@ use super::loader::StepLoader;
 use super::memory;
 use super::optim::{lr_schedule, optimizer};
 use super::preflight::{self, Projection};
-use super::renderer::StepRenderer;
+use super::renderer::{RenderPlan, RunRecord, StepRenderer};
+use crate::artifacts::lock::FolderLock;
 use crate::artifacts::metrics::{self, MetricsRow};
 use crate::artifacts::records::TrainSummary;
 use crate::artifacts::{RunFolder, checkpoints, save_weights};
-use crate::backend::{self, BackendChoice, DeviceSpec};
+use crate::backend::{self, BackendChoice, DeviceSpec, Selected};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
-use crate::data::tokens;
+use crate::data::tokens::{self, TokenData};
 use crate::experiment::{Experiment, divisors, divisors_below};
 use crate::files;
 use crate::model::{Gpt, init};
@@ -271,23 +272,88 @@ pub fn initial_model(exp: &Experiment, device: &Device) -> Gpt {
 
 pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let started = Instant::now();
+    let (exp, text) = experiment_of_run(exp_path, opts.seed)?;
+    let place = place(&exp, exp_path, opts)?;
+    let mut open = match open_folder(&exp, &text, opts)? {
+        Opening::Finished { dir, summary } => {
+            return Ok(Outcome::AlreadyFinished { dir, summary });
+        }
+        Opening::Open(open) => open,
+    };
+    let data = prepare_data(&exp, &open.folder, opts)?;
+    place.announce(&exp);
+    let devices: Vec<Device> = place
+        .devices
+        .iter()
+        .cloned()
+        .map(Device::autodiff)
+        .collect();
+    let mut model = initial_model(&exp, &devices[0]);
+    let counts = (model.param_count(), model.non_embedding_param_count());
+    let val_unigram_entropy = tokens::unigram_entropy(&data.val);
+    let fingerprint = data.manifest.source_fingerprint.clone();
+    let loaders = Loaders::build(&exp, data, &place, open.resume_epoch, &devices[0])?;
+    if let Some(epoch) = open.resume_epoch {
+        model = checkpoint::verify(&open.folder.dir, epoch, model)?;
+    }
+    // Killed after its last checkpoint but before its summary: nothing left to train.
+    let (trained, record) = if open.resume_epoch == Some(loaders.train.epochs()) {
+        open.new_folder.keep();
+        (model, RunRecord::default())
+    } else {
+        preflight_passes(&exp, exp_path, &model, &loaders.train, &place, &open, opts)?;
+        train(&exp, model, loaders, devices, &place, &mut open, opts)?
+    };
+    save_weights(&trained, &open.folder)?;
+    let seen = Seen {
+        counts,
+        started,
+        val_unigram_entropy,
+        fingerprint,
+        record,
+    };
+    let summary = summary(&exp, &open, &place, seen);
+    files::write_json(&open.folder.summary(), &summary)?;
+    Ok(Outcome::Trained(summary))
+}
+
+/// The experiment as the run records it, and its text: the file as written, or with the
+/// training seed given.
+fn experiment_of_run(exp_path: &Path, seed: Option<u64>) -> Result<(Experiment, String)> {
     let file = Experiment::load(exp_path)?;
-    // The run records the experiment it ran: the file as written, or with the seed given.
-    let (exp, text) = match opts.seed {
+    Ok(match seed {
         Some(seed) => {
             let exp = file.with_training_seed(seed);
             let text = exp.to_ron();
             (exp, text)
         }
         None => (file, std::fs::read_to_string(exp_path)?),
-    };
+    })
+}
+
+/// Where a run trains: the backend's devices, the rows of the batch each takes, and the rows
+/// of one forward and backward pass.
+struct Placement {
+    selected: Selected,
+    devices: Vec<Device>,
+    /// Rows of the batch each device takes.
+    share: usize,
+    /// Rows per forward and backward pass on one device.
+    micro: usize,
+    spread: Strategy,
+}
+
+/// Chooses the devices and the passes of `exp`: refuses a batch that does not split evenly
+/// over them, a micro-batch that does not divide a device's share, and a pass the machine's
+/// memory or the device's largest allocation cannot hold.
+fn place(exp: &Experiment, exp_path: &Path, opts: &TrainOptions) -> Result<Placement> {
     let selected = backend::select(opts.backend)?;
     let devices = match &opts.devices {
         Some(spec) => selected.devices(spec)?,
         None => vec![selected.device.clone()],
     };
     let n = devices.len();
-    let devices_given = opts.devices.as_ref().map_or("1".into(), |s| s.to_string());
+    let given = opts.devices.as_ref().map_or("1".into(), |s| s.to_string());
     if !exp.train.batch_size.is_multiple_of(n) {
         bail!(
             "{}: train.batch_size {} does not split evenly over {n} devices (--devices {}): each \
@@ -295,49 +361,111 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
              ({})",
             exp_path.display(),
             exp.train.batch_size,
-            devices_given,
+            given,
             divisors(exp.train.batch_size)
         );
     }
-    // Rows per forward and backward pass on one device.
     let share = exp.train.batch_size / n;
     let micro = opts.micro_batch.or(exp.train.micro_batch).unwrap_or(share);
     if micro == 0 || !share.is_multiple_of(micro) {
-        let given = match opts.micro_batch {
+        let asked = match opts.micro_batch {
             Some(m) => format!("--micro-batch {m}"),
             None => format!("train.micro_batch {micro}"),
         };
         bail!(
-            "{}: {given} does not divide the {share} rows each of {n} device(s) takes of \
-             train.batch_size {} (--devices {devices_given}); accepted: {}",
+            "{}: {asked} does not divide the {share} rows each of {n} device(s) takes of \
+             train.batch_size {} (--devices {given}); accepted: {}",
             exp_path.display(),
             exp.train.batch_size,
             divisors(share)
         );
     }
-    let spread = Strategy::for_devices(n);
     // A card's memory cannot be asked for here; the machine's can.
     if selected.in_host_memory()
         && let Some(available) = backend::available_memory()
     {
-        memory::check_pass(&exp, micro, available, "this machine")
+        memory::check_pass(exp, micro, available, "this machine")
             .with_context(|| exp_path.display().to_string())?;
     }
     if let Some(cap) = selected.max_allocation {
-        memory::check_allocation(&exp, micro, cap, &selected.name)
+        memory::check_allocation(exp, micro, cap, &selected.name)
             .with_context(|| exp_path.display().to_string())?;
     }
+    Ok(Placement {
+        selected,
+        spread: Strategy::for_devices(n),
+        devices,
+        share,
+        micro,
+    })
+}
 
+impl Placement {
+    /// Says how several devices share the batch, and how micro-batches make up a step.
+    fn announce(&self, exp: &Experiment) {
+        let (n, batch) = (self.devices.len(), exp.train.batch_size);
+        if n > 1 {
+            let shared = if self.selected.in_host_memory() {
+                ", replicas side by side on the one CPU device"
+            } else {
+                ""
+            };
+            println!(
+                "{}: {n} devices on {}{shared}: {}; {} rows of the batch of {batch} each",
+                exp.name,
+                self.selected.name,
+                self.spread.name(),
+                self.share,
+            );
+        }
+        if self.micro < self.share {
+            println!(
+                "{}: micro-batches of {} rows, {} passes per step on each device, their \
+                 gradients summed into one step of the batch of {batch}",
+                exp.name,
+                self.micro,
+                self.share / self.micro,
+            );
+        }
+    }
+}
+
+/// The run folder, locked for this process, and where in the run it starts.
+struct Open {
+    folder: RunFolder,
+    _lock: FolderLock,
+    /// Removes the folder again if the run fails before it holds anything of its own.
+    new_folder: NewFolder,
+    created: bool,
+    /// The checkpoint to resume after, and the last metrics row it kept.
+    resume_epoch: Option<usize>,
+    last_row: Option<MetricsRow>,
+    /// How the weights were drawn, as the summary records it.
+    initialisation: Option<String>,
+}
+
+enum Opening {
+    /// `--resume` of a finished run: nothing to do.
+    Finished {
+        dir: PathBuf,
+        summary: TrainSummary,
+    },
+    Open(Open),
+}
+
+/// Makes and locks the run folder of `exp`, decides from what it holds whether to start or
+/// resume ([`check_folder`]), and writes the experiment and how its weights are drawn.
+fn open_folder(exp: &Experiment, text: &str, opts: &TrainOptions) -> Result<Opening> {
     let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, opts.seed);
     let dir = folder.dir.clone();
     let created = !dir.exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let _lock = folder.lock()?;
+    let lock = folder.lock()?;
     let mut new_folder = NewFolder(created.then(|| dir.clone()));
-    let (resume_epoch, last_row) = match check_folder(&folder, &exp, opts)? {
+    let (resume_epoch, last_row) = match check_folder(&folder, exp, opts)? {
         Start::Finished(summary) => {
             new_folder.keep();
-            return Ok(Outcome::AlreadyFinished { dir, summary });
+            return Ok(Opening::Finished { dir, summary });
         }
         Start::Resume { epoch, last } => (Some(epoch), last),
         Start::Fresh => (None, None),
@@ -352,140 +480,181 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         }
         Some(_) => std::fs::read_to_string(folder.initialisation()).ok(),
     };
+    Ok(Opening::Open(Open {
+        folder,
+        _lock: lock,
+        new_folder,
+        created,
+        resume_epoch,
+        last_row,
+        initialisation,
+    }))
+}
 
+/// The run's tokens, from the shared token cache (made on first use), and its tokenizer
+/// copied into the folder.
+fn prepare_data(exp: &Experiment, folder: &RunFolder, opts: &TrainOptions) -> Result<TokenData> {
     let data = tokens::prepare(
         &exp.data,
         exp.seed,
         &RunFolder::token_cache(&opts.artifacts),
     )?;
-    let data_fingerprint = data.manifest.source_fingerprint.clone();
     if let TokenizerConfig::Bpe { .. } = exp.data.tokenizer {
         files::write(
             &folder.tokenizer(),
             &std::fs::read(data.dir.join("tokenizer.json"))?,
         )?;
     }
+    Ok(data)
+}
 
-    if n > 1 {
-        let shared = if selected.in_host_memory() {
-            ", replicas side by side on the one CPU device"
-        } else {
-            ""
-        };
-        println!(
-            "{}: {n} devices on {}{shared}: {}; {} rows of the batch of {} each",
-            exp.name,
-            selected.name,
-            spread.name(),
-            exp.train.batch_size / n,
-            exp.train.batch_size
-        );
+/// The training steps (from the one to resume at) and the validation windows.
+struct Loaders {
+    train: StepLoader,
+    valid: Arc<dyn DataLoader<TokenBatch>>,
+}
+
+impl Loaders {
+    fn build(
+        exp: &Experiment,
+        data: TokenData,
+        place: &Placement,
+        resume_epoch: Option<usize>,
+        device: &Device,
+    ) -> Result<Loaders> {
+        let (t, context) = (&exp.train, exp.model.context);
+        let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.order_seed())?;
+        let val_windows = TokenWindows::validation(Arc::new(data.val), context)?;
+        let n_val =
+            (t.eval_batches * t.batch_size).min(burn::data::dataset::Dataset::len(&val_windows));
+        let valid = DataLoaderBuilder::new(TokenBatcher)
+            .batch_size(t.batch_size)
+            .set_device(device.clone())
+            .build(PartialDataset::new(val_windows, 0, n_val));
+        let train = StepLoader::new(
+            train_windows,
+            t.batch_size,
+            t.eval_every,
+            t.max_steps,
+            resume_epoch.unwrap_or(0),
+            device.clone(),
+        )
+        .with_micro_batch(place.micro);
+        Ok(Loaders { train, valid })
     }
-    let devices: Vec<Device> = devices.into_iter().map(Device::autodiff).collect();
-    let device = devices[0].clone();
-    let mut model = initial_model(&exp, &device);
-    let (params, non_emb) = (model.param_count(), model.non_embedding_param_count());
+}
 
+/// What to lower when a pass does not fit, for the messages of a failed pass.
+fn remedy(place: &Placement) -> String {
+    lower_micro_batch(place.micro, place.share)
+}
+
+/// A pass of one row, timed; on a GPU where that was quick, the first whole micro-batch too,
+/// so that a card that cannot hold it fails here (and a new folder goes). Host memory was
+/// checked by the estimate, and a CPU's whole pass takes a minute or more. Prints the
+/// projected training time.
+fn preflight_passes(
+    exp: &Experiment,
+    exp_path: &Path,
+    model: &Gpt,
+    train: &StepLoader,
+    place: &Placement,
+    open: &Open,
+    opts: &TrainOptions,
+) -> Result<()> {
     let t = &exp.train;
-    let context = exp.model.context;
-    let train_windows = TokenWindows::train(Arc::new(data.train), context, exp.order_seed())?;
-    let val_unigram_entropy = tokens::unigram_entropy(&data.val);
-    let val_windows = TokenWindows::validation(Arc::new(data.val), context)?;
-    let n_val =
-        (t.eval_batches * t.batch_size).min(burn::data::dataset::Dataset::len(&val_windows));
-    let valid = DataLoaderBuilder::new(TokenBatcher)
-        .batch_size(t.batch_size)
-        .set_device(device.clone())
-        .build(PartialDataset::new(val_windows, 0, n_val));
-    let train = StepLoader::new(
-        train_windows,
-        t.batch_size,
-        t.eval_every,
-        t.max_steps,
-        resume_epoch.unwrap_or(0),
-        device.clone(),
-    )
-    .with_micro_batch(micro);
-    if micro < share {
-        println!(
-            "{}: micro-batches of {micro} rows, {} passes per step on each device, their \
-             gradients summed into one step of the batch of {}",
-            exp.name,
-            share / micro,
-            t.batch_size
-        );
-    }
-    let epochs = train.epochs();
-    if let Some(epoch) = resume_epoch {
-        model = checkpoint::verify(&dir, epoch, model)?;
-    }
-    // Killed after its last checkpoint but before its summary: nothing left to train.
-    let done_before = resume_epoch == Some(epochs);
-    // What to lower when a pass does not fit, for the messages below.
-    let remedy = lower_micro_batch(micro, share);
-    if !done_before {
-        // A pass of one row, timed; on a GPU where that was quick, the first whole micro-batch
-        // too, so that a card that cannot hold it fails here (and the folder goes). Host
-        // memory was checked by the estimate, and a CPU's whole pass takes a minute or more.
-        let first_step = resume_epoch.unwrap_or(0) * t.eval_every;
-        let batch = train.batch(first_step).batch;
-        let pass = |rows: usize| {
-            let part = |x: &Tensor<2, Int>| x.clone().narrow(0, 0, rows); // [rows, context]
-            let pass = TokenBatch {
-                inputs: part(&batch.inputs),
-                targets: part(&batch.targets),
-            };
-            preflight::time_pass(&model, pass, &remedy)
-                .with_context(|| format!("{}: {}", exp_path.display(), exp.name))
+    let first_step = open.resume_epoch.unwrap_or(0) * t.eval_every;
+    let batch = train.batch(first_step).batch;
+    let pass = |rows: usize| {
+        let part = |x: &Tensor<2, Int>| x.clone().narrow(0, 0, rows); // [rows, context]
+        let pass = TokenBatch {
+            inputs: part(&batch.inputs),
+            targets: part(&batch.targets),
         };
-        // The first pass carries one-off costs (allocation, first touch of the memory, a GPU's
-        // kernel compilation): the quicker of two is the rate.
-        let mut timed = (pass(1)?.min(pass(1)?), 1);
-        if micro > 1 && !selected.in_host_memory() && timed.0 < preflight::QUICK_PASS {
-            timed = (pass(micro)?.min(pass(micro)?), micro);
-        }
-        let projection = Projection {
-            pass: timed.0,
-            timed_rows: timed.1,
-            rows: micro,
-            context,
-            passes_per_step: share / micro,
-            serial_devices: if selected.in_host_memory() { n } else { 1 },
-            steps: t.max_steps - first_step,
-        };
-        println!("{}: {}", exp.name, projection.text(&selected.name));
-        if projection.is_long() && opts.display == Display::Dashboard {
-            println!("(the dashboard starts in 10 s; Ctrl-C stops here)");
-            std::thread::sleep(std::time::Duration::from_secs(10));
-        }
+        preflight::time_pass(model, pass, &remedy(place))
+            .with_context(|| format!("{}: {}", exp_path.display(), exp.name))
+    };
+    // The first pass carries one-off costs (allocation, first touch of the memory, a GPU's
+    // kernel compilation): the quicker of two is the rate.
+    let (micro, host) = (place.micro, place.selected.in_host_memory());
+    let mut timed = (pass(1)?.min(pass(1)?), 1);
+    if micro > 1 && !host && timed.0 < preflight::QUICK_PASS {
+        timed = (pass(micro)?.min(pass(micro)?), micro);
     }
+    let projection = Projection {
+        pass: timed.0,
+        timed_rows: timed.1,
+        rows: micro,
+        context: exp.model.context,
+        passes_per_step: place.share / micro,
+        serial_devices: if host { place.devices.len() } else { 1 },
+        steps: t.max_steps - first_step,
+    };
+    println!("{}: {}", exp.name, projection.text(&place.selected.name));
+    if projection.is_long() && opts.display == Display::Dashboard {
+        println!("(the dashboard starts in 10 s; Ctrl-C stops here)");
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
+    Ok(())
+}
 
-    let interrupter = Interrupter::new();
+/// What records and shows the run ([`StepRenderer`]): lines or the dashboard, continuing the
+/// metrics of an earlier invocation.
+fn renderer(
+    exp: &Experiment,
+    folder: &RunFolder,
+    place: &Placement,
+    open: &Open,
+    opts: &TrainOptions,
+    interrupter: &Interrupter,
+) -> StepRenderer {
+    let t = &exp.train;
+    let plan = RenderPlan {
+        batch_size: t.batch_size,
+        context: exp.model.context,
+        steps_per_epoch: t.eval_every,
+        max_steps: t.max_steps,
+        log_every: t.log_every,
+        devices: place.devices.len(),
+    };
     let renderer = StepRenderer::new(
-        t.batch_size,
-        context,
-        t.eval_every,
-        t.max_steps,
-        t.log_every,
+        plan,
         folder.metrics(),
         opts.display == Display::Lines,
         interrupter.clone(),
     );
-    let renderer = renderer.on_devices(n);
-    let renderer = match &last_row {
+    let renderer = match &open.last_row {
         Some(last) => renderer.continuing(last),
         None => renderer,
     };
-    let renderer = match opts.display {
+    match opts.display {
         Display::Dashboard => renderer.with_dashboard(Box::new(TuiMetricsRendererWrapper::new(
             interrupter.clone(),
-            resume_epoch,
+            open.resume_epoch,
         ))),
-        _ => renderer,
-    };
+        Display::Lines => renderer,
+    }
+}
+
+/// burn-train's learner over the loaders, from the checkpoint to resume after; returns the
+/// trained model, or an error in words (a failed allocation, a non-finite loss, an
+/// interruption). A new run that fails in its first step leaves no folder.
+fn train(
+    exp: &Experiment,
+    model: Gpt,
+    loaders: Loaders,
+    devices: Vec<Device>,
+    place: &Placement,
+    open: &mut Open,
+    opts: &TrainOptions,
+) -> Result<(Gpt, RunRecord)> {
+    let (t, dir) = (&exp.train, open.folder.dir.clone());
+    let interrupter = Interrupter::new();
+    let renderer = renderer(exp, &open.folder, place, open, opts, &interrupter);
     let record = renderer.record.clone();
-    let learner = Learner::new(model.clone(), optimizer(t), lr_schedule(t)?);
+    let learner = Learner::new(model, optimizer(t), lr_schedule(t)?);
     let [ckpt_model, ckpt_optim, ckpt_sched] = AtomicCheckpointer::for_run(&dir);
+    let epochs = loaders.train.epochs();
     let strategy = EveryNKeepLast::new(
         t.checkpoint_every / t.eval_every,
         epochs,
@@ -493,10 +662,10 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         // Every epoch with a file left, so parts of half-rotated epochs go too.
         checkpoints::present(&dir)
             .into_iter()
-            .filter(|&e| e <= resume_epoch.unwrap_or(0))
+            .filter(|&e| e <= open.resume_epoch.unwrap_or(0))
             .collect(),
     );
-    let mut training = SupervisedTraining::new(&dir, Arc::new(train), valid)
+    let mut training = SupervisedTraining::new(&dir, Arc::new(loaders.train), loaders.valid)
         .num_epochs(epochs)
         .with_custom_checkpointers(ckpt_model, ckpt_optim, ckpt_sched)
         .with_checkpointing_strategy(strategy)
@@ -506,94 +675,98 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         .with_interrupter(interrupter)
         .with_application_logger(None)
         .renderer(Box::new(renderer));
-    if let Some(epoch) = resume_epoch {
+    if let Some(epoch) = open.resume_epoch {
         training = training.checkpoint(epoch);
     }
-    let training = training.with_training_strategy(spread.execution(devices).into());
+    let training = training.with_training_strategy(place.spread.execution(devices).into());
     // From here the folder holds the run's own files.
-    new_folder.keep();
-    let trained = if done_before {
-        model
-    } else {
-        // A backend reports a failed allocation by panicking; put it in words (burn's own
-        // report of the panic is printed above it).
-        let launched =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| training.launch(learner)));
-        let r = record.lock().unwrap().clone();
-        // A new run that failed in its first step holds nothing: it leaves no folder.
-        let failed_at_start = |failed: bool| {
-            if failed && created && r.step == 0 {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        };
-        failed_at_start(match &launched {
-            Ok(result) => result.error.is_some(),
-            Err(_) => true,
-        });
-        let result = match launched {
-            Ok(result) => result,
-            Err(payload) => {
-                let failure = preflight::in_words(
-                    &preflight::panic_message(payload.as_ref()),
-                    r.step + 1,
-                    micro,
-                    context,
-                    &remedy,
-                );
-                bail!("{}: training failed: {failure}", exp.name);
-            }
-        };
-        if let Some(why) = r.diverged {
-            bail!(
-                "{}: stopped: {why}; the last good checkpoint is kept in {}",
-                exp.name,
-                folder.checkpoints().display()
-            );
-        }
-        if let Some(e) = &result.error {
-            let failure =
-                preflight::in_words(&format!("{e:#}"), r.step + 1, micro, context, &remedy);
-            bail!("{}: training failed: {failure}", exp.name);
-        }
-        if let Some(stop) = &result.interrupted {
-            return Err(FolderError::Interrupted {
-                name: exp.name.clone(),
-                step: r.step,
-                why: stop.reason.as_deref().unwrap_or("stopped").to_string(),
-            }
-            .into());
-        }
-        result.model
-    };
-    save_weights(&trained, &folder)?;
-    // The whole run, earlier invocations included, as metrics.csv has it.
-    let run = metrics::totals(&metrics::read(&folder.metrics()));
+    open.new_folder.keep();
+    // A backend reports a failed allocation by panicking; put it in words (burn's own report
+    // of the panic is printed above it).
+    let launched =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| training.launch(learner)));
     let r = record.lock().unwrap().clone();
-    let steps = t.max_steps;
-    let elapsed_before = last_row.as_ref().map_or(0.0, |row| row.elapsed_s);
+    // A new run that failed in its first step holds nothing: it leaves no folder.
+    let failed = match &launched {
+        Ok(result) => result.error.is_some(),
+        Err(_) => true,
+    };
+    if failed && open.created && r.step == 0 {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let in_words = |failure: &str| {
+        let why = preflight::in_words(
+            failure,
+            r.step + 1,
+            place.micro,
+            exp.model.context,
+            &remedy(place),
+        );
+        anyhow::anyhow!("{}: training failed: {why}", exp.name)
+    };
+    let result = match launched {
+        Ok(result) => result,
+        Err(payload) => return Err(in_words(&preflight::panic_message(payload.as_ref()))),
+    };
+    if let Some(why) = r.diverged {
+        bail!(
+            "{}: stopped: {why}; the last good checkpoint is kept in {}",
+            exp.name,
+            open.folder.checkpoints().display()
+        );
+    }
+    if let Some(e) = &result.error {
+        return Err(in_words(&format!("{e:#}")));
+    }
+    if let Some(stop) = &result.interrupted {
+        return Err(FolderError::Interrupted {
+            name: exp.name.clone(),
+            step: r.step,
+            why: stop.reason.as_deref().unwrap_or("stopped").to_string(),
+        }
+        .into());
+    }
+    Ok((result.model, r))
+}
+
+/// What [`run`] learnt on the way that the summary records.
+struct Seen {
+    /// Parameters, all and outside the embeddings.
+    counts: (usize, usize),
+    started: Instant,
+    val_unigram_entropy: f64,
+    fingerprint: String,
+    /// What this invocation's renderer saw (nothing when it had nothing to train).
+    record: RunRecord,
+}
+
+/// The run's summary: the whole run, earlier invocations included, as `metrics.csv` has it
+/// (what this invocation saw where the file lacks it).
+fn summary(exp: &Experiment, open: &Open, place: &Placement, seen: Seen) -> TrainSummary {
+    let run = metrics::totals(&metrics::read(&open.folder.metrics()));
+    let (t, r) = (&exp.train, &seen.record);
+    let elapsed_before = open.last_row.as_ref().map_or(0.0, |row| row.elapsed_s);
     let final_val_loss = run.last_val_loss.or(r.last_val_loss);
-    let summary = TrainSummary {
+    TrainSummary {
         experiment: exp.name.clone(),
-        params,
-        non_embedding_params: non_emb,
+        params: seen.counts.0,
+        non_embedding_params: seen.counts.1,
         kv_bytes_per_token_f32: exp.model.kv_bytes_per_token(DType::F32),
-        steps,
-        tokens_seen: steps * t.batch_size * context,
+        steps: t.max_steps,
+        tokens_seen: t.max_steps * t.batch_size * exp.model.context,
         final_train_loss: run.last_train_loss.or(r.last_train_loss),
         final_val_loss,
         final_val_perplexity: final_val_loss.map(f64::exp),
-        val_unigram_entropy,
+        val_unigram_entropy: seen.val_unigram_entropy,
         tokens_per_s: run.tokens_per_s.or(r.tokens_per_s),
-        wall_time_s: elapsed_before + started.elapsed().as_secs_f64(),
-        backend: selected.name,
-        devices: n,
-        strategy: Some(spread.name().to_string()),
+        wall_time_s: elapsed_before + seen.started.elapsed().as_secs_f64(),
+        backend: place.selected.name.clone(),
+        devices: place.devices.len(),
+        strategy: Some(place.spread.name().to_string()),
         git_revision: git_revision(),
-        data_fingerprint: Some(data_fingerprint),
-        initialisation,
-    };
-    files::write_json(&folder.summary(), &summary)?;
-    Ok(Outcome::Trained(summary))
+        data_fingerprint: Some(seen.fingerprint),
+        initialisation: open.initialisation.clone(),
+    }
 }
 
 #[cfg(test)]
