@@ -358,12 +358,16 @@ impl Experiment {
                 ..e
             })
             .collect();
-        let mut bad = |field: &str, message: String| {
-            errs.push(FieldError {
-                field: field.into(),
-                message,
-            })
-        };
+        errs.extend(self.validate_name_and_data());
+        errs.extend(self.train.validate());
+        errs
+    }
+
+    /// Problems with the name (a folder's) and the data section, and with the vocabulary the
+    /// model and the tokenizer must share.
+    fn validate_name_and_data(&self) -> Vec<FieldError> {
+        let mut errs = vec![];
+        let mut bad = |field: &str, message: String| errs.push(FieldError::new(field, message));
         let name_ok = !self.name.is_empty()
             && self
                 .name
@@ -414,7 +418,16 @@ impl Experiment {
                 ),
             );
         }
-        let t = &self.train;
+        errs
+    }
+}
+
+impl TrainConfig {
+    /// Problems with the train section, named from the top of the file.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let t = self;
+        let mut errs = vec![];
+        let mut bad = |field: &str, message: String| errs.push(FieldError::new(field, message));
         for (field, v) in [
             ("train.batch_size", t.batch_size),
             ("train.max_steps", t.max_steps),

@@ -187,8 +187,51 @@ fn other_run(
 /// Runs the study; returns the report's files.
 pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<Vec<PathBuf>> {
     opts.check()?;
+    let exps = read_experiments(inputs, opts)?;
+    // The content of each file's data (a stories file's hash), where it can be read: a run
+    // restored from its records needs no data.
+    let data: Vec<Option<String>> = exps
+        .iter()
+        .map(|(_, e)| tokens::fingerprint(&e.data.source).ok().map(|(_, fp)| fp))
+        .collect();
+    let plan = plan(&exps, &data, opts)?;
+    let device = backend::select(opts.backend)?.device;
+    let mut dirs = vec![];
+    // Seed by seed: every experiment's first seed is trained, evaluated and benched before any
+    // second seed starts, so an interrupted study already has one complete set.
+    for runs in plan.chunk_by(|a, b| a.seed == b.seed) {
+        let mut pass = vec![];
+        for run in runs {
+            let folder = &run.folder;
+            restore_or_train(run, opts)?;
+            // What was trained or restored is this experiment's (a kill may have left a folder
+            // behind), and every record in it reads.
+            folder.check_identity(&run.exp, run.file, run.data)?;
+            folder
+                .check_records()
+                .map_err(|e| broken_run_file(e, folder))?;
+            analyse(folder, opts, &device)?;
+            if let Some(kept) = &run.kept {
+                keep(folder, kept)?;
+            }
+            pass.push(folder.dir.clone());
+        }
+        bench_together(&pass, opts, &device)?;
+        for run in runs {
+            if let Some(kept) = &run.kept {
+                keep(&run.folder, kept)?;
+            }
+        }
+        dirs.extend(pass);
+    }
+    step("report", &format!("writing {}", opts.report.display()));
+    crate::report::write(&dirs, &opts.report, machine)
+}
+
+/// Every experiment file of `inputs`, read, the baseline first: a bad one, two of one name or
+/// one that no bench context fits stops the study before hours of training.
+fn read_experiments(inputs: &[PathBuf], opts: &StudyOptions) -> Result<Vec<(PathBuf, Experiment)>> {
     let files = experiment_files(inputs)?;
-    // Read every file first: a bad one stops the study before hours of training.
     let exps = files
         .iter()
         .map(|f| Ok((f.clone(), Experiment::load(f)?)))
@@ -197,24 +240,27 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
     for (file, exp) in &exps {
         benchable(file, exp, &opts.bench.contexts)?;
     }
-    let exps = baseline_first(exps);
+    Ok(baseline_first(exps))
+}
+
+/// Every run of the study, seed by seed: its folder, its records entry, and whether it is
+/// restored from the entry or trained (again). Every run's folder and records entry are
+/// checked before anything is trained: a run made by another experiment (an edited file, a
+/// copied entry) is never taken for this one.
+fn plan<'a>(
+    exps: &'a [(PathBuf, Experiment)],
+    data: &'a [Option<String>],
+    opts: &StudyOptions,
+) -> Result<Vec<Planned<'a>>> {
     // Without --seeds, each file's own training seed, in `<name>/`.
     let seeds: Vec<Option<u64>> = if opts.seeds.is_empty() {
         vec![None]
     } else {
         opts.seeds.iter().copied().map(Some).collect()
     };
-    // Every run's folder and records entry are checked before anything is trained: a run made
-    // by another experiment (an edited file, a copied entry) is never taken for this one.
     let mut plan = vec![];
-    // The content of each file's data (a stories file's hash), where it can be read: a run
-    // restored from its records needs no data.
-    let data: Vec<Option<String>> = exps
-        .iter()
-        .map(|(_, e)| tokens::fingerprint(&e.data.source).ok().map(|(_, fp)| fp))
-        .collect();
     for &seed in &seeds {
-        for ((file, exp), data) in exps.iter().zip(&data) {
+        for ((file, exp), data) in exps.iter().zip(data) {
             let exp = seed.map_or_else(|| exp.clone(), |s| exp.with_training_seed(s));
             let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, seed);
             let kept = opts
@@ -251,85 +297,63 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
             });
         }
     }
-    let device = backend::select(opts.backend)?.device;
-    let mut dirs = vec![];
-    // Seed by seed: every experiment's first seed is trained, evaluated and benched before any
-    // second seed starts, so an interrupted study already has one complete set.
-    for runs in plan.chunk_by(|a, b| a.seed == b.seed) {
-        let mut pass = vec![];
-        for run in runs {
-            let Planned { folder, kept, .. } = run;
-            let shown = folder.name();
-            if run.restore
-                && let Some(kept) = kept
-            {
-                // A finished run's records supersede whatever this folder holds: another
-                // experiment's run (`--force`), or an unfinished training whose checkpoint would
-                // otherwise be measured as the run.
-                let dropped = run.retrain || folder.has_results();
-                step(
-                    &shown,
-                    &format!(
-                        "restoring its records from {}{}",
-                        kept.dir.display(),
-                        if dropped {
-                            " (what its folder held goes)"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
+    Ok(plan)
+}
+
+/// Brings one planned run's folder up to a finished run: from its records entry, by
+/// training (resuming where a checkpoint is), or as it is.
+fn restore_or_train(run: &Planned, opts: &StudyOptions) -> Result<()> {
+    let Planned { folder, kept, .. } = run;
+    let shown = folder.name();
+    if run.restore
+        && let Some(kept) = kept
+    {
+        // A finished run's records supersede whatever this folder holds: another experiment's
+        // run (`--force`), or an unfinished training whose checkpoint would otherwise be
+        // measured as the run.
+        let dropped = run.retrain || folder.has_results();
+        step(
+            &shown,
+            &format!(
+                "restoring its records from {}{}",
+                kept.dir.display(),
                 if dropped {
-                    clear(folder);
+                    " (what its folder held goes)"
+                } else {
+                    ""
                 }
-                copy_records(kept, folder)?;
-            } else if run.retrain || !folder.summary().exists() {
-                let resume = !run.retrain && checkpoints::latest_complete(&folder.dir).is_some();
-                step(
-                    &shown,
-                    if run.retrain {
-                        "training again (its folder held another experiment's run)"
-                    } else if resume {
-                        "resuming training"
-                    } else {
-                        "training"
-                    },
-                );
-                let t = train::TrainOptions {
-                    artifacts: opts.artifacts.clone(),
-                    resume,
-                    force: run.retrain,
-                    display: train::Display::Lines,
-                    backend: opts.backend,
-                    seed: run.seed,
-                    devices: None,
-                    micro_batch: None,
-                };
-                train::run(run.file, &t)
-                    .with_context(|| format!("study: training {}", run.file.display()))?;
-            }
-            // What was trained or restored is this experiment's (a kill may have left a folder
-            // behind), and every record in it reads.
-            folder.check_identity(&run.exp, run.file, run.data)?;
-            folder
-                .check_records()
-                .map_err(|e| broken_run_file(e, folder))?;
-            analyse(folder, opts, &device)?;
-            if let Some(kept) = kept {
-                keep(folder, kept)?;
-            }
-            pass.push(folder.dir.clone());
+            ),
+        );
+        if dropped {
+            clear(folder);
         }
-        bench_together(&pass, opts, &device)?;
-        for run in runs {
-            if let Some(kept) = &run.kept {
-                keep(&run.folder, kept)?;
-            }
-        }
-        dirs.extend(pass);
+        copy_records(kept, folder)?;
+    } else if run.retrain || !folder.summary().exists() {
+        let resume = !run.retrain && checkpoints::latest_complete(&folder.dir).is_some();
+        step(
+            &shown,
+            if run.retrain {
+                "training again (its folder held another experiment's run)"
+            } else if resume {
+                "resuming training"
+            } else {
+                "training"
+            },
+        );
+        let t = train::TrainOptions {
+            artifacts: opts.artifacts.clone(),
+            resume,
+            force: run.retrain,
+            display: train::Display::Lines,
+            backend: opts.backend,
+            seed: run.seed,
+            devices: None,
+            micro_batch: None,
+        };
+        train::run(run.file, &t)
+            .with_context(|| format!("study: training {}", run.file.display()))?;
     }
-    step("report", &format!("writing {}", opts.report.display()));
-    crate::report::write(&dirs, &opts.report, machine)
+    Ok(())
 }
 
 /// Refuses an experiment that no bench context fits, before anything trains.

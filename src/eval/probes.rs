@@ -98,76 +98,120 @@ pub fn corpus_vocabulary(seed: u64) -> HashSet<String> {
         .collect()
 }
 
+/// Continuations that named something, and those that named the story's own.
+#[derive(Default)]
+struct Tally {
+    named: usize,
+    kept: usize,
+}
+
+impl Tally {
+    /// `None`: the continuation named nothing of the kind; else whether what it named was the
+    /// story's own.
+    fn add(&mut self, kept: Option<bool>) {
+        if let Some(kept) = kept {
+            self.named += 1;
+            self.kept += kept as usize;
+        }
+    }
+
+    fn share(&self) -> Share {
+        Share::new(self.kept, self.named)
+    }
+}
+
+/// Whether a continuation (its words with their case) names only the story's cast (main
+/// character, companion), of the generator's names; `None` when it names no one.
+fn cast_kept(story: &Story, cased: &[String]) -> Option<bool> {
+    let named: Vec<&str> = lexicon::GIRLS
+        .iter()
+        .chain(lexicon::BOYS)
+        .chain(lexicon::PET_NAMES)
+        .copied()
+        .filter(|n| names(cased, n))
+        .collect();
+    let cast = [story.meta.character.as_str(), story.meta.companion.as_str()];
+    (!named.is_empty()).then(|| named.iter().all(|n| cast.contains(n)))
+}
+
+/// The story's own object noun: the longest of the generator's that its object ends with
+/// ("teddy bear" for "red teddy bear").
+fn own_object(story: &Story) -> &str {
+    lexicon::OBJECTS
+        .iter()
+        .copied()
+        .filter(|o| story.meta.object.ends_with(o))
+        .max_by_key(|o| o.len())
+        .unwrap_or(story.meta.object.as_str())
+}
+
+/// Whether a continuation (its words) names the own object and no other; `None` when it names
+/// none.
+fn object_kept(story: &Story, w: &[String]) -> Option<bool> {
+    let own = own_object(story);
+    let objects: Vec<&str> = lexicon::OBJECTS
+        .iter()
+        .copied()
+        .filter(|o| names(w, o))
+        // "bear" inside "teddy bear" is the same object.
+        .filter(|o| !(own != *o && own.ends_with(o) && names(w, own)))
+        .collect();
+    (!objects.is_empty()).then(|| objects == [own])
+}
+
+/// Whether every attribute word written before the own object's noun is the story's own
+/// ("red kite", not "green kite"); `None` when the continuation writes none.
+fn attribute_kept(story: &Story, w: &[String]) -> Option<bool> {
+    let own = own_object(story);
+    let own_attribute = story.meta.object.strip_suffix(own).map(str::trim);
+    let noun = words(own);
+    let attributes: Vec<&str> = w
+        .windows(noun.len() + 1)
+        .filter(|g| g[1..] == noun[..] && lexicon::COLORS.contains(&g[0].as_str()))
+        .map(|g| g[0].as_str())
+        .collect();
+    (!attributes.is_empty()).then(|| attributes.iter().all(|a| Some(*a) == own_attribute))
+}
+
+/// Sentences of a continuation that end properly and use only the corpus's words, of those
+/// judged: a trailing fragment cut by the token limit is not judged.
+fn grammar(text: &str, finished: bool, vocabulary: &HashSet<String>) -> Tally {
+    let mut sents = split_sentences(text);
+    if !finished
+        && let Some(last) = sents.last()
+        && !ends_properly(last)
+    {
+        sents.pop();
+    }
+    let mut tally = Tally::default();
+    for s in sents {
+        tally.add(Some(
+            ends_properly(s) && words(s).iter().all(|w| vocabulary.contains(w)),
+        ));
+    }
+    tally
+}
+
 /// Scores continuations; `items` are (story, continuation, stopped at end of text).
 pub fn score(
     items: &[(Story, String, bool)],
     vocabulary: &HashSet<String>,
     examples: usize,
 ) -> ProbeReport {
-    let all_names: Vec<&str> = lexicon::GIRLS
-        .iter()
-        .chain(lexicon::BOYS)
-        .chain(lexicon::PET_NAMES)
-        .copied()
-        .collect();
-    let (mut char_named, mut char_ok, mut obj_named, mut obj_ok) = (0, 0, 0, 0);
-    let (mut attr_named, mut attr_ok) = (0, 0);
+    let (mut cast, mut object, mut attribute) =
+        (Tally::default(), Tally::default(), Tally::default());
     let (mut rep, mut trigrams) = (0, 0);
     let mut d2: HashSet<Vec<String>> = HashSet::new();
     let mut d3: HashSet<Vec<String>> = HashSet::new();
     let (mut n2, mut n3) = (0, 0);
-    let (mut good, mut sentences) = (0, 0);
+    let mut good = Tally::default();
     let mut total_words = 0;
     for (story, text, finished) in items {
         let w = words(text);
         total_words += w.len();
-        // Consistency.
-        let cased = cased_words(text);
-        let named: Vec<&str> = all_names
-            .iter()
-            .copied()
-            .filter(|n| names(&cased, n))
-            .collect();
-        if !named.is_empty() {
-            char_named += 1;
-            let cast = [story.meta.character.as_str(), story.meta.companion.as_str()];
-            if named.iter().all(|n| cast.contains(n)) {
-                char_ok += 1;
-            }
-        }
-        let own_object = lexicon::OBJECTS
-            .iter()
-            .copied()
-            .filter(|o| story.meta.object.ends_with(o))
-            .max_by_key(|o| o.len())
-            .unwrap_or(story.meta.object.as_str());
-        let objects: Vec<&str> = lexicon::OBJECTS
-            .iter()
-            .copied()
-            .filter(|o| names(&w, o))
-            // "bear" inside "teddy bear" is the same object.
-            .filter(|o| !(own_object != *o && own_object.ends_with(o) && names(&w, own_object)))
-            .collect();
-        if !objects.is_empty() {
-            obj_named += 1;
-            if objects == [own_object] {
-                obj_ok += 1;
-            }
-        }
-        // The attribute written before the own object's noun, wherever the text has one.
-        let own_attribute = story.meta.object.strip_suffix(own_object).map(str::trim);
-        let noun = words(own_object);
-        let attributes: Vec<&str> = w
-            .windows(noun.len() + 1)
-            .filter(|g| g[1..] == noun[..] && lexicon::COLORS.contains(&g[0].as_str()))
-            .map(|g| g[0].as_str())
-            .collect();
-        if !attributes.is_empty() {
-            attr_named += 1;
-            if attributes.iter().all(|a| Some(*a) == own_attribute) {
-                attr_ok += 1;
-            }
-        }
+        cast.add(cast_kept(story, &cased_words(text)));
+        object.add(object_kept(story, &w));
+        attribute.add(attribute_kept(story, &w));
         // Repetition and diversity.
         let mut seen = HashSet::new();
         for g in w.windows(3) {
@@ -182,30 +226,19 @@ pub fn score(
             d2.insert(g.to_vec());
             n2 += 1;
         }
-        // Grammar proxy: a trailing fragment cut by the token limit is not judged.
-        let mut sents = split_sentences(text);
-        if !finished
-            && let Some(last) = sents.last()
-            && !ends_properly(last)
-        {
-            sents.pop();
-        }
-        for s in sents {
-            sentences += 1;
-            if ends_properly(s) && words(s).iter().all(|w| vocabulary.contains(w)) {
-                good += 1;
-            }
-        }
+        let g = grammar(text, *finished, vocabulary);
+        good.named += g.named;
+        good.kept += g.kept;
     }
     ProbeReport {
         stories: items.len(),
-        character_consistency: Share::new(char_ok, char_named),
-        object_consistency: Share::new(obj_ok, obj_named),
-        attribute_consistency: Some(Share::new(attr_ok, attr_named)),
+        character_consistency: cast.share(),
+        object_consistency: object.share(),
+        attribute_consistency: Some(attribute.share()),
         repetition_3gram: Share::new(rep, trigrams),
         distinct_2: Share::new(d2.len(), n2),
         distinct_3: Share::new(d3.len(), n3),
-        grammar: Share::new(good, sentences),
+        grammar: good.share(),
         mean_words: total_words as f64 / items.len().max(1) as f64,
         examples: items
             .iter()

@@ -281,6 +281,28 @@ pub fn bench(
     device: &Device,
     mut progress: impl FnMut(&BenchRow),
 ) -> Result<Vec<BenchRow>> {
+    check(&subjects, opts)?;
+    let cases = cases(&subjects, opts);
+    if cases.is_empty() {
+        bail!(
+            "none of the contexts {:?} fits any model's context; nothing to measure",
+            opts.contexts
+        );
+    }
+    let timings = time_rounds(&cases, opts, device)?;
+    let mut rows: Vec<BenchRow> = Vec::new();
+    for (case, timed) in cases.iter().zip(timings) {
+        let row = row(case, timed, opts);
+        progress(&row);
+        rows.push(row);
+    }
+    let configs: Vec<&GptConfig> = cases.iter().map(|c| &c.subject.config).collect();
+    add_ratios(&mut rows, &configs);
+    Ok(rows)
+}
+
+/// Refuses options with nothing to time; says which contexts a model skips.
+fn check(subjects: &[Subject], opts: &BenchOptions) -> Result<()> {
     if subjects.is_empty() {
         bail!("nothing to bench");
     }
@@ -299,7 +321,7 @@ pub fn bench(
             "cache fill levels of at least 2 tokens: a prompt of one, then a decode step";
         return Err(InvalidOption::new("contexts", c, accepted).into());
     }
-    for s in &subjects {
+    for s in subjects {
         let beyond: Vec<usize> = opts
             .contexts
             .iter()
@@ -313,8 +335,13 @@ pub fn bench(
             );
         }
     }
+    Ok(())
+}
+
+/// Every subject on each of its decode paths, at every batch and every context it fits.
+fn cases<'a>(subjects: &'a [Subject], opts: &BenchOptions) -> Vec<Case<'a>> {
     let mut cases = Vec::new();
-    for s in &subjects {
+    for s in subjects {
         let c = &s.config;
         for decode in decode_paths(c, &opts.mla_paths) {
             let model = match decode {
@@ -322,10 +349,7 @@ pub fn bench(
                 None => s.model.clone(),
             };
             for &batch in &opts.batches {
-                for &context in &opts.contexts {
-                    if context > c.context {
-                        continue; // beyond what the model was built for
-                    }
+                for &context in opts.contexts.iter().filter(|&&x| x <= c.context) {
                     cases.push(Case {
                         subject: s,
                         model: model.clone(),
@@ -338,18 +362,34 @@ pub fn bench(
             }
         }
     }
-    if cases.is_empty() {
-        bail!(
-            "none of the contexts {:?} fits any model's context; nothing to measure",
-            opts.contexts
-        );
-    }
+    cases
+}
+
+/// What the timed rounds of one case measured.
+struct Timings {
+    /// Prefill seconds per round (none when the cache was filled directly).
+    prefill: Vec<f64>,
+    /// Decode seconds per round.
+    decode: Vec<f64>,
+    /// Cache bytes per token and in all, measured from the cache.
+    bytes_per_token: usize,
+    cache_bytes: usize,
+}
+
+/// A warm-up round of every case, then `repeats` rounds of every case, interleaved.
+fn time_rounds(cases: &[Case], opts: &BenchOptions, device: &Device) -> Result<Vec<Timings>> {
     let repeats = opts.repeats;
-    let mut prefill = vec![Vec::with_capacity(repeats); cases.len()];
-    let mut dec = vec![Vec::with_capacity(repeats); cases.len()];
-    let mut measured = vec![(0, 0); cases.len()];
+    let mut timings: Vec<Timings> = cases
+        .iter()
+        .map(|_| Timings {
+            prefill: Vec::with_capacity(repeats),
+            decode: Vec::with_capacity(repeats),
+            bytes_per_token: 0,
+            cache_bytes: 0,
+        })
+        .collect();
     for round in 0..=repeats {
-        for (i, case) in cases.iter().enumerate() {
+        for (case, t) in cases.iter().zip(&mut timings) {
             let (p, d, per_token, bytes) = one_run(
                 &case.model,
                 opts.fill,
@@ -358,61 +398,58 @@ pub fn bench(
                 case.steps,
                 device,
             )?;
-            measured[i] = (per_token, bytes);
+            (t.bytes_per_token, t.cache_bytes) = (per_token, bytes);
             if round > 0 {
                 // round 0 is the warm-up
-                prefill[i].extend(p);
-                dec[i].push(d);
+                t.prefill.extend(p);
+                t.decode.push(d);
             }
         }
     }
-    let mut rows: Vec<BenchRow> = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
-        let (s, c) = (case.subject, &case.subject.config);
-        let (batch, context, n) = (case.batch, case.context, case.steps);
-        let ms = |secs: f64| 1e3 * secs / n as f64;
-        let (lo, hi) = spread(&dec[i]);
-        let rounds: Vec<f64> = dec[i].iter().map(|&d| ms(d)).collect();
-        let prefill = (!prefill[i].is_empty()).then(|| median(prefill[i].clone()));
-        let dec = median(dec[i].clone());
-        // Step i (0-based) reads the context - n + i + 1 positions filled by then.
-        let bytes: usize = (0..n)
-            .map(|i| decode_bytes_per_step(c, batch, context - n + i + 1))
-            .sum::<usize>()
-            / n;
-        let row = BenchRow {
-            experiment: s.name.clone(),
-            run: s.run.clone(),
-            attention: c.label(),
-            decode: case.decode.into(),
-            rank: c.attention.rank(),
-            d_model: c.d_model,
-            batch,
-            context,
-            kv_bytes_per_token_formula: c.kv_bytes_per_token(DType::F32),
-            kv_bytes_per_token_measured: measured[i].0,
-            cache_bytes: measured[i].1,
-            fill: opts.fill,
-            prefill_tokens_per_s: prefill.map(|p| (batch * (context - n)) as f64 / p),
-            decode_tokens_per_s: (batch * n) as f64 / dec,
-            decode_ms_per_token: ms(dec),
-            decode_bytes_per_step: Some(bytes),
-            decode_gb_per_s: Some(bytes as f64 * n as f64 / dec / 1e9),
-            decode_ms_per_token_range: Some((ms(lo), ms(hi))),
-            decode_steps: Some(n),
-            repeats: Some(repeats),
-            decode_ms_per_token_rounds: rounds,
-            kv_vs_first: 1.0,
-            decode_vs_first: 1.0,
-            decode_vs_full_rank: None,
-            weights: s.weights.clone(),
-        };
-        progress(&row);
-        rows.push(row);
+    Ok(timings)
+}
+
+/// One case's row: medians and ranges over the rounds, bytes and rates; ratios come later.
+fn row(case: &Case, timed: Timings, opts: &BenchOptions) -> BenchRow {
+    let (s, c) = (case.subject, &case.subject.config);
+    let (batch, context, n) = (case.batch, case.context, case.steps);
+    let ms = |secs: f64| 1e3 * secs / n as f64;
+    let (lo, hi) = spread(&timed.decode);
+    let rounds: Vec<f64> = timed.decode.iter().map(|&d| ms(d)).collect();
+    let prefill = (!timed.prefill.is_empty()).then(|| median(timed.prefill.clone()));
+    let dec = median(timed.decode.clone());
+    // Step i (0-based) reads the context - n + i + 1 positions filled by then.
+    let bytes: usize = (0..n)
+        .map(|i| decode_bytes_per_step(c, batch, context - n + i + 1))
+        .sum::<usize>()
+        / n;
+    BenchRow {
+        experiment: s.name.clone(),
+        run: s.run.clone(),
+        attention: c.label(),
+        decode: case.decode.into(),
+        rank: c.attention.rank(),
+        d_model: c.d_model,
+        batch,
+        context,
+        kv_bytes_per_token_formula: c.kv_bytes_per_token(DType::F32),
+        kv_bytes_per_token_measured: timed.bytes_per_token,
+        cache_bytes: timed.cache_bytes,
+        fill: opts.fill,
+        prefill_tokens_per_s: prefill.map(|p| (batch * (context - n)) as f64 / p),
+        decode_tokens_per_s: (batch * n) as f64 / dec,
+        decode_ms_per_token: ms(dec),
+        decode_bytes_per_step: Some(bytes),
+        decode_gb_per_s: Some(bytes as f64 * n as f64 / dec / 1e9),
+        decode_ms_per_token_range: Some((ms(lo), ms(hi))),
+        decode_steps: Some(n),
+        repeats: Some(opts.repeats),
+        decode_ms_per_token_rounds: rounds,
+        kv_vs_first: 1.0,
+        decode_vs_first: 1.0,
+        decode_vs_full_rank: None,
+        weights: s.weights.clone(),
     }
-    let configs: Vec<&GptConfig> = cases.iter().map(|c| &c.subject.config).collect();
-    add_ratios(&mut rows, &configs);
-    Ok(rows)
 }
 
 /// The smallest and the largest of `xs` (infinities for none).

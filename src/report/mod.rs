@@ -126,8 +126,50 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
 fn plots(runs: &[RunData], out: &Path) -> Result<Vec<PathBuf>> {
     let mut files = vec![];
     let variants = variants(runs);
-    // Validation loss by step: the mean over seeds, with their spread (min to max).
-    let curves: Series = variants
+    files.extend(plot(
+        out,
+        "val_loss",
+        Chart {
+            title: "Validation loss (mean over seeds, bars: min to max)",
+            x_label: "step",
+            y_label: "val loss (nats/token)",
+            series: &val_loss_curves(&variants),
+            points_only: false,
+            frontier: None,
+        },
+    )?);
+    let pareto = kv_against_loss(&variants);
+    let means: Vec<(f64, f64)> = pareto.iter().map(|(_, p)| (p[0].x, p[0].y)).collect();
+    files.extend(plot(
+        out,
+        "pareto",
+        Chart {
+            title: "KV cache vs validation loss (mean ± sd over seeds)",
+            x_label: "KV bytes per token (f32)",
+            y_label: "val loss (nats/token)",
+            series: &pareto,
+            points_only: true,
+            frontier: Some(pareto_frontier(&means)),
+        },
+    )?);
+    files.extend(plot(
+        out,
+        "decode_speed",
+        Chart {
+            title: "Decode speed (batch 1, absorbed MLA; bars: slowest to fastest round)",
+            x_label: "context (cached tokens)",
+            y_label: "decode tokens/s",
+            series: &decode_speeds(&variants),
+            points_only: false,
+            frontier: None,
+        },
+    )?);
+    Ok(files)
+}
+
+/// Validation loss by step: the mean over seeds, with their spread (min to max).
+fn val_loss_curves(variants: &[runs::Variant]) -> Series {
+    variants
         .iter()
         .map(|v| {
             let mut steps: Vec<usize> = v
@@ -150,21 +192,12 @@ fn plots(runs: &[RunData], out: &Path) -> Result<Vec<PathBuf>> {
                 .collect();
             (v.name.clone(), pts)
         })
-        .collect();
-    files.extend(plot(
-        out,
-        "val_loss",
-        Chart {
-            title: "Validation loss (mean over seeds, bars: min to max)",
-            x_label: "step",
-            y_label: "val loss (nats/token)",
-            series: &curves,
-            points_only: false,
-            frontier: None,
-        },
-    )?);
-    // KV bytes against validation loss: mean ± sd over seeds, and the frontier of the means.
-    let pareto: Series = variants
+        .collect()
+}
+
+/// KV bytes against validation loss: mean ± sd over seeds.
+fn kv_against_loss(variants: &[runs::Variant]) -> Series {
+    variants
         .iter()
         .filter_map(|v| {
             let losses = v.values(RunData::val_loss);
@@ -173,23 +206,13 @@ fn plots(runs: &[RunData], out: &Path) -> Result<Vec<PathBuf>> {
             let x = v.first().kv_bytes() as f64;
             Some((v.name.clone(), vec![Point { x, y: s.mean, bar }]))
         })
-        .collect();
-    let means: Vec<(f64, f64)> = pareto.iter().map(|(_, p)| (p[0].x, p[0].y)).collect();
-    files.extend(plot(
-        out,
-        "pareto",
-        Chart {
-            title: "KV cache vs validation loss (mean ± sd over seeds)",
-            x_label: "KV bytes per token (f32)",
-            y_label: "val loss (nats/token)",
-            series: &pareto,
-            points_only: true,
-            frontier: Some(pareto_frontier(&means)),
-        },
-    )?);
-    // Decode speed by context: each run's median over its rounds, mean over seeds, with the
-    // fastest and slowest round of any seed.
-    let speed: Series = variants
+        .collect()
+}
+
+/// Decode speed by context: each run's median over its rounds, mean over seeds, with the
+/// fastest and slowest round of any seed.
+fn decode_speeds(variants: &[runs::Variant]) -> Series {
+    variants
         .iter()
         .map(|v| {
             let mut contexts: Vec<usize> = v
@@ -221,18 +244,5 @@ fn plots(runs: &[RunData], out: &Path) -> Result<Vec<PathBuf>> {
                 .collect();
             (v.name.clone(), pts)
         })
-        .collect();
-    files.extend(plot(
-        out,
-        "decode_speed",
-        Chart {
-            title: "Decode speed (batch 1, absorbed MLA; bars: slowest to fastest round)",
-            x_label: "context (cached tokens)",
-            y_label: "decode tokens/s",
-            series: &speed,
-            points_only: false,
-            frontier: None,
-        },
-    )?);
-    Ok(files)
+        .collect()
 }

@@ -381,6 +381,27 @@ fn count(section: &Section) -> usize {
     section.iter().map(|s| split_sentences(&s.text).len()).sum()
 }
 
+/// The most sentences a story has.
+const MAX_SENTENCES: usize = 10;
+
+/// Drops optional sentences from `parts`, from the first part's last to the last part's
+/// first, until they and `kept` have at most `most` sentences; whether they then do.
+fn drop_optional(parts: [&mut Section; 4], kept: &Section, most: usize) -> bool {
+    let total =
+        |parts: &[&mut Section; 4]| parts.iter().map(|s| count(s)).sum::<usize>() + count(kept);
+    for i in 0..parts.len() {
+        while total(&parts) > most {
+            match parts[i].iter().rposition(|s| !s.required) {
+                Some(j) => {
+                    parts[i].remove(j);
+                }
+                None => break,
+            }
+        }
+    }
+    total(&parts) <= most
+}
+
 /// Story `id` of the corpus seeded with `seed`.
 pub fn story(seed: u64, id: usize) -> Story {
     let mut rng = Rng::for_item(seed, id as u64);
@@ -416,27 +437,8 @@ pub fn story(seed: u64, id: usize) -> Story {
     let mut moral = choose(&mut rng, &cast, plot.moral, keep);
 
     // At most 10 sentences: drop optional ones, least needed first.
-    let total = |parts: &[&Section]| parts.iter().map(|s| count(s)).sum::<usize>();
-    for which in 0..4 {
-        loop {
-            if total(&[&setting, &problem, &attempt, &resolution, &moral]) <= 10 {
-                break;
-            }
-            let section = match which {
-                0 => &mut moral,
-                1 => &mut setting,
-                2 => &mut attempt,
-                _ => &mut problem,
-            };
-            match section.iter().rposition(|s| !s.required) {
-                Some(i) => {
-                    section.remove(i);
-                }
-                None => break,
-            }
-        }
-    }
-    if total(&[&setting, &problem, &attempt, &resolution, &moral]) > 10 {
+    let parts = [&mut moral, &mut setting, &mut attempt, &mut problem];
+    if !drop_optional(parts, &resolution, MAX_SENTENCES) {
         // Still too long: fold the setting into one sentence.
         setting = vec![Sentence::draw(&mut rng, &cast, true, short_setting)];
     }
