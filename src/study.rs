@@ -429,6 +429,19 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
             }
         }
     }
+    // A run restored from its records has no weights: its bench of the trained weights is
+    // kept rather than replaced by a random model's.
+    let weights = dirs
+        .iter()
+        .all(|d| RunFolder::new(d.as_path()).weights_to_load().is_some());
+    if !stale.is_empty() && !weights {
+        let why = stale.join("; ");
+        step(
+            "bench",
+            &format!("kept ({why}): no weights here to redo them"),
+        );
+        stale.clear();
+    }
     let todo: Vec<&PathBuf> = dirs
         .iter()
         .filter(|d| !stale.is_empty() || !RunFolder::new(d.as_path()).bench().exists())

@@ -1018,6 +1018,20 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
     }
     let (ok, out, err) = mla_lab(&other);
     assert!(ok && !remeasured(&out), "{out}\n{err}");
+    // Where the runs were restored from their records, there are no weights to bench again:
+    // the benches of the trained weights are kept, with a word.
+    let mut restored = other.clone();
+    restored[3] = elsewhere.to_str().unwrap();
+    restored[7] = "8";
+    let (ok, out, err) = mla_lab(&restored);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("bench: kept (")
+            && out.contains("no weights here to redo them")
+            && !out.contains("side by side")
+            && !out.contains("training"),
+        "{out}"
+    );
     // report alone, on two of the runs.
     let (ok, out, err) = mla_lab(&[
         "report",
