@@ -11,6 +11,8 @@
 #
 # Stages, in order when none is named:
 #   study    the rows above, seeds 1-3 (and 1-2);
+#   beyond   rows beyond the paper, one seed each: GLA-2 at MLA+RoPE r = d/2's cache
+#            (gla2_rope_half.ron, issue 28);
 #   seeds    seeds 4-10 of mha, mha_rope, mla_half and mla_rope_half (issue 24: ten seeds decide
 #            the loss claims, see the report's "seeds to decide");
 #   long     the failed seed-1 runs of mha and mla_half again at twice the budget
@@ -39,7 +41,7 @@ long() {
     done
 }
 
-for stage in "${@:-study seeds long report}"; do
+for stage in "${@:-study beyond seeds long report}"; do
     for s in $stage; do
         case $s in
         study)
@@ -47,11 +49,12 @@ for stage in "${@:-study seeds long report}"; do
                 mla_rope_full.ron
             study 1,2 report-others mla_rope_half_joint.ron mla_rope_quarter.ron gqa.ron
             ;;
+        beyond) study 1 report-beyond gla2_rope_half.ron ;;
         seeds) study 4,5,6,7,8,9,10 report-seeds mha.ron mha_rope.ron mla_half.ron mla_rope_half.ron ;;
         long) long ;;
         report) "$MLA_LAB" --backend "$BACKEND" report "$ART"/*_tiny-s[0-9]* --out docs/results-tiny ;;
         *)
-            echo "usage: run.sh [study|seeds|long|report ...]" >&2
+            echo "usage: run.sh [study|beyond|seeds|long|report ...]" >&2
             exit 2
             ;;
         esac
