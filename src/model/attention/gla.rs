@@ -232,12 +232,7 @@ impl Gla {
                     c: c.c.read(s),
                     k_r: c.k_r.as_ref().map(|k| k.read(s)),
                 };
-                let absorbed = match self.decode {
-                    MlaDecode::Naive => None,
-                    MlaDecode::Absorbed => {
-                        Some(c.absorbed.get_or_insert_with(|| self.absorbed()).clone())
-                    }
-                };
+                let absorbed = Absorbed::for_path(self.decode, &mut c.absorbed, || self.absorbed());
                 (lat, absorbed)
             }
             Some(other) => panic!("GLA layer given a {} cache", other.kind()),

@@ -307,6 +307,19 @@ pub struct Absorbed {
 }
 
 impl Absorbed {
+    /// The weights `decode` attends with: none for `Naive`; for `Absorbed`, those `held` by
+    /// the cache, made with it, or made now, once, for a cache made for `Naive`.
+    pub fn for_path(
+        decode: MlaDecode,
+        held: &mut Option<Absorbed>,
+        make: impl FnOnce() -> Absorbed,
+    ) -> Option<Absorbed> {
+        match decode {
+            MlaDecode::Naive => None,
+            MlaDecode::Absorbed => Some(held.get_or_insert_with(make).clone()),
+        }
+    }
+
     /// Lays out `W^UK` and `W^UV` (`rank -> heads * d_head` each) per head.
     pub fn new(w_uk: &Linear, w_uv: &Linear, heads: usize, dh: usize, r: usize) -> Self {
         // W^UK as per-head [dh, r] blocks: weight [r, h*dh] -> [r, h, dh] -> [h, dh, r].
@@ -369,13 +382,7 @@ impl Mla {
                     c_k,
                     k_r: c.k_r.as_ref().map(|k| k.read(s)),
                 };
-                let absorbed = match self.decode {
-                    MlaDecode::Naive => None,
-                    // Made with the cache; made now, once, for a cache made for Naive.
-                    MlaDecode::Absorbed => {
-                        Some(c.absorbed.get_or_insert_with(|| self.absorbed()).clone())
-                    }
-                };
+                let absorbed = Absorbed::for_path(self.decode, &mut c.absorbed, || self.absorbed());
                 (lat, absorbed)
             }
             Some(other) => panic!("MLA layer given a {} cache", other.kind()),
