@@ -15,7 +15,7 @@
 //! To add a variant: its file (config with `init`, `validate`, `kv_elems_per_token`,
 //! `param_count`, `activations_per_token`, `label`, `rank`, `with_rank`, `decode_paths`; module
 //! with `forward`, `new_cache`, `set_decode`; cache with `slot_bytes`, `fill_random`), then one
-//! arm in each enum below and one line in [`each_variant!`].
+//! arm in each enum below and one line in each rule of [`each_variant!`].
 
 pub mod gla;
 pub mod mha;
@@ -55,10 +55,9 @@ macro_rules! each_variant {
 }
 
 /// Which attention a block uses. RON: `Mha(kv_heads: 6)`,
-/// `Mla(rank: 192, layout: Separate, rope_dim: 32)` or `Gla(groups: 2, rank: 96, rope_dim: 16)`:
-/// experiment files are read and written
-/// with RON's `unwrap_variant_newtypes`, so an arm's struct is written inside the arm's
-/// parentheses.
+/// `Mla(rank: 192, layout: Separate, rope_dim: 32)` or `Gla(groups: 2, rank: 96, rope_dim: 16)`.
+/// Experiment files are read and written with RON's `unwrap_variant_newtypes`, so an arm's
+/// struct is written inside the arm's parentheses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AttentionConfig {
     /// Multi-head attention with `kv_heads` key/value heads.
