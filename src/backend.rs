@@ -119,16 +119,21 @@ fn libtorch_device() -> Selected {
 /// included, when asked for).
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Option<Selected> {
+    wgpu_first().map(wgpu_picked)
+}
+
+/// The device of wgpu's first adapter, not asked what it is (the unit tests' device).
+#[cfg(feature = "wgpu")]
+fn wgpu_first() -> Option<Device> {
     use burn::tensor::DeviceType;
-    let device = std::panic::catch_unwind(|| {
+    std::panic::catch_unwind(|| {
         Device::enumerate(DeviceType::Wgpu)
             .into_vec()
             .into_iter()
             .next()
     })
     .ok()
-    .flatten()?;
-    Some(wgpu_picked(device))
+    .flatten()
 }
 
 /// wgpu's first adapter that is a GPU (discrete, then integrated, then virtual), never a
@@ -558,7 +563,7 @@ pub fn test_device() -> Device {
         #[cfg(feature = "tch")]
         "libtorch" => Some(libtorch_device().device),
         #[cfg(feature = "wgpu")]
-        "wgpu" => wgpu_device().map(|s| s.device),
+        "wgpu" => wgpu_first(),
         #[cfg(feature = "cuda")]
         "cuda" => cuda_device(),
         _ => None,
@@ -642,7 +647,7 @@ mod tests {
             #[cfg(feature = "tch")]
             "libtorch" => assert_eq!(device, libtorch_device().device),
             #[cfg(feature = "wgpu")]
-            "wgpu" => assert_eq!(Some(device), wgpu_device().map(|s| s.device)),
+            "wgpu" => assert_eq!(Some(device), wgpu_first()),
             #[cfg(feature = "cuda")]
             "cuda" => assert_eq!(Some(device), cuda_device()),
             other => panic!("test_device accepted {other:?}"),
