@@ -159,12 +159,14 @@ fn wgpu_gpu() -> Option<Selected> {
 /// largest buffer caps one tensor.
 #[cfg(feature = "wgpu")]
 fn wgpu_picked(device: Device) -> Selected {
-    let adapter = std::panic::catch_unwind(|| device.identity())
+    let identity = std::panic::catch_unwind(|| device.identity())
         .ok()
-        .flatten()
+        .flatten();
+    let adapter = identity
+        .as_ref()
         .and_then(|identity| wgpu_adapter(&identity.name));
     let software = adapter.as_ref().is_some_and(|a| a.software);
-    let mut name = named("wgpu", &device);
+    let mut name = identity.map_or("wgpu".into(), |identity| format!("wgpu: {}", identity.name));
     if software {
         name = format!("{name} {SOFTWARE}");
     }
@@ -176,10 +178,10 @@ fn wgpu_picked(device: Device) -> Selected {
     }
 }
 
-/// `wgpu: NVIDIA GeForce RTX 4060 Laptop GPU`, `wgpu: llvmpipe (LLVM 15.0.6, 256 bits)`,
-/// `cuda: NVIDIA H200`: the backend and the device's own name, as runs record it ([`select`]
-/// marks a software adapter).
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+/// `cuda: NVIDIA H200`: the backend and the device's own name, as runs record it (a wgpu
+/// adapter is named the same way, `wgpu: llvmpipe (LLVM 15.0.6, 256 bits)`, by
+/// [`wgpu_picked`], which marks a software one).
+#[cfg(feature = "cuda")]
 fn named(backend: &str, device: &Device) -> String {
     match std::panic::catch_unwind(|| device.identity())
         .ok()
