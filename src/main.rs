@@ -56,8 +56,8 @@ fn run(cli: Cli) -> Result<()> {
             print_written(study::study(&args.inputs, &opts, &machine())?);
             Ok(())
         }
-        (Some(Command::Report { runs, out }), _) => {
-            print_written(report::write(&runs, &out, &machine())?);
+        (Some(Command::Report { runs, sweep, out }), _) => {
+            print_written(report::write(&runs, &sweep, &out, &machine())?);
             Ok(())
         }
         (

@@ -156,6 +156,108 @@ fn report_refuses_a_run_given_twice_or_two_runs_of_one_seed() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Issue 24: a sweep of the peak learning rate places a row's best peak, and the loss claims are
+/// judged again with that row's runs lowered by its gain (the sweep's loss at the row's peak less
+/// its best); a sweep run of no row, or two at one peak, is refused, named.
+#[test]
+fn report_judges_the_loss_claims_again_at_each_rows_best_peak() {
+    let base = studied();
+    let dir = fresh_dir("report-sweep");
+    let (p1, q1) = (base.join("artifacts/p-s1"), base.join("artifacts/q-s1"));
+    // q (trained at 3e-3) swept: its best peak 6e-3, 0.05 nats below its own.
+    let sweep = |folder: &str, lr: f64, loss: f64, edit: &dyn Fn(String) -> String| {
+        let run = dir.join(folder);
+        copy_dir(&q1, &run);
+        for f in ["eval.json", "probes.json", "bench.json", "samples.json"] {
+            let _ = std::fs::remove_file(run.join(f));
+        }
+        let name = format!("q_lr{lr:e}");
+        let exp = experiment(&name, Q.1, Q.2, 10).replace(
+            "lr: 3e-3, min_lr: 3e-4",
+            &format!("lr: {lr:e}, min_lr: {:e}", lr / 10.0),
+        );
+        std::fs::write(run.join("experiment.ron"), edit(exp)).unwrap();
+        let mut summary: serde_json::Value =
+            serde_json::from_str(&read(&run.join("summary.json"))).unwrap();
+        summary["experiment"] = name.into();
+        summary["final_val_loss"] = loss.into();
+        std::fs::write(run.join("summary.json"), summary.to_string()).unwrap();
+        run
+    };
+    let same = |e: String| e;
+    let runs = [
+        sweep("q_lr1.5e-3", 1.5e-3, 2.30, &same),
+        sweep("q_lr3e-3", 3e-3, 2.10, &same),
+        sweep("q_lr6e-3", 6e-3, 2.05, &same),
+    ];
+    let out = dir.join("report");
+    let mut args = vec!["report", s(&p1), s(&q1), "--sweep"];
+    args.extend(runs.iter().map(|r| s(r)));
+    args.extend(["--out", s(&out)]);
+    let (ok, _, err) = mla_lab(&args);
+    assert!(ok, "{err}");
+    let report = read(&out.join("report.md"));
+    assert!(
+        report
+            .contains("| q | 3e-3 | 1.5e-3: 2.3000, 3e-3: 2.1000, 6e-3: 2.0500 | 6e-3 | 0.0500 |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Rows without a sweep keep their losses: `p`."),
+        "{report}"
+    );
+    // p's change against q, with q's loss 0.05 lower and p's as it was.
+    let eval = |run: &Path| -> f64 {
+        let v: serde_json::Value = serde_json::from_str(&read(&run.join("eval.json"))).unwrap();
+        v["loss"].as_f64().unwrap()
+    };
+    let (lp, lq) = (eval(&p1), eval(&q1));
+    let at_best = format!(
+        "p vs q: {:+.2}% (one value",
+        100.0 * (lp / (lq - 0.05) - 1.0)
+    );
+    let common = format!("p vs q: {:+.2}% (one value", 100.0 * (lp / lq - 1.0));
+    assert!(
+        report.contains(&at_best) && report.contains(&common),
+        "{report}"
+    );
+    assert!(report.contains("No verdict changes"), "{report}");
+
+    // A run of another schedule is no row's sweep; two runs at one peak are one too many.
+    let other = sweep("q_steps", 6e-3, 2.0, &|e| {
+        e.replace("max_steps: 10", "max_steps: 12")
+    });
+    let (ok, _, err) = mla_lab(&[
+        "report",
+        s(&p1),
+        s(&q1),
+        "--sweep",
+        s(&other),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        !ok && err.contains("q_steps") && err.contains("a sweep run of no row"),
+        "{err}"
+    );
+    let again = sweep("q_again", 6e-3, 2.0, &same);
+    let (ok, _, err) = mla_lab(&[
+        "report",
+        s(&p1),
+        s(&q1),
+        "--sweep",
+        s(&runs[2]),
+        s(&again),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        !ok && err.contains("q_again") && err.contains("a second sweep run of q"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Findings 1 and 2: `study p.ron p.ron` counted one experiment twice, and of two files with one
 /// name the second was silently dropped. Both are refused before anything is trained.
 #[test]

@@ -17,7 +17,10 @@
 #            the loss claims, see the report's "seeds to decide");
 #   long     the failed seed-1 runs of mha and mla_half again at twice the budget
 #            (experiments/tiny-long/), records in docs/results-tiny/long;
-#   report   the report over every run of docs/results-tiny/runs' experiments.
+#   report   the report over every run in docs/results-tiny/runs, with the learning-rate sweep
+#            (docs/results-tiny/lr-sweep) to judge the loss claims again at each row's best peak.
+#            REPORTER names the binary that writes it (default MLA_LAB): the current one, where
+#            the runs are trained with an older build (issue 24's seeds: 87ff8c5).
 # About 20-25 minutes a run on LibTorch: seeds is 28 runs, long 2 runs of twice that.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +28,7 @@ MLA_LAB=${MLA_LAB:-target/release/mla-lab}
 ART=${ART:-$HOME/.cache/mla-lab/tiny-study}
 BACKEND=${BACKEND:-libtorch}
 RECORDS=docs/results-tiny/runs
+REPORTER=${REPORTER:-$MLA_LAB}
 
 study() {
     local seeds=$1 report=$2
@@ -52,7 +56,10 @@ for stage in "${@:-study beyond seeds long report}"; do
         beyond) study 1 report-beyond gla2_rope_half.ron ;;
         seeds) study 4,5,6,7,8,9,10 report-seeds mha.ron mha_rope.ron mla_half.ron mla_rope_half.ron ;;
         long) long ;;
-        report) "$MLA_LAB" --backend "$BACKEND" report "$ART"/*_tiny-s[0-9]* --out docs/results-tiny ;;
+        report)
+            "$REPORTER" report "$RECORDS"/*_tiny-s[0-9]* --sweep docs/results-tiny/lr-sweep/* \
+                --out docs/results-tiny
+            ;;
         *)
             echo "usage: run.sh [study|beyond|seeds|long|report ...]" >&2
             exit 2

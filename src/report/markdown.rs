@@ -1,6 +1,7 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
-use super::claims::{findings, loss_changes};
+use super::claims::{LOSS_COST, NO_ROPE_COST, ROPE_GAIN, findings, loss_changes};
+use super::peaks::{Peak, at_best_peaks};
 use super::runs::{
     COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios,
     variants,
@@ -358,6 +359,104 @@ fn loss_change_table(runs: &[RunData]) -> Table {
     t
 }
 
+/// The swept rows' peaks: where each trained, the sweep's losses, its best peak and the gain.
+fn peaks_table(peaks: &[Peak]) -> Table {
+    let mut t = Table::new(
+        &[
+            "experiment",
+            "trained at",
+            "sweep: last validation loss at each peak",
+            "best peak",
+            "gain at the best peak (nats)",
+        ],
+        1,
+    );
+    for p in peaks {
+        let sweep: Vec<String> = p
+            .sweep
+            .iter()
+            .map(|(lr, loss)| format!("{lr:e}: {loss:.4}"))
+            .collect();
+        t.rows.push(vec![
+            p.name.clone(),
+            format!("{:e}", p.trained),
+            sweep.join(", "),
+            format!("{:e}", p.best().0),
+            or_dash(p.gain().map(|g| format!("{g:.4}"))),
+        ]);
+    }
+    t
+}
+
+/// The loss claims judged at the common peak and again as if every swept row had trained at
+/// its best peak ([`at_best_peaks`]), side by side; with the number of verdicts that change.
+fn peak_verdicts(runs: &[RunData], peaks: &[Peak]) -> (Table, usize) {
+    let mut t = Table::new(
+        &[
+            "claim",
+            "baseline",
+            "verdict at the common peak",
+            "measured at each row's best peak",
+            "verdict at each row's best peak",
+        ],
+        5,
+    );
+    let shifted = at_best_peaks(runs, peaks);
+    let mut changed = 0;
+    let loss_claim = |f: &super::claims::Finding| {
+        [LOSS_COST, NO_ROPE_COST, ROPE_GAIN].contains(&f.claim) && !f.values.is_empty()
+    };
+    let common = findings(runs).into_iter().filter(loss_claim);
+    for (f, g) in common.zip(findings(&shifted).into_iter().filter(loss_claim)) {
+        changed += usize::from(f.verdict != g.verdict);
+        t.rows.push(vec![
+            f.claim.statement.to_string(),
+            f.baseline.clone().unwrap_or_else(|| "-".into()),
+            f.verdict_text(),
+            g.measured(),
+            g.verdict_text(),
+        ]);
+    }
+    (t, changed)
+}
+
+/// The section on the peak learning rate: empty without a sweep.
+fn peaks_section(runs: &[RunData], peaks: &[Peak]) -> String {
+    if peaks.is_empty() {
+        return String::new();
+    }
+    let unswept: Vec<String> = variants(runs)
+        .iter()
+        .filter(|v| !peaks.iter().any(|p| p.name == v.name && p.gain().is_some()))
+        .map(|v| format!("`{}`", v.name))
+        .collect();
+    let (verdicts, changed) = peak_verdicts(runs, peaks);
+    let mut s = "\n### The peak learning rate: the common peak against each row's best\n\n\
+         Every verdict above is at the peak learning rate the runs trained at. A sweep of the \
+         peak (the row's experiment at other peaks, the same schedule, one seed each) places \
+         each swept row's best. Below, the loss claims are judged again as if every swept row \
+         had trained at its best peak: each of its runs' loss lowered by the row's gain, the \
+         sweep's loss at the trained peak less its loss at the best. One seed per peak makes a \
+         gain an estimate no finer than the seeds' spread, applied to every seed alike."
+        .to_string();
+    if !unswept.is_empty() {
+        s += &format!(
+            " Rows without a sweep keep their losses: {}.",
+            unswept.join(", ")
+        );
+    }
+    s += "\n\n";
+    s += &peaks_table(peaks).render();
+    s += "\n";
+    s += &verdicts.render();
+    s += &match changed {
+        0 => "\nNo verdict changes between the common peak and each row's best.\n".to_string(),
+        1 => "\nOne verdict changes between the common peak and each row's best.\n".to_string(),
+        n => format!("\n{n} verdicts change between the common peak and each row's best.\n"),
+    };
+    s
+}
+
 /// The plots `report.md` shows, as (file stem, title).
 pub const PLOTS: [(&str, &str); 3] = [
     ("val_loss", "Validation loss vs step"),
@@ -392,7 +491,7 @@ fn shared_draws(runs: &[RunData]) -> &'static str {
 }
 
 /// `report.md`.
-pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
+pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str]) -> String {
     let mut seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
@@ -468,6 +567,7 @@ pub fn markdown(runs: &[RunData], machine: &str, plotted: &[&str]) -> String {
               baseline's loss above the entropy floor (how much of what is left to learn).\n\n";
         s += &changes.render();
     }
+    s += &peaks_section(runs, peaks);
     let drawn: Vec<_> = PLOTS.iter().filter(|(f, _)| plotted.contains(f)).collect();
     if !drawn.is_empty() {
         s += "\n## Plots\n\n";

@@ -10,6 +10,7 @@ pub mod claims;
 pub mod decode_map;
 pub mod fit;
 pub mod markdown;
+pub mod peaks;
 pub mod plots;
 pub mod runs;
 pub mod stats;
@@ -95,17 +96,26 @@ fn manifest_in(root: &Path, exp: &Experiment) -> Option<tokens::Manifest> {
         .then_some(m)
 }
 
-/// Writes `report.md` and the plots into `out`; returns the files written.
-pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<PathBuf>> {
+/// Writes `report.md` and the plots into `out`; returns the files written. `sweep_dirs`: runs
+/// of a sweep of the peak learning rate, to judge the loss claims again at each row's best
+/// peak ([`peaks`]); none, no such judgement.
+pub fn write(
+    run_dirs: &[PathBuf],
+    sweep_dirs: &[PathBuf],
+    out: &Path,
+    machine: &str,
+) -> Result<Vec<PathBuf>> {
     if run_dirs.is_empty() {
         bail!("no run folders to report on");
     }
-    crate::artifacts::distinct_paths(run_dirs, "run folder")?;
-    let mut runs: Vec<RunData> = run_dirs
-        .iter()
-        .map(|d| RunData::load(d))
-        .collect::<Result<_>>()?;
+    let all: Vec<PathBuf> = run_dirs.iter().chain(sweep_dirs).cloned().collect();
+    crate::artifacts::distinct_paths(&all, "run folder")?;
+    let load = |dirs: &[PathBuf]| -> Result<Vec<RunData>> {
+        dirs.iter().map(|d| RunData::load(d)).collect()
+    };
+    let mut runs = load(run_dirs)?;
     runs::one_run_per_seed(&runs)?;
+    let peaks = peaks::peaks(&variants(&runs), &load(sweep_dirs)?)?;
     add_floors(&mut runs, run_dirs, out);
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let plots = plots(&runs, out)?;
@@ -116,7 +126,7 @@ pub fn write(run_dirs: &[PathBuf], out: &Path, machine: &str) -> Result<Vec<Path
         .filter_map(|f| f.file_stem()?.to_str())
         .collect();
     let md = out.join("report.md");
-    crate::files::write(&md, markdown(&runs, machine, &plotted).as_bytes())?;
+    crate::files::write(&md, markdown(&runs, &peaks, machine, &plotted).as_bytes())?;
     let mut files = vec![md];
     files.extend(plots.iter().cloned());
     Ok(files)

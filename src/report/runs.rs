@@ -17,6 +17,7 @@ use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
 pub const COPIED_AT: f64 = 0.5;
 
 /// Everything known about one run.
+#[derive(Clone)]
 pub struct RunData {
     /// The experiment's name, shared by its seeds.
     pub name: String,
@@ -89,6 +90,19 @@ impl RunData {
             .as_ref()
             .map(|e| e.loss)
             .or(self.summary.final_val_loss)
+    }
+
+    /// This run as if its validation loss were `nats` lower, wherever it is read (a what-if:
+    /// [`super::peaks::at_best_peaks`]).
+    pub fn with_loss_lowered(&self, nats: f64) -> RunData {
+        let mut r = self.clone();
+        if let Some(e) = &mut r.eval {
+            e.loss -= nats;
+        }
+        if let Some(l) = &mut r.summary.final_val_loss {
+            *l -= nats;
+        }
+        r
     }
 
     /// Validation loss above the corpus's entropy floor.
