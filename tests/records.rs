@@ -198,14 +198,13 @@ fn report_judges_the_loss_claims_again_at_each_rows_best_peak() {
     assert!(ok, "{err}");
     let report = read(&out.join("report.md"));
     assert!(
-        report
-            .contains("| q | 3e-3 | 1.5e-3: 2.3000, 3e-3: 2.1000, 6e-3: 2.0500 | 6e-3 | 0.0500 |"),
+        report.contains(
+            "| q | 3e-3 | 1.5e-3: 2.3000, 3e-3: 2.1000, 6e-3: 2.0500 | 6e-3 (its edge) | 0.0500 |"
+        ),
         "{report}"
     );
-    assert!(
-        report.contains("Rows without a sweep keep their losses: `p`."),
-        "{report}"
-    );
+    // p has no sweep: named beside each comparison, at its trained peak.
+    assert!(report.contains("| inconclusive | p |"), "{report}");
     // p's change against q, with q's loss 0.05 lower and p's as it was.
     let eval = |run: &Path| -> f64 {
         let v: serde_json::Value = serde_json::from_str(&read(&run.join("eval.json"))).unwrap();
@@ -222,6 +221,25 @@ fn report_judges_the_loss_claims_again_at_each_rows_best_peak() {
         "{report}"
     );
     assert!(report.contains("No verdict changes"), "{report}");
+    // Without a run at q's own peak there is no gain: q keeps its losses too.
+    let (ok, _, err) = mla_lab(&[
+        "report",
+        s(&p1),
+        s(&q1),
+        "--sweep",
+        s(&runs[0]),
+        s(&runs[2]),
+        "--out",
+        s(&out),
+    ]);
+    assert!(ok, "{err}");
+    let report = read(&out.join("report.md"));
+    assert!(
+        report.contains("| q | 3e-3 | 1.5e-3: 2.3000, 6e-3: 2.0500 | 6e-3 (its edge) | - |")
+            && report.contains("| inconclusive | p, q |")
+            && !report.contains(&at_best),
+        "{report}"
+    );
 
     // A run of another schedule is no row's sweep; two runs at one peak are one too many.
     let other = sweep("q_steps", 6e-3, 2.0, &|e| {

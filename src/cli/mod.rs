@@ -90,9 +90,9 @@ pub enum Command {
         /// Run folders.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        /// Run folders of a sweep of the peak learning rate (a row's experiment at other peaks,
-        /// one seed each): the loss claims are judged again as if each swept row had trained at
-        /// its best peak.
+        /// Run folders of a sweep of the peak learning rate, after the run folders: a row's
+        /// experiment at its own peak and at others, one seed each. The loss claims are judged
+        /// again as if each swept row had trained at its best peak.
         #[arg(long, num_args = 1..)]
         sweep: Vec<PathBuf>,
         #[arg(long, default_value = "artifacts/report")]

@@ -140,6 +140,8 @@ pub struct Finding {
     pub claim: Claim,
     /// The baseline's experiment, where the claim compares against one.
     pub baseline: Option<String>,
+    /// The experiment measured against the baseline, where the claim compares one with it.
+    pub subject: Option<String>,
     /// What was compared, in words.
     pub compared: String,
     /// The per-seed values.
@@ -170,6 +172,7 @@ impl Finding {
         Finding {
             claim,
             baseline: baseline.map(|b| b.name.clone()),
+            subject: None,
             compared,
             verdict: if values.is_empty() {
                 Verdict::Inconclusive
@@ -332,12 +335,14 @@ fn loss_finding(claim: Claim, v: Option<&Variant>, base: &Variant, what: &str) -
     match v {
         Some(v) => {
             let values = v.loss_change(base);
-            Finding::new(
+            let mut f = Finding::new(
                 claim,
                 Some(base),
                 format!("{} vs {}", v.name, base.name),
                 values,
-            )
+            );
+            f.subject = Some(v.name.clone());
+            f
         }
         None => Finding::missing(claim, Some(base), what),
     }

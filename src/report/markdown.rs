@@ -1,7 +1,7 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
 use super::claims::{LOSS_COST, NO_ROPE_COST, ROPE_GAIN, findings, loss_changes};
-use super::peaks::{Peak, at_best_peaks};
+use super::peaks::{Peak, at_best_peaks, gain_of};
 use super::runs::{
     COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios,
     variants,
@@ -366,7 +366,7 @@ fn peaks_table(peaks: &[Peak]) -> Table {
             "experiment",
             "trained at",
             "sweep: last validation loss at each peak",
-            "best peak",
+            "best peak in the sweep",
             "gain at the best peak (nats)",
         ],
         1,
@@ -381,7 +381,11 @@ fn peaks_table(peaks: &[Peak]) -> Table {
             p.name.clone(),
             format!("{:e}", p.trained),
             sweep.join(", "),
-            format!("{:e}", p.best().0),
+            format!(
+                "{:e}{}",
+                p.best().0,
+                if p.best_at_edge() { " (its edge)" } else { "" }
+            ),
             or_dash(p.gain().map(|g| format!("{g:.4}"))),
         ]);
     }
@@ -398,8 +402,9 @@ fn peak_verdicts(runs: &[RunData], peaks: &[Peak]) -> (Table, usize) {
             "verdict at the common peak",
             "measured at each row's best peak",
             "verdict at each row's best peak",
+            "not swept (at their trained peak)",
         ],
-        5,
+        6,
     );
     let shifted = at_best_peaks(runs, peaks);
     let mut changed = 0;
@@ -409,12 +414,19 @@ fn peak_verdicts(runs: &[RunData], peaks: &[Peak]) -> (Table, usize) {
     let common = findings(runs).into_iter().filter(loss_claim);
     for (f, g) in common.zip(findings(&shifted).into_iter().filter(loss_claim)) {
         changed += usize::from(f.verdict != g.verdict);
+        let unswept: Vec<&str> = [&g.subject, &g.baseline]
+            .into_iter()
+            .flatten()
+            .filter(|name| gain_of(peaks, name).is_none())
+            .map(String::as_str)
+            .collect();
         t.rows.push(vec![
             f.claim.statement.to_string(),
             f.baseline.clone().unwrap_or_else(|| "-".into()),
             f.verdict_text(),
             g.measured(),
             g.verdict_text(),
+            or_dash((!unswept.is_empty()).then(|| unswept.join(", "))),
         ]);
     }
     (t, changed)
@@ -425,26 +437,19 @@ fn peaks_section(runs: &[RunData], peaks: &[Peak]) -> String {
     if peaks.is_empty() {
         return String::new();
     }
-    let unswept: Vec<String> = variants(runs)
-        .iter()
-        .filter(|v| !peaks.iter().any(|p| p.name == v.name && p.gain().is_some()))
-        .map(|v| format!("`{}`", v.name))
-        .collect();
     let (verdicts, changed) = peak_verdicts(runs, peaks);
     let mut s = "\n### The peak learning rate: the common peak against each row's best\n\n\
          Every verdict above is at the peak learning rate the runs trained at. A sweep of the \
-         peak (the row's experiment at other peaks, the same schedule, one seed each) places \
-         each swept row's best. Below, the loss claims are judged again as if every swept row \
-         had trained at its best peak: each of its runs' loss lowered by the row's gain, the \
-         sweep's loss at the trained peak less its loss at the best. One seed per peak makes a \
-         gain an estimate no finer than the seeds' spread, applied to every seed alike."
+         peak (the row's experiment at its own peak and at others, the same schedule, one seed \
+         each) places each swept row's best. Below, the loss claims are judged again as if \
+         every swept row had trained at its best peak: each of its runs' loss lowered by the \
+         row's gain, the sweep's loss at the trained peak less its loss at the best. One seed \
+         per peak makes a gain an estimate no finer than the seeds' spread; it is applied to \
+         every seed alike, and its own error is not in the intervals. A row without a gain (no \
+         sweep, or none at its own peak) keeps its losses; as a gain is never negative, its \
+         change against a baseline at its best is at most the one shown where it is measured, \
+         at least the one shown where it is the baseline."
         .to_string();
-    if !unswept.is_empty() {
-        s += &format!(
-            " Rows without a sweep keep their losses: {}.",
-            unswept.join(", ")
-        );
-    }
     s += "\n\n";
     s += &peaks_table(peaks).render();
     s += "\n";

@@ -19,7 +19,7 @@ pub struct Peak {
     pub name: String,
     /// The peak its runs trained at.
     pub trained: f64,
-    /// (peak, validation loss) of each sweep run, by peak.
+    /// (peak, last validation loss during training) of each sweep run, by peak.
     pub sweep: Vec<(f64, f64)>,
 }
 
@@ -31,6 +31,15 @@ impl Peak {
             .copied()
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .expect("a sweep has runs")
+    }
+
+    /// Whether the best peak is the sweep's lowest or highest: the optimum may lie beyond it.
+    pub fn best_at_edge(&self) -> bool {
+        let best = self.best().0;
+        self.sweep.len() > 1
+            && [self.sweep[0].0, self.sweep[self.sweep.len() - 1].0]
+                .iter()
+                .any(|&edge| same_rate(edge, best))
     }
 
     /// The sweep's loss at the peak the row trained at; `None` where the sweep has no run there.
@@ -52,40 +61,58 @@ fn same_rate(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
 }
 
-/// `exp` with what a sweep varies set aside: its name, its training seeds, and its peak (the
-/// floor kept as a fraction of the peak, so that a schedule stretched to another peak compares
-/// equal).
+/// `exp` with what a sweep varies set aside: its name, its training seeds, its peak and its
+/// floor (compared as a fraction of the peak by [`same_schedule`]).
 fn but_the_peak(exp: &Experiment) -> Experiment {
     let mut e = exp.clone();
     e.name.clear();
     e.train.seed = None;
     e.train.init_seed = None;
     e.train.order_seed = None;
-    e.train.min_lr = (e.train.min_lr / e.train.lr * 1e9).round() / 1e9;
-    e.train.lr = 1.0;
+    e.train.lr = 0.0;
+    e.train.min_lr = 0.0;
     e
 }
 
+/// Whether `a` and `b` are one experiment but for the peak: the same in everything
+/// [`but_the_peak`] keeps, with the floor the same fraction of the peak.
+fn same_but_the_peak(a: &Experiment, b: &Experiment) -> bool {
+    let floor = |e: &Experiment| e.train.min_lr / e.train.lr;
+    but_the_peak(a).run_differences(&but_the_peak(b)).is_empty() && same_rate(floor(a), floor(b))
+}
+
 /// The sweep of each row of `variants` among `sweep`'s runs: those whose experiment is the
-/// row's but for the peak. A sweep run that fits no row, or two runs of one row at one peak,
-/// is refused, named.
+/// row's but for the peak. A sweep's loss is its run's last validation during training (every
+/// sweep run has one; not `eval`, which only some might). A sweep run that fits no row or two,
+/// one without a last validation, or two runs of one row at one peak, is refused, named.
 pub fn peaks(variants: &[Variant], sweep: &[RunData]) -> Result<Vec<Peak>> {
     let mut out: Vec<Peak> = vec![];
     for run in sweep {
-        let key = but_the_peak(&run.experiment);
-        let Some(row) = variants.iter().find(|v| {
-            but_the_peak(&v.first().experiment)
-                .run_differences(&key)
-                .is_empty()
-        }) else {
-            bail!(
+        let rows: Vec<&Variant> = variants
+            .iter()
+            .filter(|v| same_but_the_peak(&v.first().experiment, &run.experiment))
+            .collect();
+        let row = match rows.as_slice() {
+            [row] => row,
+            [] => bail!(
                 "{}: a sweep run of no row reported (its experiment, but for the peak learning \
                  rate and the seeds, is none of the runs')",
                 run.dir.display()
-            );
+            ),
+            [a, b, ..] => bail!(
+                "{}: a sweep run of two rows, {} and {} (their experiments differ only in name, \
+                 peak or seeds): leave one out",
+                run.dir.display(),
+                a.name,
+                b.name
+            ),
         };
-        let Some(loss) = run.val_loss() else {
-            bail!("{}: no validation loss", run.dir.display());
+        let Some(loss) = run.summary.final_val_loss else {
+            bail!(
+                "{}: summary.json has no final_val_loss (a sweep run needs a validation at its \
+                 end)",
+                run.dir.display()
+            );
         };
         let lr = run.experiment.train.lr;
         let peak = match out.iter_mut().find(|p| p.name == row.name) {
@@ -117,15 +144,14 @@ pub fn peaks(variants: &[Variant], sweep: &[RunData]) -> Result<Vec<Peak>> {
 /// unchanged.
 pub fn at_best_peaks(runs: &[RunData], peaks: &[Peak]) -> Vec<RunData> {
     runs.iter()
-        .map(|r| {
-            let gain = peaks
-                .iter()
-                .find(|p| p.name == r.name)
-                .and_then(Peak::gain)
-                .unwrap_or(0.0);
-            r.with_loss_lowered(gain)
-        })
+        .map(|r| r.with_loss_lowered(gain_of(peaks, &r.name).unwrap_or(0.0)))
         .collect()
+}
+
+/// The gain of the row `name` ([`Peak::gain`]); `None` where it has no sweep, or none at its own
+/// peak.
+pub fn gain_of(peaks: &[Peak], name: &str) -> Option<f64> {
+    peaks.iter().find(|p| p.name == name).and_then(Peak::gain)
 }
 
 #[cfg(test)]
@@ -148,20 +174,19 @@ mod tests {
     #[test]
     fn a_sweep_run_is_its_row_but_for_the_peak_and_the_seeds() {
         let mha = tier("experiments/tiny/mha.ron").with_training_seed(3);
-        let key = but_the_peak(&mha);
-        for lr in [2e-3, 4e-3, 8e-3] {
+        for lr in [2e-3, 4e-3, 8e-3, 3e-3, 7e-4] {
             let swept = at_peak(&mha, lr, "mha_tiny_lr");
-            assert!(but_the_peak(&swept).run_differences(&key).is_empty());
+            assert!(same_but_the_peak(&swept, &mha), "{lr}");
         }
         // Another floor, another schedule, another row: not the row's sweep.
         let mut floor = at_peak(&mha, 8e-3, "x");
         floor.train.min_lr = 4e-4;
-        assert!(!but_the_peak(&floor).run_differences(&key).is_empty());
+        assert!(!same_but_the_peak(&floor, &mha));
         let mut steps = at_peak(&mha, 8e-3, "x");
         steps.train.max_steps += 1;
-        assert!(!but_the_peak(&steps).run_differences(&key).is_empty());
+        assert!(!same_but_the_peak(&steps, &mha));
         let rope = tier("experiments/tiny/mha_rope.ron");
-        assert!(!but_the_peak(&rope).run_differences(&key).is_empty());
+        assert!(!same_but_the_peak(&rope, &mha));
     }
 
     #[test]
@@ -172,7 +197,13 @@ mod tests {
             sweep: vec![(2e-3, 0.5969), (4e-3, 0.5172), (8e-3, 0.5134)],
         };
         assert_eq!(p.best(), (8e-3, 0.5134));
+        assert!(p.best_at_edge(), "8e-3 is the sweep's highest peak");
         assert!((p.gain().unwrap() - 0.0038).abs() < 1e-12);
+        let inside = Peak {
+            sweep: vec![(2e-3, 0.5969), (4e-3, 0.5172), (8e-3, 0.5234)],
+            ..p.clone()
+        };
+        assert!(!inside.best_at_edge());
         // Trained at the best peak: no gain.
         let flat = Peak {
             trained: 8e-3,

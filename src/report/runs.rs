@@ -92,8 +92,9 @@ impl RunData {
             .or(self.summary.final_val_loss)
     }
 
-    /// This run as if its validation loss were `nats` lower, wherever it is read (a what-if:
-    /// [`super::peaks::at_best_peaks`]).
+    /// This run as if its validation loss were `nats` lower where the verdicts read it (its
+    /// `eval` loss and last validation; not its curve or perplexity): a what-if,
+    /// [`super::peaks::at_best_peaks`].
     pub fn with_loss_lowered(&self, nats: f64) -> RunData {
         let mut r = self.clone();
         if let Some(e) = &mut r.eval {
