@@ -191,10 +191,13 @@ fn report_judges_the_loss_claims_again_at_each_rows_best_peak() {
         sweep("q_lr6e-3", 6e-3, 2.05, &same),
     ];
     let out = dir.join("report");
-    let mut args = vec!["report", s(&p1), s(&q1), "--sweep"];
-    args.extend(runs.iter().map(|r| s(r)));
-    args.extend(["--out", s(&out)]);
-    let (ok, _, err) = mla_lab(&args);
+    let report_with = |sweep: &[&PathBuf]| -> (bool, String, String) {
+        let mut args = vec!["report", s(&p1), s(&q1), "--sweep"];
+        args.extend(sweep.iter().map(|r| s(r)));
+        args.extend(["--out", s(&out)]);
+        mla_lab(&args)
+    };
+    let (ok, _, err) = report_with(&[&runs[0], &runs[1], &runs[2]]);
     assert!(ok, "{err}");
     let report = read(&out.join("report.md"));
     assert!(
@@ -222,16 +225,7 @@ fn report_judges_the_loss_claims_again_at_each_rows_best_peak() {
     );
     assert!(report.contains("No verdict changes"), "{report}");
     // Without a run at q's own peak there is no gain: q keeps its losses too.
-    let (ok, _, err) = mla_lab(&[
-        "report",
-        s(&p1),
-        s(&q1),
-        "--sweep",
-        s(&runs[0]),
-        s(&runs[2]),
-        "--out",
-        s(&out),
-    ]);
+    let (ok, _, err) = report_with(&[&runs[0], &runs[2]]);
     assert!(ok, "{err}");
     let report = read(&out.join("report.md"));
     assert!(
@@ -245,30 +239,13 @@ fn report_judges_the_loss_claims_again_at_each_rows_best_peak() {
     let other = sweep("q_steps", 6e-3, 2.0, &|e| {
         e.replace("max_steps: 10", "max_steps: 12")
     });
-    let (ok, _, err) = mla_lab(&[
-        "report",
-        s(&p1),
-        s(&q1),
-        "--sweep",
-        s(&other),
-        "--out",
-        s(&out),
-    ]);
+    let (ok, _, err) = report_with(&[&other]);
     assert!(
         !ok && err.contains("q_steps") && err.contains("a sweep run of no row"),
         "{err}"
     );
     let again = sweep("q_again", 6e-3, 2.0, &same);
-    let (ok, _, err) = mla_lab(&[
-        "report",
-        s(&p1),
-        s(&q1),
-        "--sweep",
-        s(&runs[2]),
-        s(&again),
-        "--out",
-        s(&out),
-    ]);
+    let (ok, _, err) = report_with(&[&runs[2], &again]);
     assert!(
         !ok && err.contains("q_again") && err.contains("a second sweep run of q"),
         "{err}"
