@@ -343,14 +343,16 @@ pub fn is_paper_baseline(model: &GptConfig) -> bool {
     is_mha(model) && model.positions == Positions::Learned
 }
 
-/// The largest context benched for every run.
+/// The largest context benched for every run that was benched (a run not yet benched, such as
+/// one whose seed's other runs are still to train, leaves the others' speed as it is).
 pub fn common_context(runs: &[RunData]) -> Option<usize> {
-    let mut contexts: Vec<usize> = runs
+    let benched: Vec<&RunData> = runs.iter().filter(|r| !r.bench.is_empty()).collect();
+    let mut contexts: Vec<usize> = benched
         .first()?
         .bench
         .iter()
         .map(|r| r.context)
-        .filter(|c| runs.iter().all(|r| r.decode_at(*c).is_some()))
+        .filter(|c| benched.iter().all(|r| r.decode_at(*c).is_some()))
         .collect();
     contexts.sort_unstable();
     contexts.last().copied()
