@@ -123,6 +123,8 @@ pub const BEST_STORIES: Claim = Claim {
     exact: false,
     paper_setting: Some("a GPT-4 judge's scores of the stories"),
 };
+/// Where [`BEST_STORIES`] is measured here: the story probes, which are not the paper's judge.
+const STORY_PROBES: &str = "story probes, no LLM judge";
 
 /// The claims in the order the report lists them.
 pub const CLAIMS: [Claim; 6] = [
@@ -441,7 +443,7 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
                         format!("{} vs {}", v.name, base.name),
                         values,
                     )
-                    .measured_in("story probes, no LLM judge".into())
+                    .measured_in(STORY_PROBES.into())
                 }
             }
             None => Finding::missing(BEST_STORIES, Some(base), "MLA+RoPE r = d/2 run"),
@@ -535,17 +537,16 @@ mod tests {
         assert_eq!(f.verdict, Verdict::Inconclusive);
         // Story probes below the baseline's in every seed: not the paper's judge, so not
         // reproduced here rather than contradicted; above it, consistent all the same.
-        let probes = || "story probes, no LLM judge".to_string();
         let worse = Finding::new(
             BEST_STORIES,
             None,
             "x".into(),
             vec![-0.02, -0.03, -0.01, -0.02],
         )
-        .measured_in(probes());
+        .measured_in(STORY_PROBES.into());
         assert_eq!(worse.verdict, Verdict::NotReproducedHere, "{worse:?}");
         let better = Finding::new(BEST_STORIES, None, "x".into(), vec![0.02, 0.03, 0.01, 0.02])
-            .measured_in(probes());
+            .measured_in(STORY_PROBES.into());
         assert_eq!(better.verdict, Verdict::Consistent, "{better:?}");
     }
 }
