@@ -259,7 +259,9 @@ impl Finding {
         let s = Spread::of(&self.values)?;
         Some(
             match seeds_to_decide(s.mean, s.sd, self.claim.band, MAX_SEEDS) {
-                Some((n, v)) if n <= s.n => format!("decided at n = {n} ({})", self.here(v)),
+                Some((n, v)) if n <= s.n => {
+                    format!("{n} ({}; no more than were run)", self.here(v))
+                }
                 Some((n, v)) => format!("{n} ({})", self.here(v)),
                 None => format!("more than {MAX_SEEDS}"),
             },
@@ -513,7 +515,10 @@ mod tests {
         assert_eq!(f.seeds_needed().unwrap(), "4 (consistent)");
         let f = Finding::new(NO_ROPE_COST, None, "x".into(), vec![3.9, 4.1, 4.0, 4.05]);
         assert_eq!(f.verdict, Verdict::Consistent, "{f:?}");
-        assert_eq!(f.seeds_needed().unwrap(), "decided at n = 2 (consistent)");
+        assert_eq!(
+            f.seeds_needed().unwrap(),
+            "2 (consistent; no more than were run)"
+        );
         // The same values judged against "2% better" (bands that exclude each other).
         let other = Finding::new(ROPE_GAIN, None, "x".into(), vec![3.9, 4.1, 4.0, 4.05]);
         assert_eq!(other.verdict, Verdict::Contradicted, "{other:?}");

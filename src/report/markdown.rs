@@ -550,7 +550,8 @@ pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str
          each run's median over its interleaved bench rounds, paired by seed; measured on other \
          hardware than the paper's, a speed that would contradict it is *not reproduced here*. \
          *Seeds to decide*: the seeds at which the verdict would be consistent or contradicted, \
-         were the mean and the sd of the paired changes to stay as observed.\n\n",
+         were the mean and the sd of the paired changes to stay as observed: a power \
+         figure, not the history of the verdict as seeds were added.\n\n",
         super::stats::RULE
     );
     s += &claims(runs).render();
