@@ -110,7 +110,7 @@ fn assert_filled<const D: usize>(slot: &CacheSlot<D>, len: usize, name: &str) {
     assert!(rest.iter().all(|&x| x == 0.0), "{name}: past the fill");
 }
 
-fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+pub(crate) fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
     assert_eq!(a.dims(), b.dims());
     values(a)
         .iter()

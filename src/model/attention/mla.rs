@@ -32,6 +32,8 @@ use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "flex")]
+use super::latent_decode;
 use super::{AttentionDims, LayerCache, MlaDecode, causal_softmax};
 use crate::model::cache::{CacheSlot, CacheSpec, SlotBytes};
 use crate::model::init;
@@ -506,22 +508,72 @@ impl Mla {
         absorbed: &Absorbed,
         start: usize,
     ) -> Tensor<4> {
-        let (h, r) = (self.n_heads, self.rank);
-        let [b, _, t, _] = q_c.dims();
-        let s = lat.c_k.dims()[1];
         let q_lat = q_c.matmul(absorbed.w_uk.clone()); // [b, h, t, r]
+        let o_lat = Self::attend_latent(q_lat, q_r, lat, start); // [b, h, t, r]
+        o_lat.matmul(absorbed.w_uv.clone()) // [b, h, t, dh]
+    }
+
+    /// Attention in latent space, `softmax(q_lat·c_K^T + q^R·k^R^T)·c_V`: a decode step (one
+    /// token per sequence) on the CPU backend takes [`latent_decode::attend`], one pass over
+    /// the cache; everything else takes [`Mla::attend_latent_reference`].
+    ///
+    /// # Shapes
+    /// - q_lat: `[batch, heads, seq, rank]`, q_r: `[batch, heads, seq, rope_dim]`
+    /// - output: `[batch, heads, seq, rank]`
+    fn attend_latent(
+        q_lat: Tensor<4>,
+        q_r: Option<Tensor<4>>,
+        lat: Latents,
+        start: usize,
+    ) -> Tensor<4> {
+        #[cfg(feature = "flex")]
+        if let [b, h, 1, r] = q_lat.dims() {
+            let one = |q: &Tensor<4>| {
+                let d = q.dims()[3];
+                q.clone().reshape([b, h, d]) // [b, h, d]
+            };
+            let q_r1 = q_r.as_ref().map(one);
+            let fused = latent_decode::attend(
+                &one(&q_lat),
+                q_r1.as_ref(),
+                &lat.c_k,
+                &lat.c_v,
+                lat.k_r.as_ref(),
+            );
+            if let Some(o_lat) = fused {
+                return o_lat.reshape([b, h, 1, r]); // [b, h, 1, r]
+            }
+        }
+        Self::attend_latent_reference(q_lat, q_r, lat.c_k, lat.c_v, lat.k_r, start)
+    }
+
+    /// Reference for [`Mla::attend_latent`], as products. Every head reads the same latent, so
+    /// the heads become rows of one product per sequence: the latent is read once per product,
+    /// not once per head as a product broadcast over heads would.
+    ///
+    /// # Shapes
+    /// - q_lat: `[batch, heads, seq, rank]`, q_r: `[batch, heads, seq, rope_dim]`
+    /// - c_k, c_v: `[batch, keys, rank]`, k_r: `[batch, keys, rope_dim]`
+    /// - output: `[batch, heads, seq, rank]`
+    pub(crate) fn attend_latent_reference(
+        q_lat: Tensor<4>,
+        q_r: Option<Tensor<4>>,
+        c_k: Tensor<3>,
+        c_v: Tensor<3>,
+        k_r: Option<Tensor<3>>,
+        start: usize,
+    ) -> Tensor<4> {
+        let [b, h, t, r] = q_lat.dims();
+        let s = c_k.dims()[1];
         let q_lat = q_lat.reshape([b, h * t, r]); // [b, h*t, r]
-        // Every head reads the same latent, so the heads become rows of one product per
-        // sequence: the latent is read once per step, not once per head as a product broadcast
-        // over heads would.
-        let scores = q_lat.matmul(lat.c_k.swap_dims(1, 2)); // [b, h*t, s]
+        let scores = q_lat.matmul(c_k.swap_dims(1, 2)); // [b, h*t, s]
         let mut scores = scores.reshape([b, h, t, s]); // [b, h, t, s]
-        if let Some(rs) = Self::rope_scores(q_r, lat.k_r) {
+        if let Some(rs) = Self::rope_scores(q_r, k_r) {
             scores = scores + rs;
         }
         let weights = causal_softmax(scores, start); // [b, h, t, s]
-        let o_lat = weights.reshape([b, h * t, s]).matmul(lat.c_v); // [b, h*t, r]
-        o_lat.reshape([b, h, t, r]).matmul(absorbed.w_uv.clone()) // [b, h, t, dh]
+        let o_lat = weights.reshape([b, h * t, s]).matmul(c_v); // [b, h*t, r]
+        o_lat.reshape([b, h, t, r]) // [b, h, t, r]
     }
 
     /// An empty cache of latents (and the rotary key), with the absorbed path's weights

@@ -18,6 +18,8 @@
 //! arm in each enum below and one line in each rule of [`each_variant!`].
 
 pub mod gla;
+#[cfg(feature = "flex")]
+pub mod latent_decode;
 pub mod mha;
 pub mod mla;
 
