@@ -6,7 +6,7 @@
 //! o_i = softmax_j(q_i·c_K,j + q^R_i·k^R_j) · c_V        for each head i, over keys j
 //! ```
 //!
-//! As products (the reference, [`super::mla`]'s `attend_latent`) that is two batched matmuls with
+//! As products (the reference, `Mla::attend_latent_reference` in [`super::mla`]) that is two batched matmuls with
 //! as many rows as heads (6 at paper scale) against thousands of keys. burn-flex hands each to
 //! the `gemm` crate, whose 16-row AVX2 tile is then 37.5% used and whose packing copies the
 //! latent; LibTorch's BLAS does no better on these shapes. At batch 16 / cache 2048 they run at
@@ -44,7 +44,8 @@ const MAX_ROWS: usize = 8;
 /// - c_k, c_v: `[batch, keys, rank]`, k_r: `[batch, keys, rope_dim]` (views of the cache)
 /// - output: `[batch, heads, rank]`
 ///
-/// `None` unless every tensor is a flex f32 tensor without autodiff.
+/// `None` (the caller takes the reference) unless every tensor is a flex f32 tensor without
+/// autodiff, no size is zero, and the rotary query and key come together.
 pub fn attend(
     q_lat: &Tensor<3>,
     q_r: Option<&Tensor<3>>,
@@ -52,20 +53,21 @@ pub fn attend(
     c_v: &Tensor<3>,
     k_r: Option<&Tensor<3>>,
 ) -> Option<Tensor<3>> {
-    attend_built(q_lat, q_r, c_k, c_v, k_r, fma_available())
+    attend_built(q_lat, q_r, c_k, c_v, k_r, Avx2Fma::detect())
 }
 
-/// [`attend`] with the AVX2 + FMA build (`fused`, only where the CPU has them) or the portable
-/// one.
+/// [`attend`] with the AVX2 + FMA build (given the proof that the CPU has them) or the portable
+/// one (`None`).
 fn attend_built(
     q_lat: &Tensor<3>,
     q_r: Option<&Tensor<3>>,
     c_k: &Tensor<3>,
     c_v: &Tensor<3>,
     k_r: Option<&Tensor<3>>,
-    fused: bool,
+    simd: Option<Avx2Fma>,
 ) -> Option<Tensor<3>> {
-    if q_r.is_some() != k_r.is_some() {
+    let empty = [q_lat, c_k].iter().any(|t| t.dims().contains(&0));
+    if empty || q_r.is_some() != k_r.is_some() {
         return None;
     }
     let flex = |t: &Tensor<3>| {
@@ -99,10 +101,26 @@ fn attend_built(
     };
     problem.check(b);
     let mut out = FlexTensor::empty(Shape::from(vec![b, h, r]), DType::F32);
-    problem.run(out.storage_mut::<f32>(), b, fused);
+    problem.run(out.storage_mut::<f32>(), b, simd);
     Some(Tensor::from_primitive::<Flex>(out))
 }
 
+/// Proof that the CPU runs AVX2 and FMA instructions: only [`Avx2Fma::detect`] makes one.
+#[derive(Debug, Clone, Copy)]
+struct Avx2Fma(());
+
+impl Avx2Fma {
+    fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Some(Avx2Fma(()));
+        }
+        None
+    }
+}
+
+/// `[batch, rows, width]` of a flex tensor.
 fn dims(t: &FlexTensor) -> [usize; 3] {
     let shape = t.layout().shape();
     [shape[0], shape[1], shape[2]]
@@ -137,6 +155,7 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// One decode step's inputs, read in place: the queries of every head and the cached rows.
 struct Problem<'a> {
     heads: usize,
     keys: usize,
@@ -162,7 +181,7 @@ impl Problem<'_> {
 
     /// Splits the output into units of (sequence, group of heads) and runs them on rayon's
     /// threads: one group per sequence when there are sequences enough for the threads.
-    fn run(&self, out: &mut [f32], batch: usize, fused: bool) {
+    fn run(&self, out: &mut [f32], batch: usize, simd: Option<Avx2Fma>) {
         let (h, r) = (self.heads, self.q_lat.shape[2]);
         let threads = rayon::current_num_threads();
         let groups = h.div_ceil(MAX_ROWS).max(threads.div_ceil(batch).min(h));
@@ -179,14 +198,14 @@ impl Problem<'_> {
         units.into_par_iter().for_each(|(b, first, acc)| {
             let n = acc.len() / r;
             match n {
-                1 => self.unit::<1>(b, first, acc, fused),
-                2 => self.unit::<2>(b, first, acc, fused),
-                3 => self.unit::<3>(b, first, acc, fused),
-                4 => self.unit::<4>(b, first, acc, fused),
-                5 => self.unit::<5>(b, first, acc, fused),
-                6 => self.unit::<6>(b, first, acc, fused),
-                7 => self.unit::<7>(b, first, acc, fused),
-                8 => self.unit::<8>(b, first, acc, fused),
+                1 => self.unit::<1>(b, first, acc, simd),
+                2 => self.unit::<2>(b, first, acc, simd),
+                3 => self.unit::<3>(b, first, acc, simd),
+                4 => self.unit::<4>(b, first, acc, simd),
+                5 => self.unit::<5>(b, first, acc, simd),
+                6 => self.unit::<6>(b, first, acc, simd),
+                7 => self.unit::<7>(b, first, acc, simd),
+                8 => self.unit::<8>(b, first, acc, simd),
                 _ => unreachable!("groups hold at most {MAX_ROWS} heads"),
             }
         });
@@ -194,30 +213,29 @@ impl Problem<'_> {
 
     /// Heads `first..first + N` of sequence `b` into `acc` (`[N, rank]`), compiled for AVX2 and
     /// FMA when the CPU has them.
-    fn unit<const N: usize>(&self, b: usize, first: usize, acc: &mut [f32], fused: bool) {
-        #[cfg(target_arch = "x86_64")]
-        if fused {
-            // SAFETY: `fused` is true only when the CPU reports AVX2 and FMA.
-            unsafe { self.unit_avx2::<N>(b, first, acc) };
-            return;
+    fn unit<const N: usize>(&self, b: usize, first: usize, acc: &mut [f32], simd: Option<Avx2Fma>) {
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Avx2Fma` exists only where the CPU reported AVX2 and FMA.
+            Some(proof) => unsafe { self.unit_avx2::<N>(b, first, acc, proof) },
+            _ => self.unit_body::<N, false>(b, first, acc),
         }
-        let _ = fused;
-        self.unit_body::<N, false>(b, first, acc);
     }
 
+    /// [`Problem::unit_body`] compiled with AVX2 and FMA enabled, and its `dots` in AVX2
+    /// registers.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn unit_avx2<const N: usize>(&self, b: usize, first: usize, acc: &mut [f32]) {
+    fn unit_avx2<const N: usize>(&self, b: usize, first: usize, acc: &mut [f32], _: Avx2Fma) {
         self.unit_body::<N, true>(b, first, acc);
     }
 
+    /// The step for N heads: per block of keys, their scores, the online softmax (running
+    /// maximum and sum per head) and the weighted sum of their value rows. `AVX2` is true only
+    /// when called from [`Problem::unit_avx2`]: it selects FMA and the intrinsics of
+    /// [`dots_avx2`].
     #[inline(always)]
-    fn unit_body<const N: usize, const FUSED: bool>(
-        &self,
-        b: usize,
-        first: usize,
-        acc: &mut [f32],
-    ) {
+    fn unit_body<const N: usize, const AVX2: bool>(&self, b: usize, first: usize, acc: &mut [f32]) {
         let r = self.q_lat.shape[2];
         let q: [&[f32]; N] = std::array::from_fn(|i| self.q_lat.row(b, first + i));
         let q_r: Option<[&[f32]; N]> = self
@@ -239,9 +257,9 @@ impl Problem<'_> {
                         prefetch(k_r.row(b, j + PREFETCH));
                     }
                 }
-                let s = dots::<N, FUSED>(&q, self.c_k.row(b, j));
+                let s = dots::<N, AVX2>(&q, self.c_k.row(b, j));
                 let s_r = match (&q_r, &self.k_r) {
-                    (Some(q_r), Some(k_r)) => dots::<N, FUSED>(q_r, k_r.row(b, j)),
+                    (Some(q_r), Some(k_r)) => dots::<N, AVX2>(q_r, k_r.row(b, j)),
                     _ => [0.0; N],
                 };
                 for i in 0..N {
@@ -250,6 +268,11 @@ impl Problem<'_> {
             }
             for i in 0..N {
                 let block_max = w[i][..n].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                if block_max == f32::NEG_INFINITY {
+                    // No key of the block counts (none does today: nothing is masked here).
+                    w[i][..n].fill(0.0);
+                    continue;
+                }
                 if block_max > max[i] {
                     // Earlier keys were weighed against a smaller maximum: rescale them.
                     let correction = (max[i] - block_max).exp();
@@ -271,7 +294,7 @@ impl Problem<'_> {
                     &[]
                 }
             });
-            weighted_sum::<N, FUSED>(acc, &w, &v[..n], r);
+            weighted_sum::<N, AVX2>(acc, &w, &v[..n], r);
         }
         for i in 0..N {
             let inv = 1.0 / sum[i];
@@ -282,30 +305,32 @@ impl Problem<'_> {
     }
 }
 
+/// `a * b + c`, as one FMA instruction in the AVX2 + FMA build (elsewhere `mul_add` would be a
+/// slow library call).
 #[inline(always)]
-fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FUSED { a.mul_add(b, c) } else { a * b + c }
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// `acc += w * b`, lane by lane.
 #[inline(always)]
-fn axpy8<const FUSED: bool>(acc: &mut [f32; LANES], w: f32, b: &[f32; LANES]) {
+fn axpy8<const FMA: bool>(acc: &mut [f32; LANES], w: f32, b: &[f32; LANES]) {
     for l in 0..LANES {
-        acc[l] = madd::<FUSED>(w, b[l], acc[l]);
+        acc[l] = madd::<FMA>(w, b[l], acc[l]);
     }
 }
 
 /// `q_i·k` for the N query rows, reading `k` once: the N dot products advance together, as N
-/// independent chains of FMAs.
+/// independent chains of FMAs. `AVX2` only from [`Problem::unit_avx2`].
 #[inline(always)]
-fn dots<const N: usize, const FUSED: bool>(q: &[&[f32]; N], k: &[f32]) -> [f32; N] {
+fn dots<const N: usize, const AVX2: bool>(q: &[&[f32]; N], k: &[f32]) -> [f32; N] {
     for q in q {
         assert_eq!(q.len(), k.len(), "latent_decode: query and key widths");
     }
     #[cfg(target_arch = "x86_64")]
-    if FUSED {
-        // SAFETY: FUSED is set only inside `unit_avx2`, reached after the CPU reported AVX2 and
-        // FMA; the widths were checked above.
+    if AVX2 {
+        // SAFETY: AVX2 is true only inside `unit_avx2`, which takes the proof that the CPU runs
+        // AVX2 and FMA; the widths were checked above.
         return unsafe { dots_avx2::<N>(q, k) };
     }
     let (k_chunks, k_tail) = k.as_chunks::<LANES>();
@@ -314,7 +339,7 @@ fn dots<const N: usize, const FUSED: bool>(q: &[&[f32]; N], k: &[f32]) -> [f32; 
         for i in 0..N {
             let qc = &q[i].as_chunks::<LANES>().0[c];
             for l in 0..LANES {
-                lanes[i][l] = madd::<FUSED>(qc[l], kc[l], lanes[i][l]);
+                lanes[i][l] = madd::<AVX2>(qc[l], kc[l], lanes[i][l]);
             }
         }
     }
@@ -341,6 +366,7 @@ unsafe fn dots_avx2<const N: usize>(q: &[&[f32]; N], k: &[f32]) -> [f32; N] {
         // SAFETY: c * LANES + LANES <= k.len() == q[i].len().
         let kc = unsafe { _mm256_loadu_ps(k.as_ptr().add(c * LANES)) };
         for i in 0..N {
+            // SAFETY: as above.
             let qc = unsafe { _mm256_loadu_ps(q[i].as_ptr().add(c * LANES)) };
             acc[i] = _mm256_fmadd_ps(qc, kc, acc[i]);
         }
@@ -365,7 +391,7 @@ unsafe fn dots_avx2<const N: usize>(q: &[&[f32]; N], k: &[f32]) -> [f32; N] {
 /// `acc_i += Σ_j w_ij v_j` for the N heads over the block's rows `v` (prefetched, in L1), one
 /// lane-wide column of the latent at a time so that the N accumulators stay in registers.
 #[inline(always)]
-fn weighted_sum<const N: usize, const FUSED: bool>(
+fn weighted_sum<const N: usize, const FMA: bool>(
     acc: &mut [f32],
     w: &[[f32; BLOCK]; N],
     v: &[&[f32]],
@@ -380,7 +406,7 @@ fn weighted_sum<const N: usize, const FUSED: bool>(
         for (jj, row) in v.iter().enumerate() {
             let vc: &[f32; LANES] = row[c..c + LANES].try_into().expect("a full chunk");
             for i in 0..N {
-                axpy8::<FUSED>(&mut reg[i], w[i][jj], vc);
+                axpy8::<FMA>(&mut reg[i], w[i][jj], vc);
             }
         }
         for (i, reg) in reg.iter().enumerate() {
@@ -413,20 +439,11 @@ fn prefetch(row: &[f32]) {
     let _ = row;
 }
 
-/// Whether the AVX2 + FMA build of the kernel can run here.
-fn fma_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, Distribution, Tensor};
+    use burn::tensor::{DType, Device, Distribution, Tensor};
 
-    use super::{attend, attend_built, fma_available};
+    use super::{Avx2Fma, attend, attend_built};
     use crate::model::attention::Mla;
     use crate::model::tests::max_abs_diff;
 
@@ -434,83 +451,157 @@ mod tests {
         Tensor::random(shape, Distribution::Normal(0.0, std), device)
     }
 
-    /// The first `keys` positions of a longer buffer, as `CacheSlot::read` gives them.
-    fn cache_view(batch: usize, keys: usize, width: usize, device: &Device) -> Tensor<3> {
-        normal([batch, keys + 5, width], 1.0, device).narrow(1, 0, keys)
-    }
-
-    /// The kernel (the AVX2 + FMA build or the portable one) and the reference's products over
-    /// the same inputs, `[batch, heads, rank]`.
-    fn both(
+    /// One decode step's inputs.
+    struct Step {
         q_lat: Tensor<3>,
         q_r: Option<Tensor<3>>,
         c_k: Tensor<3>,
         c_v: Tensor<3>,
         k_r: Option<Tensor<3>>,
-        fused: bool,
-    ) -> (Option<Tensor<3>>, Tensor<3>) {
-        let fused = attend_built(&q_lat, q_r.as_ref(), &c_k, &c_v, k_r.as_ref(), fused);
-        let [b, h, r] = q_lat.dims();
-        let s = c_k.dims()[1];
-        let one = |q: Tensor<3>| {
-            let d = q.dims()[2];
-            q.reshape([b, h, 1, d])
-        };
-        let reference =
-            Mla::attend_latent_reference(one(q_lat), q_r.map(one), c_k, c_v, k_r, s - 1);
-        (fused, reference.reshape([b, h, r]))
+    }
+
+    #[derive(Clone, Copy)]
+    enum Values {
+        /// `c_V` is `c_K` (the joint latent).
+        Joint,
+        /// A buffer of its own.
+        Separate,
+        /// Stored keys-last, so that its rows are not contiguous and the kernel copies it.
+        Transposed,
+    }
+
+    impl Step {
+        /// Views as a cache gives them and more: `c_K` and `k^R` side by side in one buffer
+        /// from its fourth position (an offset, and rows longer than either), the queries of
+        /// a `[heads, batch, width]` tensor with its first two dimensions swapped. Queries are
+        /// `std` wide: 4 makes the softmax peaked and moves the running maximum from block to
+        /// block, 0.3 spreads the weights over every key.
+        #[allow(clippy::too_many_arguments)]
+        fn new([b, h, s, r, dr]: [usize; 5], values: Values, std: f64, device: &Device) -> Step {
+            let queries = |width| normal([h, b, width], std, device).swap_dims(0, 1); // [b, h, width]
+            let keys = normal([b, s + 5, r + dr], 1.0, device).narrow(1, 3, s); // [b, s, r + dr]
+            let c_k = keys.clone().narrow(2, 0, r); // [b, s, r]
+            let c_v = match values {
+                Values::Joint => c_k.clone(),
+                Values::Separate => normal([b, s, r], 1.0, device),
+                Values::Transposed => normal([b, r, s], 1.0, device).swap_dims(1, 2), // [b, s, r]
+            };
+            let rotary = dr > 0;
+            Step {
+                q_lat: queries(r),
+                q_r: rotary.then(|| queries(dr)),
+                c_k,
+                c_v,
+                k_r: rotary.then(|| keys.narrow(2, r, dr)), // [b, s, dr]
+            }
+        }
+
+        fn one_pass(&self, simd: Option<Avx2Fma>) -> Option<Tensor<3>> {
+            let (q_r, k_r) = (self.q_r.as_ref(), self.k_r.as_ref());
+            attend_built(&self.q_lat, q_r, &self.c_k, &self.c_v, k_r, simd)
+        }
+
+        /// The products over the same inputs, `[batch, heads, rank]`.
+        fn reference(&self) -> Tensor<3> {
+            let [b, h, r] = self.q_lat.dims();
+            let s = self.c_k.dims()[1];
+            let one = |q: &Tensor<3>| {
+                let d = q.dims()[2];
+                q.clone().reshape([b, h, 1, d]) // [b, h, 1, d]
+            };
+            let (c_k, c_v, k_r) = (self.c_k.clone(), self.c_v.clone(), self.k_r.clone());
+            let q_r = self.q_r.as_ref().map(one);
+            let out = Mla::attend_latent_reference(one(&self.q_lat), q_r, c_k, c_v, k_r, s - 1);
+            out.reshape([b, h, r]) // [b, h, r]
+        }
+
+        /// The largest difference between the kernel and the products.
+        fn diff(&self, simd: Option<Avx2Fma>) -> f32 {
+            let out = self
+                .one_pass(simd)
+                .expect("flex f32 tensors take the kernel");
+            max_abs_diff(out, self.reference())
+        }
+    }
+
+    /// The portable build, and the AVX2 + FMA one where this CPU has them.
+    fn builds() -> Vec<Option<Avx2Fma>> {
+        std::iter::once(None)
+            .chain(Avx2Fma::detect().map(Some))
+            .collect()
     }
 
     #[test]
     fn one_pass_equals_the_products() {
         let device = Device::flex();
-        // (batch, heads, keys, rank, rope_dim, joint latent): one key; keys across blocks of 32
-        // with a partial last one; more heads than one group holds and a rank with a tail; one
+        // [batch, heads, keys, rank, rope_dim]: one key; keys across blocks of 32 with a
+        // partial last one; more heads than one group holds and a rank with a tail; one
         // sequence, whose heads split over the threads, without a rotary part; paper scale.
         let cases = [
-            (1, 6, 1, 16, 8, true),
-            (2, 6, 70, 24, 8, false),
-            (3, 11, 33, 13, 4, true),
-            (1, 3, 100, 32, 0, true),
-            (4, 6, 200, 192, 32, false),
+            ([1, 6, 1, 16, 8], Values::Joint, 4.0),
+            ([2, 6, 70, 24, 8], Values::Separate, 4.0),
+            ([3, 11, 33, 13, 4], Values::Joint, 4.0),
+            ([1, 3, 100, 32, 0], Values::Transposed, 4.0),
+            ([2, 5, 90, 20, 6], Values::Separate, 0.3),
+            ([4, 6, 200, 192, 32], Values::Separate, 4.0),
         ];
-        for (b, h, s, r, dr, joint) in cases {
-            // Queries 4σ wide, so that the running maximum moves from block to block.
-            let q_lat = normal([b, h, r], 4.0, &device);
-            let c_k = cache_view(b, s, r, &device);
-            let c_v = if joint {
-                c_k.clone()
-            } else {
-                cache_view(b, s, r, &device)
-            };
-            let (q_r, k_r) = match dr {
-                0 => (None, None),
-                _ => (
-                    Some(normal([b, h, dr], 4.0, &device)),
-                    Some(cache_view(b, s, dr, &device)),
-                ),
-            };
-            let builds = [false, true].into_iter().filter(|&f| !f || fma_available());
-            for fused in builds {
-                let inputs = (q_lat.clone(), q_r.clone(), c_k.clone(), c_v.clone());
-                let (out, reference) =
-                    both(inputs.0, inputs.1, inputs.2, inputs.3, k_r.clone(), fused);
-                let out = out.expect("flex f32 tensors take the kernel");
-                let diff = max_abs_diff(out, reference);
-                let case =
-                    format!("batch {b}, heads {h}, keys {s}, rank {r}, rope {dr}, fma {fused}");
+        for (shape, values, std) in cases {
+            let step = Step::new(shape, values, std, &device);
+            for simd in builds() {
+                let diff = step.diff(simd);
+                let case = format!("{shape:?}, std {std}, avx2 {}", simd.is_some());
                 assert!(diff <= 1e-4, "{case}: kernel and products differ by {diff}");
             }
         }
     }
 
-    /// Training graphs never reach the kernel: it has no backward pass.
+    /// Heads split into groups when sequences are fewer than threads; every split gives the
+    /// same heads.
     #[test]
-    fn autodiff_tensors_take_the_reference() {
-        let device = Device::flex().autodiff();
-        let (b, h, s, r) = (2, 4, 9, 8);
-        let c = cache_view(b, s, r, &device);
-        let q_lat = normal([b, h, r], 1.0, &device);
-        assert!(attend(&q_lat, None, &c, &c, None).is_none());
+    fn any_number_of_threads_gives_the_products() {
+        let device = Device::flex();
+        for threads in [1, 3, 4, 7] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            for batch in [1, 2, 3] {
+                let step = Step::new([batch, 6, 40, 16, 8], Values::Separate, 1.0, &device);
+                for simd in builds() {
+                    let diff = pool.install(|| step.diff(simd));
+                    let case = format!("{threads} threads, batch {batch}");
+                    assert!(diff <= 1e-4, "{case}: kernel and products differ by {diff}");
+                }
+            }
+        }
+    }
+
+    /// What the kernel does not take goes to the reference: training graphs (it has no
+    /// backward pass), caches in half precision, a rotary query without its key, no sequence.
+    #[test]
+    fn what_the_kernel_does_not_take_falls_back() {
+        let device = Device::flex();
+        let step = Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &device);
+        assert!(step.one_pass(None).is_some());
+        let autodiff = Device::flex().autodiff();
+        let trained = Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &autodiff);
+        assert!(trained.one_pass(None).is_none(), "autodiff");
+        let half = Step {
+            c_k: step.c_k.clone().cast(DType::F16),
+            ..Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &device)
+        };
+        assert!(half.one_pass(None).is_none(), "f16 cache");
+        let no_key = Step {
+            k_r: None,
+            ..Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &device)
+        };
+        assert!(
+            no_key.one_pass(None).is_none(),
+            "rotary query without its key"
+        );
+        let nothing = Step::new([0, 4, 9, 8, 4], Values::Separate, 1.0, &device);
+        assert!(nothing.one_pass(None).is_none(), "batch 0");
+        let (q, c) = (&step.q_lat, &step.c_k);
+        assert!(attend(q, None, c, c, None).is_some());
     }
 }

@@ -532,15 +532,21 @@ impl Mla {
                 let d = q.dims()[3];
                 q.clone().reshape([b, h, d]) // [b, h, d]
             };
+            let keys = lat.c_k.dims()[1];
+            assert_eq!(
+                keys,
+                start + 1,
+                "MLA decode: {keys} keys for a query at {start}"
+            );
             let q_r1 = q_r.as_ref().map(one);
-            let fused = latent_decode::attend(
+            let one_pass = latent_decode::attend(
                 &one(&q_lat),
                 q_r1.as_ref(),
                 &lat.c_k,
                 &lat.c_v,
                 lat.k_r.as_ref(),
             );
-            if let Some(o_lat) = fused {
+            if let Some(o_lat) = one_pass {
                 return o_lat.reshape([b, h, 1, r]); // [b, h, 1, r]
             }
         }
