@@ -29,6 +29,8 @@ use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "flex")]
+use super::latent_decode;
 use super::mla::{Absorbed, validate_rope_dim};
 use super::{AttentionDims, LayerCache, MlaDecode, causal_softmax};
 use crate::model::cache::{CacheSlot, CacheSpec, SlotBytes};
@@ -350,6 +352,24 @@ impl Gla {
         let [b, h, t, _] = q_c.dims();
         let [_, _, s, r] = lat.c.dims();
         let q_lat = q_c.matmul(absorbed.w_uk.clone()); // [b, h, t, r]
+        // A decode step on the CPU backend: one pass over each latent head, for all its query
+        // heads (the products below are its reference, and serve everything else).
+        #[cfg(feature = "flex")]
+        if t == 1 {
+            assert_eq!(s, start + 1, "GLA decode: {s} keys for a query at {start}");
+            let per_group = |q: &Tensor<4>| self.grouped(q.clone()); // [b, g, m, w]
+            let q_r1 = q_r.as_ref().map(per_group);
+            let one_pass = latent_decode::attend_groups(
+                &per_group(&q_lat),
+                q_r1.as_ref(),
+                &lat.c,
+                lat.k_r.as_ref(),
+            );
+            if let Some(o_lat) = one_pass {
+                let o_lat = o_lat.reshape([b, h, 1, r]); // [b, h, 1, r]
+                return o_lat.matmul(absorbed.w_uv.clone()); // [b, h, 1, dh]
+            }
+        }
         let scores = self.grouped(q_lat).matmul(lat.c.clone().swap_dims(2, 3)); // [b, g, m*t, s]
         let mut scores = scores.reshape([b, h, t, s]); // [b, h, t, s]
         if let Some(rs) = self.rope_scores(q_r, lat.k_r) {

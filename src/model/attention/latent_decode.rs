@@ -6,11 +6,11 @@
 //! o_i = softmax_j(q_i·c_K,j + q^R_i·k^R_j) · c_V        for each head i, over keys j
 //! ```
 //!
-//! As products (the reference, `Mla::attend_latent_reference` in [`super::mla`]) that is two batched matmuls with
-//! as many rows as heads (6 at paper scale) against thousands of keys. burn-flex hands each to
-//! the `gemm` crate, whose 16-row AVX2 tile is then 37.5% used and whose packing copies the
-//! latent; LibTorch's BLAS does no better on these shapes. At batch 16 / cache 2048 they run at
-//! 10–20 GFLOP/s and read the cache at 3 GB/s, a fifth of this machine's bandwidth
+//! (GLA: the same for each latent head and its query heads.) As products, the reference
+//! (`Mla::attend_latent_reference`, `Gla::attend_absorbed`), that is two batched matmuls with as
+//! many rows as heads (6 at paper scale) against thousands of keys, the rotary scores and a
+//! softmax: four passes, in matrix kernels built for large tiles (the `gemm` crate's 16-row AVX2
+//! tile is 37.5% used by 6 rows). At batch 16 / cache 2048 they take 7–8 ms a layer on flex
 //! (`docs/decode/`).
 //!
 //! Here each cached row is read once per step for all heads: the scores of a block of keys,
@@ -25,7 +25,7 @@
 //! takes the reference.
 
 use burn::backend::flex::{Flex, FlexTensor};
-use burn::tensor::{DType, Shape, Tensor};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
 /// f32 lanes of one accumulator: an AVX2 register.
@@ -56,25 +56,43 @@ pub fn attend(
     attend_built(q_lat, q_r, c_k, c_v, k_r, Avx2Fma::detect())
 }
 
-/// [`attend`] with the AVX2 + FMA build (given the proof that the CPU has them) or the portable
-/// one (`None`).
-fn attend_built(
-    q_lat: &Tensor<3>,
-    q_r: Option<&Tensor<3>>,
-    c_k: &Tensor<3>,
-    c_v: &Tensor<3>,
-    k_r: Option<&Tensor<3>>,
+/// [`attend`] for grouped latents (GLA): every (sequence, latent head) pair attends as one
+/// sequence, its query heads as the rows, over its own latent head for both keys and values.
+///
+/// # Shapes
+/// - q_lat: `[batch, groups, heads per group, rank]`, q_r: `[batch, groups, heads per group,
+///   rope_dim]`
+/// - c: `[batch, groups, keys, rank]`, k_r: `[batch, groups, keys, rope_dim]`
+/// - output: `[batch, groups, heads per group, rank]`
+pub fn attend_groups(
+    q_lat: &Tensor<4>,
+    q_r: Option<&Tensor<4>>,
+    c: &Tensor<4>,
+    k_r: Option<&Tensor<4>>,
+) -> Option<Tensor<4>> {
+    attend_built(q_lat, q_r, c, c, k_r, Avx2Fma::detect())
+}
+
+/// [`attend`] and [`attend_groups`] (D = 3 or 4: one or two sequence dimensions before rows and
+/// width) with the AVX2 + FMA build, given the proof that the CPU has them, or the portable one
+/// (`None`).
+fn attend_built<const D: usize>(
+    q_lat: &Tensor<D>,
+    q_r: Option<&Tensor<D>>,
+    c_k: &Tensor<D>,
+    c_v: &Tensor<D>,
+    k_r: Option<&Tensor<D>>,
     simd: Option<Avx2Fma>,
-) -> Option<Tensor<3>> {
+) -> Option<Tensor<D>> {
     let empty = [q_lat, c_k].iter().any(|t| t.dims().contains(&0));
-    if empty || q_r.is_some() != k_r.is_some() {
+    if empty || q_r.is_some() != k_r.is_some() || !(3..=4).contains(&D) {
         return None;
     }
-    let flex = |t: &Tensor<3>| {
+    let flex = |t: &Tensor<D>| {
         let t = t.clone().try_into_primitive::<Flex>().ok()?;
         let strides_ok = t.layout().strides().iter().all(|&s| s >= 0);
         (t.dtype() == DType::F32).then(|| {
-            if strides_ok && t.layout().strides()[2] == 1 {
+            if strides_ok && t.layout().strides()[D - 1] == 1 {
                 t
             } else {
                 t.to_contiguous()
@@ -88,20 +106,20 @@ fn attend_built(
         (Some(q), Some(k)) => (Some(flex(q)?), Some(flex(k)?)),
         _ => (None, None),
     };
-    let [b, h, r] = dims(&q_lat);
-    let s = dims(&c_k)[1];
+    let out_shape = q_lat.layout().shape().clone();
+    let [seqs, h, _] = Rows::of(&q_lat).shape;
     let problem = Problem {
         heads: h,
-        keys: s,
+        keys: Rows::of(&c_k).shape[1],
         q_lat: Rows::of(&q_lat),
         q_r: q_r.as_ref().map(Rows::of),
         c_k: Rows::of(&c_k),
         c_v: Rows::of(&c_v),
         k_r: k_r.as_ref().map(Rows::of),
     };
-    problem.check(b);
-    let mut out = FlexTensor::empty(Shape::from(vec![b, h, r]), DType::F32);
-    problem.run(out.storage_mut::<f32>(), b, simd);
+    problem.check(seqs);
+    let mut out = FlexTensor::empty(out_shape, DType::F32);
+    problem.run(out.storage_mut::<f32>(), seqs, simd);
     Some(Tensor::from_primitive::<Flex>(out))
 }
 
@@ -120,38 +138,66 @@ impl Avx2Fma {
     }
 }
 
-/// `[batch, rows, width]` of a flex tensor.
-fn dims(t: &FlexTensor) -> [usize; 3] {
-    let shape = t.layout().shape();
-    [shape[0], shape[1], shape[2]]
-}
-
-/// Rows of a `[batch, n, width]` tensor with unit inner stride, read in place.
+/// Rows of a `[batch, n, width]` or `[batch, groups, n, width]` flex tensor with unit inner
+/// stride, read in place; a sequence is a batch entry, or a (batch, group) pair.
 struct Rows<'a> {
     data: &'a [f32],
     start: usize,
+    /// Groups per batch entry (1 for three dimensions).
+    groups: usize,
     batch_stride: usize,
+    group_stride: usize,
     row_stride: usize,
+    /// `[sequences, n, width]`
     shape: [usize; 3],
 }
 
 impl<'a> Rows<'a> {
     fn of(t: &'a FlexTensor) -> Self {
         let layout = t.layout();
-        let strides = layout.strides();
+        let (dims, strides) = (layout.shape(), layout.strides());
+        let d = dims.num_dims();
+        let (groups, group_stride) = match d {
+            4 => (dims[1], strides[1] as usize),
+            _ => (1, 0),
+        };
         Rows {
             data: t.storage::<f32>(),
             start: layout.start_offset(),
+            groups,
             batch_stride: strides[0] as usize,
-            row_stride: strides[1] as usize,
-            shape: dims(t),
+            group_stride,
+            row_stride: strides[d - 2] as usize,
+            shape: [dims[0] * groups, dims[d - 2], dims[d - 1]],
         }
     }
 
+    /// The rows of sequence `seq`.
+    fn seq(&self, seq: usize) -> SeqRows<'a> {
+        let (b, g) = (seq / self.groups, seq % self.groups);
+        SeqRows {
+            data: self.data,
+            start: self.start + b * self.batch_stride + g * self.group_stride,
+            row_stride: self.row_stride,
+            width: self.shape[2],
+        }
+    }
+}
+
+/// The rows of one sequence.
+#[derive(Clone, Copy)]
+struct SeqRows<'a> {
+    data: &'a [f32],
+    start: usize,
+    row_stride: usize,
+    width: usize,
+}
+
+impl<'a> SeqRows<'a> {
     #[inline(always)]
-    fn row(&self, batch: usize, i: usize) -> &'a [f32] {
-        let at = self.start + batch * self.batch_stride + i * self.row_stride;
-        &self.data[at..at + self.shape[2]]
+    fn row(&self, i: usize) -> &'a [f32] {
+        let at = self.start + i * self.row_stride;
+        &self.data[at..at + self.width]
     }
 }
 
@@ -167,7 +213,8 @@ struct Problem<'a> {
 }
 
 impl Problem<'_> {
-    /// Shapes agree: a caller's bug, not the user's input, so a panic.
+    /// Shapes agree (`batch` counts sequences): a caller's bug, not the user's input, so a
+    /// panic.
     fn check(&self, batch: usize) {
         let [h, r, s] = [self.heads, self.q_lat.shape[2], self.keys];
         assert_eq!(self.c_k.shape, [batch, s, r], "latent_decode: c_k");
@@ -237,11 +284,14 @@ impl Problem<'_> {
     #[inline(always)]
     fn unit_body<const N: usize, const AVX2: bool>(&self, b: usize, first: usize, acc: &mut [f32]) {
         let r = self.q_lat.shape[2];
-        let q: [&[f32]; N] = std::array::from_fn(|i| self.q_lat.row(b, first + i));
-        let q_r: Option<[&[f32]; N]> = self
-            .q_r
-            .as_ref()
-            .map(|q_r| std::array::from_fn(|i| q_r.row(b, first + i)));
+        let q_lat = self.q_lat.seq(b);
+        let q: [&[f32]; N] = std::array::from_fn(|i| q_lat.row(first + i));
+        let q_r: Option<[&[f32]; N]> = self.q_r.as_ref().map(|q_r| {
+            let q_r = q_r.seq(b);
+            std::array::from_fn(|i| q_r.row(first + i))
+        });
+        let (c_k, c_v) = (self.c_k.seq(b), self.c_v.seq(b));
+        let k_r = self.k_r.as_ref().map(|k_r| k_r.seq(b));
         let mut max = [f32::NEG_INFINITY; N];
         let mut sum = [0f32; N];
         // Per head, the scores of the block's keys, then their softmax weights.
@@ -251,15 +301,15 @@ impl Problem<'_> {
             let n = BLOCK.min(self.keys - j0);
             for (jj, j) in (j0..j0 + n).enumerate() {
                 if j + PREFETCH < self.keys {
-                    prefetch(self.c_k.row(b, j + PREFETCH));
-                    prefetch(self.c_v.row(b, j + PREFETCH));
-                    if let Some(k_r) = &self.k_r {
-                        prefetch(k_r.row(b, j + PREFETCH));
+                    prefetch(c_k.row(j + PREFETCH));
+                    prefetch(c_v.row(j + PREFETCH));
+                    if let Some(k_r) = &k_r {
+                        prefetch(k_r.row(j + PREFETCH));
                     }
                 }
-                let s = dots::<N, AVX2>(&q, self.c_k.row(b, j));
-                let s_r = match (&q_r, &self.k_r) {
-                    (Some(q_r), Some(k_r)) => dots::<N, AVX2>(q_r, k_r.row(b, j)),
+                let s = dots::<N, AVX2>(&q, c_k.row(j));
+                let s_r = match (&q_r, &k_r) {
+                    (Some(q_r), Some(k_r)) => dots::<N, AVX2>(q_r, k_r.row(j)),
                     _ => [0.0; N],
                 };
                 for i in 0..N {
@@ -287,13 +337,8 @@ impl Problem<'_> {
                     sum[i] += *x;
                 }
             }
-            let v: [&[f32]; BLOCK] = std::array::from_fn(|jj| {
-                if jj < n {
-                    self.c_v.row(b, j0 + jj)
-                } else {
-                    &[]
-                }
-            });
+            let v: [&[f32]; BLOCK] =
+                std::array::from_fn(|jj| if jj < n { c_v.row(j0 + jj) } else { &[] });
             weighted_sum::<N, AVX2>(acc, &w, &v[..n], r);
         }
         for i in 0..N {
@@ -480,7 +525,8 @@ mod tests {
         #[allow(clippy::too_many_arguments)]
         fn new([b, h, s, r, dr]: [usize; 5], values: Values, std: f64, device: &Device) -> Step {
             let q_std = std / ((r + dr) as f64).sqrt();
-            let queries = |width| normal([h, b, width], q_std, device).swap_dims(0, 1); // [b, h, width]
+            // [b, h, width]
+            let queries = |width| normal([h, b, width], q_std, device).swap_dims(0, 1);
             let keys = normal([b, s + 5, r + dr], 1.0, device).narrow(1, 3, s); // [b, s, r + dr]
             let c_k = keys.clone().narrow(2, 0, r); // [b, s, r]
             let c_v = match values {
