@@ -106,20 +106,16 @@ fn attend_built<const D: usize>(
         (Some(q), Some(k)) => (Some(flex(q)?), Some(flex(k)?)),
         _ => (None, None),
     };
-    let out_shape = q_lat.layout().shape().clone();
-    let [seqs, h, _] = Rows::of(&q_lat).shape;
     let problem = Problem {
-        heads: h,
-        keys: Rows::of(&c_k).shape[1],
         q_lat: Rows::of(&q_lat),
         q_r: q_r.as_ref().map(Rows::of),
         c_k: Rows::of(&c_k),
         c_v: Rows::of(&c_v),
         k_r: k_r.as_ref().map(Rows::of),
     };
-    problem.check(seqs);
-    let mut out = FlexTensor::empty(out_shape, DType::F32);
-    problem.run(out.storage_mut::<f32>(), seqs, simd);
+    problem.check();
+    let mut out = FlexTensor::empty(q_lat.layout().shape().clone(), DType::F32);
+    problem.run(out.storage_mut::<f32>(), simd);
     Some(Tensor::from_primitive::<Flex>(out))
 }
 
@@ -194,6 +190,13 @@ struct SeqRows<'a> {
 }
 
 impl<'a> SeqRows<'a> {
+    /// Whether both are the same rows of the same buffer.
+    fn same(&self, other: &SeqRows) -> bool {
+        std::ptr::eq(self.data, other.data)
+            && (self.start, self.row_stride, self.width)
+                == (other.start, other.row_stride, other.width)
+    }
+
     #[inline(always)]
     fn row(&self, i: usize) -> &'a [f32] {
         let at = self.start + i * self.row_stride;
@@ -203,8 +206,6 @@ impl<'a> SeqRows<'a> {
 
 /// One decode step's inputs, read in place: the queries of every head and the cached rows.
 struct Problem<'a> {
-    heads: usize,
-    keys: usize,
     q_lat: Rows<'a>,
     q_r: Option<Rows<'a>>,
     c_k: Rows<'a>,
@@ -213,10 +214,10 @@ struct Problem<'a> {
 }
 
 impl Problem<'_> {
-    /// Shapes agree (`batch` counts sequences): a caller's bug, not the user's input, so a
-    /// panic.
-    fn check(&self, batch: usize) {
-        let [h, r, s] = [self.heads, self.q_lat.shape[2], self.keys];
+    /// Shapes agree: a caller's bug, not the user's input, so a panic.
+    fn check(&self) {
+        let [batch, h, r] = self.q_lat.shape;
+        let s = self.keys();
         assert_eq!(self.c_k.shape, [batch, s, r], "latent_decode: c_k");
         assert_eq!(self.c_v.shape, [batch, s, r], "latent_decode: c_v");
         if let (Some(q_r), Some(k_r)) = (&self.q_r, &self.k_r) {
@@ -228,8 +229,8 @@ impl Problem<'_> {
 
     /// Splits the output into units of (sequence, group of heads) and runs them on rayon's
     /// threads: one group per sequence when there are sequences enough for the threads.
-    fn run(&self, out: &mut [f32], batch: usize, simd: Option<Avx2Fma>) {
-        let (h, r) = (self.heads, self.q_lat.shape[2]);
+    fn run(&self, out: &mut [f32], simd: Option<Avx2Fma>) {
+        let [batch, h, r] = self.q_lat.shape;
         let threads = rayon::current_num_threads();
         let groups = h.div_ceil(MAX_ROWS).max(threads.div_ceil(batch).min(h));
         let rows = h.div_ceil(groups);
@@ -256,6 +257,11 @@ impl Problem<'_> {
                 _ => unreachable!("groups hold at most {MAX_ROWS} heads"),
             }
         });
+    }
+
+    /// Cached positions every query sees.
+    fn keys(&self) -> usize {
+        self.c_k.shape[1]
     }
 
     /// Heads `first..first + N` of sequence `b` into `acc` (`[N, rank]`), compiled for AVX2 and
@@ -291,18 +297,23 @@ impl Problem<'_> {
             std::array::from_fn(|i| q_r.row(first + i))
         });
         let (c_k, c_v) = (self.c_k.seq(b), self.c_v.seq(b));
+        // The joint latent (and GLA's) is its own value: its rows are prefetched once.
+        let joint = c_k.same(&c_v);
         let k_r = self.k_r.as_ref().map(|k_r| k_r.seq(b));
+        let keys = self.keys();
         let mut max = [f32::NEG_INFINITY; N];
         let mut sum = [0f32; N];
         // Per head, the scores of the block's keys, then their softmax weights.
         let mut w = [[0f32; BLOCK]; N];
         acc.fill(0.0);
-        for j0 in (0..self.keys).step_by(BLOCK) {
-            let n = BLOCK.min(self.keys - j0);
+        for j0 in (0..keys).step_by(BLOCK) {
+            let n = BLOCK.min(keys - j0);
             for (jj, j) in (j0..j0 + n).enumerate() {
-                if j + PREFETCH < self.keys {
+                if j + PREFETCH < keys {
                     prefetch(c_k.row(j + PREFETCH));
-                    prefetch(c_v.row(j + PREFETCH));
+                    if !joint {
+                        prefetch(c_v.row(j + PREFETCH));
+                    }
                     if let Some(k_r) = &k_r {
                         prefetch(k_r.row(j + PREFETCH));
                     }
