@@ -156,8 +156,8 @@ fn main() {
         b * s * (R + DR) * 4,
         2 * b * H * s * (R + DR),
     );
-    let k_r = rand([b, s, DR]);
     let q_r = rand([b, H, DR]);
+    let k_r = rand([b, s, DR]);
     let secs = time(
         reps,
         || q_r.clone().matmul(k_r.clone().swap_dims(1, 2)),
@@ -167,31 +167,19 @@ fn main() {
     // The one-pass kernel on flex (scores, softmax and weighted sum over separate latents),
     // against the products above: q_lat·c^T, the rotary scores, softmax and w·c.
     #[cfg(feature = "flex")]
-    let (q_r, c_v) = (rand([b, H, DR]), rand([b, s, R]));
-    #[cfg(feature = "flex")]
-    if mla_lab::model::attention::latent_decode::attend(&q_lat, Some(&q_r), &c, &c_v, Some(&k_r))
-        .is_some()
     {
-        let secs = time(
-            reps,
-            || {
-                mla_lab::model::attention::latent_decode::attend(
-                    &q_lat,
-                    Some(&q_r),
-                    &c,
-                    &c_v,
-                    Some(&k_r),
-                )
-                .expect("a flex tensor")
-            },
-            &device,
-        );
-        row(
-            "MLA one pass (latent_decode, c_k and c_v)",
-            secs,
-            b * s * (2 * R + DR) * 4,
-            2 * b * H * s * (2 * R + DR),
-        );
+        use mla_lab::model::attention::latent_decode;
+        let c_v = rand([b, s, R]);
+        let one_pass = || latent_decode::attend(&q_lat, Some(&q_r), &c, &c_v, Some(&k_r));
+        if one_pass().is_some() {
+            let secs = time(reps, || one_pass().expect("a flex tensor"), &device);
+            row(
+                "MLA one pass (latent_decode, c_k and c_v)",
+                secs,
+                b * s * (2 * R + DR) * 4,
+                2 * b * H * s * (2 * R + DR),
+            );
+        }
     }
     let scores = rand([b, H, s]);
     let secs = time(
