@@ -259,10 +259,14 @@ impl Finding {
         let s = Spread::of(&self.values)?;
         Some(
             match seeds_to_decide(s.mean, s.sd, self.claim.band, MAX_SEEDS) {
-                Some((n, v)) if n <= s.n => {
-                    format!("{n} ({}; no more than were run)", self.here(v))
+                Some((n, v)) => {
+                    let run = if n <= s.n {
+                        "; no more than were run"
+                    } else {
+                        ""
+                    };
+                    format!("{n} ({}{run})", self.here(v))
                 }
-                Some((n, v)) => format!("{n} ({})", self.here(v)),
                 None => format!("more than {MAX_SEEDS}"),
             },
         )
