@@ -5,9 +5,19 @@
 # Here, in a checkout that builds (Rust, and for wgpu the Vulkan loader, Debian's libvulkan1):
 #   scripts/gpu-study.sh bundle DIR        # FEATURES=wgpu (default), or tch, or cuda
 # builds the stripped binary and the library's test binary with FEATURES, and copies them into
-# DIR with this script, the experiment files, the files the tests read and, for wgpu, the
-# Vulkan loader (libvulkan.so.1). Copy DIR to the GPU machine, then there:
+# DIR with this script, scripts/device-check.sh, the experiment files, the files the tests read,
+# for wgpu the Vulkan loader (libvulkan.so.1) and for cuda libdevice (below). It then packs DIR
+# into DIR.tar.xz, which must fit 64 MiB (the two binaries share most of their bytes, which
+# xz's large window finds). Copy that to the GPU machine, unpack it, then there:
 #   DIR/gpu-study.sh [tests] [tiny] [paper]   # all three, in order, when none is named
+#   DIR/device-check.sh OUT                   # or a check of the machine in under 8 minutes
+#
+# CUDA (FEATURES=cuda) builds offline through scripts/llvm-for-cubecl.sh, which this runs. Its
+# kernels compile at run time through LLVM's NVPTX target (cubecl-cuda's default path), which
+# needs only the driver's libcuda and, for kernels that call exp, log, tanh or erf, the CUDA
+# toolkit's libdevice.10.bc: the bundle carries that one file (486 KB, from NVIDIA's
+# nvidia-cuda-nvcc-cu12 wheel on PyPI) and points CUDA_PATH at it. cubecl's other path, CUDA
+# C++ through NVRTC, would need NVRTC's libraries (about 100 MB) and the toolkit's headers.
 #
 #   tests  the library's tests (the golden and equivalence tests among them) on the GPU;
 #   tiny   the tiny tier's study: every experiment of TINY with every seed of SEEDS, JOBS runs at
@@ -21,7 +31,7 @@
 # backend and the device it trained on.
 #
 # Settings, by environment:
-#   BACKEND  wgpu (default), cuda or libtorch: what the bundle was built with
+#   BACKEND  wgpu (default), cuda, libtorch or cubecl-cpu: what the bundle was built with
 #   SEEDS    training seeds of the tiny study (default 1-20: a range or a list, 1,2,5)
 #   TINY     experiment files of the tiny study (default the rows of the paper's claims)
 #   PAPER    paper-scale experiment files (default the same rows at the paper's scale)
@@ -39,6 +49,9 @@ bundle() {
     local dir=${1:?usage: scripts/gpu-study.sh bundle DIR}
     local features=${FEATURES:-wgpu}
     cd "$HERE/.."
+    if [[ $features == *cuda* || $features == *cubecl-cpu* ]]; then
+        eval "$(scripts/llvm-for-cubecl.sh)"
+    fi
     cargo build --release --features "$features" --bin mla-lab
     # The library's tests, built and not run; cargo names the executable on its last line.
     local tests
@@ -51,7 +64,7 @@ bundle() {
     strip -o "$dir/bin/mla-lab-tests" "$tests"
     # The files the tests read, where they read them (MLA_LAB_SOURCE_DIR).
     mkdir -p "$dir/tests"
-    cp scripts/gpu-study.sh "$dir/"
+    cp scripts/gpu-study.sh scripts/device-check.sh "$dir/"
     cp -r experiments "$dir/"
     cp -r tests/golden "$dir/tests/"
     cp -r docs/results-tiny/runs/mha_tiny-s1 "$dir/docs/results-tiny/runs/"
@@ -62,8 +75,43 @@ bundle() {
         [ -n "$loader" ] || { echo "no libvulkan.so.1 here: apt-get install libvulkan1" >&2; exit 1; }
         cp -L "$loader" "$dir/lib/libvulkan.so.1"
     fi
+    if [[ $features == *cuda* ]]; then
+        libdevice "$dir/cuda/nvvm/libdevice"
+    fi
     echo "$features" > "$dir/FEATURES"
     du -sh "$dir"
+    # One xz stream with a window larger than a binary: the second binary's LLVM and burn are
+    # found in the first.
+    local pack="${dir%/}.tar.xz" limit=$((64 << 20)) size
+    tar -C "$(dirname "$dir")" -cf - "$(basename "$dir")" | xz -T2 -9 --lzma2=dict=256MiB > "$pack"
+    size=$(stat -c %s "$pack")
+    echo "$pack: $((size >> 20)) MiB ($size bytes)"
+    if ((size > limit)); then
+        echo "$pack is over 64 MiB" >&2
+        exit 1
+    fi
+}
+
+# libdevice.10.bc from NVIDIA's nvcc wheel (PyPI), into DIR: downloaded once, then cached.
+libdevice() {
+    local dest=$1 wheel cache="$HOME/.cache/mla-lab/nvcc-wheel"
+    wheel=$(ls "$cache"/nvidia_cuda_nvcc_cu12-12.9.86-*.whl 2> /dev/null | head -n 1)
+    if [ -z "$wheel" ]; then
+        python3 -m pip download -q --no-deps -d "$cache" nvidia-cuda-nvcc-cu12==12.9.86
+        wheel=$(ls "$cache"/nvidia_cuda_nvcc_cu12-12.9.86-*.whl | head -n 1)
+    fi
+    mkdir -p "$dest"
+    python3 - "$wheel" "$dest" << 'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z:
+    for name, out in [("nvidia/cuda_nvcc/nvvm/libdevice/libdevice.10.bc", "libdevice.10.bc")]:
+        with open(f"{dest}/{out}", "wb") as f:
+            f.write(z.read(name))
+    licence = [n for n in z.namelist() if n.endswith("License.txt")][0]
+    with open(f"{dest}/NVIDIA-License.txt", "wb") as f:
+        f.write(z.read(licence))
+PY
 }
 
 if [ "${1:-}" = bundle ]; then
@@ -76,6 +124,9 @@ fi
 cd "$HERE"
 [ -x bin/mla-lab ] || { echo "run this in a bundle (scripts/gpu-study.sh bundle DIR)" >&2; exit 2; }
 export LD_LIBRARY_PATH="$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ -f "$HERE/cuda/nvvm/libdevice/libdevice.10.bc" ] && [ -z "${CUDA_PATH:-}" ]; then
+    export CUDA_PATH="$HERE/cuda"
+fi
 BACKEND=${BACKEND:-wgpu}
 OUT=${OUT:-$HERE/out}
 CONTEXTS=${CONTEXTS:-}

@@ -1,15 +1,15 @@
 //! Run-time backend choice among those compiled in (cargo features `flex`, `ndarray`, `wgpu`,
-//! `cuda`, `tch`). `Device::default()` picks by what was compiled, not by what exists, so the
+//! `cuda`, `tch`, `cubecl-cpu`). `Device::default()` picks by what was compiled, not by what exists, so the
 //! choice is always explicit here.
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 
-/// Which backend to run on; written `auto`, `cpu`, `wgpu`, `cuda` or `libtorch`.
+/// Which backend to run on; written `auto`, `cpu`, `wgpu`, `cuda`, `libtorch` or `cubecl-cpu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
     /// CUDA if compiled in and a card is present, then LibTorch, then a wgpu adapter, then the
-    /// CPU.
+    /// CPU. Never `cubecl-cpu`: it is there to be asked for.
     Auto,
     Cpu,
     Wgpu,
@@ -17,15 +17,20 @@ pub enum BackendChoice {
     /// burn's LibTorch backend (feature `tch`): its first CUDA device when torch sees one,
     /// else the CPU.
     Libtorch,
+    /// burn's CubeCL CPU backend (burn-cpu, our feature `cubecl-cpu`): the kernels burn's CUDA
+    /// backend runs, compiled by the same CubeCL → LLVM path for the host's CPU instead of
+    /// NVPTX. CUDA's stand-in on a machine without a card.
+    CubeclCpu,
 }
 
 impl BackendChoice {
-    pub const ALL: [BackendChoice; 5] = [
+    pub const ALL: [BackendChoice; 6] = [
         BackendChoice::Auto,
         BackendChoice::Cpu,
         BackendChoice::Wgpu,
         BackendChoice::Cuda,
         BackendChoice::Libtorch,
+        BackendChoice::CubeclCpu,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +40,7 @@ impl BackendChoice {
             BackendChoice::Wgpu => "wgpu",
             BackendChoice::Cuda => "cuda",
             BackendChoice::Libtorch => "libtorch",
+            BackendChoice::CubeclCpu => "cubecl-cpu",
         }
     }
 }
@@ -63,6 +69,9 @@ pub fn compiled_backends() -> Vec<&'static str> {
     if cfg!(feature = "wgpu") {
         v.push("wgpu");
     }
+    if cfg!(feature = "cubecl-cpu") {
+        v.push("cubecl-cpu");
+    }
     if cfg!(feature = "flex") {
         v.push("cpu (flex)");
     } else if cfg!(feature = "ndarray") {
@@ -81,6 +90,12 @@ pub fn cpu_device() -> Option<Device> {
     return Some(Device::ndarray());
     #[allow(unreachable_code)]
     None
+}
+
+/// burn-cpu's one device. Its first use compiles each kernel through LLVM for this CPU.
+#[cfg(feature = "cubecl-cpu")]
+fn cubecl_cpu_picked() -> Selected {
+    Selected::new(Kind::CubeclCpu, "cubecl-cpu", Device::cpu())
 }
 
 #[cfg(feature = "cuda")]
@@ -257,6 +272,8 @@ pub enum Kind {
     Wgpu { software: bool },
     /// burn's CUDA backend.
     Cuda,
+    /// burn's CubeCL CPU backend (burn-cpu).
+    CubeclCpu,
 }
 
 impl Kind {
@@ -265,7 +282,7 @@ impl Kind {
     pub fn in_host_memory(self) -> bool {
         matches!(
             self,
-            Kind::Cpu | Kind::LibTorchCpu | Kind::Wgpu { software: true }
+            Kind::Cpu | Kind::LibTorchCpu | Kind::CubeclCpu | Kind::Wgpu { software: true }
         )
     }
 }
@@ -344,6 +361,16 @@ pub fn find(choice: BackendChoice) -> Result<Selected> {
             {
                 bail!(
                     "backend wgpu: this build has no wgpu backend (compiled: {compiled}); rebuild with `--features wgpu`"
+                )
+            }
+        }
+        BackendChoice::CubeclCpu => {
+            #[cfg(feature = "cubecl-cpu")]
+            return Ok(cubecl_cpu_picked());
+            #[allow(unreachable_code)]
+            {
+                bail!(
+                    "backend cubecl-cpu: this build has no CubeCL CPU backend (compiled: {compiled}); rebuild with `--features cubecl-cpu` (see README, Backends: it needs LLVM 23, scripts/llvm-for-cubecl.sh offline)"
                 )
             }
         }
@@ -535,7 +562,8 @@ fn cuda_picked() -> Option<Selected> {
 
 /// One device of every backend compiled in that has one here, the CPU first: LibTorch's (its
 /// first CUDA device, else the CPU), wgpu's first adapter (a software one included), CUDA's
-/// first card. What the tests that hold backends against each other compare.
+/// first card, burn-cpu's device. What the tests that hold backends against each other
+/// compare.
 pub fn every_backend() -> Vec<(String, Device)> {
     #[allow(unused_mut)]
     let mut all: Vec<Selected> = cpu_picked().into_iter().collect();
@@ -545,17 +573,35 @@ pub fn every_backend() -> Vec<(String, Device)> {
     all.extend(wgpu_device());
     #[cfg(feature = "cuda")]
     all.extend(cuda_picked());
+    #[cfg(feature = "cubecl-cpu")]
+    all.push(cubecl_cpu_picked());
     all.into_iter().map(|s| (s.name, s.device)).collect()
+}
+
+/// What the tests that hold backends against each other compare: the CPU first, then where
+/// `MLA_LAB_TEST_BACKEND` names another backend, that one alone (each backend's own test run
+/// compares it once, and a GPU machine's check waits on no other), else every backend of
+/// [`every_backend`].
+pub fn compared_backends() -> Vec<(String, Device)> {
+    let asked = std::env::var("MLA_LAB_TEST_BACKEND").unwrap_or_default();
+    let mut all = every_backend();
+    if !matches!(asked.as_str(), "" | "cpu") {
+        let device = test_device();
+        all.truncate(1);
+        all.push((format!("{asked} (MLA_LAB_TEST_BACKEND)"), device));
+    }
+    all
 }
 
 /// The backends the library's tests can run on, by `MLA_LAB_TEST_BACKEND`'s value.
 const TEST_BACKENDS: &str = "cpu (unset), libtorch (a build with `--features tch`), wgpu (a build \
                              with `--features wgpu` and an adapter: Mesa's llvmpipe will do), cuda \
-                             (a build with `--features cuda` and a card)";
+                             (a build with `--features cuda` and a card), cubecl-cpu (a build with `--features cubecl-cpu`)";
 
 /// The device unit tests run on: the CPU backend, or where `MLA_LAB_TEST_BACKEND` names one,
 /// LibTorch (`libtorch`, built with `--features tch`), wgpu's first adapter (`wgpu`, built with
-/// `--features wgpu`) or the first CUDA card (`cuda`), so that the equivalence tests run on it.
+/// `--features wgpu`), the first CUDA card (`cuda`) or burn-cpu (`cubecl-cpu`, built with
+/// `--features cubecl-cpu`), so that the equivalence tests run on it.
 /// Any other value, or a backend not built or without a device, stops the tests with the
 /// accepted values.
 pub fn test_device() -> Device {
@@ -568,6 +614,8 @@ pub fn test_device() -> Device {
         "wgpu" => wgpu_first(),
         #[cfg(feature = "cuda")]
         "cuda" => cuda_device(),
+        #[cfg(feature = "cubecl-cpu")]
+        "cubecl-cpu" => Some(cubecl_cpu_picked().device),
         _ => None,
     };
     device.unwrap_or_else(|| {
@@ -593,7 +641,7 @@ mod tests {
         );
         let err = "tpu".parse::<BackendChoice>().unwrap_err().to_string();
         assert!(
-            err.contains("\"tpu\"") && err.contains("auto, cpu, wgpu, cuda, libtorch"),
+            err.contains("\"tpu\"") && err.contains("auto, cpu, wgpu, cuda, libtorch, cubecl-cpu"),
             "{err}"
         );
     }
@@ -652,6 +700,8 @@ mod tests {
             "wgpu" => assert_eq!(Some(device), wgpu_first()),
             #[cfg(feature = "cuda")]
             "cuda" => assert_eq!(Some(device), cuda_device()),
+            #[cfg(feature = "cubecl-cpu")]
+            "cubecl-cpu" => assert_eq!(device, cubecl_cpu_picked().device),
             other => panic!("test_device accepted {other:?}"),
         }
     }
@@ -693,6 +743,10 @@ mod tests {
         if !cfg!(feature = "tch") {
             let err = select(BackendChoice::Libtorch).unwrap_err().to_string();
             assert!(err.contains("--features tch"), "{err}");
+        }
+        if !cfg!(feature = "cubecl-cpu") {
+            let err = select(BackendChoice::CubeclCpu).unwrap_err().to_string();
+            assert!(err.contains("--features cubecl-cpu"), "{err}");
         }
     }
 }

@@ -403,11 +403,11 @@ impl Experiment {
                 ),
             );
         }
-        if let DataSource::Synthetic { count: 0, .. } = self.data.source {
-            bad(
-                "data.source.count",
-                "is 0; accepted: a positive number of stories".into(),
-            );
+        if let DataSource::Synthetic { count, .. } = self.data.source
+            && let Err(e) =
+                crate::data::stories::check_count(count, crate::backend::available_memory())
+        {
+            bad("data.source.count", format!("{count}: accepted: {e}"));
         }
         if !(self.data.val_fraction > 0.0 && self.data.val_fraction < 1.0) {
             bad(
@@ -617,6 +617,18 @@ mod tests {
             exp.model.attention,
             crate::model::AttentionConfig::Mla(_)
         ));
+    }
+
+    #[test]
+    fn a_story_count_past_the_machines_memory_is_refused_in_validation() {
+        // 10^12 stories would take 1.8 PiB: no machine has that free.
+        let msg = error(&with("count: 1000,", "count: 1000000000000,"));
+        assert_mentions(
+            &msg,
+            &["exp.ron", "data.source.count", "of memory", "at most"],
+        );
+        let msg = error(&with("count: 1000,", "count: 0,"));
+        assert_mentions(&msg, &["data.source.count", "a positive number"]);
     }
 
     #[test]

@@ -104,7 +104,7 @@ fn devices(choice: BackendChoice) -> Result<()> {
     for b in BackendChoice::ALL {
         if b != BackendChoice::Auto {
             let found = backend::find(b).map_or_else(|e| format!("none: {e}"), |s| s.name);
-            println!("{:<9} {found}", b.name());
+            println!("{:<10} {found}", b.name());
         }
     }
     let chosen = backend::find(choice)?;
@@ -168,9 +168,13 @@ fn train(file: &Path, opts: mla_lab::train::run::TrainOptions) -> Result<()> {
 
 fn generate(args: &GenerateArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options();
+    // Every option is checked before the run loads and before the prompt is shown.
+    opts.sampling.validate()?;
     let device = backend::select(backend)?.device;
     let run = Run::load(&args.run, &device)?;
+    say_checkpoint(&run);
     let model = run.model.with_mla_decode(decode_path(args.naive));
+    generate::check(&model, &run.tokenizer, &args.prompt, &opts)?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", args.prompt)?;
     out.flush()?;
@@ -185,6 +189,7 @@ fn generate(args: &GenerateArgs, backend: BackendChoice) -> Result<()> {
 fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
     let device = backend::select(backend)?.device;
     let mut run = Run::load(&args.run, &device)?;
+    say_checkpoint(&run);
     run.model = run.model.with_mla_decode(decode_path(args.naive));
     let result = mla_lab::eval::evaluate(&run, &args.options())?;
     if args.json {
@@ -195,11 +200,24 @@ fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
     Ok(())
 }
 
+/// On stderr, where a run has not finished: which checkpoint stands in for its weights.
+fn say_checkpoint(run: &Run) {
+    if let Some(step) = run.checkpoint_step {
+        eprintln!(
+            "note: {} has not finished; its newest checkpoint (step {step}, {}) stands in for \
+             the trained weights",
+            run.dir.display(),
+            run.weights.display()
+        );
+    }
+}
+
 fn bandwidth(mib: usize, threads: Option<usize>, passes: usize, json: bool) -> Result<()> {
     let threads = threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let bw = roofline::triad(mib << 20, threads, passes)?;
+    let bytes = roofline::triad_bytes(mib, backend::available_memory())?;
+    let bw = roofline::triad(bytes, threads, passes)?;
     if json {
         println!("{}", serde_json::to_string(&bw)?);
     } else {
@@ -219,6 +237,13 @@ fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options()?;
     let selected = backend::select(backend)?;
     let subjects = bench::subjects(&args.inputs, args.model_context, &selected.device)?;
+    for s in subjects.iter().filter(|s| s.weights.contains("checkpoint")) {
+        eprintln!(
+            "note: {} has not finished; its newest checkpoint ({}) stands in for the trained \
+             weights",
+            s.name, s.weights
+        );
+    }
     let configs: Vec<&mla_lab::model::GptConfig> = subjects.iter().map(|s| &s.config).collect();
     // A card's memory cannot be asked for here; the machine's can (as `train` does).
     if selected.in_host_memory()

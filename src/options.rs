@@ -7,15 +7,15 @@
 pub struct InvalidOption {
     pub option: &'static str,
     pub value: String,
-    pub accepted: &'static str,
+    pub accepted: String,
 }
 
 impl InvalidOption {
-    pub fn new(option: &'static str, value: impl ToString, accepted: &'static str) -> Self {
+    pub fn new(option: &'static str, value: impl ToString, accepted: impl Into<String>) -> Self {
         InvalidOption {
             option,
             value: value.to_string(),
-            accepted,
+            accepted: accepted.into(),
         }
     }
 }

@@ -312,6 +312,13 @@ fn restore_or_train(run: &Planned, opts: &StudyOptions) -> Result<()> {
         // run (`--force`), or an unfinished training whose checkpoint would otherwise be
         // measured as the run.
         let dropped = run.retrain || folder.has_results();
+        // Whatever replaces a folder holds its lock meanwhile: a trainer working in it refuses
+        // the restore, and none can start until the records are in place.
+        std::fs::create_dir_all(&folder.dir)
+            .with_context(|| format!("{}: cannot create", folder.dir.display()))?;
+        let _held = folder
+            .lock()
+            .with_context(|| format!("study: restoring {shown} from {}", kept.dir.display()))?;
         step(
             &shown,
             &format!(

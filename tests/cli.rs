@@ -180,11 +180,27 @@ fn a_tiny_experiment_trains_and_a_second_run_is_refused() {
     assert_eq!(story("1", "0.8"), story("1", "0.8"));
     assert_ne!(story("1", "1.5"), story("2", "1.5"));
     assert_eq!(story("1", "0"), story("2", "0"), "greedy ignores the seed");
-    let (ok, _, err) = mla_lab(&["generate", run.to_str().unwrap(), "--top-p", "2"]);
-    assert!(!ok && err.contains("--top-p"), "{err}");
+    // A refused option or prompt is refused before anything is shown: stdout stays empty.
+    for (bad, says) in [
+        (&["--top-p", "2"][..], "--top-p"),
+        (&["--top-p", "NaN"][..], "--top-p"),
+        (&["--top-k", "0"][..], "--top-k"),
+        (&["--temperature", "NaN"][..], "--temperature"),
+        (&["--temperature", "inf"][..], "--temperature"),
+        (&["--temperature=-1"][..], "--temperature"),
+    ] {
+        let (ok, out, err) = mla_lab(&[&["generate", run.to_str().unwrap()], bad].concat());
+        assert!(
+            !ok && err.contains(says) && out.is_empty(),
+            "{bad:?}: {out}{err}"
+        );
+    }
     let long = "Once upon a time ".repeat(40);
-    let (ok, _, err) = mla_lab(&["generate", run.to_str().unwrap(), "--prompt", &long]);
-    assert!(!ok && err.contains("context is 32"), "{err}");
+    let (ok, out, err) = mla_lab(&["generate", run.to_str().unwrap(), "--prompt", &long]);
+    assert!(
+        !ok && err.contains("context is 32") && out.is_empty(),
+        "{out}{err}"
+    );
 
     // Evaluating on a user's file: its errors are about that file.
     let short = dir.join("short.txt");
@@ -1317,10 +1333,25 @@ fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
 /// build without `--features wgpu` or on a machine without an adapter.
 #[test]
 fn a_tiny_experiment_trains_on_wgpu_as_on_the_cpu() {
-    let dir = fresh_dir("wgpu");
+    trains_as_on_the_cpu("wgpu", &["no wgpu backend", "no wgpu adapter"]);
+}
+
+/// CUDA's kernels, compiled by CubeCL through LLVM for this CPU (burn-cpu): the same run as on
+/// the CPU. Skipped, saying so, in a build without `--features cubecl-cpu`.
+#[test]
+fn a_tiny_experiment_trains_on_cubecl_cpu_as_on_the_cpu() {
+    trains_as_on_the_cpu("cubecl-cpu", &["no CubeCL CPU backend"]);
+}
+
+/// Trains one tiny experiment for 12 steps on `backend` and on flex, and asserts the loss at
+/// every step and the final weights agree within float32's reordering (see the library test
+/// twenty_training_steps_agree_on_every_backend). Skipped, saying so, when `backend` fails with
+/// one of `missing` (not built, no device).
+fn trains_as_on_the_cpu(backend: &str, missing: &[&str]) {
+    let dir = fresh_dir(backend);
     let exp = rope_experiment(
         &dir,
-        "gpu",
+        "other",
         4,
         300,
         "max_steps: 12, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4,
@@ -1337,12 +1368,12 @@ fn a_tiny_experiment_trains_on_wgpu_as_on_the_cpu() {
         ];
         let (ok, out, err) =
             mla_lab(&[&args[..], &["--artifacts", art.to_str().unwrap()]].concat());
-        (ok, out, err, art.join("gpu"))
+        (ok, out, err, art.join("other"))
     };
-    let (ok, out, err, gpu) = train("wgpu");
-    if !ok && (err.contains("no wgpu backend") || err.contains("no wgpu adapter")) {
+    let (ok, out, err, other) = train(backend);
+    if !ok && missing.iter().any(|m| err.contains(m)) {
         eprintln!(
-            "skipped: no wgpu here ({})",
+            "skipped: no {backend} here ({})",
             err.lines().last().unwrap_or("")
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1354,16 +1385,14 @@ fn a_tiny_experiment_trains_on_wgpu_as_on_the_cpu() {
     let summary = |run: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
     };
-    let (on_gpu, on_cpu) = (summary(&gpu), summary(&cpu));
+    let (on_other, on_cpu) = (summary(&other), summary(&cpu));
     assert!(
-        on_gpu["backend"].as_str().unwrap().starts_with("wgpu"),
-        "{on_gpu}"
+        on_other["backend"].as_str().unwrap().starts_with(backend),
+        "{on_other}"
     );
-    assert_eq!(on_gpu["initialisation"], on_cpu["initialisation"]);
-    assert!(on_gpu["initialisation"].is_string(), "{on_gpu}");
-    // One seed, one run: the loss at every step and the final weights within float32's
-    // reordering (see the library test twenty_training_steps_agree_on_every_backend).
-    assert_same_training(&cpu, &gpu, 12, "wgpu against the CPU");
+    assert_eq!(on_other["initialisation"], on_cpu["initialisation"]);
+    assert!(on_other["initialisation"].is_string(), "{on_other}");
+    assert_same_training(&cpu, &other, 12, &format!("{backend} against the CPU"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1372,11 +1401,16 @@ fn devices_lists_each_backend_and_the_one_chosen() {
     let (ok, out, err) = mla_lab(&["--backend", "cpu", "devices"]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("cpu       cpu ("), "{out}");
-    assert_eq!(lines.len(), 5, "{out}");
-    assert!(lines[4].starts_with("--backend cpu: cpu ("), "{out}");
+    assert!(lines[0].starts_with("cpu        cpu ("), "{out}");
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(lines[5].starts_with("--backend cpu: cpu ("), "{out}");
     // A backend with no device here fails, after the list, naming why.
-    for (backend, feature) in [("cuda", "cuda"), ("libtorch", "tch"), ("wgpu", "wgpu")] {
+    for (backend, feature) in [
+        ("cuda", "cuda"),
+        ("libtorch", "tch"),
+        ("wgpu", "wgpu"),
+        ("cubecl-cpu", "cubecl-cpu"),
+    ] {
         let (ok, out, err) = mla_lab(&["--backend", backend, "devices"]);
         let built = out
             .lines()

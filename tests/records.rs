@@ -560,6 +560,44 @@ fn force_restores_a_matching_entry_over_a_folder_of_another_experiment() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A run folder is replaced only by the process that holds its lock: a study restoring a run
+/// from its records while a trainer works in that folder is refused, and the folder is left as
+/// it is; once the trainer is gone the restore goes ahead.
+#[test]
+fn a_restore_from_records_waits_for_no_trainer_and_deletes_nothing_under_one() {
+    let dir = copy_of_study("restore-locked");
+    let (art, rec) = (dir.join("artifacts"), dir.join("records"));
+    let copy = art.join("p-s1/experiment.ron");
+    std::fs::write(&copy, read(&copy).replace("max_steps: 10", "max_steps: 20")).unwrap();
+    let (p, q) = (dir.join("exps/p.ron"), dir.join("exps/q.ron"));
+    let mut args = study_args(&[s(&p), s(&q)], s(&art), s(&rec));
+    args.push("--force");
+    // This process stands in for a trainer: it holds the folder's lock as `train` does.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(art.join("p-s1/train.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let before = std::fs::read(art.join("p-s1/model.bpk")).unwrap();
+    let (ok, out, err) = mla_lab(&args);
+    assert!(!ok, "{out}");
+    assert!(err.contains("in use by another mla-lab"), "{err}");
+    assert!(!out.contains("restoring its records"), "{out}");
+    assert_eq!(std::fs::read(art.join("p-s1/model.bpk")).unwrap(), before);
+    assert!(
+        read(&copy).contains("max_steps: 20"),
+        "the folder is as it was"
+    );
+    drop(lock);
+    let (ok, out, err) = mla_lab(&args);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("p-s1: restoring its records"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Finding 1: runs of one name are grouped as seeds of one experiment only when they differ
 /// in nothing but the seed (bookkeeping aside).
 #[test]

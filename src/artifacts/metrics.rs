@@ -102,7 +102,8 @@ pub fn read_checked(path: &Path) -> Result<(Vec<MetricsRow>, Vec<Damaged>)> {
 }
 
 /// The rows of a run's `path` and its damaged lines ([`read_checked`]), refusing a file that is
-/// not a metrics file at all: one without the header on its first line, or without a row.
+/// not a metrics file at all: one without the header on its first line, without a row, or whose
+/// steps do not rise from row to row (as a run appends them, and a resume cuts them back).
 pub fn read_whole(path: &Path) -> Result<(Vec<MetricsRow>, Vec<Damaged>)> {
     let (rows, damaged) = read_checked(path)?;
     let first = std::fs::read(path)
@@ -118,6 +119,16 @@ pub fn read_whole(path: &Path) -> Result<(Vec<MetricsRow>, Vec<Damaged>)> {
     }
     if rows.is_empty() {
         bail!("{}: not a single metrics row", path.display());
+    }
+    if let Some(i) = (1..rows.len()).find(|&i| rows[i].step <= rows[i - 1].step) {
+        bail!(
+            "{}: not what mla-lab writes there (row {} is step {} after step {}; the steps of a \
+             run's rows rise)",
+            path.display(),
+            i + 1,
+            rows[i].step,
+            rows[i - 1].step
+        );
     }
     Ok((rows, damaged))
 }

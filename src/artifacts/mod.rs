@@ -158,6 +158,21 @@ impl RunFolder {
             Some(Experiment::load(f).ok()?.name)
         };
         let summary: Option<TrainSummary> = read_json(&self.summary()).ok().flatten();
+        let last_row = metrics::read(&self.metrics()).last().map(|r| r.step);
+        if let (Some(summary), Some(last)) = (&summary, last_row)
+            && last > summary.steps
+        {
+            return Err(BadRecord {
+                file: self.metrics(),
+                why: anyhow!(
+                    "{}: not what mla-lab writes there (a row of step {last}, past the run's last \
+                     step {} in {})",
+                    self.metrics().display(),
+                    summary.steps,
+                    self.summary().display()
+                ),
+            });
+        }
         if let (Some(exp), Some(summary)) = (name(self.experiment()), summary)
             && summary.experiment != exp
         {
@@ -268,6 +283,29 @@ impl RunFolder {
             fields,
         }
         .into())
+    }
+
+    /// Refuses a run of `exp` whose data source holds other content now than the run trained
+    /// on (its summary's `data_fingerprint` against [`crate::data::tokens::fingerprint`] of the
+    /// source today), as `study` does: its validation split and held-out stories would be
+    /// another corpus's. Where either is unknown (an unfinished run, a summary from before
+    /// fingerprints, a source that cannot be read) there is nothing to compare, and reading the
+    /// data, where it is needed, fails on its own.
+    pub fn check_data(&self, exp: &Experiment) -> Result<()> {
+        let then = read_json::<TrainSummary>(&self.summary())?.and_then(|s| s.data_fingerprint);
+        let Some(then) = then else { return Ok(()) };
+        let Ok((source, now)) = crate::data::tokens::fingerprint(&exp.data.source) else {
+            return Ok(());
+        };
+        if then != now {
+            bail!(
+                "{}: the run trained on data with content {then}, and {source} holds {now} now: \
+                 its validation split and held-out stories are not the ones it trained beside; \
+                 put the data back, or train the run again",
+                self.dir.display()
+            );
+        }
+        Ok(())
     }
 
     /// The summary of a finished run: `train` writes it last.
@@ -506,9 +544,17 @@ pub struct Run {
     pub tokenizer: Tokenizer,
     /// The weights file that was loaded.
     pub weights: PathBuf,
+    /// The step of the checkpoint loaded, for a run that has not finished (no `model.bpk`
+    /// yet): its newest complete checkpoint stands in for the trained weights.
+    pub checkpoint_step: Option<usize>,
 }
 
 impl Run {
+    /// [`RunFolder::check_data`] of this run.
+    pub fn check_data(&self) -> Result<()> {
+        RunFolder::new(&self.dir).check_data(&self.experiment)
+    }
+
     pub fn load(dir: &Path, device: &Device) -> Result<Run> {
         let folder = RunFolder::new(dir);
         let exp_file = folder.experiment();
@@ -528,12 +574,17 @@ impl Run {
         })?;
         let model = load_weights(experiment.model.init(device), &weights)
             .with_context(|| format!("loading the run of {}", exp_file.display()))?;
+        let checkpoint_step = (weights != folder.weights())
+            .then(|| checkpoints::latest_complete(dir))
+            .flatten()
+            .map(|epoch| epoch * experiment.train.eval_every);
         Ok(Run {
             dir: dir.to_path_buf(),
             experiment,
             model,
             tokenizer,
             weights,
+            checkpoint_step,
         })
     }
 }
@@ -596,6 +647,75 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["run"], "no temporary left beside the entry");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn metrics_rows_that_do_not_rise_or_pass_the_last_step_never_reach_the_records() {
+        let (dir, run) = entry("metrics-order");
+        let kept = RunFolder::new(dir.join("records/run"));
+        let good = std::fs::read_to_string(run.metrics()).unwrap();
+        let last = metrics::read(&run.metrics()).last().unwrap().step;
+        let summary: TrainSummary = read_json(&run.summary()).unwrap().unwrap();
+        assert_eq!(last, summary.steps);
+        // Rows appended after the run's end: an earlier step, then one past its last step.
+        for (extra, says) in [
+            (
+                format!("{},2.928010,,1.000e-3,100.0,1.00\n", last / 2),
+                "after step",
+            ),
+            (
+                format!("{},2.928010,,1.000e-3,100.0,1.00\n", last + 50),
+                "past the run's last step",
+            ),
+        ] {
+            std::fs::write(run.metrics(), format!("{good}{extra}")).unwrap();
+            let err = format!("{:#}", write_entry(&run, &kept).unwrap_err());
+            assert!(
+                err.contains("metrics.csv") && err.contains(says) && err.contains("stays as it is"),
+                "{err}"
+            );
+            assert!(!kept.dir.exists(), "nothing kept");
+        }
+        std::fs::write(run.metrics(), &good).unwrap();
+        assert!(write_entry(&run, &kept).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_run_whose_data_file_changed_is_refused_and_one_whose_did_not_is_not() {
+        let (dir, run) = entry("data-changed");
+        let stories = dir.join("stories.txt");
+        std::fs::write(
+            &stories,
+            "Once upon a time there was a cat.\n<|endoftext|>\n",
+        )
+        .unwrap();
+        let mut exp = Experiment::load(run.experiment()).unwrap();
+        exp.data.source = crate::data::config::DataSource::TinyStories {
+            path: stories.clone(),
+        };
+        let (_, trained_on) = crate::data::tokens::fingerprint(&exp.data.source).unwrap();
+        let mut summary: TrainSummary = read_json(&run.summary()).unwrap().unwrap();
+        summary.data_fingerprint = Some(trained_on);
+        files::write_json(&run.summary(), &summary).unwrap();
+        run.check_data(&exp).unwrap();
+        std::fs::write(
+            &stories,
+            "Once upon a time there was a dog.\n<|endoftext|>\n",
+        )
+        .unwrap();
+        let err = run.check_data(&exp).unwrap_err().to_string();
+        assert!(
+            err.contains("trained on data with content file-")
+                && err.contains("stories.txt")
+                && err.contains("holds file-"),
+            "{err}"
+        );
+        // A summary from before fingerprints: nothing to compare.
+        summary.data_fingerprint = None;
+        files::write_json(&run.summary(), &summary).unwrap();
+        run.check_data(&exp).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

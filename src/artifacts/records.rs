@@ -3,9 +3,34 @@
 //! ([`JudgeReport`]), `samples.json` ([`Sample`]s) and `bench.json` ([`BenchRow`]s). The commands that measure write them;
 //! `report` and `study` read them back through the same types.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::MlaDecode;
+
+/// A loss read back from a record: nats per token, finite and not below zero (a cross-entropy
+/// never is). Anything else is refused, so that a hand-edited or damaged record cannot reach a
+/// report.
+fn loss<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    checked_loss(v).map_err(serde::de::Error::custom)
+}
+
+/// [`loss`] where the record may have none.
+fn optional_loss<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Option::<f64>::deserialize(d)?
+        .map(|v| checked_loss(v).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn checked_loss(v: f64) -> Result<f64, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "a loss of {v} is not one (accepted: a finite number of nats, at least 0)"
+        ))
+    }
+}
 
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,7 +41,9 @@ pub struct TrainSummary {
     pub kv_bytes_per_token_f32: usize,
     pub steps: usize,
     pub tokens_seen: usize,
+    #[serde(default, deserialize_with = "optional_loss")]
     pub final_train_loss: Option<f64>,
+    #[serde(default, deserialize_with = "optional_loss")]
     pub final_val_loss: Option<f64>,
     pub final_val_perplexity: Option<f64>,
     /// Unigram entropy of the validation tokens (nats/token): the bar the val loss should
@@ -83,6 +110,7 @@ pub struct LossReport {
     /// What was evaluated: `validation split` or a file.
     pub data: String,
     /// Mean next-token cross-entropy, nats per token.
+    #[serde(deserialize_with = "loss")]
     pub loss: f64,
     pub perplexity: f64,
     /// Windows of `context` tokens, starting every `context / 2` tokens.
@@ -96,6 +124,10 @@ pub struct LossReport {
     pub tokens: usize,
     /// Unigram entropy of the same stream (nats/token), for scale.
     pub unigram_entropy: f64,
+    /// The step of the checkpoint evaluated, when the run had not finished (its newest
+    /// checkpoint stood in for the trained weights); absent for a finished run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_step: Option<usize>,
 }
 
 /// A share `hits / n`, with its sample size.
@@ -298,4 +330,38 @@ pub struct BenchRow {
     /// decode path, context, batch), when one was benched.
     pub decode_vs_full_rank: Option<f64>,
     pub weights: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval_json(loss: &str) -> String {
+        format!(
+            r#"{{"data":"validation split","loss":{loss},"perplexity":1.5,"windows":3,"tokens":90,"unigram_entropy":5.4}}"#
+        )
+    }
+
+    #[test]
+    fn a_loss_below_zero_or_out_of_range_is_refused_and_a_real_one_read() {
+        let read = |loss: &str| serde_json::from_str::<LossReport>(&eval_json(loss));
+        assert_eq!(read("0.4404").unwrap().loss, 0.4404);
+        assert_eq!(read("0.0").unwrap().loss, 0.0);
+        for bad in ["-5.0", "-1e-9", "1e999"] {
+            let err = read(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("is not one") || err.contains("out of range"),
+                "{bad}: {err}"
+            );
+        }
+        let summary = |val: &str| {
+            format!(
+                r#"{{"experiment":"x","params":1,"non_embedding_params":1,"kv_bytes_per_token_f32":4,"steps":1,"tokens_seen":1,"final_train_loss":1.0,"final_val_loss":{val},"final_val_perplexity":null,"val_unigram_entropy":5.0,"wall_time_s":1.0,"backend":"cpu (flex)"}}"#
+            )
+        };
+        let ok: TrainSummary = serde_json::from_str(&summary("null")).unwrap();
+        assert_eq!(ok.final_val_loss, None);
+        let err = serde_json::from_str::<TrainSummary>(&summary("-5.0")).unwrap_err();
+        assert!(err.to_string().contains("a loss of -5 is not one"), "{err}");
+    }
 }

@@ -33,7 +33,7 @@ pub struct Cli {
     #[command(flatten)]
     pub train: TrainArgs,
     /// Device to run on, among the backends compiled in: auto (CUDA, then LibTorch, then wgpu,
-    /// then the CPU), cpu, wgpu, cuda or libtorch.
+    /// then the CPU), cpu, wgpu, cuda, libtorch or cubecl-cpu (burn's CubeCL CPU backend).
     #[arg(long, global = true, default_value = "auto", value_parser = backend_parser())]
     pub backend: BackendChoice,
 }

@@ -270,12 +270,19 @@ pub fn open(dir: &Path, tokenizer: Tokenizer) -> Result<TokenData> {
             dir.display()
         );
     }
+    let vocab = tokenizer.vocab_size();
     let train = read_tokens(
         &dir.join("train.bin"),
         manifest.dtype,
         manifest.train_tokens,
+        vocab,
     )?;
-    let val = read_tokens(&dir.join("val.bin"), manifest.dtype, manifest.val_tokens)?;
+    let val = read_tokens(
+        &dir.join("val.bin"),
+        manifest.dtype,
+        manifest.val_tokens,
+        vocab,
+    )?;
     Ok(TokenData {
         dir: dir.to_path_buf(),
         manifest,
@@ -409,7 +416,9 @@ fn write_tokens(path: &Path, dtype: TokenWidth, tokens: &[u32]) -> Result<()> {
     files::write(path, &bytes)
 }
 
-fn read_tokens(path: &Path, dtype: TokenWidth, expected: usize) -> Result<Vec<u32>> {
+/// The ids of a token file, which must hold `expected` ids below `vocab` (what the tokenizer
+/// makes; a larger id would index past the model's embedding).
+fn read_tokens(path: &Path, dtype: TokenWidth, expected: usize, vocab: usize) -> Result<Vec<u32>> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let width = dtype.bytes();
     if bytes.len() != expected * width {
@@ -420,7 +429,7 @@ fn read_tokens(path: &Path, dtype: TokenWidth, expected: usize) -> Result<Vec<u3
             expected * width
         );
     }
-    Ok(match width {
+    let ids: Vec<u32> = match width {
         2 => bytes
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
@@ -429,7 +438,20 @@ fn read_tokens(path: &Path, dtype: TokenWidth, expected: usize) -> Result<Vec<u3
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
-    })
+    };
+    if let Some((at, id)) = ids
+        .iter()
+        .enumerate()
+        .find(|&(_, &id)| id as usize >= vocab)
+    {
+        bail!(
+            "{}: token {at} is id {id}, outside the tokenizer's {vocab} ids (accepted: 0 to {}): \
+             the cache is corrupt; delete its folder to build it again",
+            path.display(),
+            vocab - 1
+        );
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]

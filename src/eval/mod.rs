@@ -91,6 +91,7 @@ pub fn loss(
         max_windows,
         tokens: scored,
         unigram_entropy,
+        checkpoint_step: None,
     })
 }
 
@@ -255,8 +256,13 @@ pub fn evaluate(run: &Run, opts: &EvalOptions) -> Result<Evaluation> {
         )
         .into());
     }
+    // The run's own split and held-out stories must be those of the data it trained on.
+    if opts.data.is_none() || opts.probes.stories > 0 || opts.judge.is_some() {
+        run.check_data()?;
+    }
     let (stream, what) = stream(run, opts.data.as_deref(), &opts.cache, opts.windows)?;
-    let loss = loss(&run.model, stream, opts.windows, EVAL_BATCH, &what)?;
+    let mut loss = loss(&run.model, stream, opts.windows, EVAL_BATCH, &what)?;
+    loss.checkpoint_step = run.checkpoint_step;
     let probes = (opts.probes.stories > 0)
         .then(|| probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes))
         .transpose()?;

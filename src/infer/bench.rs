@@ -74,6 +74,7 @@ impl Subject {
                 ));
             }
             let run = Run::load(path, device)?;
+            run.check_data()?;
             return Ok(Subject {
                 name: run.experiment.name.clone(),
                 run: Some(RunFolder::new(path).name()),

@@ -114,6 +114,20 @@ pub struct GenerateOptions {
     pub seed: u64,
 }
 
+/// What [`continue_text`] would refuse, found before anything is shown: the sampling options,
+/// and a prompt that is empty or leaves the model's context no room. Returns the prompt's ids.
+pub fn check(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    opts: &GenerateOptions,
+) -> Result<Vec<u32>> {
+    opts.sampling.validate()?;
+    let ids = tokenizer.encode(prompt)?;
+    check_prompt(&ids, model.context())?;
+    Ok(ids)
+}
+
 /// Continues the text `prompt` until `<|endoftext|>`, the token limit or a full context,
 /// handing each piece of text to `on_text` as soon as it decodes completely.
 pub fn continue_text(
@@ -123,8 +137,7 @@ pub fn continue_text(
     opts: &GenerateOptions,
     mut on_text: impl FnMut(&str),
 ) -> Result<()> {
-    opts.sampling.validate()?;
-    let ids = tokenizer.encode(prompt)?;
+    let ids = check(model, tokenizer, prompt, opts)?;
     let limits = Limits {
         max_new_tokens: opts.max_new_tokens,
         stop: Some(tokenizer.eot()),

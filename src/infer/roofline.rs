@@ -10,6 +10,8 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use serde::{Deserialize, Serialize};
 
+use crate::options::InvalidOption;
+
 /// One triad measurement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bandwidth {
@@ -21,6 +23,24 @@ pub struct Bandwidth {
     pub bytes: usize,
     pub threads: usize,
     pub passes: usize,
+}
+
+/// The bytes of `mib` MiB, if the three arrays fit in `available` bytes of free memory (`None`:
+/// unknown, so not checked): a size past it would abort the allocation, and one past `usize`
+/// would wrap to another size.
+pub fn triad_bytes(mib: usize, available: Option<u64>) -> Result<usize, InvalidOption> {
+    let most = available.map(|free| free >> 20);
+    let accepted = || match most {
+        Some(most) => format!("at most {most} MiB, the memory this machine has free"),
+        None => format!("at most {} MiB", usize::MAX >> 20),
+    };
+    let bytes = mib
+        .checked_mul(1 << 20)
+        .ok_or_else(|| InvalidOption::new("mib", mib, accepted()))?;
+    if most.is_some_and(|most| mib as u64 > most) {
+        return Err(InvalidOption::new("mib", mib, accepted()));
+    }
+    Ok(bytes)
 }
 
 /// Runs `passes` timed triads (after one untimed) over three arrays of `bytes / 3` each.
@@ -97,5 +117,20 @@ mod tests {
         assert!(triad(1000, 2, 1).is_err());
         assert!(triad(3 << 20, 0, 1).is_err());
         assert!(triad(3 << 20, 1, 0).is_err());
+    }
+
+    #[test]
+    fn a_size_past_free_memory_or_usize_is_refused_not_wrapped() {
+        let gib = 1u64 << 30;
+        assert_eq!(triad_bytes(1536, Some(24 * gib)).unwrap(), 1536 << 20);
+        assert_eq!(triad_bytes(24 << 10, Some(24 * gib)).unwrap(), 24 << 30);
+        let past = triad_bytes((24 << 10) + 1, Some(24 * gib)).unwrap_err();
+        assert_eq!((past.option, past.value.as_str()), ("mib", "24577"));
+        assert!(past.accepted.contains("at most 24576 MiB"), "{past}");
+        // 2^44 + 64 MiB wraps to 64 MiB when shifted; it is refused, known memory or not.
+        for free in [Some(24 * gib), None] {
+            let wraps = triad_bytes(17_592_186_044_480, free).unwrap_err();
+            assert_eq!(wraps.value, "17592186044480");
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct Curve {
     pub fit_from_step: usize,
     /// The fit, or why there is none, in words.
     pub fit: Result<PowerLaw, String>,
+    /// Validation points the fit went through.
+    pub fitted_points: usize,
     pub tokens_per_s: Option<f64>,
     pub floor: Option<f64>,
     /// One line per line of `metrics.csv` that is not a row and was left out.
@@ -80,6 +82,7 @@ impl Curve {
         Ok(Curve {
             folder: folder.name(),
             fit,
+            fitted_points: tail.len(),
             fit_from: tokens(from),
             fit_from_step: from,
             points: validated.iter().map(|&(s, l)| (tokens(s), l)).collect(),
@@ -88,6 +91,30 @@ impl Curve {
             experiment,
             skipped,
         })
+    }
+}
+
+impl Curve {
+    /// Refuses a fit that cannot be one: a loss that flattens below zero, or below the corpus's
+    /// entropy floor (`floor`, once known), which no model can reach. Its budgets would be read
+    /// off an impossible curve, so the fit goes and says why.
+    pub fn judge(&mut self) {
+        let Ok(fit) = self.fit else { return };
+        let below = if fit.l_inf < 0.0 {
+            Some("below zero".to_string())
+        } else {
+            self.floor
+                .filter(|&floor| fit.l_inf < floor)
+                .map(|floor| format!("below the corpus's entropy floor {floor:.4}"))
+        };
+        if let Some(below) = below {
+            self.fit = Err(format!(
+                "the fitted L∞ {:.4} is {below}, which no model reaches: the tail from step {} \
+                 has not bent toward its plateau; no budget is read from it (fit from an \
+                 earlier step, or train longer)",
+                fit.l_inf, self.fit_from_step
+            ));
+        }
     }
 }
 
@@ -135,8 +162,14 @@ fn read_rows(path: &Path) -> Result<(Vec<MetricsRow>, Vec<String>)> {
 pub fn notes(curves: &[Curve]) -> Vec<String> {
     let mut notes = vec![];
     for c in curves {
-        if let Err(why) = &c.fit {
-            notes.push(format!("{}: no fit: {why}", c.folder));
+        match &c.fit {
+            Err(why) => notes.push(format!("{}: no fit: {why}", c.folder)),
+            Ok(_) if c.fitted_points == 3 => notes.push(format!(
+                "{}: the fit goes through exactly 3 points with 3 parameters: it has no residual \
+                 to judge it by (rmse 0 says nothing); fit from an earlier step",
+                c.folder
+            )),
+            Ok(_) => {}
         }
         notes.extend(c.skipped.iter().cloned());
     }
@@ -263,12 +296,13 @@ pub fn write(
             );
         }
     }
-    for note in notes(&curves) {
-        eprintln!("calibrate: {note}");
-    }
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     for (c, dir) in curves.iter_mut().zip(run_dirs) {
         c.floor = super::floor_of(&c.experiment, dir, out);
+        c.judge();
+    }
+    for note in notes(&curves) {
+        eprintln!("calibrate: {note}");
     }
     let md = out.join("calibration.md");
     crate::files::write(&md, markdown(&curves, machine).as_bytes())?;
@@ -354,5 +388,56 @@ mod tests {
         assert!((fit.l_inf - 0.5).abs() < 1e-2, "{fit:?}");
         let md = markdown(&[curve], "test machine");
         assert!(md.contains("| run |") && md.contains("| 12.3M |"), "{md}");
+    }
+
+    fn curve_with(fit: PowerLaw, floor: Option<f64>, fitted_points: usize) -> Curve {
+        let src = crate::files::source("experiments/tiny/mha_rope.ron");
+        Curve {
+            folder: "run".into(),
+            experiment: Experiment::load(&src).unwrap(),
+            points: vec![(1e6, 0.9), (2e6, 0.8), (3e6, 0.75)],
+            fit_from: 1e6,
+            fit_from_step: 380,
+            fit: Ok(fit),
+            fitted_points,
+            tokens_per_s: None,
+            floor,
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn a_fit_below_zero_or_the_entropy_floor_is_no_fit_and_publishes_no_budget() {
+        let fit = |l_inf| PowerLaw {
+            l_inf,
+            a: 300.0,
+            alpha: 0.5,
+            rmse: 0.0,
+        };
+        // calibrate --fit-from-step 380 on a short run once gave L∞ −38.13.
+        for (l_inf, floor, says) in [
+            (-38.13, None, "is below zero"),
+            (0.25, Some(0.30), "below the corpus's entropy floor 0.3000"),
+        ] {
+            let mut c = curve_with(fit(l_inf), floor, 5);
+            c.judge();
+            let why = c.fit.as_ref().unwrap_err();
+            assert!(why.contains(says) && why.contains("no budget"), "{why}");
+            let md = markdown(&[c], "test machine");
+            assert!(
+                !md.contains("inf M") && !md.contains(&format!("| {l_inf:.4} |")),
+                "{md}"
+            );
+            assert!(md.contains("no fit"), "{md}");
+        }
+        // At or above the floor it stands.
+        let mut c = curve_with(fit(0.31), Some(0.30), 5);
+        c.judge();
+        assert!(c.fit.is_ok());
+        assert!(notes(&[c]).is_empty());
+        // Three points, three parameters: said.
+        let c = curve_with(fit(0.31), Some(0.30), 3);
+        let notes = notes(&[c]);
+        assert!(notes[0].contains("no residual to judge it by"), "{notes:?}");
     }
 }

@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn twenty_training_steps_agree_on_every_backend() {
-        let backends = crate::backend::every_backend();
+        let backends = crate::backend::compared_backends();
         let (cpu, on_cpu) = &backends[0];
         let configs = [
             tiny(Positions::Learned, AttentionConfig::mha(2)),

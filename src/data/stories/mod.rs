@@ -521,10 +521,51 @@ pub fn write_text<'a>(
     w.flush()
 }
 
+/// Memory a generated story takes while a corpus is held whole (its text, metadata and place in
+/// the list), a generous round figure: 100,000 stories peaked at 105 MB (`data stories`,
+/// maximum resident set) and the token cache holds each story's text once more.
+pub const STORY_BYTES: u64 = 2_000;
+
+/// Whether `count` stories can be generated here: at least one, and their memory
+/// ([`STORY_BYTES`] each) within what the machine has free (`available`, bytes; `None` where it
+/// cannot be told). The error says what is accepted, and what the count would take.
+pub fn check_count(count: usize, available: Option<u64>) -> Result<(), String> {
+    if count == 0 {
+        return Err("a positive number of stories".into());
+    }
+    let need = (count as u64).saturating_mul(STORY_BYTES);
+    match available {
+        Some(free) if need > free => Err(format!(
+            "at most {} stories ({count} would take about {} of memory while they are \
+             generated, and this machine has {} free)",
+            free / STORY_BYTES,
+            gib(need),
+            gib(free),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
 /// `mla-lab data stories`: `count` stories from `seed` into `out` (the TinyStories text format)
 /// and their metadata into `meta` (JSON lines), each file written whole; returns the corpus's
-/// statistics.
+/// statistics. Refused before anything is generated: a count [`check_count`] refuses, and
+/// `out` and `meta` naming one file (by their canonical paths where they exist).
 pub fn write_files(count: usize, seed: u64, out: &Path, meta: &Path) -> Result<CorpusStats> {
+    use crate::options::InvalidOption;
+    if let Err(why) = check_count(count, crate::backend::available_memory()) {
+        return Err(InvalidOption::new("count", count, why).into());
+    }
+    if same_file(out, meta) {
+        let accepted = format!(
+            "a file other than the stories' ({}), which the metadata would replace",
+            out.display()
+        );
+        return Err(InvalidOption::new("meta", meta.display(), accepted).into());
+    }
     let stories = generate_shown(count, seed);
     for p in [out, meta] {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -552,6 +593,23 @@ pub fn write_files(count: usize, seed: u64, out: &Path, meta: &Path) -> Result<C
         Ok(w.flush()?)
     })?;
     Ok(CorpusStats::of(stories.iter().map(|s| s.text.as_str())))
+}
+
+/// Whether two paths name one file: equal as absolute paths once the folders that exist are
+/// resolved (`./a.txt` and `a.txt`, a link to a folder), or the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    fn resolved(p: &Path) -> std::path::PathBuf {
+        if let Ok(c) = p.canonicalize() {
+            return c;
+        }
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = parent.map_or_else(
+            || std::env::current_dir().unwrap_or_default(),
+            |d| d.canonicalize().unwrap_or_else(|_| d.to_path_buf()),
+        );
+        dir.join(p.file_name().unwrap_or_default())
+    }
+    resolved(a) == resolved(b)
 }
 
 /// How varied a corpus is.

@@ -173,3 +173,59 @@ fn template_alternatives_are_distinct_so_a_sentence_shows_its_template() {
         "a name shows the pronouns' gender only if the lists are apart"
     );
 }
+
+#[test]
+fn a_story_count_is_refused_up_front_when_it_cannot_fit() {
+    let gib = 1u64 << 30;
+    assert!(check_count(100_000, Some(24 * gib)).is_ok());
+    assert!(check_count(100_000, None).is_ok(), "no figure, no refusal");
+    let zero = check_count(0, Some(24 * gib)).unwrap_err();
+    assert_eq!(zero, "a positive number of stories");
+    let big = check_count(1_000_000_000, Some(24 * gib)).unwrap_err();
+    assert!(
+        big.starts_with(&format!("at most {} stories", 24 * gib / STORY_BYTES))
+            && big.contains("1000000000 would take about 1862.6 GiB")
+            && big.contains("24.0 GiB free"),
+        "{big}"
+    );
+    // The largest count does not overflow the product.
+    assert!(check_count(usize::MAX, Some(24 * gib)).is_err());
+    // Just at the limit, and one past it.
+    let most = (24 * gib / STORY_BYTES) as usize;
+    assert!(check_count(most, Some(24 * gib)).is_ok());
+    assert!(check_count(most + 1, Some(24 * gib)).is_err());
+}
+
+#[test]
+fn stories_and_metadata_into_one_file_are_refused_and_nothing_is_written() {
+    let dir = crate::data::Scratch::new("stories-same-file");
+    let out = dir.0.join("same.txt");
+    let err = write_files(5, 7, &out, &out).unwrap_err();
+    let bad = err.downcast_ref::<crate::options::InvalidOption>().unwrap();
+    assert_eq!(bad.option, "meta");
+    assert!(
+        bad.accepted.contains("a file other than the stories'"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // The same file under another spelling, once it exists.
+    std::fs::create_dir_all(dir.0.join("sub")).unwrap();
+    write_files(5, 7, &out, &dir.0.join("same.meta.jsonl")).unwrap();
+    let before = std::fs::read(&out).unwrap();
+    let other = dir.0.join("sub/../same.txt");
+    assert!(write_files(5, 7, &out, &other).is_err());
+    assert_eq!(std::fs::read(&out).unwrap(), before, "the stories stay");
+    // Where the machine tells its free memory (Linux), a count past it is refused first.
+    if crate::backend::available_memory().is_some() {
+        let huge = write_files(
+            usize::MAX,
+            7,
+            &dir.0.join("huge.txt"),
+            &dir.0.join("h.meta"),
+        );
+        let err = huge.unwrap_err();
+        let bad = err.downcast_ref::<crate::options::InvalidOption>().unwrap();
+        assert_eq!(bad.option, "count");
+        assert!(!dir.0.join("huge.txt").exists());
+    }
+}

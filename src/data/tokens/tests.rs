@@ -98,6 +98,32 @@ fn a_truncated_cache_is_detected() {
 }
 
 #[test]
+fn a_token_id_outside_the_vocabulary_is_refused_naming_the_file() {
+    let root = Scratch::new("tokens-out-of-range");
+    let data = synthetic(100, 300);
+    let built = prepare(&data, 1, &root.0).unwrap();
+    let vocab = built.tokenizer.vocab_size();
+    let bin = built.dir.join("val.bin");
+    let mut bytes = std::fs::read(&bin).unwrap();
+    // The third id (u16) becomes the first one past the vocabulary.
+    bytes[4..6].copy_from_slice(&(vocab as u16).to_le_bytes());
+    std::fs::write(&bin, &bytes).unwrap();
+    let tk = Tokenizer::load(&built.dir.join("tokenizer.json")).unwrap();
+    let err = open(&built.dir, tk).unwrap_err().to_string();
+    assert!(
+        err.contains("val.bin")
+            && err.contains(&format!("token 2 is id {vocab}"))
+            && err.contains(&format!("0 to {}", vocab - 1)),
+        "{err}"
+    );
+    // One below it is a real id.
+    bytes[4..6].copy_from_slice(&(vocab as u16 - 1).to_le_bytes());
+    std::fs::write(&bin, &bytes).unwrap();
+    let tk = Tokenizer::load(&built.dir.join("tokenizer.json")).unwrap();
+    assert_eq!(open(&built.dir, tk).unwrap().val[2], vocab as u32 - 1);
+}
+
+#[test]
 fn tinystories_file_source_with_gpt2() {
     let root = Scratch::new("tokens-file");
     let file = root.0.join("s.txt");
@@ -136,18 +162,18 @@ fn token_files_round_trip_in_both_widths() {
     write_tokens(&dir.0.join("a.bin"), TokenWidth::U32, &ids).unwrap();
     assert_eq!(std::fs::metadata(dir.0.join("a.bin")).unwrap().len(), 20);
     assert_eq!(
-        read_tokens(&dir.0.join("a.bin"), TokenWidth::U32, 5).unwrap(),
+        read_tokens(&dir.0.join("a.bin"), TokenWidth::U32, 5, 70_001).unwrap(),
         ids
     );
     let small = vec![0u32, 1, 65_535, 3];
     write_tokens(&dir.0.join("b.bin"), TokenWidth::U16, &small).unwrap();
     assert_eq!(std::fs::metadata(dir.0.join("b.bin")).unwrap().len(), 8);
     assert_eq!(
-        read_tokens(&dir.0.join("b.bin"), TokenWidth::U16, 4).unwrap(),
+        read_tokens(&dir.0.join("b.bin"), TokenWidth::U16, 4, 65_536).unwrap(),
         small
     );
     // A length that does not match the manifest is a corrupt cache.
-    let err = read_tokens(&dir.0.join("b.bin"), TokenWidth::U32, 4).unwrap_err();
+    let err = read_tokens(&dir.0.join("b.bin"), TokenWidth::U32, 4, 65_536).unwrap_err();
     assert!(err.to_string().contains("corrupt"), "{err}");
     // The manifest keeps the words it always had.
     assert_eq!(serde_json::to_string(&TokenWidth::U16).unwrap(), "\"u16\"");
