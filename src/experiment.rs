@@ -314,6 +314,8 @@ impl Experiment {
 
     /// Parses and validates experiment text; `path` is only used in messages.
     pub fn parse(text: &str, path: &str) -> Result<Experiment, ExperimentError> {
+        // A byte-order mark, which some editors write first, is no part of the RON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let exp: Experiment = ron_options()
             .from_str(text)
             .map_err(|e| ExperimentError::Parse {
@@ -617,6 +619,12 @@ mod tests {
             exp.model.attention,
             crate::model::AttentionConfig::Mla(_)
         ));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let exp = Experiment::parse(&format!("\u{feff}{GOOD}"), "exp.ron").unwrap();
+        assert_eq!(exp, Experiment::parse(GOOD, "exp.ron").unwrap());
     }
 
     #[test]

@@ -141,6 +141,10 @@ pub struct Share {
 impl std::fmt::Display for Share {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let digits = f.precision().unwrap_or(3);
+        if self.n == 0 {
+            // A share of nothing is no value: not 0.
+            return write!(f, "- (n=0, nothing to count)");
+        }
         write!(f, "{:.digits$} (n={})", self.value, self.n)
     }
 }
@@ -340,6 +344,13 @@ mod tests {
         format!(
             r#"{{"data":"validation split","loss":{loss},"perplexity":1.5,"windows":3,"tokens":90,"unigram_entropy":5.4}}"#
         )
+    }
+
+    #[test]
+    fn a_share_of_nothing_reads_as_no_value() {
+        assert_eq!(Share::new(0, 0).to_string(), "- (n=0, nothing to count)");
+        assert_eq!(Share::new(1, 4).to_string(), "0.250 (n=4)");
+        assert_eq!(format!("{:.1}", Share::new(1, 4)), "0.2 (n=4)");
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Start over in an artifact folder that holds another run.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub force: bool,
     /// Progress lines instead of a dashboard.
     #[arg(long)]
@@ -571,6 +571,14 @@ mod tests {
         assert!(explain(&held).ends_with("use --resume to continue it or --force to start over"));
         let plain = anyhow::anyhow!("a: b");
         assert_eq!(explain(&plain), "a: b");
+    }
+
+    #[test]
+    fn resume_and_force_are_refused_together() {
+        let err = Cli::try_parse_from(["mla-lab", "x.ron", "--resume", "--force"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(Cli::try_parse_from(["mla-lab", "train", "x.ron", "--force", "--resume"]).is_err());
+        assert!(Cli::try_parse_from(["mla-lab", "train", "x.ron", "--force"]).is_ok());
     }
 
     #[test]

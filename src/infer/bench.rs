@@ -550,6 +550,8 @@ pub fn subjects(
     context: Option<usize>,
     device: &Device,
 ) -> Result<Vec<Subject>> {
+    // The same file twice would only print the same row twice.
+    crate::artifacts::distinct_paths(paths, "bench input")?;
     paths
         .iter()
         .map(|p| Subject::load(p, context, device))
@@ -560,6 +562,17 @@ pub fn subjects(
 mod tests {
     use super::*;
     use crate::model::tests::variants;
+
+    #[test]
+    fn one_file_given_twice_is_refused() {
+        let device = crate::backend::test_device();
+        let file = crate::files::source("experiments/check/mla_rope_half.ron");
+        let err = subjects(&[file.clone(), file], None, &device)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("given twice"), "{err}");
+    }
 
     #[test]
     fn measured_bytes_equal_the_formula_and_ratios_are_against_the_first_and_full_rank() {

@@ -131,6 +131,14 @@ impl DecodeMap {
                 dir.display()
             );
         }
+        if let Some(empty) = backends.iter().find(|b| b.rows.is_empty()) {
+            bail!(
+                "{}: {}.jsonl holds no bench rows: there is nothing to map (was the sitting \
+                 cut short? run scripts/decode-map.sh run again)",
+                dir.display(),
+                empty.stem
+            );
+        }
         let pytorch = dir.join("pytorch.jsonl");
         Ok(DecodeMap {
             backends,
@@ -548,6 +556,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let err = DecodeMap::load(&dir).err().unwrap().to_string();
         assert!(err.contains("no flex.jsonl or libtorch.jsonl"), "{err}");
+        std::fs::write(dir.join("flex.jsonl"), "").unwrap();
+        let err = DecodeMap::load(&dir).err().unwrap().to_string();
+        assert!(err.contains("flex.jsonl holds no bench rows"), "{err}");
         let line = serde_json::to_string(&row("mha", 1, 512, 10.0, None)).unwrap();
         std::fs::write(dir.join("flex.jsonl"), line + "\n").unwrap();
         let err = format!("{:#}", DecodeMap::load(&dir).err().unwrap());

@@ -709,11 +709,16 @@ fn train(
         Err(payload) => return Err(in_words(&preflight::panic_message(payload.as_ref()))),
     };
     if let Some(why) = r.diverged {
-        bail!(
-            "{}: stopped: {why}; the last good checkpoint is kept in {}",
-            exp.name,
-            open.folder.checkpoints().display()
-        );
+        // Say what is really there: a run can diverge before its first checkpoint.
+        let kept = match checkpoints::latest_complete(&open.folder.dir) {
+            Some(epoch) => format!(
+                "the last good checkpoint (step {}) is kept in {}",
+                epoch * exp.train.eval_every,
+                open.folder.checkpoints().display()
+            ),
+            None => "it diverged before its first checkpoint, so none is kept".to_string(),
+        };
+        bail!("{}: stopped: {why}; {kept}", exp.name);
     }
     if let Some(e) = &result.error {
         return Err(in_words(&format!("{e:#}")));
