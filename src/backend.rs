@@ -543,6 +543,17 @@ pub fn available_memory() -> Option<u64> {
     Some(in_container.map_or(available, |c| c.min(available)))
 }
 
+/// The machine's load average over the last minute (Linux's `/proc/loadavg`); `None` where it
+/// cannot be read. A bench records it beside its timings: other work on the cores shows there.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn cpu_name() -> &'static str {
     if cfg!(feature = "flex") {
         "cpu (flex)"

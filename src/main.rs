@@ -278,6 +278,15 @@ fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
             r.experiment, r.decode, r.batch, r.context, r.decode_tokens_per_s
         )
     })?;
+    if let Some(r) = rows.iter().find(|r| r.under_load()) {
+        eprintln!(
+            "warning: the machine was busy when this bench began (1-minute load {:.2} on {} CPU \
+             threads): other work shared the cores, so these timings are not of the models alone \
+             (bench.json keeps the load beside them)",
+            r.load_before.unwrap_or_default(),
+            r.cpu_threads.unwrap_or_default()
+        );
+    }
     if args.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);

@@ -334,6 +334,25 @@ pub struct BenchRow {
     /// decode path, context, batch), when one was benched.
     pub decode_vs_full_rank: Option<f64>,
     pub weights: String,
+    /// The machine's 1-minute load average when the bench began ([`crate::backend::load_average`]),
+    /// and the CPU threads it has: a load near or past this process's own threads means other
+    /// work shared the cores. Absent in rows benched before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_before: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_threads: Option<usize>,
+}
+
+impl BenchRow {
+    /// Whether other work shared the machine when the row was benched: a 1-minute load of at
+    /// least half the CPU threads before this bench began (which is itself idle then: it has
+    /// loaded its models and not started timing).
+    pub fn under_load(&self) -> bool {
+        match (self.load_before, self.cpu_threads) {
+            (Some(load), Some(threads)) => load >= threads as f64 / 2.0,
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +363,25 @@ mod tests {
         format!(
             r#"{{"data":"validation split","loss":{loss},"perplexity":1.5,"windows":3,"tokens":90,"unigram_entropy":5.4}}"#
         )
+    }
+
+    #[test]
+    fn a_bench_begun_with_half_the_threads_busy_is_under_load() {
+        let row = |load, threads| {
+            BenchRow {
+            load_before: load,
+            cpu_threads: threads,
+            ..serde_json::from_str(
+                r#"{"experiment":"x","attention":"MHA","decode":"-","rank":null,"d_model":8,"batch":1,"context":4,"kv_bytes_per_token_formula":4,"kv_bytes_per_token_measured":4,"cache_bytes":16,"prefill_tokens_per_s":null,"decode_tokens_per_s":1.0,"decode_ms_per_token":1.0,"kv_vs_first":1.0,"decode_vs_first":1.0,"decode_vs_full_rank":null,"weights":"random"}"#,
+            )
+            .unwrap()
+        }
+        };
+        assert!(!row(None, None).under_load(), "unknown: not flagged");
+        assert!(!row(Some(0.4), Some(2)).under_load());
+        assert!(row(Some(1.0), Some(2)).under_load());
+        assert!(row(Some(2.1), Some(2)).under_load());
+        assert!(!row(Some(2.1), Some(16)).under_load());
     }
 
     #[test]

@@ -290,10 +290,13 @@ pub fn bench(
             opts.contexts
         );
     }
+    let load_before = crate::backend::load_average();
+    let cpu_threads = std::thread::available_parallelism().ok().map(|n| n.get());
     let timings = time_rounds(&cases, opts, device)?;
     let mut rows: Vec<BenchRow> = Vec::new();
     for (case, timed) in cases.iter().zip(timings) {
-        let row = row(case, timed, opts);
+        let mut row = row(case, timed, opts);
+        (row.load_before, row.cpu_threads) = (load_before, cpu_threads);
         progress(&row);
         rows.push(row);
     }
@@ -450,6 +453,8 @@ fn row(case: &Case, timed: Timings, opts: &BenchOptions) -> BenchRow {
         decode_vs_first: 1.0,
         decode_vs_full_rank: None,
         weights: s.weights.clone(),
+        load_before: None,
+        cpu_threads: None,
     }
 }
 
@@ -698,6 +703,8 @@ mod tests {
             decode_vs_first: 1.0,
             decode_vs_full_rank: None,
             weights: "random".into(),
+            load_before: None,
+            cpu_threads: None,
         };
         let mut rows = vec![
             row(128, "MLA+RoPE r=128 sep", 300.0),

@@ -486,6 +486,8 @@ mod tests {
             decode_vs_first: 1.0,
             decode_vs_full_rank: full,
             weights: "random".into(),
+            load_before: None,
+            cpu_threads: None,
         }
     }
 
