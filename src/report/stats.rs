@@ -208,9 +208,167 @@ pub fn seeds_to_decide(mean: f64, sd: f64, band: Band, max: usize) -> Option<(us
     })
 }
 
+/// The power of the equivalence rule (two one-sided t-tests at `alpha` each, the 90% interval
+/// inside `band` for alpha 0.05) with `n` paired values whose true mean is `mean` and whose sd is
+/// `sd`. Exact up to quadrature: given the sample sd `s`, the rule holds when the sample mean
+/// lies in `(lo + t·s/√n, hi − t·s/√n)` (`t` the `1 − alpha` quantile of Student's t with
+/// `n − 1` degrees of freedom), which a normal mean with sd `σ/√n` does with a probability of two
+/// Φ's; that is averaged over `s`, whose `(n − 1)s²/σ²` is chi-square with `n − 1` degrees of
+/// freedom, at the midpoints of 4,000 bins of equal probability. 0 below two values or for a
+/// band open on one side (use [`one_sided_power`]).
+pub fn tost_power(mean: f64, sd: f64, n: usize, band: Band, alpha: f64) -> f64 {
+    use statrs::distribution::{ChiSquared, Normal};
+    if n < 2 || !band.bounded() || sd <= 0.0 {
+        return 0.0;
+    }
+    let df = (n - 1) as f64;
+    let (Ok(t), Ok(chi), Ok(z)) = (
+        StudentsT::new(0.0, 1.0, df),
+        ChiSquared::new(df),
+        Normal::new(0.0, 1.0),
+    ) else {
+        return 0.0;
+    };
+    let t = t.inverse_cdf(1.0 - alpha);
+    let se = sd / (n as f64).sqrt();
+    const BINS: usize = 4000;
+    (0..BINS)
+        .map(|i| {
+            let q = (i as f64 + 0.5) / BINS as f64;
+            let s = sd * (chi.inverse_cdf(q) / df).sqrt();
+            let half = t * s / (n as f64).sqrt();
+            let (lo, hi) = (band.lo + half, band.hi - half);
+            if lo >= hi {
+                0.0
+            } else {
+                z.cdf((hi - mean) / se) - z.cdf((lo - mean) / se)
+            }
+        })
+        .sum::<f64>()
+        / BINS as f64
+}
+
+/// The power of a one-sided t-test at `alpha` that the mean lies past `edge` (above it when
+/// `above`), with `n` values of true mean `mean` and sd `sd`: the same quadrature over the
+/// sample sd as [`tost_power`].
+pub fn one_sided_power(mean: f64, sd: f64, n: usize, edge: f64, above: bool, alpha: f64) -> f64 {
+    use statrs::distribution::{ChiSquared, Normal};
+    if n < 2 || sd <= 0.0 {
+        return 0.0;
+    }
+    let df = (n - 1) as f64;
+    let (Ok(t), Ok(chi), Ok(z)) = (
+        StudentsT::new(0.0, 1.0, df),
+        ChiSquared::new(df),
+        Normal::new(0.0, 1.0),
+    ) else {
+        return 0.0;
+    };
+    let t = t.inverse_cdf(1.0 - alpha);
+    let se = sd / (n as f64).sqrt();
+    const BINS: usize = 4000;
+    (0..BINS)
+        .map(|i| {
+            let s = sd * (chi.inverse_cdf((i as f64 + 0.5) / BINS as f64) / df).sqrt();
+            let cut = t * s / (n as f64).sqrt();
+            if above {
+                1.0 - z.cdf((edge + cut - mean) / se)
+            } else {
+                z.cdf((edge - cut - mean) / se)
+            }
+        })
+        .sum::<f64>()
+        / BINS as f64
+}
+
+/// The least `n` (from 2 up to `max`) at which [`tost_power`] reaches `target`; `None` where no
+/// `n` up to `max` does (a true mean outside the band never does).
+pub fn tost_sample_size(mean: f64, sd: f64, band: Band, target: f64, max: usize) -> Option<usize> {
+    // Power rises with n: bisect for the first n past the target.
+    let reaches = |n: usize| tost_power(mean, sd, n, band, 0.05) >= target;
+    if !reaches(max) {
+        return None;
+    }
+    let (mut lo, mut hi) = (1, max);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if reaches(mid) { hi = mid } else { lo = mid }
+    }
+    Some(hi)
+}
+
+/// The one-sided `level` upper confidence limit of a standard deviation `sd` estimated from `n`
+/// values: `sd·√((n − 1)/χ²)`, χ² the `1 − level` quantile with `n − 1` degrees of freedom.
+pub fn sd_upper(sd: f64, n: usize, level: f64) -> Option<f64> {
+    use statrs::distribution::ChiSquared;
+    if n < 2 {
+        return None;
+    }
+    let df = (n - 1) as f64;
+    let q = ChiSquared::new(df).ok()?.inverse_cdf(1.0 - level);
+    Some(sd * (df / q).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The share of `trials` simulated samples of `n` normal values (true `mean`, `sd`) on which
+    /// the 90% t-interval lies inside `band`: the rule as the report applies it.
+    fn simulated_tost(mean: f64, sd: f64, n: usize, band: Band, trials: usize) -> f64 {
+        let mut rng = crate::rng::Rng::new(41);
+        let mut draws = vec![0.0f32; n];
+        let hits = (0..trials)
+            .filter(|_| {
+                rng.fill_normal(&mut draws, sd);
+                let xs: Vec<f64> = draws.iter().map(|&d| mean + d as f64).collect();
+                let i = Interval::t(&xs, 0.90).unwrap();
+                i.lo >= band.lo && i.hi <= band.hi
+            })
+            .count();
+        hits as f64 / trials as f64
+    }
+
+    #[test]
+    fn tost_power_agrees_with_a_simulation_of_the_rule() {
+        // The "+0.3%" claim: band [-0.7, 1.3]; the tiny study's sd 1.54.
+        let band = Band::between(-0.7, 1.3);
+        for (mean, n) in [(0.3, 10), (0.3, 22), (0.88, 39), (0.88, 85), (0.5, 6)] {
+            let formula = tost_power(mean, 1.54, n, band, 0.05);
+            // 20,000 trials: a binomial sd of at most 0.35 percentage points.
+            let sim = simulated_tost(mean, 1.54, n, band, 20_000);
+            assert!(
+                (formula - sim).abs() < 0.02,
+                "mean {mean}, n {n}: formula {formula:.4}, simulation {sim:.4}"
+            );
+        }
+    }
+
+    #[test]
+    fn sample_sizes_for_eighty_percent_power_match_the_textbook_figures() {
+        let band = Band::between(-0.7, 1.3);
+        // A true change at the paper's +0.3%, sd 1.54: about 22 pairs; at +0.88%: about 85.
+        let at_paper = tost_sample_size(0.3, 1.54, band, 0.8, 1000).unwrap();
+        assert!((21..=23).contains(&at_paper), "{at_paper}");
+        let at_observed = tost_sample_size(0.88, 1.54, band, 0.8, 1000).unwrap();
+        assert!((83..=87).contains(&at_observed), "{at_observed}");
+        assert!(tost_power(0.3, 1.54, at_paper, band, 0.05) >= 0.8);
+        assert!(tost_power(0.3, 1.54, at_paper - 1, band, 0.05) < 0.8);
+        // Outside the band no n reaches it.
+        assert_eq!(tost_sample_size(1.5, 1.54, band, 0.8, 1000), None);
+        // The 90% upper limit of an sd of 1.54 from 10 values.
+        let up = sd_upper(1.54, 10, 0.90).unwrap();
+        assert!((up - 2.26).abs() < 0.01, "{up}");
+    }
+
+    #[test]
+    fn one_sided_power_grows_with_the_distance_past_the_edge() {
+        let p = |mean, n| one_sided_power(mean, 5.0, n, 0.0, true, 0.05);
+        // At the edge a one-sided 5% test rejects 5% of the time.
+        assert!((p(0.0, 10) - 0.05).abs() < 0.002, "{}", p(0.0, 10));
+        assert!(p(4.5, 10) > p(2.0, 10) && p(4.5, 20) > p(4.5, 10));
+        assert!(p(4.5, 10) > 0.8, "{}", p(4.5, 10));
+    }
 
     #[test]
     fn spread_and_t_interval_of_a_known_sample() {

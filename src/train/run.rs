@@ -695,6 +695,19 @@ fn train(
         let _ = std::fs::remove_dir_all(&dir);
     }
     let in_words = |failure: &str| {
+        // Past the last step, what fails is the epoch's end: the last validation and checkpoint
+        // (a full disk, say), not a step.
+        if r.step >= exp.train.max_steps {
+            let last = failure.lines().rev().find(|l| !l.trim().is_empty());
+            return anyhow::anyhow!(
+                "{}: training failed after its last step ({}), while validating and writing its \
+                 last checkpoint into {}: {}",
+                exp.name,
+                exp.train.max_steps,
+                open.folder.checkpoints().display(),
+                last.unwrap_or(failure).trim()
+            );
+        }
         let why = preflight::in_words(
             failure,
             r.step + 1,
