@@ -12,7 +12,10 @@
 //! positions and MHA+RoPE.
 
 use super::runs::{RunData, Variant, baselines, common_context, variants};
-use super::stats::{Band, Interval, Spread, Verdict, seeds_to_decide, verdict};
+use super::stats::{
+    Band, Interval, Spread, Verdict, one_sided_power, sd_upper, tost_power, tost_sample_size,
+    verdict,
+};
 use crate::model::LatentLayout;
 
 /// How a claim's values are written.
@@ -159,8 +162,8 @@ pub struct Finding {
     pub setting: Option<String>,
 }
 
-/// Seeds beyond which the report stops looking for a decisive count.
-pub const MAX_SEEDS: usize = 200;
+/// Seeds beyond which the power analysis stops looking.
+pub const MAX_SEEDS: usize = 1000;
 
 impl Finding {
     fn new(claim: Claim, baseline: Option<&Variant>, compared: String, values: Vec<f64>) -> Self {
@@ -250,26 +253,79 @@ impl Finding {
         }
     }
 
-    /// How many seeds would decide this claim were the mean and sd to stay as observed
-    /// ([`seeds_to_decide`]), in words; `None` for an exact value or fewer than two values.
-    pub fn seeds_needed(&self) -> Option<String> {
+    /// The power analysis of this claim's rule, in words; `None` for an exact value or fewer
+    /// than two values. For a bounded band (the equivalence rule, [`tost_power`]): the seeds
+    /// that give 80% power were the true change the paper's figure (the band's middle) or the
+    /// observed mean, with the observed sd and with the sd at its 90% upper limit; then the
+    /// power at the seeds run. For a band open on one side (a one-sided test past its edge,
+    /// [`one_sided_power`]): the same at the observed mean. A plan fixed before the look, not
+    /// a verdict: the verdict stands on the intervals.
+    pub fn power_text(&self) -> Option<String> {
         if self.exact || self.values.len() < 2 {
             return None;
         }
         let s = Spread::of(&self.values)?;
-        Some(
-            match seeds_to_decide(s.mean, s.sd, self.claim.band, MAX_SEEDS) {
-                Some((n, v)) => {
-                    let run = if n <= s.n {
-                        "; no more than were run"
-                    } else {
-                        ""
-                    };
-                    format!("{n} ({}{run})", self.here(v))
-                }
-                None => format!("more than {MAX_SEEDS}"),
-            },
-        )
+        let upper = sd_upper(s.sd, s.n, 0.90)?;
+        let u = self.claim.unit;
+        let band = self.claim.band;
+        let seeds = |n: Option<usize>| n.map_or(format!("over {MAX_SEEDS}"), |n| n.to_string());
+        let pct = |p: f64| format!("{:.0}%", 100.0 * p);
+        if band.bounded() {
+            let paper = (band.lo + band.hi) / 2.0;
+            let n = |mean, sd| tost_sample_size(mean, sd, band, 0.80, MAX_SEEDS);
+            let now = |mean| tost_power(mean, s.sd, s.n, band, 0.05);
+            let observed = if band.lo < s.mean && s.mean < band.hi {
+                format!(
+                    "{} ({}), {}",
+                    seeds(n(s.mean, s.sd)),
+                    u.show(s.mean),
+                    seeds(n(s.mean, upper))
+                )
+            } else {
+                format!("never ({} lies outside the band)", u.show(s.mean))
+            };
+            Some(format!(
+                "80% power at the paper's {}: {} seeds (sd {:.3}), {} (sd at its 90% upper limit, \
+                 {upper:.3}); at the observed mean: {observed}; power with the {} seeds run: {} \
+                 at the paper's figure, {} at the observed mean",
+                u.show(paper),
+                seeds(n(paper, s.sd)),
+                s.sd,
+                seeds(n(paper, upper)),
+                s.n,
+                pct(now(paper)),
+                pct(now(s.mean)),
+            ))
+        } else {
+            let (edge, above) = if band.lo.is_finite() {
+                (band.lo, true)
+            } else {
+                (band.hi, false)
+            };
+            let power = |n, sd| one_sided_power(s.mean, sd, n, edge, above, 0.05);
+            let n = |sd| (2..=MAX_SEEDS).find(|&n| power(n, sd) >= 0.80);
+            let past = if above { s.mean > edge } else { s.mean < edge };
+            let plan = if past {
+                format!(
+                    "80% power for a one-sided test at the observed mean {}: {} seeds (sd {:.3}), \
+                     {} (sd at its 90% upper limit, {upper:.3})",
+                    u.show(s.mean),
+                    seeds(n(s.sd)),
+                    s.sd,
+                    seeds(n(upper))
+                )
+            } else {
+                format!(
+                    "a one-sided test cannot show it at the observed mean {}",
+                    u.show(s.mean)
+                )
+            };
+            Some(format!(
+                "{plan}; power with the {} seeds run: {}",
+                s.n,
+                pct(power(s.n, s.sd))
+            ))
+        }
     }
 }
 
@@ -516,12 +572,27 @@ mod tests {
             Verdict::Inconclusive,
             "t(1) makes two seeds wide: {f:?}"
         );
-        assert_eq!(f.seeds_needed().unwrap(), "4 (consistent)");
+        let power = f.power_text().unwrap();
+        assert!(
+            power.starts_with("80% power at the paper's +4.00%: ")
+                && power.contains("power with the 2 seeds run"),
+            "{power}"
+        );
         let f = Finding::new(NO_ROPE_COST, None, "x".into(), vec![3.9, 4.1, 4.0, 4.05]);
         assert_eq!(f.verdict, Verdict::Consistent, "{f:?}");
-        assert_eq!(
-            f.seeds_needed().unwrap(),
-            "2 (consistent; no more than were run)"
+        // Outside the band the equivalence rule can never hold at the observed mean.
+        let out = Finding::new(LOSS_COST, None, "x".into(), vec![2.0, 2.5, 3.0]);
+        assert!(
+            out.power_text().unwrap().contains("never (+2.50% lies outside the band)"),
+            "{}",
+            out.power_text().unwrap()
+        );
+        // A one-sided claim gets a one-sided test's power.
+        let stories = Finding::new(BEST_STORIES, None, "x".into(), vec![0.03, 0.05, 0.01, 0.04]);
+        let text = stories.power_text().unwrap();
+        assert!(
+            text.starts_with("80% power for a one-sided test at the observed mean +0.033"),
+            "{text}"
         );
         // The same values judged against "2% better" (bands that exclude each other).
         let other = Finding::new(ROPE_GAIN, None, "x".into(), vec![3.9, 4.1, 4.0, 4.05]);

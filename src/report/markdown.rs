@@ -270,7 +270,7 @@ fn claims(runs: &[RunData]) -> Table {
             "measured here",
             "band that agrees",
             "verdict",
-            "seeds to decide",
+            "power (the equivalence rule's, or a one-sided test's)",
         ],
         6,
     );
@@ -281,7 +281,7 @@ fn claims(runs: &[RunData]) -> Table {
             f.measured(),
             f.claim.band_text(),
             f.verdict_text(),
-            f.seeds_needed().unwrap_or_else(|| "-".into()),
+            f.power_text().unwrap_or_else(|| "-".into()),
         ]);
     }
     t
@@ -549,9 +549,12 @@ pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str
          agrees with it: {} The KV cut is a formula, exact. The speed claim's unit is the run: \
          each run's median over its interleaved bench rounds, paired by seed; measured on other \
          hardware than the paper's, a speed that would contradict it is *not reproduced here*. \
-         *Seeds to decide*: the seeds at which the verdict would be consistent or contradicted, \
-         were the mean and the sd of the paired changes to stay as observed: a power \
-         figure, not the history of the verdict as seeds were added.\n\n",
+         *Power*: for a bounded band, the seeds at which the equivalence rule holds with 80% \
+         probability were the true change the paper's figure (the band's middle) or the mean \
+         observed here, with the observed sd and with the sd at its 90% upper limit, and the \
+         probability it holds with the seeds run; for a band open on one side, the same for a \
+         one-sided test at 5%. Exact up to quadrature over the sample sd (checked against a \
+         simulation of the rule in the tests). A plan for the next seeds, not a verdict.\n\n",
         super::stats::RULE
     );
     s += &claims(runs).render();

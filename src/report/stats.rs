@@ -115,7 +115,7 @@ impl Band {
             hi,
         }
     }
-    fn bounded(&self) -> bool {
+    pub fn bounded(&self) -> bool {
         self.lo.is_finite() && self.hi.is_finite()
     }
 }
@@ -182,30 +182,6 @@ pub fn verdict(i90: Option<Interval>, i95: Option<Interval>, band: Band) -> Verd
 /// The verdict of the sample `xs` on `band` ([`verdict`] on its 90% and 95% t-intervals).
 pub fn judge(xs: &[f64], band: Band) -> Verdict {
     verdict(Interval::t(xs, 0.90), Interval::t(xs, 0.95), band)
-}
-
-/// How many values a sample with this `mean` and `sd` needs for its verdict on `band` to be
-/// decided: the least `n` (up to `max`) at which the 90% interval fits inside the band (the
-/// mean inside it) or the 95% interval clears it (the mean outside), were the mean and sd to
-/// stay as they are. `None` where no `n` up to `max` does (e.g. the mean on the band's edge).
-pub fn seeds_to_decide(mean: f64, sd: f64, band: Band, max: usize) -> Option<(usize, Verdict)> {
-    let inside = mean > band.lo && mean < band.hi;
-    let room = if inside {
-        (mean - band.lo).min(band.hi - mean)
-    } else {
-        (band.lo - mean).max(mean - band.hi)
-    };
-    let (level, verdict) = if inside {
-        (0.90, Verdict::Consistent)
-    } else {
-        (0.95, Verdict::Contradicted)
-    };
-    (2..=max).find_map(|n| {
-        let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
-            .ok()?
-            .inverse_cdf(0.5 + level / 2.0);
-        (t * sd / (n as f64).sqrt() < room).then_some((n, verdict))
-    })
 }
 
 /// The power of the equivalence rule (two one-sided t-tests at `alpha` each, the 90% interval
@@ -471,28 +447,5 @@ mod tests {
         let (lo, hi) = clopper_pearson(10, 10, 0.95).unwrap();
         assert!(close(lo, 0.6915) && hi == 1.0, "{lo}");
         assert_eq!(clopper_pearson(0, 0, 0.95), None);
-    }
-
-    #[test]
-    fn seeds_to_decide_shrink_the_interval_past_the_band() {
-        let band = Band::between(-0.7, 1.3);
-        // Mean 0.3, sd 0.8: the 90% half-width t·0.8/√n must drop under 1.0.
-        let (n, v) = seeds_to_decide(0.3, 0.8, band, 100).unwrap();
-        assert_eq!(v, Verdict::Consistent);
-        let xs_at = |n: usize| -> Vec<f64> {
-            // A sample of n values with mean 0.3 and sd exactly 0.8 (two values repeated).
-            let d = 0.8 * (((n - 1) as f64) / n as f64).sqrt();
-            (0..n)
-                .map(|i| if i % 2 == 0 { 0.3 + d } else { 0.3 - d })
-                .collect()
-        };
-        let even = |n: usize| n + n % 2;
-        assert_eq!(judge(&xs_at(even(n)), band), Verdict::Consistent);
-        assert!(n > 2 && seeds_to_decide(0.3, 0.8, band, n - 1).is_none());
-        // Outside the band: contradicted once the 95% interval clears it.
-        let (_, v) = seeds_to_decide(3.0, 1.0, band, 100).unwrap();
-        assert_eq!(v, Verdict::Contradicted);
-        // On the edge: never.
-        assert_eq!(seeds_to_decide(1.3, 0.5, band, 1000), None);
     }
 }
