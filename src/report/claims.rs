@@ -90,7 +90,17 @@ pub const LOSS_COST: Claim = Claim {
     exact: false,
     paper_setting: None,
 };
-/// Validation loss of MLA without RoPE at r = d/2 against the baseline.
+/// The direction of [`NO_ROPE_COST`], as the paper states it first: MLA without RoPE is worse
+/// than MHA. A one-sided test: consistent where the one-sided 95% lower bound lies above 0.
+pub const NO_ROPE_WORSE: Claim = Claim {
+    statement: "MLA without RoPE is worse than MHA (the direction, one-sided)",
+    measure: "val loss of MLA r = d/2 (no RoPE) vs baseline, same seed",
+    band: Band::above(0.0),
+    unit: Unit::Percent,
+    exact: false,
+    paper_setting: None,
+};
+/// Validation loss of MLA without RoPE at r = d/2 against the baseline: the magnitude.
 pub const NO_ROPE_COST: Claim = Claim {
     statement: "MLA without RoPE is 3-5% worse than MHA",
     measure: "val loss of MLA r = d/2 (no RoPE) vs baseline, same seed",
@@ -130,9 +140,10 @@ pub const BEST_STORIES: Claim = Claim {
 const STORY_PROBES: &str = "story probes, no LLM judge";
 
 /// The claims in the order the report lists them.
-pub const CLAIMS: [Claim; 6] = [
+pub const CLAIMS: [Claim; 7] = [
     KV_CUT,
     LOSS_COST,
+    NO_ROPE_WORSE,
     NO_ROPE_COST,
     ROPE_GAIN,
     HALF_RANK_SPEED,
@@ -441,13 +452,16 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
             "MLA+RoPE r = d/2 run",
         ));
     }
-    for &base in &roles.baselines {
-        out.push(loss_finding(
-            NO_ROPE_COST,
-            roles.mla_half,
-            base,
-            "MLA r = d/2 run without RoPE",
-        ));
+    // "Worse" first, one-sided, as the paper states it; then by how much, against its band.
+    for claim in [NO_ROPE_WORSE, NO_ROPE_COST] {
+        for &base in &roles.baselines {
+            out.push(loss_finding(
+                claim,
+                roles.mla_half,
+                base,
+                "MLA r = d/2 run without RoPE",
+            ));
+        }
     }
     // Learned positions either learn to copy a story's details or do not, seed by seed: the
     // claim again among the pairs where both runs copied, when some did not.
@@ -610,6 +624,12 @@ mod tests {
         assert!(f.measured().contains("no interval"), "{}", f.measured());
         let f = Finding::new(NO_ROPE_COST, None, "x".into(), vec![-10.0, -11.0, -10.5]);
         assert_eq!(f.verdict, Verdict::Contradicted);
+        // "Worse" is one-sided: decided once the one-sided 95% lower bound clears 0, whatever
+        // the magnitude's band says.
+        let worse = Finding::new(NO_ROPE_WORSE, None, "x".into(), vec![1.0, 8.0, 4.5, 9.0, 2.0]);
+        assert_eq!(worse.verdict, Verdict::Consistent, "{worse:?}");
+        let wide = Finding::new(NO_ROPE_COST, None, "x".into(), vec![1.0, 8.0, 4.5, 9.0, 2.0]);
+        assert_eq!(wide.verdict, Verdict::Inconclusive);
         let f = Finding::new(KV_CUT, None, "x".into(), vec![43.75]);
         assert_eq!(f.verdict, Verdict::Consistent, "a formula is exact");
         assert!(f.measured().contains("exact"));

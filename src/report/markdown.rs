@@ -1,6 +1,6 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
-use super::claims::{LOSS_COST, NO_ROPE_COST, ROPE_GAIN, findings, loss_changes};
+use super::claims::{LOSS_COST, NO_ROPE_COST, NO_ROPE_WORSE, ROPE_GAIN, findings, loss_changes};
 use super::peaks::{Peak, at_best_peaks, gain_of};
 use super::runs::{
     COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios,
@@ -409,7 +409,8 @@ fn peak_verdicts(runs: &[RunData], peaks: &[Peak]) -> (Table, usize) {
     let shifted = at_best_peaks(runs, peaks);
     let mut changed = 0;
     let loss_claim = |f: &super::claims::Finding| {
-        [LOSS_COST, NO_ROPE_COST, ROPE_GAIN].contains(&f.claim) && !f.values.is_empty()
+        [LOSS_COST, NO_ROPE_WORSE, NO_ROPE_COST, ROPE_GAIN].contains(&f.claim)
+            && !f.values.is_empty()
     };
     let common = findings(runs).into_iter().filter(loss_claim);
     for (f, g) in common.zip(findings(&shifted).into_iter().filter(loss_claim)) {
