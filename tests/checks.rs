@@ -334,3 +334,54 @@ fn eval_on_a_file_reads_only_as_far_as_the_windows_asked_for() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The tiny study's committed report is what `report` writes from its committed records: a
+/// figure in `docs/results-tiny/report.md` cannot drift from the runs, and a changed record (an
+/// `eval.json` edited by hand) shows here as a difference.
+#[test]
+fn the_committed_tiny_report_is_regenerated_from_its_records() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let list = |dir: &str, keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let mut all: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| keep(n))
+            .map(|n| format!("{dir}/{n}"))
+            .collect();
+        all.sort();
+        all
+    };
+    // As docs/results-tiny/README.md writes the command: runs/*_tiny-s[0-9]*, the sweep.
+    let runs = list("docs/results-tiny/runs", &|n| {
+        n.split_once("_tiny-s")
+            .is_some_and(|(_, s)| s.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    let sweep = list("docs/results-tiny/lr-sweep", &|_| true);
+    assert!(runs.len() >= 40, "{} runs", runs.len());
+    let out = fresh_dir("tiny-report");
+    let mut args: Vec<&str> = vec!["report"];
+    args.extend(runs.iter().map(String::as_str));
+    args.push("--sweep");
+    args.extend(sweep.iter().map(String::as_str));
+    args.extend(["--out", arg(&out)]);
+    let (code, stdout, stderr) = mla_lab(&args);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let written = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let committed = std::fs::read_to_string(root.join("docs/results-tiny/report.md")).unwrap();
+    if written != committed {
+        let first = written
+            .lines()
+            .zip(committed.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(written.lines().count().min(committed.lines().count()));
+        panic!(
+            "docs/results-tiny/report.md is not what its records give, from line {}:\n\
+             written:   {:?}\ncommitted: {:?}\n(regenerate it with the command in \
+             docs/results-tiny/README.md)",
+            first + 1,
+            written.lines().nth(first),
+            committed.lines().nth(first)
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}

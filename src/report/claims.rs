@@ -597,7 +597,9 @@ mod tests {
         // Outside the band the equivalence rule can never hold at the observed mean.
         let out = Finding::new(LOSS_COST, None, "x".into(), vec![2.0, 2.5, 3.0]);
         assert!(
-            out.power_text().unwrap().contains("never (+2.50% lies outside the band)"),
+            out.power_text()
+                .unwrap()
+                .contains("never (+2.50% lies outside the band)"),
             "{}",
             out.power_text().unwrap()
         );
@@ -626,9 +628,19 @@ mod tests {
         assert_eq!(f.verdict, Verdict::Contradicted);
         // "Worse" is one-sided: decided once the one-sided 95% lower bound clears 0, whatever
         // the magnitude's band says.
-        let worse = Finding::new(NO_ROPE_WORSE, None, "x".into(), vec![1.0, 8.0, 4.5, 9.0, 2.0]);
+        let worse = Finding::new(
+            NO_ROPE_WORSE,
+            None,
+            "x".into(),
+            vec![1.0, 8.0, 4.5, 9.0, 2.0],
+        );
         assert_eq!(worse.verdict, Verdict::Consistent, "{worse:?}");
-        let wide = Finding::new(NO_ROPE_COST, None, "x".into(), vec![1.0, 8.0, 4.5, 9.0, 2.0]);
+        let wide = Finding::new(
+            NO_ROPE_COST,
+            None,
+            "x".into(),
+            vec![1.0, 8.0, 4.5, 9.0, 2.0],
+        );
         assert_eq!(wide.verdict, Verdict::Inconclusive);
         let f = Finding::new(KV_CUT, None, "x".into(), vec![43.75]);
         assert_eq!(f.verdict, Verdict::Consistent, "a formula is exact");
