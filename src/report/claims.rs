@@ -130,7 +130,7 @@ pub const HALF_RANK_SPEED: Claim = Claim {
 /// Story quality of MLA+RoPE at r = d/2 against the baseline.
 pub const BEST_STORIES: Claim = Claim {
     statement: "MLA+RoPE writes the best stories",
-    measure: "story score (mean of character, object and grammar probes; no judge) of MLA+RoPE r = d/2 minus baseline, same seed",
+    measure: "story score (mean of the character, object, attribute and grammar probes; no judge) of MLA+RoPE r = d/2 minus baseline, same seed",
     band: Band::above(0.0),
     unit: Unit::Score,
     exact: false,

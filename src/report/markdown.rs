@@ -328,12 +328,24 @@ fn copy_failures(runs: &[RunData]) -> Table {
             copied.len().to_string(),
             failed.to_string(),
             format!(
-                "{:.2} [{lo:.2}, {hi:.2}]",
-                failed as f64 / copied.len() as f64
+                "{} [{}, {}]",
+                share(failed as f64 / copied.len() as f64),
+                share(lo),
+                share(hi)
             ),
         ]);
     }
     t
+}
+
+/// A share with two decimals, or four near 0 and 1, so that a bound of 0.0025 does not read
+/// as 0 (nor 0.9975 as 1).
+fn share(x: f64) -> String {
+    if (x > 0.0 && x < 0.01) || (x > 0.99 && x < 1.0) {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.2}")
+    }
 }
 
 fn loss_change_table(runs: &[RunData]) -> Table {
@@ -492,7 +504,10 @@ fn shared_draws(runs: &[RunData]) -> &'static str {
         "The runs drew their initial weights two ways (their summaries' `initialisation`): by \
          mla-lab's streams keyed by each weight's path, where rows share every weight they both \
          have, and, in runs that do not record it, from the backend's one seeded stream in model \
-         order, where rows share what lines up in that order (their token embeddings at least)."
+         order, where rows share what lines up in that order (their token embeddings at least). \
+         Two runs are paired by seed only when they drew their weights the same way, a rule \
+         fixed before any comparison: a run drawn the other way has no partner, and its changes \
+         of loss are left out (a `-`) rather than paired with a run of other random numbers."
     }
 }
 

@@ -205,7 +205,9 @@ impl<'a> Variant<'a> {
         self.runs.iter().filter_map(|r| metric(r)).collect()
     }
 
-    /// `metric` of this variant and of `other`, paired by training seed.
+    /// `metric` of this variant and of `other`, paired by training seed: only runs that drew
+    /// their initial weights the same way (their summaries' `initialisation`) share their
+    /// random numbers, so only they are paired; a run drawn another way has no partner.
     pub fn paired(
         &self,
         other: &Variant,
@@ -214,7 +216,9 @@ impl<'a> Variant<'a> {
         self.runs
             .iter()
             .filter_map(|r| {
-                let o = other.runs.iter().find(|o| o.seed == r.seed)?;
+                let o = other.runs.iter().find(|o| {
+                    o.seed == r.seed && o.summary.initialisation == r.summary.initialisation
+                })?;
                 Some((metric(r)?, metric(o)?))
             })
             .collect()
