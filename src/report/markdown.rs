@@ -6,7 +6,7 @@ use super::runs::{
     COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios,
     variants,
 };
-use super::stats::{Interval, Spread, clopper_pearson};
+use super::stats::{Interval, Spread, clopper_pearson, fisher_exact};
 use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
 
@@ -338,6 +338,40 @@ fn copy_failures(runs: &[RunData]) -> Table {
     t
 }
 
+/// The difference of copy-failure rates between every two rows with learned positions and at
+/// least five runs probed each (with RoPE no run fails), with Fisher's exact test; empty where
+/// there is no such pair.
+fn failure_differences(runs: &[RunData]) -> String {
+    let counted: Vec<(String, usize, usize)> = variants(runs)
+        .into_iter()
+        .filter(|v| v.first().experiment.model.positions == crate::model::Positions::Learned)
+        .filter_map(|v| {
+            let copied: Vec<bool> = v.runs.iter().filter_map(|r| r.copied()).collect();
+            let failed = copied.iter().filter(|c| !**c).count();
+            (copied.len() >= 5).then(|| (v.name.clone(), failed, copied.len()))
+        })
+        .collect();
+    let mut s = String::new();
+    for (i, (a, ka, na)) in counted.iter().enumerate() {
+        for (b, kb, nb) in &counted[i + 1..] {
+            let Some(p) = fisher_exact(*kb, *nb, *ka, *na) else {
+                continue;
+            };
+            s += &format!(
+                "\n{b} against {a}: {kb} of {nb} failed against {ka} of {na}, a difference of \
+                 {:+.2}; Fisher's exact test, two-sided: p = {p:.2}{}.\n",
+                *kb as f64 / *nb as f64 - *ka as f64 / *na as f64,
+                if p < 0.05 {
+                    ""
+                } else {
+                    " (no difference shown at these counts)"
+                }
+            );
+        }
+    }
+    s
+}
+
 /// A share with two decimals, or four near 0 and 1, so that a bound of 0.0025 does not read
 /// as 0 (nor 0.9975 as 1).
 fn share(x: f64) -> String {
@@ -583,6 +617,7 @@ pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str
              or near 1 per run. How often runs fail, with the exact 95% interval of the rate:\n\n"
         );
         s += &failures.render();
+        s += &failure_differences(runs);
     }
     let changes = loss_change_table(runs);
     if !changes.rows.is_empty() {
