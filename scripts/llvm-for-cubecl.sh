@@ -68,7 +68,9 @@ fi
 
 folder="$LLVM_DATA/tracel/tracel-llvm-$BUNDLER"
 mkdir -p "$(dirname "$folder")"
-ln -sfn "$prefix" "$folder"
-touch "$folder/.tracel-llvm-installed"
+# Laid out once: the bundler's build script reruns when its marker changes (`rerun-if-changed`),
+# and with it every crate above cubecl-llvm, so a second run of this script must touch nothing.
+[ "$(readlink "$folder" 2> /dev/null)" = "$prefix" ] || ln -sfn "$prefix" "$folder"
+[ -e "$folder/.tracel-llvm-installed" ] || touch "$folder/.tracel-llvm-installed"
 say "LLVM $version at $folder -> $prefix"
 echo "export XDG_DATA_HOME=$LLVM_DATA"
