@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The study on a machine with a GPU, from a prebuilt binary: no Rust toolchain and no network
-# needed there. README, "A study on a GPU", says what the machine needs.
+# needed there. docs/backends.md, "A study on a GPU", says what the machine needs.
 #
 # Here, in a checkout that builds (Rust, and for wgpu the Vulkan loader, Debian's libvulkan1):
 #   scripts/gpu-study.sh bundle DIR        # FEATURES=wgpu (default), or tch, or cuda
@@ -139,7 +139,7 @@ mkdir -p "$OUT"
 # The device, named; a software wgpu adapter is refused unless asked for.
 DEVICES=$(bin/mla-lab --backend "$BACKEND" devices 2> /dev/null) || {
     bin/mla-lab --backend "$BACKEND" devices || true
-    echo "--backend $BACKEND has no device here (README, \"A study on a GPU\")" >&2
+    echo "--backend $BACKEND has no device here (docs/backends.md, \"A study on a GPU\")" >&2
     exit 1
 }
 DEVICE=$(tail -n 1 <<< "$DEVICES")
