@@ -349,7 +349,7 @@ pub fn find(choice: BackendChoice) -> Result<Selected> {
             #[allow(unreachable_code)]
             {
                 bail!(
-                    "backend libtorch: this build has no LibTorch backend (compiled: {compiled}); rebuild with `--features tch` (see README, Backends)"
+                    "backend libtorch: this build has no LibTorch backend (compiled: {compiled}); rebuild with `--features tch` (see docs/backends.md)"
                 )
             }
         }
@@ -370,7 +370,7 @@ pub fn find(choice: BackendChoice) -> Result<Selected> {
             #[allow(unreachable_code)]
             {
                 bail!(
-                    "backend cubecl-cpu: this build has no CubeCL CPU backend (compiled: {compiled}); rebuild with `--features cubecl-cpu` (see README, Backends: it needs LLVM 23, scripts/llvm-for-cubecl.sh offline)"
+                    "backend cubecl-cpu: this build has no CubeCL CPU backend (compiled: {compiled}); rebuild with `--features cubecl-cpu` (see docs/backends.md: it needs LLVM 23, scripts/llvm-for-cubecl.sh offline)"
                 )
             }
         }

@@ -3,6 +3,14 @@
 //! one seeded generator of the crate: stories, the train/validation split, training-window
 //! offsets and token sampling all draw from it.
 
+/// FNV-1a, 64 bit: a stable fingerprint of bytes (the same on every machine and version); keys
+/// a weight's stream by its path, and the token cache by its inputs.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
@@ -74,6 +82,14 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fnv1a_reference_values() {
+        // The published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
 
     #[test]
     fn splitmix_reference_values() {

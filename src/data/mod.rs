@@ -8,15 +8,6 @@ pub mod tinystories;
 pub mod tokenizer;
 pub mod tokens;
 
-/// FNV-1a, 64 bit: a stable fingerprint of bytes (the same on every machine and version).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// A scratch folder for test fixtures, emptied on creation and removed on drop.
 #[cfg(test)]
 pub(crate) struct Scratch(pub std::path::PathBuf);

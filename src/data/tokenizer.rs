@@ -170,7 +170,7 @@ impl Tokenizer {
                 format!(
                     "bpe{}-{:016x}",
                     self.vocab_size(),
-                    super::fnv1a(json.as_bytes())
+                    crate::rng::fnv1a(json.as_bytes())
                 )
             }
         }

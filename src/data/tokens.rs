@@ -14,13 +14,14 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::stories;
+use super::stories::GENERATOR_VERSION;
 use super::tinystories;
 use super::tokenizer::Tokenizer;
-use super::{fnv1a, stories::GENERATOR_VERSION};
 use crate::data::config::{DataConfig, DataSource, TokenizerConfig};
 use crate::files;
 use crate::progress::Progress;
 use crate::rng::Rng;
+use crate::rng::fnv1a;
 
 /// Bumped when the file layout changes.
 const CACHE_VERSION: u32 = 1;

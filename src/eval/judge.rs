@@ -232,9 +232,14 @@ mod tests {
     #[test]
     fn a_slow_endpoint_times_out_with_an_error() {
         let (url, _h) = server("{}", Duration::from_millis(1500), 1);
-        let started = std::time::Instant::now();
+        // The answer would come after 1.5 s and would not parse ("{}"): an error that is not
+        // about the answer's content means the 200 ms limit cut the wait, with no wall time
+        // measured here.
         let e = format!("{:#}", grade(&cfg(url.clone(), 200), "a", "b").unwrap_err());
-        assert!(started.elapsed() < Duration::from_millis(1400), "{e}");
+        assert!(
+            !e.contains("choices[0]") && !e.contains("no JSON object"),
+            "{e}"
+        );
         assert!(e.contains(&url), "{e}");
         // Nobody listening at all.
         let e = grade(&cfg("http://127.0.0.1:9/v1".into(), 500), "a", "b").unwrap_err();

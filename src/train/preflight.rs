@@ -93,7 +93,7 @@ impl Projection {
                  20-50 minutes a run on a 2-core CPU with LibTorch, measured). Faster for this \
                  file: LibTorch (build with --features tch, then --backend libtorch; about 1.2x \
                  flex at paper scale on a 2-core CPU, measured) or a GPU (--features wgpu or \
-                 cuda). See README, \"What the paper's \
+                 cuda). See docs/training.md, \"What the paper's \
                  command costs\".",
                 duration(LONG_RUN)
             );
