@@ -23,7 +23,7 @@
 # `devices` skipped), and BACKEND=cubecl-cpu runs every stage through CubeCL's CPU backend
 # (the kernels CUDA runs, compiled by the same LLVM path for the CPU) where the bundle has it.
 #
-# Settings, by environment: BACKEND (cuda), TINY_SECONDS (240), JOBS (default: the CPU cores,
+# Settings, by environment: BACKEND (cuda), TINY_SECONDS (240), TESTS_SECONDS (300), JOBS (the CPU cores,
 # at most 16), SEEDS (1-16), STAGES (devices tests cross tiny paper).
 set -uo pipefail
 
@@ -76,7 +76,7 @@ tests_stage() {
     [ $HAVE_DEVICE = 1 ] || { skipped tests tests.log; return; }
     local t=$SECONDS
     MLA_LAB_SOURCE_DIR="$HERE" MLA_LAB_TEST_BACKEND=$BACKEND \
-        timeout 300 bin/mla-lab-tests --skip twenty_training_steps > "$OUT/tests.log" 2>&1
+        timeout "${TESTS_SECONDS:-300}" bin/mla-lab-tests --skip twenty_training_steps > "$OUT/tests.log" 2>&1
     local rc=$? summary
     summary=$(grep "^test result:" "$OUT/tests.log" | tail -n 1)
     note tests "$([ $rc = 0 ] && echo ok || echo FAILED)" $((SECONDS - t)) "${summary:-exit $rc}"
