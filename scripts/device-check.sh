@@ -24,7 +24,8 @@
 # (the kernels CUDA runs, compiled by the same LLVM path for the CPU) where the bundle has it.
 #
 # Settings, by environment: BACKEND (cuda), TINY_SECONDS (240), TESTS_SECONDS (300), JOBS (the CPU cores,
-# at most 16), SEEDS (1-16), STAGES (devices tests cross tiny paper).
+# at most 16), SEEDS (1-16), STAGES (devices tests cross tiny paper), PAPER (the paper stage's
+# file, experiments/mla_rope_half.ron).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +44,7 @@ BACKEND=${BACKEND:-cuda}
 TINY_SECONDS=${TINY_SECONDS:-240}
 SEEDS=${SEEDS:-1-16}
 STAGES=${STAGES:-devices tests cross tiny paper}
+PAPER=${PAPER:-experiments/mla_rope_half.ron}
 START=$SECONDS
 HAVE_DEVICE=0
 
@@ -132,25 +134,26 @@ tiny_stage() {
 
 paper_stage() {
     [ $HAVE_DEVICE = 1 ] || { skipped paper paper.txt; return; }
-    local t=$SECONDS file="$OUT/paper/mla_rope_half_50.ron"
+    local t=$SECONDS file="$OUT/paper/mla_rope_half_50.ron" steps
     mkdir -p "$OUT/paper"
-    # The paper's file with 50 steps, validated once at the end, and 20,000 stories instead of
-    # 100,000: a step's time does not depend on the corpus's size, and its preparation would
-    # take most of the budget.
-    sed -e 's/max_steps: 10000/max_steps: 50/' -e 's/eval_every: 500/eval_every: 50/' \
-        -e 's/checkpoint_every: 1000/checkpoint_every: 50/' -e 's/count: 100000/count: 20000/' \
-        -e 's/name: "mla_rope_half"/name: "mla_rope_half_50"/' experiments/mla_rope_half.ron > "$file"
+    steps=$(sed -n 's/^ *max_steps: \([0-9]*\),$/\1/p' "$PAPER")
+    # The file with 50 steps, validated once at the end, and 20,000 stories instead of 100,000:
+    # a step's time does not depend on the corpus's size, and its preparation would take most
+    # of the budget.
+    sed -e 's/max_steps: [0-9]*/max_steps: 50/' -e 's/eval_every: [0-9]*/eval_every: 50/' \
+        -e 's/checkpoint_every: [0-9]*/checkpoint_every: 50/' -e 's/count: [0-9]*/count: 20000/' \
+        -e 's/name: "[^"]*"/name: "mla_rope_half_50"/' "$PAPER" > "$file"
     bin/mla-lab --backend "$BACKEND" train "$file" --headless --artifacts "$OUT/paper/runs" \
         > "$OUT/paper/train.log" 2>&1
     local rc=$?
     local csv="$OUT/paper/runs/mla_rope_half_50/metrics.csv"
     {
-        echo "experiments/mla_rope_half.ron on $BACKEND, 50 steps (exit $rc)"
+        echo "$PAPER on $BACKEND, 50 steps (exit $rc)"
         grep -i -m 3 "projected\|preflight\|a step" "$OUT/paper/train.log"
         if [ -f "$csv" ]; then
             # Steps 10 to 50, leaving out the first steps' kernel compilation.
-            awk -F, 'NR > 1 && $1 == 10 { a = $6 } NR > 1 && $1 == 50 { b = $6 }
-                END { if (a != "" && b != "") printf "steps 10-50: %.1f ms a step; 10,000 steps: %.1f min (validation left out)\n", (b - a) / 40 * 1000, (b - a) / 40 * 10000 / 60 }' "$csv"
+            awk -F, -v n="$steps" 'NR > 1 && $1 == 10 { a = $6 } NR > 1 && $1 == 50 { b = $6 }
+                END { if (a != "" && b != "") printf "steps 10-50: %.1f ms a step; its %d steps: %.1f min (validation left out)\n", (b - a) / 40 * 1000, n, (b - a) / 40 * n / 60 }' "$csv"
             cp "$csv" "$OUT/paper/"
             cp "$OUT/paper/runs/mla_rope_half_50/summary.json" "$OUT/paper/" 2> /dev/null
         fi
