@@ -142,14 +142,15 @@ paper_stage() {
     # of the budget.
     sed -e 's/max_steps: [0-9]*/max_steps: 50/' -e 's/eval_every: [0-9]*/eval_every: 50/' \
         -e 's/checkpoint_every: [0-9]*/checkpoint_every: 50/' -e 's/count: [0-9]*/count: 20000/' \
-        -e 's/name: "[^"]*"/name: "mla_rope_half_50"/' "$PAPER" > "$file"
+        -e 's/log_every: [0-9]*/log_every: 10/' -e 's/name: "[^"]*"/name: "mla_rope_half_50"/' \
+        "$PAPER" > "$file"
     bin/mla-lab --backend "$BACKEND" train "$file" --headless --artifacts "$OUT/paper/runs" \
         > "$OUT/paper/train.log" 2>&1
     local rc=$?
     local csv="$OUT/paper/runs/mla_rope_half_50/metrics.csv"
     {
         echo "$PAPER on $BACKEND, 50 steps (exit $rc)"
-        grep -i -m 3 "projected\|preflight\|a step" "$OUT/paper/train.log"
+        grep -m 3 "a pass of\|projected\|does not fit" "$OUT/paper/train.log"
         if [ -f "$csv" ]; then
             # Steps 10 to 50, leaving out the first steps' kernel compilation.
             awk -F, -v n="$steps" 'NR > 1 && $1 == 10 { a = $6 } NR > 1 && $1 == 50 { b = $6 }
