@@ -38,6 +38,7 @@ shortened() {
     local out="$OUT/$(basename "$1")"
     sed -e "s/max_steps: [0-9]*/max_steps: $2/" -e "s/log_every: [0-9]*/log_every: 5/" \
         -e "s/eval_every: [0-9]*/eval_every: $2/" -e "s/checkpoint_every: [0-9]*/checkpoint_every: $2/" \
+        -e "s/warmup_steps: [0-9]*/warmup_steps: 2/" \
         "$ROOT/$1" > "$out"
     echo "$out"
 }
