@@ -106,6 +106,9 @@ tiny_stage() {
     # One token cache for every run, made before they start side by side.
     bin/mla-lab data prepare $files --artifacts "$OUT/tiny/runs" > "$OUT/tiny/logs/prepare.log" 2>&1
     local left=$((TINY_SECONDS - (SECONDS - t)))
+    ((left < 10)) && left=10
+    # timeout signals the whole group: xargs and every trainer under it (each stops at once,
+    # as on Ctrl-C, and would resume from its last checkpoint).
     # Seeds in order, the two rows side by side; what has not finished when the time is up is
     # stopped (a run resumes from its last checkpoint with `train --resume`).
     for seed in $(seeds); do for f in $files; do echo "$f $seed"; done; done \

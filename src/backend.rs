@@ -1,6 +1,6 @@
 //! Run-time backend choice among those compiled in (cargo features `flex`, `ndarray`, `wgpu`,
-//! `cuda`, `tch`, `cubecl-cpu`). `Device::default()` picks by what was compiled, not by what exists, so the
-//! choice is always explicit here.
+//! `cuda`, `tch`, `cubecl-cpu`). `Device::default()` picks by what was compiled, not by what
+//! exists, so the choice is always explicit here.
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
