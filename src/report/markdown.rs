@@ -338,6 +338,37 @@ fn copy_failures(runs: &[RunData]) -> Table {
     t
 }
 
+/// What the "+0.3%" band's ±1 point of raw loss is worth against each baseline: in nats, and as
+/// a share of the baseline's loss above the entropy floor (where the floor is known).
+fn band_in_nats(runs: &[RunData]) -> String {
+    let variants = variants(runs);
+    let floor = runs.iter().find_map(|r| r.floor);
+    let mut s = String::new();
+    for base in baselines(&variants) {
+        let losses: Vec<f64> = base.runs.iter().filter_map(|r| r.val_loss()).collect();
+        let Some(mean) = Spread::of(&losses).map(|sp| sp.mean) else {
+            continue;
+        };
+        let point = mean / 100.0;
+        let excess = floor
+            .filter(|&f| mean > f)
+            .map(|f| {
+                format!(
+                    ", {:.1}% of its {:.4} nats above the entropy floor",
+                    100.0 * point / (mean - f),
+                    mean - f
+                )
+            })
+            .unwrap_or_default();
+        s += &format!(
+            "\nOne point of the \"+0.3%\" band against {} (mean loss {mean:.4}) is \
+             {point:.4} nats{excess}.\n",
+            base.name
+        );
+    }
+    s
+}
+
 /// The difference of copy-failure rates between every two rows with learned positions and at
 /// least five runs probed each (with RoPE no run fails), with Fisher's exact test; empty where
 /// there is no such pair.
@@ -608,6 +639,7 @@ pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str
         super::stats::RULE
     );
     s += &claims(runs).render();
+    s += &band_in_nats(runs);
     let failures = copy_failures(runs);
     if !failures.rows.is_empty() {
         s += &format!(
