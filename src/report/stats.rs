@@ -193,41 +193,42 @@ pub fn judge(xs: &[f64], band: Band) -> Verdict {
 /// freedom, at the midpoints of 4,000 bins of equal probability. 0 below two values or for a
 /// band open on one side (use [`one_sided_power`]).
 pub fn tost_power(mean: f64, sd: f64, n: usize, band: Band, alpha: f64) -> f64 {
-    use statrs::distribution::{ChiSquared, Normal};
-    if n < 2 || !band.bounded() || sd <= 0.0 {
+    if !band.bounded() {
         return 0.0;
     }
-    let df = (n - 1) as f64;
-    let (Ok(t), Ok(chi), Ok(z)) = (
-        StudentsT::new(0.0, 1.0, df),
-        ChiSquared::new(df),
-        Normal::new(0.0, 1.0),
-    ) else {
-        return 0.0;
-    };
-    let t = t.inverse_cdf(1.0 - alpha);
-    let se = sd / (n as f64).sqrt();
-    const BINS: usize = 4000;
-    (0..BINS)
-        .map(|i| {
-            let q = (i as f64 + 0.5) / BINS as f64;
-            let s = sd * (chi.inverse_cdf(q) / df).sqrt();
-            let half = t * s / (n as f64).sqrt();
-            let (lo, hi) = (band.lo + half, band.hi - half);
-            if lo >= hi {
-                0.0
-            } else {
-                z.cdf((hi - mean) / se) - z.cdf((lo - mean) / se)
-            }
-        })
-        .sum::<f64>()
-        / BINS as f64
+    over_sample_sd(sd, n, alpha, |half, se, z| {
+        let (lo, hi) = (band.lo + half, band.hi - half);
+        if lo >= hi {
+            0.0
+        } else {
+            z.cdf((hi - mean) / se) - z.cdf((lo - mean) / se)
+        }
+    })
 }
 
 /// The power of a one-sided t-test at `alpha` that the mean lies past `edge` (above it when
 /// `above`), with `n` values of true mean `mean` and sd `sd`: the same quadrature over the
 /// sample sd as [`tost_power`].
 pub fn one_sided_power(mean: f64, sd: f64, n: usize, edge: f64, above: bool, alpha: f64) -> f64 {
+    over_sample_sd(sd, n, alpha, |cut, se, z| {
+        if above {
+            1.0 - z.cdf((edge + cut - mean) / se)
+        } else {
+            z.cdf((edge - cut - mean) / se)
+        }
+    })
+}
+
+/// The mean over the sample sd `s` of `given(t·s/√n, σ/√n, Φ)`, the probability that a test
+/// passes given `s` (`t` the `1 − alpha` quantile of Student's t with `n − 1` degrees of
+/// freedom): `(n − 1)s²/σ²` is chi-square with `n − 1` degrees of freedom, taken at the
+/// midpoints of 4,000 bins of equal probability. 0 below two values or for no spread.
+fn over_sample_sd(
+    sd: f64,
+    n: usize,
+    alpha: f64,
+    given: impl Fn(f64, f64, &statrs::distribution::Normal) -> f64,
+) -> f64 {
     use statrs::distribution::{ChiSquared, Normal};
     if n < 2 || sd <= 0.0 {
         return 0.0;
@@ -241,17 +242,13 @@ pub fn one_sided_power(mean: f64, sd: f64, n: usize, edge: f64, above: bool, alp
         return 0.0;
     };
     let t = t.inverse_cdf(1.0 - alpha);
-    let se = sd / (n as f64).sqrt();
+    let root_n = (n as f64).sqrt();
+    let se = sd / root_n;
     const BINS: usize = 4000;
     (0..BINS)
         .map(|i| {
             let s = sd * (chi.inverse_cdf((i as f64 + 0.5) / BINS as f64) / df).sqrt();
-            let cut = t * s / (n as f64).sqrt();
-            if above {
-                1.0 - z.cdf((edge + cut - mean) / se)
-            } else {
-                z.cdf((edge - cut - mean) / se)
-            }
+            given(t * s / root_n, se, &z)
         })
         .sum::<f64>()
         / BINS as f64
