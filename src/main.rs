@@ -172,7 +172,11 @@ fn generate(args: &GenerateArgs, backend: BackendChoice) -> Result<()> {
     opts.sampling.validate()?;
     let device = backend::select(backend)?.device;
     let run = Run::load(&args.run, &device)?;
-    say_checkpoint(&run);
+    say_checkpoint(
+        &run.dir.display().to_string(),
+        run.checkpoint_step,
+        &run.weights.display().to_string(),
+    );
     let model = run.model.with_mla_decode(decode_path(args.naive));
     generate::check(&model, &run.tokenizer, &args.prompt, &opts)?;
     let mut out = std::io::stdout().lock();
@@ -189,7 +193,11 @@ fn generate(args: &GenerateArgs, backend: BackendChoice) -> Result<()> {
 fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
     let device = backend::select(backend)?.device;
     let mut run = Run::load(&args.run, &device)?;
-    say_checkpoint(&run);
+    say_checkpoint(
+        &run.dir.display().to_string(),
+        run.checkpoint_step,
+        &run.weights.display().to_string(),
+    );
     run.model = run.model.with_mla_decode(decode_path(args.naive));
     let result = mla_lab::eval::evaluate(&run, &args.options())?;
     if args.json {
@@ -201,13 +209,11 @@ fn eval(args: &EvalArgs, backend: BackendChoice) -> Result<()> {
 }
 
 /// On stderr, where a run has not finished: which checkpoint stands in for its weights.
-fn say_checkpoint(run: &Run) {
-    if let Some(step) = run.checkpoint_step {
+fn say_checkpoint(run: &str, checkpoint_step: Option<usize>, weights: &str) {
+    if let Some(step) = checkpoint_step {
         eprintln!(
-            "note: {} has not finished; its newest checkpoint (step {step}, {}) stands in for \
-             the trained weights",
-            run.dir.display(),
-            run.weights.display()
+            "note: {run} has not finished; its newest checkpoint (step {step}, {weights}) stands \
+             in for the trained weights"
         );
     }
 }
@@ -237,12 +243,8 @@ fn run_bench(args: &BenchArgs, backend: BackendChoice) -> Result<()> {
     let opts = args.options()?;
     let selected = backend::select(backend)?;
     let subjects = bench::subjects(&args.inputs, args.model_context, &selected.device)?;
-    for s in subjects.iter().filter(|s| s.weights.contains("checkpoint")) {
-        eprintln!(
-            "note: {} has not finished; its newest checkpoint ({}) stands in for the trained \
-             weights",
-            s.name, s.weights
-        );
+    for s in &subjects {
+        say_checkpoint(&s.name, s.checkpoint_step, &s.weights);
     }
     let configs: Vec<&mla_lab::model::GptConfig> = subjects.iter().map(|s| &s.config).collect();
     // A card's memory cannot be asked for here; the machine's can (as `train` does).

@@ -55,6 +55,9 @@ pub struct Subject {
     pub config: GptConfig,
     pub model: Gpt,
     pub weights: String,
+    /// The step of the checkpoint loaded for a run that has not finished
+    /// ([`Run::checkpoint_step`]).
+    pub checkpoint_step: Option<usize>,
 }
 
 impl Subject {
@@ -81,6 +84,7 @@ impl Subject {
                 config: run.experiment.model.clone(),
                 model: run.model,
                 weights: run.weights.display().to_string(),
+                checkpoint_step: run.checkpoint_step,
             });
         }
         let mut exp = Experiment::load(path)?;
@@ -96,6 +100,7 @@ impl Subject {
             model: exp.model.init_drawn(exp.init_seed(), device),
             config: exp.model,
             weights: "random".into(),
+            checkpoint_step: None,
         })
     }
 }
@@ -590,6 +595,7 @@ mod tests {
                 model: config.init(&device),
                 config,
                 weights: "random".into(),
+                checkpoint_step: None,
             })
             .collect();
         let opts = BenchOptions {
@@ -753,6 +759,7 @@ mod tests {
                 model: config.init(&device),
                 config,
                 weights: "random".into(),
+                checkpoint_step: None,
             }
         };
         let opts = |contexts: Vec<usize>, repeats, decode_tokens| BenchOptions {
