@@ -925,12 +925,16 @@ fn study_of_two_seeds_trains_evaluates_benches_and_reports_then_skips_finished_w
         "MLA_LAB_REQUIRE_FONT is set but DejaVuSans.ttf is missing: the plots were not drawn"
     );
     if font {
-        for plot in ["val_loss", "pareto", "decode_speed"] {
+        for plot in ["val_loss", "pareto", "loss_change_vs_z_mha"] {
             let svg = std::fs::read_to_string(art.join(format!("report/{plot}.svg"))).unwrap();
             assert!(svg.contains("<svg") && svg.contains("z_mha"), "{plot}");
             let png = std::fs::read(art.join(format!("report/{plot}.png"))).unwrap();
             assert!(png.starts_with(b"\x89PNG"), "{plot}.png");
+            assert!(report.contains(&format!("]({plot}.svg)")), "{report}");
         }
+        // No full-rank row to pair the decode speed with: no speed plot, and no link to one.
+        assert!(!art.join("report/decode_speed.svg").exists());
+        assert!(!report.contains("decode_speed"), "{report}");
     }
     // Again: everything is there, nothing is redone.
     let remeasured =

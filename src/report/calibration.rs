@@ -307,47 +307,73 @@ pub fn write(
     let md = out.join("calibration.md");
     crate::files::write(&md, markdown(&curves, machine).as_bytes())?;
     let mut files = vec![md];
-    let mut series: Series = vec![];
-    for c in &curves {
-        let pts = |f: &dyn Fn(f64, f64) -> f64| {
-            c.points
-                .iter()
-                .filter(|p| p.1.is_finite())
-                .map(|&(t, l)| Point {
-                    x: t / 1e6,
-                    y: f(t, l),
-                    bar: None,
-                })
-                .collect::<Vec<_>>()
-        };
-        series.push((c.folder.clone(), pts(&|_, l| l)));
-        if let Ok(fit) = &c.fit {
-            let fitted = c
-                .points
-                .iter()
-                .filter(|p| p.0 >= c.fit_from && p.0 > 0.0)
-                .map(|&(t, _)| Point {
-                    x: t / 1e6,
-                    y: fit.at(t),
-                    bar: None,
-                })
-                .collect();
-            series.push((format!("{} fit", c.folder), fitted));
-        }
-    }
+    let (series, fits) = curves_and_fits(&curves);
+    let title = format!(
+        "Validation loss against tokens seen, and the power-law fits (dashed); {}",
+        schedules(&curves)
+    );
     files.extend(plot(
         out,
         "calibration",
         Chart {
-            title: "Validation loss against tokens seen, with the power-law fits",
+            title: &title,
             x_label: "tokens seen (millions)",
             y_label: "validation loss (nats/token)",
             series: &series,
             points_only: false,
             frontier: None,
+            fits: Some(&fits),
         },
     )?);
     Ok(files)
+}
+
+/// Each curve's points, and its fit over the tokens it was fitted on (empty where it has none,
+/// so that fit i goes with curve i).
+fn curves_and_fits(curves: &[Curve]) -> (Series, Series) {
+    let mut series: Series = vec![];
+    let mut fits: Series = vec![];
+    for c in curves {
+        let points = c
+            .points
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .map(|&(t, l)| Point::at(t / 1e6, l))
+            .collect();
+        series.push((c.folder.clone(), points));
+        let fitted = match &c.fit {
+            Ok(fit) => c
+                .points
+                .iter()
+                .filter(|p| p.0 >= c.fit_from && p.0 > 0.0)
+                .map(|&(t, _)| Point::at(t / 1e6, fit.at(t)))
+                .collect(),
+            Err(_) => vec![],
+        };
+        fits.push((format!("{} fit", c.folder), fitted));
+    }
+    (series, fits)
+}
+
+/// The learning-rate schedule the curves were trained with, in words: a calibration is often
+/// run at a constant rate, not the study's schedule, and its plot must say so.
+fn schedules(curves: &[Curve]) -> String {
+    let mut out: Vec<String> = curves
+        .iter()
+        .map(|c| {
+            let t = &c.experiment.train;
+            if t.lr == t.min_lr {
+                format!(
+                    "constant lr {:e} after {} warmup steps",
+                    t.lr, t.warmup_steps
+                )
+            } else {
+                format!("cosine lr {:e} to {:e}", t.lr, t.min_lr)
+            }
+        })
+        .collect();
+    out.dedup();
+    out.join("; ")
 }
 
 #[cfg(test)]

@@ -529,9 +529,9 @@ pub fn findings(runs: &[RunData]) -> Vec<Finding> {
 }
 
 /// The speed ratio of each seed: full-rank ms/token over half-rank ms/token, each the run's
-/// median over its interleaved rounds, at the largest context every run was benched at. The
-/// unit of replication is the run: rounds of one run measure the machine's jitter, not the
-/// model.
+/// median over its rounds, at the largest context every run was benched at, leaving out benches
+/// begun under load ([`super::runs::speed_ratios`]). The unit of replication is the run: rounds
+/// of one run measure the machine's jitter, not the model.
 fn speed_finding(runs: &[RunData], roles: &Roles) -> Finding {
     let (Some(half), Some(full), Some(c)) = (
         roles.mla_rope_half,
@@ -544,11 +544,7 @@ fn speed_finding(runs: &[RunData], roles: &Roles) -> Finding {
             "benched MLA+RoPE half- and full-rank runs",
         );
     };
-    let ratios = half
-        .paired(full, |r| r.decode_ms_at(c))
-        .into_iter()
-        .map(|(h, f)| f / h)
-        .collect();
+    let ratios = super::runs::speed_ratios(half, full, c);
     let mut backends: Vec<&str> = half
         .runs
         .iter()

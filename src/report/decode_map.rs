@@ -363,13 +363,7 @@ fn speedup_series(b: &BackendRows, of: impl Fn(&BenchRow) -> Option<f64>) -> Ser
                 .rows
                 .iter()
                 .filter(|r| r.experiment == HEADLINE && r.batch == batch)
-                .filter_map(|r| {
-                    of(r).map(|y| Point {
-                        x: r.context as f64,
-                        y,
-                        bar: None,
-                    })
-                })
+                .filter_map(|r| of(r).map(|y| Point::at(r.context as f64, y)))
                 .collect();
             (format!("batch {batch}"), points)
         })
@@ -388,11 +382,8 @@ fn roof_series(b: &BackendRows, batch: usize, roof: f64) -> Series {
                 .iter()
                 .filter(|r| r.experiment == name && r.batch == batch)
                 .filter_map(|r| {
-                    r.decode_gb_per_s.map(|gb| Point {
-                        x: r.context as f64,
-                        y: gb / roof,
-                        bar: None,
-                    })
+                    r.decode_gb_per_s
+                        .map(|gb| Point::at(r.context as f64, gb / roof))
                 })
                 .collect();
             (name.to_string(), points)
@@ -447,6 +438,7 @@ pub fn render(map: &DecodeMap, out: &Path) -> Result<Vec<PathBuf>> {
                 series,
                 points_only: false,
                 frontier: None,
+                fits: None,
             };
             written.extend(plot(out, &format!("{}-{suffix}", b.stem), chart)?);
         }

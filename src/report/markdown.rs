@@ -3,7 +3,7 @@
 use super::claims::{LOSS_COST, NO_ROPE_COST, NO_ROPE_WORSE, ROPE_GAIN, findings, loss_changes};
 use super::peaks::{Peak, at_best_peaks, gain_of};
 use super::runs::{
-    COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, round_ratios,
+    COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, speed_ratios,
     variants,
 };
 use super::stats::{Interval, Spread, clopper_pearson, fisher_exact};
@@ -68,28 +68,80 @@ fn loss_change(v: &Variant, base: &Variant) -> String {
     }
 }
 
-/// Decode tokens/s at `c`: each run's median over its rounds, then mean ± sd over seeds.
+/// Decode tokens/s at `c`: each run's median over its rounds, then mean ± sd over the seeds
+/// benched with no other work on the machine.
 fn decode(v: &Variant, c: Option<usize>) -> String {
     let Some(c) = c else { return "-".into() };
-    mean_sd(&v.values(|r| r.decode_at(c)), 1)
+    mean_sd(&v.values(|r| r.decode_alone(c)), 1)
 }
 
-/// Decode speed over the full-rank peer's, per interleaved round: median [min, max].
+/// Decode speed over the full-rank peer's, paired by seed: the mean of the per-seed ratios with
+/// its 95% t-interval, and the seeds ([`speed_ratios`]).
 fn vs_full_rank(v: &Variant, variants: &[Variant], c: Option<usize>) -> String {
     let (Some(c), Some(full)) = (c, full_rank(variants, v)) else {
         return "-".into();
     };
-    let mut ratios = round_ratios(v, full, c);
-    if ratios.is_empty() {
-        return "-".into();
+    if v.name == full.name {
+        return "(full rank)".into();
     }
-    ratios.sort_by(f64::total_cmp);
-    format!(
-        "{:.2}× [{:.2}, {:.2}]",
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1]
-    )
+    let ratios = speed_ratios(v, full, c);
+    let Some(s) = Spread::of(&ratios) else {
+        return "-".into();
+    };
+    match Interval::t(&ratios, 0.95) {
+        Some(i) => format!("{:.2}× [{:.2}, {:.2}], n={}", s.mean, i.lo, i.hi, s.n),
+        None => format!("{:.2}×, n=1", s.mean),
+    }
+}
+
+/// The machine's load when each bench began, as far as the records say: which benches were
+/// left out of the speed figures, and how many cannot be judged (benched before `bench.json`
+/// kept the load).
+fn bench_loads(runs: &[RunData], c: Option<usize>) -> String {
+    let Some(c) = c else { return String::new() };
+    let rows: Vec<(&RunData, &crate::artifacts::records::BenchRow)> = runs
+        .iter()
+        .filter_map(|r| Some((r, r.decode_row_at(c)?)))
+        .collect();
+    let loaded: Vec<&str> = rows
+        .iter()
+        .filter(|(_, b)| b.under_load())
+        .map(|(r, _)| r.folder.as_str())
+        .collect();
+    let unknown = rows.iter().filter(|(_, b)| b.load_before.is_none()).count();
+    let mut s = format!(
+        "Decode speed at context {c}: tok/s over the seeds benched with no other work on the \
+         machine; *vs full rank* is full rank's ms/token over the row's, seed by seed (each \
+         run's median over its bench's rounds), the mean with a 95% t-interval over the seeds \
+         both rows benched. "
+    );
+    s += &match loaded.len() {
+        0 => "No bench began under load. ".to_string(),
+        _ => format!(
+            "Left out, begun under load (a 1-minute load of half the CPU threads or more): {}. ",
+            loaded.join(", ")
+        ),
+    };
+    if unknown > 0 {
+        s += &format!(
+            "{unknown} of {} benches were made before `bench.json` kept the machine's load: \
+             they cannot be flagged, and are counted as alone.",
+            rows.len()
+        );
+    }
+    s + "\n\n"
+}
+
+/// The load a run's bench began under: `0.31 of 2 threads`, flagged when it is a load.
+fn load_text(r: &RunData, c: Option<usize>) -> String {
+    let Some(b) = c.and_then(|c| r.decode_row_at(c)) else {
+        return "-".into();
+    };
+    match (b.load_before, b.cpu_threads) {
+        (Some(l), Some(t)) if b.under_load() => format!("{l:.2} of {t} threads: under load"),
+        (Some(l), Some(t)) => format!("{l:.2} of {t} threads"),
+        _ => "not recorded".into(),
+    }
 }
 
 fn variants_table(runs: &[RunData]) -> Table {
@@ -172,6 +224,7 @@ fn seeds_table(runs: &[RunData]) -> Table {
             "scored tokens",
             "story score",
             &decode_head,
+            "load at bench",
         ],
         2,
     );
@@ -185,6 +238,7 @@ fn seeds_table(runs: &[RunData]) -> Table {
             or_dash(r.eval.as_ref().map(|e| e.tokens.to_string())),
             or_dash(r.story_score().map(|v| format!("{v:.3}"))),
             or_dash(ctx.and_then(|c| r.decode_at(c)).map(|v| format!("{v:.1}"))),
+            load_text(r, ctx),
         ]);
     }
     t
@@ -541,10 +595,17 @@ fn peaks_section(runs: &[RunData], peaks: &[Peak]) -> String {
 }
 
 /// The plots `report.md` shows, as (file stem, title).
-pub const PLOTS: [(&str, &str); 3] = [
-    ("val_loss", "Validation loss vs step"),
-    ("pareto", "KV bytes per token vs validation loss"),
-    ("decode_speed", "Decode tokens/s vs context (batch 1)"),
+pub const PLOTS: [(&str, &str); 4] = [
+    ("val_loss", "Training's validation loss by step"),
+    (
+        "loss_change_vs_",
+        "Change of eval loss against a baseline, paired by seed",
+    ),
+    ("pareto", "KV bytes per token against eval loss"),
+    (
+        "decode_speed",
+        "Decode speed over the full-rank row's, paired by seed",
+    ),
 ];
 
 /// Which initial weights rows share under one seed, by how the runs drew them (their
@@ -613,7 +674,9 @@ pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str
     }
     s += "## Variants (mean ± sd over seeds)\n\n";
     s += &variants_table(runs).render();
-    s += "\n## Runs\n\n";
+    s += "\n";
+    s += &bench_loads(runs, common_context(runs));
+    s += "## Runs\n\n";
     s += &seeds_table(runs).render();
     if runs.iter().any(|r| r.probes.is_some()) {
         s += "\n## Story probes (held-out synthetic stories, cut at the resolution; mean ± sd over seeds)\n\n";
@@ -660,7 +723,16 @@ pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str
         s += &changes.render();
     }
     s += &peaks_section(runs, peaks);
-    let drawn: Vec<_> = PLOTS.iter().filter(|(f, _)| plotted.contains(f)).collect();
+    // In PLOTS' order; a stem ending in `_` names a family (one plot per baseline).
+    let drawn: Vec<(&str, &str)> = PLOTS
+        .iter()
+        .flat_map(|(stem, title)| {
+            plotted
+                .iter()
+                .filter(move |f| **f == *stem || (stem.ends_with('_') && f.starts_with(stem)))
+                .map(move |f| (*f, *title))
+        })
+        .collect();
     if !drawn.is_empty() {
         s += "\n## Plots\n\n";
     }

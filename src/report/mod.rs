@@ -23,21 +23,30 @@ use crate::artifacts::RunFolder;
 use crate::data::tokens;
 use crate::experiment::Experiment;
 
-use crate::infer::bench::spread;
 use markdown::markdown;
 use plots::{Chart, Point, Series, pareto_frontier, plot};
 use runs::{RunData, variants};
-use stats::Spread;
+use stats::{Interval, Spread};
 
-/// The mean of `values` at `x`, with a bar from their least to their greatest when there are
-/// several.
+/// The mean of `values` at `x`, with a bar over its 95% t-interval when there are several;
+/// hollow when there is one (nothing says how far it could be off).
 fn point(x: f64, values: &[f64]) -> Point {
     let s = Spread::of(values).expect("a value at every step listed");
-    let (lo, hi) = spread(values);
     Point {
         x,
         y: s.mean,
-        bar: (s.n > 1).then_some((lo, hi)),
+        bar: Interval::t(values, 0.95).map(|i| (i.lo, i.hi)),
+        seeds: Some(s.n),
+    }
+}
+
+/// A series' name with its number of seeds: `mha_tiny (n=10)`, or `n=1–10` where it varies.
+fn named(name: &str, ns: impl IntoIterator<Item = usize>) -> String {
+    let ns: Vec<usize> = ns.into_iter().collect();
+    match (ns.iter().min(), ns.iter().max()) {
+        (Some(lo), Some(hi)) if lo == hi => format!("{name} (n={lo})"),
+        (Some(lo), Some(hi)) => format!("{name} (n={lo}–{hi})"),
+        _ => name.to_string(),
     }
 }
 
@@ -132,7 +141,8 @@ pub fn write(
     Ok(files)
 }
 
-/// Draws the report's plots into `out`; returns the files written.
+/// Draws the report's plots into `out`; returns the files written. Every bar is a 95%
+/// t-interval over seeds, every series names its seeds, and a point from one seed is hollow.
 fn plots(runs: &[RunData], out: &Path) -> Result<Vec<PathBuf>> {
     let mut files = vec![];
     let variants = variants(runs);
@@ -140,44 +150,72 @@ fn plots(runs: &[RunData], out: &Path) -> Result<Vec<PathBuf>> {
         out,
         "val_loss",
         Chart {
-            title: "Validation loss (mean over seeds, bars: min to max)",
+            title: "Training's validation loss by step (its periodic batches, not the table's eval)",
             x_label: "step",
-            y_label: "val loss (nats/token)",
+            y_label: "val loss (nats/token), mean [95% CI]",
             series: &val_loss_curves(&variants),
             points_only: false,
             frontier: None,
+            fits: None,
         },
     )?);
+    for base in runs::baselines(&variants) {
+        let title = format!("Change of eval loss against {}, paired by seed", base.name);
+        files.extend(plot(
+            out,
+            &format!("loss_change_vs_{}", base.name),
+            Chart {
+                title: &title,
+                x_label: "KV bytes per token (f32)",
+                y_label: "Δ loss (% of the baseline's), mean [95% CI]",
+                series: &loss_changes_against(&variants, base),
+                points_only: true,
+                frontier: None,
+                fits: None,
+            },
+        )?);
+    }
     let pareto = kv_against_loss(&variants);
-    let means: Vec<(f64, f64)> = pareto.iter().map(|(_, p)| (p[0].x, p[0].y)).collect();
+    // The frontier joins only the rows with the most seeds: a row of two could top it by luck.
+    let most = variants.iter().map(|v| v.runs.len()).max().unwrap_or(0);
+    let means: Vec<(f64, f64)> = variants
+        .iter()
+        .zip(&pareto)
+        .filter(|(v, _)| v.runs.len() == most)
+        .map(|(_, (_, p))| (p[0].x, p[0].y))
+        .collect();
+    let pareto_title =
+        format!("KV cache against eval loss (mean [95% CI]); frontier over the {most}-seed rows");
     files.extend(plot(
         out,
         "pareto",
         Chart {
-            title: "KV cache vs validation loss (mean ± sd over seeds)",
+            title: &pareto_title,
             x_label: "KV bytes per token (f32)",
-            y_label: "val loss (nats/token)",
+            y_label: "eval loss (nats/token)",
             series: &pareto,
             points_only: true,
             frontier: Some(pareto_frontier(&means)),
+            fits: None,
         },
     )?);
     files.extend(plot(
         out,
         "decode_speed",
         Chart {
-            title: "Decode speed (batch 1, absorbed MLA; bars: slowest to fastest round)",
+            title: "Decode speed over the full-rank row's, paired by seed (batch 1, absorbed MLA)",
             x_label: "context (cached tokens)",
-            y_label: "decode tokens/s",
-            series: &decode_speeds(&variants),
+            y_label: "full rank ms/token ÷ row's, mean [95% CI]",
+            series: &decode_ratios(&variants),
             points_only: false,
             frontier: None,
+            fits: None,
         },
     )?);
     Ok(files)
 }
 
-/// Validation loss by step: the mean over seeds, with their spread (min to max).
+/// Validation loss by step: the mean over seeds, with its 95% interval.
 fn val_loss_curves(variants: &[runs::Variant]) -> Series {
     variants
         .iter()
@@ -189,6 +227,7 @@ fn val_loss_curves(variants: &[runs::Variant]) -> Series {
                 .collect();
             steps.sort_unstable();
             steps.dedup();
+            let mut ns = vec![];
             let pts = steps
                 .into_iter()
                 .map(|s| {
@@ -197,34 +236,54 @@ fn val_loss_curves(variants: &[runs::Variant]) -> Series {
                         .iter()
                         .filter_map(|r| r.val_curve.iter().find(|c| c.0 == s).map(|c| c.1))
                         .collect();
+                    ns.push(at.len());
                     point(s as f64, &at)
                 })
                 .collect();
-            (v.name.clone(), pts)
+            (named(&v.name, ns), pts)
         })
         .collect()
 }
 
-/// KV bytes against validation loss: mean ± sd over seeds.
+/// Each row's change of eval loss against `base` (percent, paired by seed) at its KV bytes per
+/// token: the mean with its 95% interval.
+fn loss_changes_against(variants: &[runs::Variant], base: &runs::Variant) -> Series {
+    variants
+        .iter()
+        .filter(|v| v.name != base.name)
+        .filter_map(|v| {
+            let d = v.loss_change(base);
+            if d.is_empty() {
+                return None;
+            }
+            let x = v.first().kv_bytes() as f64;
+            Some((named(&v.name, [d.len()]), vec![point(x, &d)]))
+        })
+        .collect()
+}
+
+/// KV bytes against eval loss: the mean over seeds with its 95% interval.
 fn kv_against_loss(variants: &[runs::Variant]) -> Series {
     variants
         .iter()
         .filter_map(|v| {
             let losses = v.values(RunData::val_loss);
-            let s = Spread::of(&losses)?;
-            let bar = (s.n > 1).then_some((s.mean - s.sd, s.mean + s.sd));
+            if losses.is_empty() {
+                return None;
+            }
             let x = v.first().kv_bytes() as f64;
-            Some((v.name.clone(), vec![Point { x, y: s.mean, bar }]))
+            Some((named(&v.name, [losses.len()]), vec![point(x, &losses)]))
         })
         .collect()
 }
 
-/// Decode speed by context: each run's median over its rounds, mean over seeds, with the
-/// fastest and slowest round of any seed.
-fn decode_speeds(variants: &[runs::Variant]) -> Series {
+/// Decode speed over the full-rank peer's by context, paired by seed ([`runs::speed_ratios`]):
+/// the mean ratio with its 95% interval, for each row that has a full-rank peer.
+fn decode_ratios(variants: &[runs::Variant]) -> Series {
     variants
         .iter()
-        .map(|v| {
+        .filter_map(|v| {
+            let full = runs::full_rank(variants, v).filter(|f| f.name != v.name)?;
             let mut contexts: Vec<usize> = v
                 .runs
                 .iter()
@@ -232,27 +291,18 @@ fn decode_speeds(variants: &[runs::Variant]) -> Series {
                 .collect();
             contexts.sort_unstable();
             contexts.dedup();
-            let pts = contexts
+            let mut ns = vec![];
+            let pts: Vec<Point> = contexts
                 .into_iter()
                 .filter_map(|c| {
-                    let medians = v.values(|r| r.decode_at(c));
-                    let s = Spread::of(&medians)?;
-                    let rounds: Vec<f64> = v
-                        .runs
-                        .iter()
-                        .filter_map(|r| r.rounds_at(c))
-                        .flatten()
-                        .map(|ms| 1e3 / ms)
-                        .collect();
-                    let bar = (!rounds.is_empty()).then(|| spread(&rounds));
-                    Some(Point {
-                        x: c as f64,
-                        y: s.mean,
-                        bar,
+                    let ratios = runs::speed_ratios(v, full, c);
+                    (!ratios.is_empty()).then(|| {
+                        ns.push(ratios.len());
+                        point(c as f64, &ratios)
                     })
                 })
                 .collect();
-            (v.name.clone(), pts)
+            (!pts.is_empty()).then(|| (named(&v.name, ns), pts))
         })
         .collect()
 }

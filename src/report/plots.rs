@@ -19,12 +19,38 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// A point with an optional vertical error bar `(low, high)`.
+/// A point with an optional vertical error bar `(low, high)`, and the seeds it is a mean of
+/// where it is one. A point of one seed is drawn as a ring (nothing says how far off it could
+/// be, so it must not look as precise as a mean); the bars of two seeds (a 95% interval with
+/// one degree of freedom, some twelve sds wide) do not set the y range, and are clipped at
+/// its edge, so that they do not flatten the differences the rest show.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     pub x: f64,
     pub y: f64,
     pub bar: Option<(f64, f64)>,
+    pub seeds: Option<usize>,
+}
+
+impl Point {
+    /// A filled point without a bar, not a mean over seeds.
+    pub fn at(x: f64, y: f64) -> Point {
+        Point {
+            x,
+            y,
+            bar: None,
+            seeds: None,
+        }
+    }
+
+    fn hollow(&self) -> bool {
+        self.seeds == Some(1)
+    }
+
+    /// The bar, where it may set the y range.
+    fn ranging_bar(&self) -> Option<(f64, f64)> {
+        self.bar.filter(|_| self.seeds.is_none_or(|n| n >= 3))
+    }
 }
 
 /// Named series of points, one per experiment.
@@ -40,12 +66,15 @@ pub struct Chart<'a> {
     pub points_only: bool,
     /// A black line through these points, drawn under the series (a Pareto frontier).
     pub frontier: Option<Vec<(f64, f64)>>,
+    /// Fitted curves, drawn dashed and without markers over the series, in their colours (the
+    /// fit of series i in colour i).
+    pub fits: Option<&'a Series>,
 }
 
 const PLOT_SIZE: (u32, u32) = (1000, 560);
 
-/// Share of the x range added on the right, where the legend goes, clear of the data.
-const LEGEND_GUTTER: f64 = 0.55;
+/// Width in pixels of the legend's column, right of the plot: the axes end at the data.
+const LEGEND_WIDTH: u32 = 300;
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{e}")
@@ -70,41 +99,49 @@ where
     }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for p in &all {
-        let (lo, hi) = p.bar.unwrap_or((p.y, p.y));
+        let (lo, hi) = p.ranging_bar().unwrap_or((p.y, p.y));
         x0 = x0.min(p.x);
         x1 = x1.max(p.x);
         y0 = y0.min(p.y.min(lo));
         y1 = y1.max(p.y.max(hi));
     }
+    // The x axis ends at the data (a margin of 3% each side, so that end markers show whole).
     let span = (x1 - x0).max(1e-9);
-    let dy = ((y1 - y0) * 0.08).max(1e-3);
-    let mut ctx = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+    let dy = ((y1 - y0) * 0.08).max(1e-4);
+    let root = root.titled(title, ("sans-serif", 22)).map_err(err)?;
+    let (plot_area, legend_area) = root.split_horizontally(PLOT_SIZE.0 - LEGEND_WIDTH);
+    let mut ctx = ChartBuilder::on(&plot_area)
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            (x0 - 0.05 * span)..(x1 + LEGEND_GUTTER * span),
-            (y0 - dy)..(y1 + dy),
-        )
+        .y_label_area_size(70)
+        .build_cartesian_2d((x0 - 0.03 * span)..(x1 + 0.03 * span), (y0 - dy)..(y1 + dy))
         .map_err(err)?;
+    // Whole numbers on an axis of steps, bytes or tokens (plotters writes 1500.0).
+    let whole = all.iter().all(|p| p.x.fract() == 0.0) && span >= 10.0;
     ctx.configure_mesh()
         .x_desc(x_label)
         .y_desc(y_label)
+        .x_label_formatter(&|x| {
+            if whole {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        })
         .draw()
         .map_err(err)?;
+    let mut legend: Vec<(String, RGBColor, bool)> = vec![];
+    let mut clipped = false;
     if let Some(line) = &chart.frontier {
         ctx.draw_series(LineSeries::new(
             line.iter().copied(),
             BLACK.mix(0.6).stroke_width(2),
         ))
-        .map_err(err)?
-        .label("Pareto frontier")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(2)));
+        .map_err(err)?;
+        legend.push(("Pareto frontier".into(), BLACK, true));
     }
     for (i, (name, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let style = ShapeStyle::from(&color).filled();
         if !points_only {
             ctx.draw_series(LineSeries::new(
                 pts.iter().map(|p| (p.x, p.y)),
@@ -112,30 +149,89 @@ where
             ))
             .map_err(err)?;
         }
+        let (bottom, top) = (y0 - dy, y1 + dy);
         ctx.draw_series(pts.iter().filter_map(|p| {
             let (lo, hi) = p.bar?;
+            clipped |= lo < bottom || hi > top;
             Some(ErrorBar::new_vertical(
                 p.x,
-                lo,
+                lo.max(bottom),
                 p.y,
-                hi,
+                hi.min(top),
                 color.stroke_width(1),
                 8,
             ))
         }))
         .map_err(err)?;
-        ctx.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 4, style)))
-            .map_err(err)?
-            .label(name.clone())
-            .legend(move |(x, y)| Circle::new((x + 8, y), 4, style));
-    }
-    ctx.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
+        ctx.draw_series(pts.iter().map(|p| {
+            let style = if p.hollow() {
+                color.stroke_width(2)
+            } else {
+                ShapeStyle::from(&color).filled()
+            };
+            Circle::new((p.x, p.y), 4, style)
+        }))
         .map_err(err)?;
+        legend.push((name.clone(), color, false));
+    }
+    for (i, (_, pts)) in chart.fits.into_iter().flatten().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        ctx.draw_series(DashedLineSeries::new(
+            pts.iter().map(|p| (p.x, p.y)),
+            8,
+            5,
+            BLACK.mix(0.8).stroke_width(3),
+        ))
+        .map_err(err)?;
+        ctx.draw_series(DashedLineSeries::new(
+            pts.iter().map(|p| (p.x, p.y)),
+            8,
+            5,
+            color.stroke_width(1),
+        ))
+        .map_err(err)?;
+    }
+    if chart.fits.is_some() {
+        legend.push(("- - fits (dashed)".into(), BLACK, true));
+    }
+    if clipped {
+        legend.push(("bars of 2 seeds clipped at the edge".into(), WHITE, true));
+    }
+    if all.iter().any(Point::hollow) {
+        legend.push(("ring: one seed, no interval".into(), WHITE, true));
+    }
+    draw_legend(&legend_area, &legend)?;
     root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The legend, one row per entry, in its own column right of the plot.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor, bool)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    for (row, (name, color, line)) in entries.iter().enumerate() {
+        let y = 30 + 22 * row as i32;
+        if *line {
+            area.draw(&PathElement::new(
+                vec![(4, y), (20, y)],
+                color.stroke_width(2),
+            ))
+            .map_err(err)?;
+        } else {
+            area.draw(&Circle::new((12, y), 4, ShapeStyle::from(color).filled()))
+                .map_err(err)?;
+        }
+        area.draw(&Text::new(
+            name.clone(),
+            (28, y - 8),
+            ("sans-serif", 15).into_font(),
+        ))
+        .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -212,6 +308,7 @@ mod tests {
             series: &series,
             points_only: false,
             frontier: None,
+            fits: None,
         };
         assert_eq!(plot(&out, "empty", chart).unwrap(), Vec::<PathBuf>::new());
         assert!(!out.join("empty.svg").exists() && !out.join("empty.png").exists());

@@ -173,11 +173,25 @@ impl RunData {
             .map(|r| r.decode_ms_per_token)
     }
 
-    /// ms/token of every timed round at `context` (batch 1, absorbed path for MLA).
-    pub fn rounds_at(&self, context: usize) -> Option<&[f64]> {
-        self.batch_one_decode()
-            .find(|r| r.context == context)
-            .map(|r| r.decode_ms_per_token_rounds.as_slice())
+    /// ms/token at `context` as [`RunData::decode_ms_at`], unless its bench began with other
+    /// work on the machine ([`BenchRow::under_load`]); a bench from before `bench.json` kept
+    /// the load counts as alone, and the report says how many there are.
+    pub fn decode_ms_alone(&self, context: usize) -> Option<f64> {
+        self.decode_row_at(context)
+            .filter(|r| !r.under_load())
+            .map(|r| r.decode_ms_per_token)
+    }
+
+    /// Decode tokens/s at `context` as [`RunData::decode_at`], unless benched under load.
+    pub fn decode_alone(&self, context: usize) -> Option<f64> {
+        self.decode_row_at(context)
+            .filter(|r| !r.under_load())
+            .map(|r| r.decode_tokens_per_s)
+    }
+
+    /// The bench row at `context` (batch 1, absorbed path for MLA).
+    pub fn decode_row_at(&self, context: usize) -> Option<&BenchRow> {
+        self.batch_one_decode().find(|r| r.context == context)
     }
 
     /// The bench rows the report shows: batch 1, and MLA's absorbed path.
@@ -314,19 +328,15 @@ pub fn baseline(runs: &[RunData]) -> &RunData {
         .unwrap_or(&runs[0])
 }
 
-/// Decode speed of `v` over `full`'s, round by round (the rounds of one bench ran side by
-/// side): full-rank ms/token over `v`'s, at context `c`, for every seed both have.
-pub fn round_ratios(v: &Variant, full: &Variant, c: usize) -> Vec<f64> {
-    let mut ratios = vec![];
-    for r in &v.runs {
-        let Some(f) = full.runs.iter().find(|f| f.seed == r.seed) else {
-            continue;
-        };
-        if let (Some(a), Some(b)) = (r.rounds_at(c), f.rounds_at(c)) {
-            ratios.extend(a.iter().zip(b).map(|(a, b)| b / a));
-        }
-    }
-    ratios
+/// Decode speed of `v` over `full`'s at context `c`, seed by seed: full rank's ms/token over
+/// `v`'s, each its median over its bench's rounds, for the seeds both benched with no other
+/// work on the machine ([`RunData::decode_ms_alone`]). One ratio per seed: rounds of two
+/// benches are not paired (they ran at different times).
+pub fn speed_ratios(v: &Variant, full: &Variant, c: usize) -> Vec<f64> {
+    v.paired(full, |r| r.decode_ms_alone(c))
+        .into_iter()
+        .map(|(v, f)| f / v)
+        .collect()
 }
 
 /// The variant with `v`'s attention at full rank ([`is_full_rank_of`]).
