@@ -32,7 +32,8 @@
 #
 # Settings, by environment:
 #   BACKEND  wgpu (default), cuda, libtorch or cubecl-cpu: what the bundle was built with
-#   SEEDS    training seeds of the tiny study (default 1-20: a range or a list, 1,2,5)
+#   SEEDS    training seeds of the tiny study (default 1-46, the study's plan: docs/results-tiny,
+#            "The plan for the next look"; a range or a list, 1,2,5)
 #   TINY     experiment files of the tiny study (default the rows of the paper's claims)
 #   PAPER    paper-scale experiment files (default the same rows at the paper's scale)
 #   CONTEXTS the cache fill levels the tiny runs' decode is benched at (default the study's)
@@ -133,7 +134,7 @@ CONTEXTS=${CONTEXTS:-}
 ROWS="mha mha_rope mla_half mla_rope_half mla_rope_full"
 TINY=${TINY:-$(for r in $ROWS; do printf 'experiments/tiny/%s.ron ' "$r"; done)}
 PAPER=${PAPER:-$(for r in $ROWS; do printf 'experiments/%s.ron ' "$r"; done)}
-SEEDS=${SEEDS:-1-20}
+SEEDS=${SEEDS:-1-46}
 mkdir -p "$OUT"
 
 # The device, named; a software wgpu adapter is refused unless asked for.

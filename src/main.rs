@@ -56,8 +56,16 @@ fn run(cli: Cli) -> Result<()> {
             print_written(study::study(&args.inputs, &opts, &machine())?);
             Ok(())
         }
-        (Some(Command::Report { runs, sweep, out }), _) => {
-            print_written(report::write(&runs, &sweep, &out, &machine())?);
+        (
+            Some(Command::Report {
+                runs,
+                sweep,
+                out,
+                splice,
+            }),
+            _,
+        ) => {
+            print_written(report::write(&runs, &sweep, &out, &machine(), &splice)?);
             Ok(())
         }
         (

@@ -225,7 +225,7 @@ pub fn study(inputs: &[PathBuf], opts: &StudyOptions, machine: &str) -> Result<V
         dirs.extend(pass);
     }
     step("report", &format!("writing {}", opts.report.display()));
-    crate::report::write(&dirs, &[], &opts.report, machine)
+    crate::report::write(&dirs, &[], &opts.report, machine, &[])
 }
 
 /// Every experiment file of `inputs`, read, the baseline first: a bad one, two of one name or

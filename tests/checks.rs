@@ -335,11 +335,12 @@ fn eval_on_a_file_reads_only_as_far_as_the_windows_asked_for() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The tiny study's committed report is what `report` writes from its committed records: a
-/// figure in `docs/results-tiny/report.md` cannot drift from the runs, and a changed record (an
-/// `eval.json` edited by hand) shows here as a difference.
+/// The tiny study's committed report, and the figures `docs/results-tiny/README.md` and
+/// `docs/results.md` carry between their `<!-- report: … -->` markers, are what `report` writes
+/// from the committed records: a figure cannot drift from the runs. And a changed record (an
+/// `eval.json` edited by hand) shows as a difference.
 #[test]
-fn the_committed_tiny_report_is_regenerated_from_its_records() {
+fn the_committed_tiny_report_and_results_pages_are_regenerated_from_their_records() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let list = |dir: &str, keep: &dyn Fn(&str) -> bool| -> Vec<String> {
         let mut all: Vec<String> = std::fs::read_dir(root.join(dir))
@@ -358,30 +359,95 @@ fn the_committed_tiny_report_is_regenerated_from_its_records() {
     });
     let sweep = list("docs/results-tiny/lr-sweep", &|_| true);
     assert!(runs.len() >= 40, "{} runs", runs.len());
-    let out = fresh_dir("tiny-report");
-    let mut args: Vec<&str> = vec!["report"];
-    args.extend(runs.iter().map(String::as_str));
-    args.push("--sweep");
-    args.extend(sweep.iter().map(String::as_str));
-    args.extend(["--out", arg(&out)]);
-    let (code, stdout, stderr) = mla_lab(&args);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
-    let written = std::fs::read_to_string(out.join("report.md")).unwrap();
-    let committed = std::fs::read_to_string(root.join("docs/results-tiny/report.md")).unwrap();
-    if written != committed {
-        let first = written
-            .lines()
-            .zip(committed.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(written.lines().count().min(committed.lines().count()));
-        panic!(
-            "docs/results-tiny/report.md is not what its records give, from line {}:\n\
-             written:   {:?}\ncommitted: {:?}\n(regenerate it with the command in \
-             docs/results-tiny/README.md)",
-            first + 1,
-            written.lines().nth(first),
-            committed.lines().nth(first)
+    let pages = ["docs/results-tiny/README.md", "docs/results.md"];
+    // REPORT RUNS: the report and the two pages written from RUNS, into a fresh folder.
+    let report = |tag: &str, runs: &[String]| -> PathBuf {
+        let out = fresh_dir(tag);
+        let copies: Vec<PathBuf> = pages
+            .iter()
+            .enumerate()
+            .map(|(i, page)| {
+                let copy = out.join(format!("page{i}.md"));
+                std::fs::copy(root.join(page), &copy).unwrap();
+                copy
+            })
+            .collect();
+        let mut args: Vec<&str> = vec!["report"];
+        args.extend(runs.iter().map(String::as_str));
+        args.push("--sweep");
+        args.extend(sweep.iter().map(String::as_str));
+        args.extend(["--out", arg(&out), "--splice"]);
+        args.extend(copies.iter().map(|c| arg(c)));
+        let (code, stdout, stderr) = mla_lab(&args);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        out
+    };
+    let out = report("tiny-report", &runs);
+    let written = |file: &str| std::fs::read_to_string(out.join(file)).unwrap();
+    let committed = |file: &str| std::fs::read_to_string(root.join(file)).unwrap();
+    for (written, committed, name) in [
+        (
+            written("report.md"),
+            committed("docs/results-tiny/report.md"),
+            "docs/results-tiny/report.md",
+        ),
+        (written("page0.md"), committed(pages[0]), pages[0]),
+        (written("page1.md"), committed(pages[1]), pages[1]),
+    ] {
+        if written != committed {
+            let first = written
+                .lines()
+                .zip(committed.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(written.lines().count().min(committed.lines().count()));
+            panic!(
+                "{name} is not what its records give, from line {}:\n\
+                 written:   {:?}\ncommitted: {:?}\n(write it again with the command in \
+                 docs/results-tiny/README.md)",
+                first + 1,
+                written.lines().nth(first),
+                committed.lines().nth(first)
+            );
+        }
+    }
+    // One run's eval.json edited by hand (its loss 0.01 nats lower): the pages change.
+    let edited = fresh_dir("tiny-report-edited");
+    let victim = runs
+        .iter()
+        .find(|r| r.contains("mla_rope_half_tiny-s1"))
+        .unwrap();
+    let copy = edited.join("mla_rope_half_tiny-s1");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(root.join(victim)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(copy.join("eval.json")).unwrap()).unwrap();
+    let mut eval = eval;
+    let loss = eval["loss"].as_f64().unwrap();
+    eval["loss"] = (loss - 0.01).into();
+    std::fs::write(copy.join("eval.json"), eval.to_string()).unwrap();
+    let swapped: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            if r == victim {
+                arg(&copy).to_string()
+            } else {
+                r.clone()
+            }
+        })
+        .collect();
+    let out2 = report("tiny-report-changed", &swapped);
+    for (i, page) in pages.iter().enumerate() {
+        let again = std::fs::read_to_string(out2.join(format!("page{i}.md"))).unwrap();
+        assert_ne!(
+            again,
+            committed(page),
+            "{page} did not change with a record"
         );
     }
-    std::fs::remove_dir_all(&out).unwrap();
+    for dir in [out, out2, edited] {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

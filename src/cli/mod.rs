@@ -97,6 +97,10 @@ pub enum Command {
         sweep: Vec<PathBuf>,
         #[arg(long, default_value = "artifacts/report")]
         out: PathBuf,
+        /// Documents whose `<!-- report: NAME -->` … `<!-- /report -->` blocks are filled with
+        /// the report's sections (variants, verdicts, units, copying), in place.
+        #[arg(long, num_args = 1..)]
+        splice: Vec<PathBuf>,
     },
     /// Where validation loss flattens: fits L(t) = L∞ + A·t^(−α) to long runs' curves and
     /// writes calibration.md and a plot.

@@ -791,3 +791,80 @@ mod tests {
         );
     }
 }
+
+/// The parts of the report that other documents carry, by name, for `mla-lab report --splice`
+/// ([`super::splice`]): `variants` (the loss table, short), `verdicts` (one line per claim and
+/// baseline), `units` (the claims' changes in three units) and `copying` (the failures to copy
+/// and their difference).
+pub fn sections(runs: &[RunData]) -> Vec<(&'static str, String)> {
+    let mut copying = copy_failures(runs).render();
+    copying += &failure_differences(runs);
+    vec![
+        ("variants", short_variants_table(runs).render()),
+        ("verdicts", verdict_lines(runs)),
+        ("units", loss_change_table(runs).render()),
+        ("copying", copying),
+    ]
+}
+
+/// The variants table without the speed and entropy columns.
+fn short_variants_table(runs: &[RunData]) -> Table {
+    let variants = variants(runs);
+    let base = baseline(runs);
+    let bases = baselines(&variants);
+    let kv_head = format!("KV vs {}", base.name);
+    let loss_heads: Vec<String> = bases
+        .iter()
+        .map(|b| format!("Δ vs {} [95% CI]", b.name))
+        .collect();
+    let mut head = vec![
+        "experiment",
+        "attention",
+        "params",
+        "KV B/token",
+        &kv_head,
+        "seeds",
+        "val loss (mean ± sd)",
+    ];
+    head.extend(loss_heads.iter().map(String::as_str));
+    let mut t = Table::new(&head, 2);
+    for v in &variants {
+        let r = v.first();
+        let kv_change = 100.0 * (r.kv_bytes() as f64 / base.kv_bytes() as f64 - 1.0);
+        let mut row = vec![
+            format!("`{}`", v.name),
+            r.label(),
+            format!("{:.2}M", r.summary.params as f64 / 1e6),
+            r.kv_bytes().to_string(),
+            percent(kv_change),
+            v.runs.len().to_string(),
+            mean_sd(&v.values(RunData::val_loss), 4),
+        ];
+        row.extend(bases.iter().map(|b| loss_change(v, b)));
+        t.rows.push(row);
+    }
+    t
+}
+
+/// One line per claim and baseline: the verdict, what was measured, the band and the power.
+fn verdict_lines(runs: &[RunData]) -> String {
+    let mut s = String::new();
+    for f in findings(runs) {
+        let against = f
+            .baseline
+            .as_ref()
+            .map_or(String::new(), |b| format!(" against `{b}`"));
+        s += &format!(
+            "- **{}**{against}: **{}**. {}; the band that agrees: {}.",
+            f.claim.statement,
+            f.verdict_text(),
+            f.measured(),
+            f.claim.band_text()
+        );
+        if let Some(p) = f.power_text() {
+            s += &format!(" Power: {p}.");
+        }
+        s += "\n";
+    }
+    s
+}

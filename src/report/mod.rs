@@ -3,7 +3,8 @@
 //! Reads each run's `summary.json`, `metrics.csv`, and when present `eval.json`,
 //! `probes.json`, `judge.json` and `bench.json` (written by `mla-lab study`): [`runs`]. The
 //! paper's claims and their criteria are data, judged into findings: [`claims`]. Then the
-//! Markdown ([`markdown`]) and the plots ([`plots`]).
+//! Markdown ([`markdown`]) and the plots ([`plots`]); and the numbers other documents carry,
+//! between markers ([`splice`]).
 
 pub mod calibration;
 pub mod claims;
@@ -13,6 +14,7 @@ pub mod markdown;
 pub mod peaks;
 pub mod plots;
 pub mod runs;
+pub mod splice;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -113,6 +115,7 @@ pub fn write(
     sweep_dirs: &[PathBuf],
     out: &Path,
     machine: &str,
+    splice_into: &[PathBuf],
 ) -> Result<Vec<PathBuf>> {
     if run_dirs.is_empty() {
         bail!("no run folders to report on");
@@ -138,6 +141,22 @@ pub fn write(
     crate::files::write(&md, markdown(&runs, &peaks, machine, &plotted).as_bytes())?;
     let mut files = vec![md];
     files.extend(plots.iter().cloned());
+    // Documents that carry the report's numbers between markers: all are read and checked
+    // before any is written, so that a bad marker leaves every document as it was.
+    let sections = markdown::sections(&runs);
+    let mut spliced = vec![];
+    for doc in splice_into {
+        let text = std::fs::read_to_string(doc)
+            .with_context(|| format!("{}: cannot read", doc.display()))?;
+        spliced.push((
+            doc,
+            splice::splice(&doc.display().to_string(), &text, &sections)?,
+        ));
+    }
+    for (doc, text) in spliced {
+        crate::files::write(doc, text.as_bytes())?;
+        files.push(doc.clone());
+    }
     Ok(files)
 }
 
