@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{Attention, AttentionConfig, AttentionDims, LayerCache, MlaDecode};
 use super::init;
-use crate::model::cache::{CacheSpec, KvCache};
+use crate::model::cache::KvCache;
+use crate::model::slot::CacheSpec;
 
 /// How the model knows where a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

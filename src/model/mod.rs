@@ -3,9 +3,11 @@
 
 pub mod attention;
 pub mod cache;
+pub mod field;
 pub mod gpt;
 pub mod init;
 pub mod rope;
+pub mod slot;
 pub mod validate;
 
 pub use attention::{AttentionConfig, LatentLayout, MlaDecode};

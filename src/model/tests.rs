@@ -6,8 +6,9 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::attention::LayerCache;
 use super::attention::{AttentionConfig, GlaConfig, LatentLayout, MlaDecode};
-use super::cache::{CacheSlot, KvCache};
+use super::cache::KvCache;
 use super::gpt::{Gpt, GptConfig, Positions};
+use super::slot::CacheSlot;
 use crate::backend::test_device;
 
 const VOCAB: usize = 61;

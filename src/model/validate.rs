@@ -1,30 +1,8 @@
 //! Checks on a model config that would otherwise surface as a panic deep inside a forward
 //! pass. Each problem names the field (relative to the `model` section) and what is accepted.
 
+pub use super::field::FieldError;
 use super::gpt::{GptConfig, Positions};
-
-/// One invalid value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    /// Dotted path, e.g. `attention.rank`.
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &str, message: String) -> Self {
-        FieldError {
-            field: field.to_string(),
-            message,
-        }
-    }
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
 
 pub const MAX_VOCAB: usize = 1 << 24;
 pub const MAX_CONTEXT: usize = 1 << 20;

@@ -777,21 +777,6 @@ fn samples(runs: &[RunData]) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align_text_left_and_numbers_right() {
-        let mut t = Table::new(&["name", "kind", "n"], 2);
-        t.rows.push(vec!["a".into(), "b".into(), "1".into()]);
-        assert_eq!(
-            t.render(),
-            "| name | kind | n |\n|---|---|---:|\n| a | b | 1 |\n"
-        );
-    }
-}
-
 /// The parts of the report that other documents carry, by name, for `mla-lab report --splice`
 /// ([`super::splice`]): `variants` (the loss table, short), `verdicts` (one line per claim and
 /// baseline), `units` (the claims' changes in three units) and `copying` (the failures to copy
@@ -867,4 +852,19 @@ fn verdict_lines(runs: &[RunData]) -> String {
         s += "\n";
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_text_left_and_numbers_right() {
+        let mut t = Table::new(&["name", "kind", "n"], 2);
+        t.rows.push(vec!["a".into(), "b".into(), "1".into()]);
+        assert_eq!(
+            t.render(),
+            "| name | kind | n |\n|---|---|---:|\n| a | b | 1 |\n"
+        );
+    }
 }

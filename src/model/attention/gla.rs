@@ -29,14 +29,16 @@ use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::common::{
+    AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule, causal_softmax,
+};
 #[cfg(feature = "flex")]
 use super::latent_decode;
 use super::mla::{Absorbed, validate_rope_dim};
-use super::{AttentionDims, LayerCache, MlaDecode, causal_softmax};
-use crate::model::cache::{CacheSlot, CacheSpec, SlotBytes};
+use crate::model::field::FieldError;
 use crate::model::init;
 use crate::model::rope::{Rope, RopeConfig};
-use crate::model::validate::FieldError;
+use crate::model::slot::{CacheSlot, CacheSpec, SlotBytes};
 use crate::rng::Rng;
 
 /// A GLA layer as experiment files write it: `Gla(groups: 2, rank: 32, rope_dim: 8)`.
@@ -51,8 +53,10 @@ pub struct GlaConfig {
     pub rope_dim: usize,
 }
 
-impl GlaConfig {
-    pub fn init(&self, dims: AttentionDims, device: &Device) -> Gla {
+impl VariantConfig for GlaConfig {
+    type Module = Gla;
+
+    fn init(&self, dims: AttentionDims, device: &Device) -> Gla {
         let (d, h, dh) = (dims.d_model, dims.n_heads, dims.d_head());
         let (g, r, dr) = (self.groups, self.rank, self.rope_dim);
         let linear = |i, o| init::linear(i, o, false, init::STD, device);
@@ -84,7 +88,7 @@ impl GlaConfig {
     }
 
     /// Problems with this config in a model of `dims`; fields are named from `model`.
-    pub fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
+    fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
         let (g, h) = (self.groups, dims.n_heads);
         let mut errs = vec![];
         if g == 0 || g > h || !h.is_multiple_of(g) {
@@ -115,13 +119,13 @@ impl GlaConfig {
     }
 
     /// Elements cached per token per layer: every latent head and its rotary key.
-    pub fn kv_elems_per_token(&self, _dims: &AttentionDims) -> usize {
+    fn kv_elems_per_token(&self, _dims: &AttentionDims) -> usize {
         self.groups * (self.rank + self.rope_dim)
     }
 
     /// Parameters of one layer: `W^Q`, `W^O`; `W^DKV` and the latent heads' norms; `W^UK`,
     /// `W^UV`; `W^QR`, `W^KR`.
-    pub fn param_count(&self, dims: &AttentionDims) -> usize {
+    fn param_count(&self, dims: &AttentionDims) -> usize {
         let (d, h) = (dims.d_model, dims.n_heads);
         let (g, r, dr) = (self.groups, self.rank, self.rope_dim);
         2 * d * d + g * (d * r + r) + 2 * r * d + (h + g) * d * dr
@@ -130,7 +134,7 @@ impl GlaConfig {
     /// Elements kept for the backward pass per token, beyond what every variant keeps: q;
     /// latents and their norms; k and v up-projected; the rotary parts, rotated, and their
     /// scores' inputs.
-    pub fn activations_per_token(&self, dims: &AttentionDims) -> usize {
+    fn activations_per_token(&self, dims: &AttentionDims) -> usize {
         let (d, h, dr) = (dims.d_model, dims.n_heads, self.rope_dim);
         let rotary = if dr > 0 {
             2 * (h + self.groups) * dr + 2 * h * (dims.d_head() + dr)
@@ -141,7 +145,7 @@ impl GlaConfig {
     }
 
     /// `GLA-2+RoPE8 r=32`.
-    pub fn label(&self, _dims: &AttentionDims) -> String {
+    fn label(&self, _dims: &AttentionDims) -> String {
         let rope = if self.rope_dim > 0 {
             format!("+RoPE{}", self.rope_dim)
         } else {
@@ -151,17 +155,17 @@ impl GlaConfig {
     }
 
     /// Each latent head's width.
-    pub fn rank(&self) -> Option<usize> {
+    fn rank(&self) -> Option<usize> {
         Some(self.rank)
     }
 
     /// The same layer with latent heads `rank` wide.
-    pub fn with_rank(&self, rank: usize) -> Option<GlaConfig> {
+    fn with_rank(&self, rank: usize) -> Option<Self> {
         Some(GlaConfig { rank, ..*self })
     }
 
     /// The reference path and the absorbed one.
-    pub fn decode_paths(&self) -> &'static [MlaDecode] {
+    fn decode_paths(&self) -> &'static [MlaDecode] {
         &[MlaDecode::Naive, MlaDecode::Absorbed]
     }
 }
@@ -204,57 +208,6 @@ struct Latents {
 }
 
 impl Gla {
-    /// # Shapes
-    /// - x: `[batch, seq, d_model]`
-    /// - output: `[batch, seq, d_model]`
-    pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
-        let [b, t, _] = x.dims();
-        let (h, dh, dr) = (self.n_heads, self.d_head, self.rope_dim);
-        // Queries are scaled rather than scores: they are smaller than [b, h, t, s].
-        let scale = ((dh + dr) as f64).powf(-0.5);
-        let q_r = match (&self.w_qr, &self.rope) {
-            (Some(w_qr), Some(rope)) => {
-                let q_r = w_qr
-                    .forward(x.clone())
-                    .reshape([b, t, h, dr])
-                    .swap_dims(1, 2); // [b, h, t, dr]
-                Some(rope.apply(q_r, start).mul_scalar(scale))
-            }
-            _ => None,
-        };
-        let new = self.latents(x.clone(), start);
-        let (lat, absorbed) = match cache {
-            Some(LayerCache::Gla(c)) => {
-                let s = start + t;
-                c.c.write(new.c, start);
-                if let (Some(slot), Some(k_r)) = (c.k_r.as_mut(), new.k_r) {
-                    slot.write(k_r, start);
-                }
-                let lat = Latents {
-                    c: c.c.read(s),
-                    k_r: c.k_r.as_ref().map(|k| k.read(s)),
-                };
-                let absorbed = Absorbed::for_path(self.decode, &mut c.absorbed, || self.absorbed());
-                (lat, absorbed)
-            }
-            Some(other) => panic!("GLA layer given a {} cache", other.kind()),
-            // Training and cache-free forwards use the reference path.
-            None => (new, None),
-        };
-        let q_c = self
-            .w_q
-            .forward(x)
-            .reshape([b, t, h, dh])
-            .swap_dims(1, 2) // [b, h, t, dh]
-            .mul_scalar(scale);
-        let out = match absorbed {
-            Some(absorbed) => self.attend_absorbed(q_c, q_r, lat, &absorbed, start),
-            None => self.attend_naive(q_c, q_r, lat, start),
-        }; // [b, h, t, dh]
-        let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
-        self.wo.forward(out)
-    }
-
     /// `W^UK` and `W^UV` laid out per query head for the absorbed decode path.
     pub fn absorbed(&self) -> Absorbed {
         Absorbed::new(&self.w_uk, &self.w_uv, self.n_heads, self.d_head, self.rank)
@@ -379,10 +332,64 @@ impl Gla {
         let o_lat = self.grouped(weights).matmul(lat.c); // [b, g, m*t, r]
         o_lat.reshape([b, h, t, r]).matmul(absorbed.w_uv.clone()) // [b, h, t, dh]
     }
+}
+
+impl VariantModule for Gla {
+    type Cache = GlaCache;
+
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: `[batch, seq, d_model]`
+    fn forward(&self, x: Tensor<3>, cache: Option<&mut Self::Cache>, start: usize) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let (h, dh, dr) = (self.n_heads, self.d_head, self.rope_dim);
+        // Queries are scaled rather than scores: they are smaller than [b, h, t, s].
+        let scale = ((dh + dr) as f64).powf(-0.5);
+        let q_r = match (&self.w_qr, &self.rope) {
+            (Some(w_qr), Some(rope)) => {
+                let q_r = w_qr
+                    .forward(x.clone())
+                    .reshape([b, t, h, dr])
+                    .swap_dims(1, 2); // [b, h, t, dr]
+                Some(rope.apply(q_r, start).mul_scalar(scale))
+            }
+            _ => None,
+        };
+        let new = self.latents(x.clone(), start);
+        let (lat, absorbed) = match cache {
+            Some(c) => {
+                let s = start + t;
+                c.c.write(new.c, start);
+                if let (Some(slot), Some(k_r)) = (c.k_r.as_mut(), new.k_r) {
+                    slot.write(k_r, start);
+                }
+                let lat = Latents {
+                    c: c.c.read(s),
+                    k_r: c.k_r.as_ref().map(|k| k.read(s)),
+                };
+                let absorbed = Absorbed::for_path(self.decode, &mut c.absorbed, || self.absorbed());
+                (lat, absorbed)
+            }
+            // Training and cache-free forwards use the reference path.
+            None => (new, None),
+        };
+        let q_c = self
+            .w_q
+            .forward(x)
+            .reshape([b, t, h, dh])
+            .swap_dims(1, 2) // [b, h, t, dh]
+            .mul_scalar(scale);
+        let out = match absorbed {
+            Some(absorbed) => self.attend_absorbed(q_c, q_r, lat, &absorbed, start),
+            None => self.attend_naive(q_c, q_r, lat, start),
+        }; // [b, h, t, dh]
+        let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
+        self.wo.forward(out)
+    }
 
     /// An empty cache of latent heads (and their rotary keys), with the absorbed path's
     /// weights when that is the path chosen.
-    pub fn new_cache(&self, spec: &CacheSpec) -> GlaCache {
+    fn new_cache(&self, spec: &CacheSpec) -> GlaCache {
         let slot = |width| {
             CacheSlot::zeros(
                 [spec.batch, self.groups, spec.capacity, width],
@@ -398,7 +405,7 @@ impl Gla {
     }
 
     /// Chooses how to attend over the cached latents.
-    pub fn set_decode(&mut self, decode: MlaDecode) {
+    fn set_decode(&mut self, decode: MlaDecode) {
         self.decode = decode;
     }
 }
@@ -415,15 +422,15 @@ pub struct GlaCache {
     pub k_r: Option<CacheSlot<4>>,
 }
 
-impl GlaCache {
-    pub fn slot_bytes(&self) -> Vec<SlotBytes> {
+impl VariantCache for GlaCache {
+    fn slot_bytes(&self) -> Vec<SlotBytes> {
         std::iter::once(&self.c)
             .chain(self.k_r.as_ref())
             .map(CacheSlot::bytes)
             .collect()
     }
 
-    pub fn fill_random(&mut self, len: usize, rng: &mut Rng) {
+    fn fill_random(&mut self, len: usize, rng: &mut Rng) {
         self.c.fill_random(len, rng);
         if let Some(k_r) = self.k_r.as_mut() {
             k_r.fill_random(len, rng);

@@ -12,11 +12,13 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{AttentionDims, LayerCache, MlaDecode, causal_softmax};
-use crate::model::cache::{CacheSlot, CacheSpec, SlotBytes};
+use super::common::{
+    AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule, causal_softmax,
+};
+use crate::model::field::FieldError;
 use crate::model::init;
 use crate::model::rope::{Rope, RopeConfig};
-use crate::model::validate::FieldError;
+use crate::model::slot::{CacheSlot, CacheSpec, SlotBytes};
 use crate::rng::Rng;
 
 /// An MHA/GQA/MQA layer as experiment files write it: `Mha(kv_heads: 4)`.
@@ -27,8 +29,10 @@ pub struct MhaConfig {
     pub kv_heads: usize,
 }
 
-impl MhaConfig {
-    pub fn init(&self, dims: AttentionDims, device: &Device) -> Mha {
+impl VariantConfig for MhaConfig {
+    type Module = Mha;
+
+    fn init(&self, dims: AttentionDims, device: &Device) -> Mha {
         let d = dims.d_model;
         let h = dims.n_heads;
         let dh = dims.d_head();
@@ -53,7 +57,7 @@ impl MhaConfig {
     }
 
     /// Problems with this config in a model of `dims`; fields are named from `model`.
-    pub fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
+    fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
         let (kv_heads, n_heads) = (self.kv_heads, dims.n_heads);
         let mut errs = vec![];
         if kv_heads == 0 || kv_heads > n_heads || !n_heads.is_multiple_of(kv_heads) {
@@ -78,12 +82,12 @@ impl MhaConfig {
     }
 
     /// Elements cached per token per layer: K and V of every key/value head.
-    pub fn kv_elems_per_token(&self, dims: &AttentionDims) -> usize {
+    fn kv_elems_per_token(&self, dims: &AttentionDims) -> usize {
         2 * self.kv_heads * dims.d_head()
     }
 
     /// Parameters of one layer: `W^Q`, `W^O` (`d × d`), `W^K`, `W^V` (`d × kv_heads·d_head`).
-    pub fn param_count(&self, dims: &AttentionDims) -> usize {
+    fn param_count(&self, dims: &AttentionDims) -> usize {
         let d = dims.d_model;
         2 * d * d + 2 * d * self.kv_heads * dims.d_head()
     }
@@ -91,7 +95,7 @@ impl MhaConfig {
     /// Elements kept for the backward pass per token, beyond what every variant keeps
     /// ([`super::AttentionConfig::activations_per_token`]): q, k, v; rotated q and k; k and v
     /// repeated to every head when shared.
-    pub fn activations_per_token(&self, dims: &AttentionDims) -> usize {
+    fn activations_per_token(&self, dims: &AttentionDims) -> usize {
         let d = dims.d_model;
         let kv = self.kv_heads * dims.d_head();
         d + 2 * kv
@@ -104,7 +108,7 @@ impl MhaConfig {
     }
 
     /// `MHA`, `MQA` or `GQA kv=2`, with `+RoPE` when the model rotates q and k.
-    pub fn label(&self, dims: &AttentionDims) -> String {
+    fn label(&self, dims: &AttentionDims) -> String {
         let rope = if dims.rope() { "+RoPE" } else { "" };
         match self.kv_heads {
             k if k == dims.n_heads => format!("MHA{rope}"),
@@ -114,17 +118,17 @@ impl MhaConfig {
     }
 
     /// No latent: no rank.
-    pub fn rank(&self) -> Option<usize> {
+    fn rank(&self) -> Option<usize> {
         None
     }
 
     /// No latent to resize.
-    pub fn with_rank(&self, _rank: usize) -> Option<MhaConfig> {
+    fn with_rank(&self, _rank: usize) -> Option<Self> {
         None
     }
 
     /// One way to decode: attend over the cached K and V.
-    pub fn decode_paths(&self) -> &'static [MlaDecode] {
+    fn decode_paths(&self) -> &'static [MlaDecode] {
         &[]
     }
 }
@@ -146,11 +150,13 @@ pub struct Mha {
     d_head: usize,
 }
 
-impl Mha {
+impl VariantModule for Mha {
+    type Cache = MhaCache;
+
     /// # Shapes
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
-    pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, cache: Option<&mut Self::Cache>, start: usize) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, kvh, dh) = (self.n_heads, self.kv_heads, self.d_head);
 
@@ -171,12 +177,11 @@ impl Mha {
         };
 
         let (k, v) = match cache {
-            Some(LayerCache::Mha(c)) => {
+            Some(c) => {
                 c.k.write(k, start);
                 c.v.write(v, start);
                 (c.k.read(start + t), c.v.read(start + t)) // [b, kvh, s, dh]
             }
-            Some(other) => panic!("MHA layer given a {} cache", other.kind()),
             None => (k, v),
         };
         let s = start + t;
@@ -199,7 +204,7 @@ impl Mha {
     }
 
     /// An empty cache of K and V.
-    pub fn new_cache(&self, spec: &CacheSpec) -> MhaCache {
+    fn new_cache(&self, spec: &CacheSpec) -> MhaCache {
         let shape = [spec.batch, self.kv_heads, spec.capacity, self.d_head];
         let slot = || CacheSlot::zeros(shape, spec.dtype, &spec.device);
         MhaCache {
@@ -207,9 +212,6 @@ impl Mha {
             v: slot(),
         }
     }
-
-    /// MHA has one decode path.
-    pub fn set_decode(&mut self, _decode: MlaDecode) {}
 }
 
 /// K and V of an MHA/GQA/MQA layer: `[batch, kv_heads, capacity, d_head]` each.
@@ -219,12 +221,12 @@ pub struct MhaCache {
     pub v: CacheSlot<4>,
 }
 
-impl MhaCache {
-    pub fn slot_bytes(&self) -> Vec<SlotBytes> {
+impl VariantCache for MhaCache {
+    fn slot_bytes(&self) -> Vec<SlotBytes> {
         vec![self.k.bytes(), self.v.bytes()]
     }
 
-    pub fn fill_random(&mut self, len: usize, rng: &mut Rng) {
+    fn fill_random(&mut self, len: usize, rng: &mut Rng) {
         self.k.fill_random(len, rng);
         self.v.fill_random(len, rng);
     }

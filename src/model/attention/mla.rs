@@ -32,13 +32,15 @@ use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::common::{
+    AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule, causal_softmax,
+};
 #[cfg(feature = "flex")]
 use super::latent_decode;
-use super::{AttentionDims, LayerCache, MlaDecode, causal_softmax};
-use crate::model::cache::{CacheSlot, CacheSpec, SlotBytes};
+use crate::model::field::FieldError;
 use crate::model::init;
 use crate::model::rope::{Rope, RopeConfig};
-use crate::model::validate::FieldError;
+use crate::model::slot::{CacheSlot, CacheSpec, SlotBytes};
 use crate::rng::Rng;
 
 /// An MLA layer as experiment files write it: `Mla(rank: 64, layout: Separate, rope_dim: 16)`.
@@ -128,8 +130,10 @@ pub struct Mla {
     pub(crate) decode: MlaDecode,
 }
 
-impl MlaConfig {
-    pub fn init(&self, dims: AttentionDims, device: &Device) -> Mla {
+impl VariantConfig for MlaConfig {
+    type Module = Mla;
+
+    fn init(&self, dims: AttentionDims, device: &Device) -> Mla {
         let d = dims.d_model;
         let h = dims.n_heads;
         let dh = dims.d_head();
@@ -166,7 +170,7 @@ impl MlaConfig {
     }
 
     /// Problems with this config in a model of `dims`; fields are named from `model`.
-    pub fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
+    fn validate(&self, dims: &AttentionDims) -> Vec<FieldError> {
         let (rank, rope_dim, d_head) = (self.rank, self.rope_dim, dims.d_head());
         let mut errs = vec![];
         if rank == 0 || rank > dims.d_model {
@@ -183,13 +187,13 @@ impl MlaConfig {
     }
 
     /// Elements cached per token per layer: the latent(s) and the shared rotary key.
-    pub fn kv_elems_per_token(&self, _dims: &AttentionDims) -> usize {
+    fn kv_elems_per_token(&self, _dims: &AttentionDims) -> usize {
         self.layout.latents() * self.rank + self.rope_dim
     }
 
     /// Parameters of one layer: `W^Q`, `W^O`; `W^DKV` and the latents' norms (one gain per
     /// channel); `W^UK`, `W^UV`; `W^QR`, `W^KR`.
-    pub fn param_count(&self, dims: &AttentionDims) -> usize {
+    fn param_count(&self, dims: &AttentionDims) -> usize {
         let (d, h, r, dr) = (dims.d_model, dims.n_heads, self.rank, self.rope_dim);
         let latents = self.layout.latents();
         2 * d * d + latents * (d * r + r) + 2 * r * d + (h + 1) * d * dr
@@ -198,7 +202,7 @@ impl MlaConfig {
     /// Elements kept for the backward pass per token, beyond what every variant keeps: q;
     /// latents and their norms; k and v up-projected; the rotary parts, rotated, and q and k
     /// with them appended.
-    pub fn activations_per_token(&self, dims: &AttentionDims) -> usize {
+    fn activations_per_token(&self, dims: &AttentionDims) -> usize {
         let (d, h, dr) = (dims.d_model, dims.n_heads, self.rope_dim);
         let rotary = if dr > 0 {
             2 * (h + 1) * dr + 2 * h * (dims.d_head() + dr)
@@ -209,7 +213,7 @@ impl MlaConfig {
     }
 
     /// `MLA+RoPE32 r=192 sep`.
-    pub fn label(&self, _dims: &AttentionDims) -> String {
+    fn label(&self, _dims: &AttentionDims) -> String {
         let rope = if self.rope_dim > 0 {
             format!("+RoPE{}", self.rope_dim)
         } else {
@@ -223,17 +227,17 @@ impl MlaConfig {
     }
 
     /// The latent's width.
-    pub fn rank(&self) -> Option<usize> {
+    fn rank(&self) -> Option<usize> {
         Some(self.rank)
     }
 
     /// The same layer with latents of width `rank`.
-    pub fn with_rank(&self, rank: usize) -> Option<MlaConfig> {
+    fn with_rank(&self, rank: usize) -> Option<Self> {
         Some(MlaConfig { rank, ..*self })
     }
 
     /// The reference path and the absorbed one.
-    pub fn decode_paths(&self) -> &'static [MlaDecode] {
+    fn decode_paths(&self) -> &'static [MlaDecode] {
         &[MlaDecode::Naive, MlaDecode::Absorbed]
     }
 }
@@ -343,69 +347,6 @@ impl Absorbed {
 }
 
 impl Mla {
-    /// # Shapes
-    /// - x: `[batch, seq, d_model]`
-    /// - output: `[batch, seq, d_model]`
-    pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
-        let [b, t, _] = x.dims();
-        let (h, dh, dr) = (self.n_heads, self.d_head, self.rope_dim);
-        // Queries are scaled rather than scores: they are smaller than [b, h, t, s].
-        let scale = self.scale();
-
-        let q_r = match (&self.w_qr, &self.rope) {
-            (Some(w_qr), Some(rope)) => {
-                let q_r = w_qr
-                    .forward(x.clone())
-                    .reshape([b, t, h, dr])
-                    .swap_dims(1, 2); // [b, h, t, dr]
-                Some(rope.apply(q_r, start).mul_scalar(scale))
-            }
-            _ => None,
-        };
-        let new = self.latents(x.clone(), start);
-
-        let (lat, absorbed) = match cache {
-            Some(LayerCache::Mla(c)) => {
-                let s = start + t;
-                c.c_k.write(new.c_k, start);
-                if let Some(c_v) = c.c_v.as_mut() {
-                    c_v.write(new.c_v, start);
-                }
-                if let (Some(slot), Some(k_r)) = (c.k_r.as_mut(), new.k_r) {
-                    slot.write(k_r, start);
-                }
-                let c_k = c.c_k.read(s);
-                let lat = Latents {
-                    c_v: c
-                        .c_v
-                        .as_ref()
-                        .map(|v| v.read(s))
-                        .unwrap_or_else(|| c_k.clone()),
-                    c_k,
-                    k_r: c.k_r.as_ref().map(|k| k.read(s)),
-                };
-                let absorbed = Absorbed::for_path(self.decode, &mut c.absorbed, || self.absorbed());
-                (lat, absorbed)
-            }
-            Some(other) => panic!("MLA layer given a {} cache", other.kind()),
-            // Training and cache-free forwards use the reference path.
-            None => (new, None),
-        };
-
-        let q_c = self
-            .w_q
-            .forward(x)
-            .reshape([b, t, h, dh])
-            .swap_dims(1, 2) // [b, h, t, dh]
-            .mul_scalar(scale);
-        let out = match absorbed {
-            Some(absorbed) => self.attend_absorbed(q_c, q_r, lat, &absorbed, start),
-            None => self.attend_naive(q_c, q_r, lat, start),
-        }; // [b, h, t, dh]
-        let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
-        self.wo.forward(out)
-    }
-
     /// `W^UK` and `W^UV` laid out per head for the absorbed decode path.
     pub fn absorbed(&self) -> Absorbed {
         Absorbed::new(&self.w_uk, &self.w_uv, self.n_heads, self.d_head, self.rank)
@@ -581,10 +522,76 @@ impl Mla {
         let o_lat = weights.reshape([b, h * t, s]).matmul(c_v); // [b, h*t, r]
         o_lat.reshape([b, h, t, r]) // [b, h, t, r]
     }
+}
+
+impl VariantModule for Mla {
+    type Cache = MlaCache;
+
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: `[batch, seq, d_model]`
+    fn forward(&self, x: Tensor<3>, cache: Option<&mut Self::Cache>, start: usize) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let (h, dh, dr) = (self.n_heads, self.d_head, self.rope_dim);
+        // Queries are scaled rather than scores: they are smaller than [b, h, t, s].
+        let scale = self.scale();
+
+        let q_r = match (&self.w_qr, &self.rope) {
+            (Some(w_qr), Some(rope)) => {
+                let q_r = w_qr
+                    .forward(x.clone())
+                    .reshape([b, t, h, dr])
+                    .swap_dims(1, 2); // [b, h, t, dr]
+                Some(rope.apply(q_r, start).mul_scalar(scale))
+            }
+            _ => None,
+        };
+        let new = self.latents(x.clone(), start);
+
+        let (lat, absorbed) = match cache {
+            Some(c) => {
+                let s = start + t;
+                c.c_k.write(new.c_k, start);
+                if let Some(c_v) = c.c_v.as_mut() {
+                    c_v.write(new.c_v, start);
+                }
+                if let (Some(slot), Some(k_r)) = (c.k_r.as_mut(), new.k_r) {
+                    slot.write(k_r, start);
+                }
+                let c_k = c.c_k.read(s);
+                let lat = Latents {
+                    c_v: c
+                        .c_v
+                        .as_ref()
+                        .map(|v| v.read(s))
+                        .unwrap_or_else(|| c_k.clone()),
+                    c_k,
+                    k_r: c.k_r.as_ref().map(|k| k.read(s)),
+                };
+                let absorbed = Absorbed::for_path(self.decode, &mut c.absorbed, || self.absorbed());
+                (lat, absorbed)
+            }
+            // Training and cache-free forwards use the reference path.
+            None => (new, None),
+        };
+
+        let q_c = self
+            .w_q
+            .forward(x)
+            .reshape([b, t, h, dh])
+            .swap_dims(1, 2) // [b, h, t, dh]
+            .mul_scalar(scale);
+        let out = match absorbed {
+            Some(absorbed) => self.attend_absorbed(q_c, q_r, lat, &absorbed, start),
+            None => self.attend_naive(q_c, q_r, lat, start),
+        }; // [b, h, t, dh]
+        let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
+        self.wo.forward(out)
+    }
 
     /// An empty cache of latents (and the rotary key), with the absorbed path's weights
     /// when that is the path chosen.
-    pub fn new_cache(&self, spec: &CacheSpec) -> MlaCache {
+    fn new_cache(&self, spec: &CacheSpec) -> MlaCache {
         MlaCache {
             absorbed: (self.decode == MlaDecode::Absorbed).then(|| self.absorbed()),
             c_k: spec.slot(self.rank),
@@ -594,7 +601,7 @@ impl Mla {
     }
 
     /// Chooses how to attend over the cached latent.
-    pub fn set_decode(&mut self, decode: MlaDecode) {
+    fn set_decode(&mut self, decode: MlaDecode) {
         self.decode = decode;
     }
 }
@@ -619,12 +626,14 @@ impl MlaCache {
             .chain(self.c_v.as_ref())
             .chain(self.k_r.as_ref())
     }
+}
 
-    pub fn slot_bytes(&self) -> Vec<SlotBytes> {
+impl VariantCache for MlaCache {
+    fn slot_bytes(&self) -> Vec<SlotBytes> {
         self.slots().map(CacheSlot::bytes).collect()
     }
 
-    pub fn fill_random(&mut self, len: usize, rng: &mut Rng) {
+    fn fill_random(&mut self, len: usize, rng: &mut Rng) {
         self.c_k.fill_random(len, rng);
         for slot in self.c_v.iter_mut().chain(self.k_r.iter_mut()) {
             slot.fill_random(len, rng);

@@ -12,11 +12,12 @@
 //!
 //! Modules are stateless: the per-layer [`LayerCache`] is passed into `forward`.
 //!
-//! To add a variant: its file (config with `init`, `validate`, `kv_elems_per_token`,
-//! `param_count`, `activations_per_token`, `label`, `rank`, `with_rank`, `decode_paths`; module
-//! with `forward`, `new_cache`, `set_decode`; cache with `slot_bytes`, `fill_random`), then one
-//! arm in each enum below and one line in each rule of [`each_variant!`].
+//! To add a variant: its file, whose config, module and cache implement the contract in
+//! [`common`] ([`VariantConfig`], [`VariantModule`], [`VariantCache`]: the compiler checks it),
+//! then one arm in each enum below, one line in each rule of [`each_variant!`] and one in
+//! [`Attention::forward`].
 
+pub mod common;
 pub mod gla;
 #[cfg(feature = "flex")]
 pub mod latent_decode;
@@ -24,16 +25,17 @@ pub mod mha;
 pub mod mla;
 
 use burn::module::Module;
-use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+
+pub use common::{AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule};
 
 pub use gla::{Gla, GlaCache, GlaConfig};
 pub use mha::{Mha, MhaCache, MhaConfig};
 pub use mla::{LatentLayout, Mla, MlaCache, MlaConfig};
 
-use crate::model::cache::{CacheSpec, SlotBytes};
-use crate::model::validate::FieldError;
+use crate::model::field::FieldError;
+use crate::model::slot::{CacheSpec, SlotBytes};
 use crate::rng::Rng;
 
 /// A `match` over every variant of one of the three enums (they share their arm names):
@@ -68,39 +70,6 @@ pub enum AttentionConfig {
     Mla(MlaConfig),
     /// Grouped latent attention: MLA's latent split into heads.
     Gla(GlaConfig),
-}
-
-/// How a latent variant attends over its cached latent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum MlaDecode {
-    /// Reference path: up-project the whole cached latent to K and V every step.
-    Naive,
-    /// Fold `W_UK` into the query and `W_UV` into the output; attend over the latent itself.
-    #[default]
-    Absorbed,
-}
-
-/// Sizes a layer's attention needs from the model.
-#[derive(Debug, Clone, Copy)]
-pub struct AttentionDims {
-    pub d_model: usize,
-    pub n_heads: usize,
-    pub context: usize,
-    /// `Some(theta)` when the model uses rotary positions.
-    pub rope_theta: Option<f64>,
-    /// Blocks in the model: the output projection's initial scale depends on it.
-    pub n_layers: usize,
-}
-
-impl AttentionDims {
-    pub fn d_head(&self) -> usize {
-        self.d_model / self.n_heads
-    }
-
-    /// Whether the model uses rotary positions.
-    pub fn rope(&self) -> bool {
-        self.rope_theta.is_some()
-    }
 }
 
 impl AttentionConfig {
@@ -185,7 +154,21 @@ impl Attention {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
-        each_variant!(self, Attention, m => m.forward(x, cache, start))
+        // The layer's own arm of the cache: a model builds each layer's cache from that layer,
+        // so another arm is a bug, not an input.
+        macro_rules! own {
+            ($arm:ident) => {
+                cache.map(|c| match c {
+                    LayerCache::$arm(c) => c,
+                    other => panic!("{} layer given a {} cache", stringify!($arm), other.kind()),
+                })
+            };
+        }
+        match self {
+            Attention::Mha(m) => m.forward(x, own!(Mha), start),
+            Attention::Mla(m) => m.forward(x, own!(Mla), start),
+            Attention::Gla(m) => m.forward(x, own!(Gla), start),
+        }
     }
 
     /// An empty cache for `batch` sequences of up to `capacity` tokens.
@@ -233,29 +216,4 @@ impl LayerCache {
     pub(crate) fn fill_random(&mut self, len: usize, rng: &mut Rng) {
         each_variant!(self, LayerCache, c => c.fill_random(len, rng))
     }
-}
-
-/// Softmax over keys with a causal mask for queries at absolute positions
-/// `start..start+seq` against keys at `0..keys`.
-///
-/// # Shapes
-/// - scores: `[batch, heads, seq, keys]`
-/// - output: `[batch, heads, seq, keys]`
-pub(crate) fn causal_softmax(scores: Tensor<4>, start: usize) -> Tensor<4> {
-    let [_, _, seq, keys] = scores.dims();
-    assert_eq!(
-        keys,
-        start + seq,
-        "causal_softmax: {keys} keys for queries at {start}..{}",
-        start + seq
-    );
-    // A single query at the end sees every key: no mask to build.
-    let scores = if seq > 1 {
-        // tril_mask is true *above* the kept triangle: key j > query position start + i.
-        let mask = Tensor::<2, Bool>::tril_mask([seq, keys], start as i64, &scores.device());
-        scores.mask_fill(mask.reshape([1, 1, seq, keys]), f32::NEG_INFINITY) // [batch, heads, seq, keys]
-    } else {
-        scores
-    };
-    softmax(scores, 3)
 }

@@ -1,0 +1,121 @@
+//! What every attention variant shares and what each must provide: the sizes a layer gets from
+//! the model ([`AttentionDims`]), the decode paths ([`MlaDecode`]), the causal softmax, and the
+//! contract as three traits the compiler checks ([`VariantConfig`], [`VariantModule`],
+//! [`VariantCache`]). A leaf under the variants: it imports none of them, and `mod.rs`'s enums
+//! dispatch to them through these traits.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::model::field::FieldError;
+use crate::model::slot::{CacheSpec, SlotBytes};
+use crate::rng::Rng;
+
+/// A variant's config, as experiment files write it: it builds the module and states the
+/// variant's formulas.
+pub trait VariantConfig: Sized {
+    type Module: VariantModule;
+    /// The module, its weights drawn for a model of `dims`.
+    fn init(&self, dims: AttentionDims, device: &Device) -> Self::Module;
+    /// Problems with the variant's fields in a model of `dims` (named from `model`).
+    fn validate(&self, dims: &AttentionDims) -> Vec<FieldError>;
+    /// Elements cached per token per layer, from the formula.
+    fn kv_elems_per_token(&self, dims: &AttentionDims) -> usize;
+    /// Parameters of one attention layer (no bias anywhere).
+    fn param_count(&self, dims: &AttentionDims) -> usize;
+    /// Elements the variant's own forward keeps per token for the backward pass, beyond what
+    /// every variant keeps ([`super::AttentionConfig::activations_per_token`]).
+    fn activations_per_token(&self, dims: &AttentionDims) -> usize;
+    /// Short human-readable name, e.g. `MLA+RoPE32 r=192 sep`.
+    fn label(&self, dims: &AttentionDims) -> String;
+    /// The width of the variant's latent, `None` for a variant without one.
+    fn rank(&self) -> Option<usize>;
+    /// The same attention with its latent `rank` wide, `None` for a variant without one.
+    fn with_rank(&self, rank: usize) -> Option<Self>;
+    /// The decode paths beyond the plain one: empty for a variant with one way to attend.
+    fn decode_paths(&self) -> &'static [MlaDecode];
+}
+
+/// A variant's module: stateless, its cache passed in.
+pub trait VariantModule {
+    type Cache: VariantCache;
+    /// Attends causally over `x`, whose first token sits at absolute position `start`; with a
+    /// cache, writes the new entries at `start..start+seq` and attends over all cached so far.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - output: `[batch, seq, d_model]`
+    fn forward(&self, x: Tensor<3>, cache: Option<&mut Self::Cache>, start: usize) -> Tensor<3>;
+    /// An empty cache for `spec.batch` sequences of up to `spec.capacity` tokens.
+    fn new_cache(&self, spec: &CacheSpec) -> Self::Cache;
+    /// Chooses the decode path of a variant that has several; a variant with one has nothing
+    /// to choose.
+    fn set_decode(&mut self, _decode: MlaDecode) {}
+}
+
+/// A variant's per-layer cache, built from [`crate::model::slot::CacheSlot`]s.
+pub trait VariantCache {
+    /// What each of its buffers holds.
+    fn slot_bytes(&self) -> Vec<SlotBytes>;
+    /// Fills positions `0..len` of every buffer with N(0, 1) values.
+    fn fill_random(&mut self, len: usize, rng: &mut Rng);
+}
+
+/// How a latent variant attends over its cached latent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MlaDecode {
+    /// Reference path: up-project the whole cached latent to K and V every step.
+    Naive,
+    /// Fold `W_UK` into the query and `W_UV` into the output; attend over the latent itself.
+    #[default]
+    Absorbed,
+}
+
+/// Sizes a layer's attention needs from the model.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionDims {
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub context: usize,
+    /// `Some(theta)` when the model uses rotary positions.
+    pub rope_theta: Option<f64>,
+    /// Blocks in the model: the output projection's initial scale depends on it.
+    pub n_layers: usize,
+}
+
+impl AttentionDims {
+    pub fn d_head(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// Whether the model uses rotary positions.
+    pub fn rope(&self) -> bool {
+        self.rope_theta.is_some()
+    }
+}
+
+/// Softmax over keys with a causal mask for queries at absolute positions
+/// `start..start+seq` against keys at `0..keys`.
+///
+/// # Shapes
+/// - scores: `[batch, heads, seq, keys]`
+/// - output: `[batch, heads, seq, keys]`
+pub(crate) fn causal_softmax(scores: Tensor<4>, start: usize) -> Tensor<4> {
+    let [_, _, seq, keys] = scores.dims();
+    assert_eq!(
+        keys,
+        start + seq,
+        "causal_softmax: {keys} keys for queries at {start}..{}",
+        start + seq
+    );
+    // A single query at the end sees every key: no mask to build.
+    let scores = if seq > 1 {
+        // tril_mask is true *above* the kept triangle: key j > query position start + i.
+        let mask = Tensor::<2, Bool>::tril_mask([seq, keys], start as i64, &scores.device());
+        scores.mask_fill(mask.reshape([1, 1, seq, keys]), f32::NEG_INFINITY) // [batch, heads, seq, keys]
+    } else {
+        scores
+    };
+    softmax(scores, 3)
+}
