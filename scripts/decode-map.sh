@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The decode map (issue 27, docs/decode/): decode time per step over batch × cache length at
+# The decode map (docs/decode/): decode time per step over batch × cache length at
 # paper scale, for every attention variant, on flex and LibTorch, with PyTorch eager at the same
 # points and the machine's bandwidth (STREAM triad) before and after, all in one sitting.
 #

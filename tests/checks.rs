@@ -1,4 +1,4 @@
-//! Reliability checks of the command line (issue 23): what `bench`, `calibrate` and `eval`
+//! Reliability checks of the command line: what `bench`, `calibrate` and `eval`
 //! do with values and files at the edges, run as a user would.
 
 use std::path::{Path, PathBuf};

@@ -156,7 +156,7 @@ fn report_refuses_a_run_given_twice_or_two_runs_of_one_seed() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Issue 24: a sweep of the peak learning rate places a row's best peak, and the loss claims are
+/// A sweep of the peak learning rate places a row's best peak, and the loss claims are
 /// judged again with that row's runs lowered by its gain (the sweep's loss at the row's peak less
 /// its best); a sweep run of no row, or two at one peak, is refused, named.
 #[test]

@@ -1,4 +1,4 @@
-//! `mla-lab decode-map`: the decode map that `scripts/decode-map.sh run` measures (issue 27),
+//! `mla-lab decode-map`: the decode map that `scripts/decode-map.sh run` measures,
 //! as `map.md` and plots.
 //!
 //! The measurement folder holds, from one sitting: `<backend>.jsonl` (bench rows of every

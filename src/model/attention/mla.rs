@@ -64,9 +64,9 @@ struct MlaInFile {
     rank: usize,
     layout: LatentLayout,
     rope_dim: usize,
-    #[serde(default)]
-    #[allow(dead_code)]
-    decode: MlaDecode,
+    /// Read so that an old file parses (and a bad value is still refused), then dropped.
+    #[serde(default, rename = "decode")]
+    _decode: MlaDecode,
 }
 
 impl From<MlaInFile> for MlaConfig {
