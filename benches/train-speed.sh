@@ -11,6 +11,9 @@
 #   MLA_LAB_TCH     one built with --features tch (optional)
 #   PYTHON          a python with PyTorch (optional), for benches/pytorch/gpt.py train
 #   TINY_STEPS, SMALL_STEPS   optimizer steps of each real run (default 60 and 20)
+#   CUBECL_LIMIT  seconds a cubecl-cpu run may take (default 300): past it the run is stopped and
+#                 its row says how far it got ("no step in 300 s"), so that a backend too slow to
+#                 time still gets its row in the sitting
 #
 # Each mla-lab figure is a real `train --headless` run (data prepared beforehand, validation
 # left out, as summary.json counts it), over the steps after the first logged row, so that a
@@ -43,18 +46,27 @@ shortened() {
     echo "$out"
 }
 
-# BIN BACKEND FILE: "tok/s steady, first row s, cores busy" of one real run.
+# BIN BACKEND FILE [LIMIT]: "tok/s steady, first row s, cores busy" of one real run; past LIMIT
+# seconds it is stopped and says so.
 real_run() {
-    local bin=$1 backend=$2 file=$3 name art
+    local bin=$1 backend=$2 file=$3 limit=${4:-} name art
     name=$(sed -n 's/^ *name: "\(.*\)",$/\1/p' "$file")
     art="$OUT/art-$backend"
     "$bin" data prepare "$file" --artifacts "$art" > /dev/null 2>&1
     local TIMEFORMAT="%R %U %S"
+    local rc=0
     {
-        time "$bin" --backend "$backend" train "$file" --headless --force --artifacts "$art" \
-            > "$OUT/$name-$backend.log" 2>&1
-    } 2> "$OUT/$name-$backend.time" || { echo "failed failed failed"; return; }
+        time ${limit:+timeout "$limit"} "$bin" --backend "$backend" train "$file" --headless --force \
+            --artifacts "$art" > "$OUT/$name-$backend.log" 2>&1
+    } 2> "$OUT/$name-$backend.time" || rc=$?
     local csv="$art/$name/metrics.csv"
+    if [ "$rc" = 124 ]; then
+        local rows=0
+        [ -f "$csv" ] && rows=$(($(wc -l < "$csv") - 1))
+        echo "stopped: $rows logged rows in ${limit} s"
+        return
+    fi
+    [ "$rc" = 0 ] || { echo "failed failed failed"; return; }
     # Steady rate: tokens between the first and the last logged row over the time between them.
     awk -F, -v tokens="$(per_step "$file")" 'NR == 2 { s0 = $1; t0 = $6 } NR > 2 { s1 = $1; t1 = $6 }
         END { printf "%.0f %.1f ", (s1 - s0) * tokens / (t1 - t0), t0 }' "$csv"
@@ -85,7 +97,14 @@ for row in "${ROWS[@]}"; do
     for side in "flex:$MLA_LAB:cpu" "cubecl-cpu:${MLA_LAB_CUBECL:-}:cubecl-cpu" "libtorch:${MLA_LAB_TCH:-}:libtorch"; do
         IFS=: read -r label bin backend <<< "$side"
         [ -n "$bin" ] || continue
-        read -r rate first cores <<< "$(real_run "$bin" "$backend" "$short")"
+        limit=""
+        [ "$backend" = cubecl-cpu ] && limit=${CUBECL_LIMIT:-300}
+        result=$(real_run "$bin" "$backend" "$short" "$limit")
+        if [[ $result == stopped:* ]]; then
+            echo "| $tier | $(basename "$file" .ron) | $label | $steps | ${result#stopped: } | - | - | $torch | - |"
+            continue
+        fi
+        read -r rate first cores <<< "$result"
         ratio="-"
         [[ $torch =~ ^[0-9]+$ && $rate =~ ^[0-9]+$ ]] && ratio=$(awk -v r="$rate" -v t="$torch" 'BEGIN { printf "%.2f×", r / t }')
         echo "| $tier | $(basename "$file" .ron) | $label | $steps | $rate | $first | $cores | $torch | $ratio |"

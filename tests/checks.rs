@@ -1,34 +1,20 @@
 //! Reliability checks of the command line: what `bench`, `calibrate` and `eval`
 //! do with values and files at the edges, run as a user would.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-/// An empty folder for one test, under the system temp folder.
+use std::path::{Path, PathBuf};
+
+use common::arg;
+
 fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mla-lab-checks-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("checks", tag)
 }
 
 /// `mla-lab ARGS` on the CPU: its exit code, stdout and stderr.
 fn mla_lab(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
-        .args(["--backend", "cpu"])
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
+    let ran = common::mla_lab(&[&["--backend", "cpu"], args].concat());
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 /// A tiny experiment file (d_model 32, 2 layers, context 32, a 300-token BPE on 300 synthetic

@@ -1,32 +1,23 @@
 //! The `mla-lab` command line, run as a user would.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// An empty folder for one test, under the system temp folder.
 fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mla-lab-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("cli", tag)
 }
 
+/// `mla-lab ARGS` from the project's root: whether it succeeded, stdout, stderr.
 fn mla_lab(args: &[&str]) -> (bool, String, String) {
     mla_lab_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
 }
 
 /// `mla_lab` run from the folder `cwd`.
 fn mla_lab_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let ran = common::mla_lab_in(cwd, args);
+    (ran.ok(), ran.stdout, ran.stderr)
 }
 
 #[test]

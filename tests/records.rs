@@ -5,32 +5,22 @@
 //! Most tests start from one small study (two experiments, seed 1, `--records`), made once and
 //! copied into each test's own folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::arg as s;
+
 fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mla-lab-records-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("records", tag)
 }
 
+/// `mla-lab ARGS` from the project's root: whether it succeeded, stdout, stderr.
 fn mla_lab(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mla-lab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    let ran = common::mla_lab(args);
+    (ran.ok(), ran.stdout, ran.stderr)
 }
 
 /// A tiny experiment (d_model 32, 2 layers, a 300-token BPE, batch 4, `steps` steps).
