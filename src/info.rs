@@ -71,24 +71,35 @@ pub fn percent(p: f64) -> String {
 /// A Markdown table of the rows.
 pub fn table(rows: &[InfoRow]) -> String {
     let dtype = rows.first().map_or("f32".to_string(), |r| r.dtype.clone());
-    let mut out = format!(
-        "| experiment | attention | params | non-emb | KV elems/tok/layer | KV B/tok/layer ({dtype}) | KV B/tok | vs MHA | train memory (est.) | KV at context (f32) |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    let per_layer = format!("KV B/tok/layer ({dtype})");
+    let mut t = crate::table::Table::new(
+        &[
+            "experiment",
+            "attention",
+            "params",
+            "non-emb",
+            "KV elems/tok/layer",
+            &per_layer,
+            "KV B/tok",
+            "vs MHA",
+            "train memory (est.)",
+            "KV at context (f32)",
+        ],
+        2,
     );
     for r in rows {
-        out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.experiment,
-            r.attention,
+        t.rows.push(vec![
+            r.experiment.clone(),
+            r.attention.clone(),
             millions(r.params),
             millions(r.non_embedding_params),
-            r.kv_elems_per_token_per_layer,
-            r.kv_bytes_per_token_per_layer,
-            r.kv_bytes_per_token,
+            r.kv_elems_per_token_per_layer.to_string(),
+            r.kv_bytes_per_token_per_layer.to_string(),
+            r.kv_bytes_per_token.to_string(),
             percent(r.kv_change_vs_mha_pct),
             human(r.train_memory_bytes),
             human(r.memory.kv_cache),
-        );
+        ]);
     }
-    out
+    t.render()
 }

@@ -18,4 +18,5 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod study;
+pub mod table;
 pub mod train;

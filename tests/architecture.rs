@@ -16,7 +16,7 @@ const LAYERS: [&[&str]; 10] = [
     &["experiment"],
     &["model"],
     &["data"],
-    &["backend", "files", "rng", "progress", "options"],
+    &["backend", "files", "rng", "progress", "options", "table"],
     &["lib"],
 ];
 

@@ -518,38 +518,57 @@ fn add_ratios(rows: &mut [BenchRow], configs: &[&GptConfig]) {
 
 /// The Markdown table.
 pub fn table(rows: &[BenchRow]) -> String {
-    let mut s = String::from(
-        "| experiment | attention | decode | batch | context | KV B/token formula | KV B/token measured | cache KiB | fill | prefill tok/s | decode tok/s | ms/token | ms/token range | read/step MiB | GB/s | KV vs first | decode vs first | decode vs full rank |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
+    let mut t = crate::table::Table::new(
+        &[
+            "experiment",
+            "attention",
+            "decode",
+            "batch",
+            "context",
+            "KV B/token formula",
+            "KV B/token measured",
+            "cache KiB",
+            "fill",
+            "prefill tok/s",
+            "decode tok/s",
+            "ms/token",
+            "ms/token range",
+            "read/step MiB",
+            "GB/s",
+            "KV vs first",
+            "decode vs first",
+            "decode vs full rank",
+        ],
+        3,
+    )
+    .left_aligned(8);
     for r in rows {
-        s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {:.1} | {:.2} | {} | {} | {} | {:.3} | {:.2}× | {} |\n",
-            r.experiment,
-            r.attention,
-            r.decode,
-            r.batch,
-            r.context,
-            r.kv_bytes_per_token_formula,
-            r.kv_bytes_per_token_measured,
-            r.cache_bytes as f64 / 1024.0,
-            r.fill,
+        t.rows.push(vec![
+            r.experiment.clone(),
+            r.attention.clone(),
+            r.decode.to_string(),
+            r.batch.to_string(),
+            r.context.to_string(),
+            r.kv_bytes_per_token_formula.to_string(),
+            r.kv_bytes_per_token_measured.to_string(),
+            format!("{:.1}", r.cache_bytes as f64 / 1024.0),
+            r.fill.to_string(),
             r.prefill_tokens_per_s
                 .map_or("-".into(), |p| format!("{p:.0}")),
-            r.decode_tokens_per_s,
-            r.decode_ms_per_token,
+            format!("{:.1}", r.decode_tokens_per_s),
+            format!("{:.2}", r.decode_ms_per_token),
             r.decode_ms_per_token_range
                 .map_or("-".into(), |(lo, hi)| format!("{lo:.2}–{hi:.2}")),
             r.decode_bytes_per_step
                 .map_or("-".into(), |b| format!("{:.1}", b as f64 / MIB)),
             r.decode_gb_per_s.map_or("-".into(), |g| format!("{g:.1}")),
-            r.kv_vs_first,
-            r.decode_vs_first,
+            format!("{:.3}", r.kv_vs_first),
+            format!("{:.2}×", r.decode_vs_first),
             r.decode_vs_full_rank
                 .map_or("-".into(), |x| format!("{x:.2}×")),
-        );
+        ]);
     }
-    s
+    t.render()
 }
 
 const MIB: f64 = 1024.0 * 1024.0;

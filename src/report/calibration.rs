@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::fit::{NoFit, PowerLaw, power_law};
-use super::markdown::Table;
 use super::plots::{Chart, Point, Series, plot};
 use crate::artifacts::RunFolder;
 use crate::artifacts::metrics::{self, Damaged, HEADER, MetricsRow};
 use crate::experiment::Experiment;
+use crate::table::Table;
 
 /// Within this many nats of `L∞`: the first budget rule.
 pub const WITHIN_NATS: f64 = 0.02;

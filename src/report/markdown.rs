@@ -9,36 +9,7 @@ use super::runs::{
 use super::stats::{Interval, Spread, clopper_pearson, fisher_exact};
 use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
-
-/// A Markdown table: the first `left` columns are left-aligned, the others right-aligned.
-pub(crate) struct Table {
-    pub head: Vec<String>,
-    pub left: usize,
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    pub fn new(head: &[&str], left: usize) -> Table {
-        Table {
-            head: head.iter().map(|h| h.to_string()).collect(),
-            left,
-            rows: vec![],
-        }
-    }
-
-    pub fn render(&self) -> String {
-        let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
-        let align: Vec<&str> = (0..self.head.len())
-            .map(|i| if i < self.left { "---" } else { "---:" })
-            .collect();
-        let mut s = line(&self.head);
-        s += &format!("|{}|\n", align.join("|"));
-        for row in &self.rows {
-            s += &line(row);
-        }
-        s
-    }
-}
+use crate::table::Table;
 
 fn or_dash(x: Option<String>) -> String {
     x.unwrap_or_else(|| "-".into())
