@@ -2,9 +2,11 @@
 //! section, and the train/inference steps burn-train's learner calls.
 
 pub mod checkpoint;
+pub mod folder;
 pub mod loader;
 pub mod memory;
 pub mod optim;
+pub mod options;
 pub mod preflight;
 pub mod renderer;
 pub mod run;

@@ -17,129 +17,27 @@ use burn::data::dataset::transform::PartialDataset;
 use burn::tensor::{DType, Device, Int, Tensor};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
-use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
 
 use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
+pub use super::folder::FolderError;
+use super::folder::{Open, Opening, open_folder};
 use super::loader::StepLoader;
 use super::memory;
 use super::optim::{lr_schedule, optimizer};
+pub use super::options::{Display, Strategy, TrainOptions};
 use super::preflight::{self, Projection};
 use super::renderer::{RenderPlan, RunRecord, StepRenderer};
-use crate::artifacts::lock::FolderLock;
-use crate::artifacts::metrics::{self, MetricsRow};
+use crate::artifacts::metrics;
 use crate::artifacts::records::TrainSummary;
 use crate::artifacts::{RunFolder, checkpoints, save_weights};
-use crate::backend::{self, BackendChoice, DeviceSpec, Selected};
+use crate::backend::{self, Selected};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
 use crate::data::tokens::{self, TokenData};
 use crate::experiment::{Experiment, divisors, divisors_below};
 use crate::files;
-use crate::model::{Gpt, init};
-
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    /// Where run folders and the token cache live.
-    pub artifacts: PathBuf,
-    pub resume: bool,
-    /// Start over in a folder that holds another run.
-    pub force: bool,
-    pub display: Display,
-    pub backend: BackendChoice,
-    /// A training seed that replaces the file's; the run goes to `<name>-s<seed>`.
-    pub seed: Option<u64>,
-    /// Devices of the backend to train on, the batch split evenly across them; `None`: one.
-    pub devices: Option<DeviceSpec>,
-    /// Rows per forward and backward pass on a device, instead of the file's
-    /// `train.micro_batch`.
-    pub micro_batch: Option<usize>,
-}
-
-/// How burn-train spreads a step over the devices.
-///
-/// Always `MultiDevice` for several devices, CUDA included, although burn offers DDP there:
-/// under burn-train 0.22's DDP every worker reports on its own, so the last shard of an epoch
-/// can arrive after validation has begun (rows of `metrics.csv` would shift), and a worker
-/// that stops on the interrupter (a NaN loss, the dashboard's quit) while another waits in the
-/// all-reduce hangs the run. Neither can happen in `MultiDevice`, which steps all devices from
-/// one thread. DDP waits for a machine with GPUs to prove it on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    Single,
-    /// A thread per device, each on its shard; the gradients summed on the first device, which
-    /// steps the optimizer (burn-train's `MultiDevice` with `OptimMainDevice`).
-    MultiDevice,
-}
-
-impl Strategy {
-    pub fn for_devices(devices: usize) -> Strategy {
-        if devices == 1 {
-            Strategy::Single
-        } else {
-            Strategy::MultiDevice
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Single => "single device",
-            Strategy::MultiDevice => "multi-device (gradients summed on the first device)",
-        }
-    }
-
-    fn execution(self, devices: Vec<Device>) -> ExecutionStrategy {
-        match self {
-            Strategy::Single => ExecutionStrategy::single(devices[0].clone()),
-            Strategy::MultiDevice => {
-                ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice)
-            }
-        }
-    }
-}
-
-/// How a run shows its progress (metrics.csv is written either way).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Display {
-    /// burn-train's terminal dashboard.
-    Dashboard,
-    /// One line every `log_every` steps.
-    Lines,
-}
-
-/// Why a run folder cannot be trained into as asked. The library names no flags; the command
-/// line adds the one that changes the outcome.
-#[derive(Debug, thiserror::Error)]
-pub enum FolderError {
-    #[error("{} holds an unreadable experiment", .0.display())]
-    Unreadable(PathBuf),
-    #[error("{} holds a run of a different experiment (its experiment.ron differs)", .0.display())]
-    Different(PathBuf),
-    #[error("{} has no checkpoint to resume from", .0.display())]
-    NothingToResume(PathBuf),
-    #[error("{} already holds a run (checkpoint after step {step})", dir.display())]
-    HoldsRun { dir: PathBuf, step: usize },
-    #[error("{} already holds a finished run ({steps} steps)", dir.display())]
-    Finished { dir: PathBuf, steps: usize },
-    #[error("{name}: interrupted at step {step} ({why})")]
-    Interrupted {
-        name: String,
-        step: usize,
-        why: String,
-    },
-}
-
-/// What `train` found in the run folder, and so what it does.
-#[derive(Debug)]
-enum Start {
-    Fresh,
-    /// Continue after checkpoint `epoch`; `last` is the last metrics row it kept.
-    Resume {
-        epoch: usize,
-        last: Option<MetricsRow>,
-    },
-    /// `--resume` of a run that has finished: nothing to do.
-    Finished(TrainSummary),
-}
+use crate::model::Gpt;
 
 /// What a `train` call did.
 #[derive(Debug)]
@@ -165,70 +63,6 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// Decides what to do with the run folder (locked by the caller): start, resume, or leave a
-/// finished run alone. A folder holding results is never cleared without `force`.
-fn check_folder(folder: &RunFolder, exp: &Experiment, opts: &TrainOptions) -> Result<Start> {
-    let dir = &folder.dir;
-    let copy = folder.experiment();
-    // A folder whose run never got to its first checkpoint holds nothing to protect.
-    if copy.exists() && folder.has_results() && !opts.force {
-        let theirs = Experiment::load(&copy).context(FolderError::Unreadable(dir.to_path_buf()))?;
-        if !theirs.run_differences(exp).is_empty() {
-            return Err(FolderError::Different(dir.to_path_buf()).into());
-        }
-    }
-    if opts.force {
-        for sub in [folder.checkpoints(), dir.join("train"), dir.join("valid")] {
-            let _ = std::fs::remove_dir_all(sub);
-        }
-        // Every record but the experiment (written anew below) goes with the weights: what was
-        // measured on the old weights must not pass for the new run's in `study`.
-        let records = folder.records().into_iter().filter(|f| *f != copy);
-        let others = [
-            folder.weights(),
-            folder.safetensors(),
-            folder.initialisation(),
-            dir.join("experiment.log"),
-        ];
-        for f in records.chain(others) {
-            let _ = std::fs::remove_file(f);
-        }
-        return Ok(Start::Fresh);
-    }
-    let finished = folder.finished()?;
-    let latest = checkpoints::latest_complete(dir);
-    match (opts.resume, finished, latest) {
-        (true, Some(summary), _) => Ok(Start::Finished(summary)),
-        (true, None, Some(epoch)) => {
-            let last = metrics::keep_through(&folder.metrics(), epoch * exp.train.eval_every)?;
-            Ok(Start::Resume { epoch, last })
-        }
-        (true, None, None) => Err(FolderError::NothingToResume(dir.to_path_buf()).into()),
-        (false, Some(summary), _) => Err(FolderError::Finished {
-            dir: dir.to_path_buf(),
-            steps: summary.steps,
-        }
-        .into()),
-        (false, None, Some(epoch)) => Err(FolderError::HoldsRun {
-            dir: dir.to_path_buf(),
-            step: epoch * exp.train.eval_every,
-        }
-        .into()),
-        (false, None, None) => {
-            // Final weights without a summary or a checkpoint: a run whose folder was pruned.
-            if folder.weights().exists() {
-                return Err(FolderError::Finished {
-                    dir: dir.to_path_buf(),
-                    steps: exp.train.max_steps,
-                }
-                .into());
-            }
-            let _ = std::fs::remove_file(folder.metrics());
-            Ok(Start::Fresh)
-        }
-    }
-}
-
 /// What to lower when a pass of `micro` rows (of a device's `share`) does not fit.
 fn lower_micro_batch(micro: usize, share: usize) -> String {
     match divisors_below(share, micro).next() {
@@ -238,24 +72,6 @@ fn lower_micro_batch(micro: usize, share: usize) -> String {
             divisors(share)
         ),
         None => "one row per pass does not fit: lower model.context, or use a smaller model".into(),
-    }
-}
-
-/// A run folder this call created: removed again if the run fails before training starts,
-/// so a failed start leaves nothing behind.
-struct NewFolder(Option<PathBuf>);
-
-impl NewFolder {
-    fn keep(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for NewFolder {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
@@ -428,67 +244,6 @@ impl Placement {
             );
         }
     }
-}
-
-/// The run folder, locked for this process, and where in the run it starts.
-struct Open {
-    folder: RunFolder,
-    _lock: FolderLock,
-    /// Removes the folder again if the run fails before it holds anything of its own.
-    new_folder: NewFolder,
-    created: bool,
-    /// The checkpoint to resume after, and the last metrics row it kept.
-    resume_epoch: Option<usize>,
-    last_row: Option<MetricsRow>,
-    /// How the weights were drawn, as the summary records it.
-    initialisation: Option<String>,
-}
-
-enum Opening {
-    /// `--resume` of a finished run: nothing to do.
-    Finished {
-        dir: PathBuf,
-        summary: TrainSummary,
-    },
-    Open(Open),
-}
-
-/// Makes and locks the run folder of `exp`, decides from what it holds whether to start or
-/// resume ([`check_folder`]), and writes the experiment and how its weights are drawn.
-fn open_folder(exp: &Experiment, text: &str, opts: &TrainOptions) -> Result<Opening> {
-    let folder = RunFolder::for_seed(&opts.artifacts, &exp.name, opts.seed);
-    let dir = folder.dir.clone();
-    let created = !dir.exists();
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let lock = folder.lock()?;
-    let mut new_folder = NewFolder(created.then(|| dir.clone()));
-    let (resume_epoch, last_row) = match check_folder(&folder, exp, opts)? {
-        Start::Finished(summary) => {
-            new_folder.keep();
-            return Ok(Opening::Finished { dir, summary });
-        }
-        Start::Resume { epoch, last } => (Some(epoch), last),
-        Start::Fresh => (None, None),
-    };
-    files::write(&folder.experiment(), text.as_bytes())?;
-    // How the weights were drawn: written as the run starts, read when it resumes (a run begun
-    // before this was recorded says nothing).
-    let initialisation = match resume_epoch {
-        None => {
-            files::write(&folder.initialisation(), init::SCHEME.as_bytes())?;
-            Some(init::SCHEME.to_string())
-        }
-        Some(_) => std::fs::read_to_string(folder.initialisation()).ok(),
-    };
-    Ok(Opening::Open(Open {
-        folder,
-        _lock: lock,
-        new_folder,
-        created,
-        resume_epoch,
-        last_row,
-        initialisation,
-    }))
 }
 
 /// The run's tokens, from the shared token cache (made on first use), and its tokenizer
