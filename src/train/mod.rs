@@ -7,6 +7,7 @@ pub mod loader;
 pub mod memory;
 pub mod optim;
 pub mod options;
+pub mod placement;
 pub mod preflight;
 pub mod renderer;
 pub mod run;

@@ -23,19 +23,18 @@ use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
 pub use super::folder::FolderError;
 use super::folder::{Open, Opening, open_folder};
 use super::loader::StepLoader;
-use super::memory;
 use super::optim::{lr_schedule, optimizer};
 pub use super::options::{Display, Strategy, TrainOptions};
+use super::placement::{Placement, place, remedy};
 use super::preflight::{self, Projection};
 use super::renderer::{RenderPlan, RunRecord, StepRenderer};
 use crate::artifacts::metrics;
 use crate::artifacts::records::TrainSummary;
 use crate::artifacts::{RunFolder, checkpoints, save_weights};
-use crate::backend::{self, Selected};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
 use crate::data::tokens::{self, TokenData};
-use crate::experiment::{Experiment, divisors, divisors_below};
+use crate::experiment::Experiment;
 use crate::files;
 use crate::model::Gpt;
 
@@ -60,18 +59,6 @@ impl std::fmt::Display for Outcome {
                 dir.display()
             ),
         }
-    }
-}
-
-/// What to lower when a pass of `micro` rows (of a device's `share`) does not fit.
-fn lower_micro_batch(micro: usize, share: usize) -> String {
-    match divisors_below(share, micro).next() {
-        Some(m) => format!(
-            "lower the rows per pass: --micro-batch {m} (or train.micro_batch: {m}; the same \
-             run; accepted: {})",
-            divisors(share)
-        ),
-        None => "one row per pass does not fit: lower model.context, or use a smaller model".into(),
     }
 }
 
@@ -147,105 +134,6 @@ fn experiment_of_run(exp_path: &Path, seed: Option<u64>) -> Result<(Experiment, 
     })
 }
 
-/// Where a run trains: the backend's devices, the rows of the batch each takes, and the rows
-/// of one forward and backward pass.
-struct Placement {
-    selected: Selected,
-    devices: Vec<Device>,
-    /// Rows of the batch each device takes.
-    share: usize,
-    /// Rows per forward and backward pass on one device.
-    micro: usize,
-    spread: Strategy,
-}
-
-/// Chooses the devices and the passes of `exp`: refuses a batch that does not split evenly
-/// over them, a micro-batch that does not divide a device's share, and a pass the machine's
-/// memory or the device's largest allocation cannot hold.
-fn place(exp: &Experiment, exp_path: &Path, opts: &TrainOptions) -> Result<Placement> {
-    let selected = backend::select(opts.backend)?;
-    let devices = match &opts.devices {
-        Some(spec) => selected.devices(spec)?,
-        None => vec![selected.device.clone()],
-    };
-    let n = devices.len();
-    let given = opts.devices.as_ref().map_or("1".into(), |s| s.to_string());
-    if !exp.train.batch_size.is_multiple_of(n) {
-        bail!(
-            "{}: train.batch_size {} does not split evenly over {n} devices (--devices {}): each \
-             device takes an equal share of the batch; accepted: a device count that divides it \
-             ({})",
-            exp_path.display(),
-            exp.train.batch_size,
-            given,
-            divisors(exp.train.batch_size)
-        );
-    }
-    let share = exp.train.batch_size / n;
-    let micro = opts.micro_batch.or(exp.train.micro_batch).unwrap_or(share);
-    if micro == 0 || !share.is_multiple_of(micro) {
-        let asked = match opts.micro_batch {
-            Some(m) => format!("--micro-batch {m}"),
-            None => format!("train.micro_batch {micro}"),
-        };
-        bail!(
-            "{}: {asked} does not divide the {share} rows each of {n} device(s) takes of \
-             train.batch_size {} (--devices {given}); accepted: {}",
-            exp_path.display(),
-            exp.train.batch_size,
-            divisors(share)
-        );
-    }
-    // A card's memory cannot be asked for here; the machine's can.
-    if selected.in_host_memory()
-        && let Some(available) = backend::available_memory()
-    {
-        memory::check_pass(exp, micro, available, "this machine")
-            .with_context(|| exp_path.display().to_string())?;
-    }
-    if let Some(cap) = selected.max_allocation {
-        memory::check_allocation(exp, micro, cap, &selected.name)
-            .with_context(|| exp_path.display().to_string())?;
-    }
-    Ok(Placement {
-        selected,
-        spread: Strategy::for_devices(n),
-        devices,
-        share,
-        micro,
-    })
-}
-
-impl Placement {
-    /// Says how several devices share the batch, and how micro-batches make up a step.
-    fn announce(&self, exp: &Experiment) {
-        let (n, batch) = (self.devices.len(), exp.train.batch_size);
-        if n > 1 {
-            let shared = if self.selected.in_host_memory() {
-                ", replicas side by side on the one CPU device"
-            } else {
-                ""
-            };
-            println!(
-                "{}: {n} devices on {}{shared}: {}; {} rows of the batch of {batch} each",
-                exp.name,
-                self.selected.name,
-                self.spread.name(),
-                self.share,
-            );
-        }
-        if self.micro < self.share {
-            println!(
-                "{}: micro-batches of {} rows, {} passes per step on each device, their \
-                 gradients summed into one step of the batch of {batch}",
-                exp.name,
-                self.micro,
-                self.share / self.micro,
-            );
-        }
-    }
-}
-
 /// The run's tokens, from the shared token cache (made on first use), and its tokenizer
 /// copied into the folder.
 fn prepare_data(exp: &Experiment, folder: &RunFolder, opts: &TrainOptions) -> Result<TokenData> {
@@ -297,11 +185,6 @@ impl Loaders {
         .with_micro_batch(place.micro);
         Ok(Loaders { train, valid })
     }
-}
-
-/// What to lower when a pass does not fit, for the messages of a failed pass.
-fn remedy(place: &Placement) -> String {
-    lower_micro_batch(place.micro, place.share)
 }
 
 /// A pass of one row, timed; on a GPU where that was quick, the first whole micro-batch too,
@@ -545,6 +428,7 @@ fn summary(exp: &Experiment, open: &Open, place: &Placement, seen: Seen) -> Trai
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend;
     use crate::data::config::{DataConfig, DataSource};
     use crate::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
     use burn::module::Module;
