@@ -408,9 +408,8 @@ fn the_committed_tiny_report_and_results_pages_are_regenerated_from_their_record
         let e = e.unwrap();
         std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
     }
-    let eval: serde_json::Value =
+    let mut eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(copy.join("eval.json")).unwrap()).unwrap();
-    let mut eval = eval;
     let loss = eval["loss"].as_f64().unwrap();
     eval["loss"] = (loss - 0.01).into();
     std::fs::write(copy.join("eval.json"), eval.to_string()).unwrap();

@@ -763,41 +763,29 @@ pub fn sections(runs: &[RunData]) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The variants table without the speed and entropy columns.
+/// The variants table ([`variants_table`]) without its tokens, excess, entropy and speed
+/// columns, for the pages that carry it: the same cells, fewer of them, headed for a page.
 fn short_variants_table(runs: &[RunData]) -> Table {
-    let variants = variants(runs);
-    let base = baseline(runs);
-    let bases = baselines(&variants);
-    let kv_head = format!("KV vs {}", base.name);
-    let loss_heads: Vec<String> = bases
-        .iter()
-        .map(|b| format!("Δ vs {} [95% CI]", b.name))
-        .collect();
-    let mut head = vec![
-        "experiment",
-        "attention",
-        "params",
-        "KV B/token",
-        &kv_head,
-        "seeds",
-        "val loss (mean ± sd)",
-    ];
-    head.extend(loss_heads.iter().map(String::as_str));
+    let full = variants_table(runs);
+    // (column of the full table, its head on a page); the loss changes keep theirs, shortened.
+    let mut keep: Vec<(usize, String)> = vec![];
+    for (i, head) in full.head.iter().enumerate() {
+        let short = match head.as_str() {
+            "experiment" | "attention" | "params" | "seeds" => head.clone(),
+            "KV B/token (f32)" => "KV B/token".into(),
+            "val loss" => "val loss (mean ± sd)".into(),
+            h if h.starts_with("KV vs ") => head.clone(),
+            h if h.starts_with("Δ loss vs ") => h.replacen("Δ loss vs ", "Δ vs ", 1),
+            _ => continue,
+        };
+        keep.push((i, short));
+    }
+    let head: Vec<&str> = keep.iter().map(|(_, h)| h.as_str()).collect();
     let mut t = Table::new(&head, 2);
-    for v in &variants {
-        let r = v.first();
-        let kv_change = 100.0 * (r.kv_bytes() as f64 / base.kv_bytes() as f64 - 1.0);
-        let mut row = vec![
-            format!("`{}`", v.name),
-            r.label(),
-            format!("{:.2}M", r.summary.params as f64 / 1e6),
-            r.kv_bytes().to_string(),
-            percent(kv_change),
-            v.runs.len().to_string(),
-            mean_sd(&v.values(RunData::val_loss), 4),
-        ];
-        row.extend(bases.iter().map(|b| loss_change(v, b)));
-        t.rows.push(row);
+    for row in &full.rows {
+        let mut cells: Vec<String> = keep.iter().map(|(i, _)| row[*i].clone()).collect();
+        cells[0] = format!("`{}`", cells[0]);
+        t.rows.push(cells);
     }
     t
 }

@@ -131,9 +131,7 @@ impl RunData {
 
     /// Decode tokens/s at `context` (batch 1; absorbed path for MLA).
     pub fn decode_at(&self, context: usize) -> Option<f64> {
-        self.batch_one_decode()
-            .find(|r| r.context == context)
-            .map(|r| r.decode_tokens_per_s)
+        self.decode_row_at(context).map(|r| r.decode_tokens_per_s)
     }
 
     /// The mean of the character, object, attribute (where measured) and grammar probes: one
@@ -168,25 +166,26 @@ impl RunData {
     /// ms/token at `context`, the median over the bench's rounds (batch 1, absorbed path for
     /// MLA).
     pub fn decode_ms_at(&self, context: usize) -> Option<f64> {
-        self.batch_one_decode()
-            .find(|r| r.context == context)
-            .map(|r| r.decode_ms_per_token)
+        self.decode_row_at(context).map(|r| r.decode_ms_per_token)
     }
 
     /// ms/token at `context` as [`RunData::decode_ms_at`], unless its bench began with other
     /// work on the machine ([`BenchRow::under_load`]); a bench from before `bench.json` kept
     /// the load counts as alone, and the report says how many there are.
     pub fn decode_ms_alone(&self, context: usize) -> Option<f64> {
-        self.decode_row_at(context)
-            .filter(|r| !r.under_load())
+        self.decode_row_alone(context)
             .map(|r| r.decode_ms_per_token)
     }
 
     /// Decode tokens/s at `context` as [`RunData::decode_at`], unless benched under load.
     pub fn decode_alone(&self, context: usize) -> Option<f64> {
-        self.decode_row_at(context)
-            .filter(|r| !r.under_load())
+        self.decode_row_alone(context)
             .map(|r| r.decode_tokens_per_s)
+    }
+
+    /// The bench row at `context`, unless its bench began under load.
+    fn decode_row_alone(&self, context: usize) -> Option<&BenchRow> {
+        self.decode_row_at(context).filter(|r| !r.under_load())
     }
 
     /// The bench row at `context` (batch 1, absorbed path for MLA).
