@@ -14,7 +14,11 @@ const DH: usize = 64;
 const R: usize = 192;
 const DR: usize = 32;
 
-fn time(reps: usize, mut f: impl FnMut() -> Tensor<3>, device: &burn::tensor::Device) -> f64 {
+fn time<const D: usize>(
+    reps: usize,
+    mut f: impl FnMut() -> Tensor<D>,
+    device: &burn::tensor::Device,
+) -> f64 {
     let _ = f();
     device.sync().unwrap();
     let t = Instant::now();
@@ -169,7 +173,10 @@ fn main() {
     #[cfg(feature = "flex")]
     {
         use mla_lab::model::attention::latent_decode;
-        let c_v = rand([b, s, R]);
+        // One latent (a K/V pair) for all H heads: [b, 1, ·, ·].
+        let one = |t: &Tensor<3>| t.clone().unsqueeze_dim::<4>(1);
+        let (q_lat, q_r, c) = (one(&q_lat), one(&q_r), one(&c));
+        let c_v = one(&rand([b, s, R]));
         let one_pass = || latent_decode::attend(&q_lat, Some(&q_r), &c, &c_v, Some(&k_r));
         if one_pass().is_some() {
             let secs = time(reps, || one_pass().expect("a flex tensor"), &device);

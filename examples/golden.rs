@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Distribution, Tensor};
-use mla_lab::model::attention::GlaConfig;
+use mla_lab::model::attention::{GlaConfig, GtaConfig};
 use mla_lab::model::{AttentionConfig, GptConfig, LatentLayout, Positions};
 
 /// Every weight drawn anew: matrices N(0, 0.3), vectors (norm gains, biases) 1 + N(0, 0.2),
@@ -74,6 +74,16 @@ fn main() {
                 rope_dim: 4,
             };
             let mut c = config(rope, AttentionConfig::Gla(gla));
+            c.n_heads = 4;
+            c
+        }),
+        ("gta_rope", {
+            // Four query heads over two tied states of 6: keys of 4 tied dims and 2 rotary.
+            let gta = GtaConfig {
+                groups: 2,
+                rope_dim: 2,
+            };
+            let mut c = config(rope, AttentionConfig::Gta(gta));
             c.n_heads = 4;
             c
         }),

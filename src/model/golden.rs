@@ -63,7 +63,7 @@ fn max_diff(logits: Tensor<3>, expected: &Expected) -> f32 {
 }
 
 /// Every golden variant: each needs its `<name>.json`, `.safetensors` and `.expected.json`.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "mha",
     "mha_rope",
     "gqa_rope",
@@ -71,6 +71,7 @@ const NAMES: [&str; 7] = [
     "mla_rope",
     "mla_rope_joint",
     "gla_rope",
+    "gta_rope",
 ];
 
 #[test]

@@ -5,7 +5,7 @@
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::attention::LayerCache;
-use super::attention::{AttentionConfig, GlaConfig, LatentLayout, MlaDecode};
+use super::attention::{AttentionConfig, GlaConfig, GtaConfig, LatentLayout, MlaDecode};
 use super::cache::KvCache;
 use super::gpt::{Gpt, GptConfig, Positions};
 use super::slot::CacheSlot;
@@ -40,6 +40,10 @@ fn gla(groups: usize, rank: usize, rope_dim: usize) -> AttentionConfig {
     })
 }
 
+fn gta(groups: usize, rope_dim: usize) -> AttentionConfig {
+    AttentionConfig::Gta(GtaConfig { groups, rope_dim })
+}
+
 /// Every variant the zoo has, each valid.
 pub(crate) fn variants() -> Vec<(&'static str, GptConfig)> {
     let rope = Positions::Rope(10_000.0);
@@ -66,6 +70,8 @@ pub(crate) fn variants() -> Vec<(&'static str, GptConfig)> {
         ),
         ("gla2_rope", tiny(rope, gla(2, 8, 4))),
         ("gla4", tiny(Positions::Learned, gla(4, 6, 0))),
+        ("gta2_rope", tiny(rope, gta(2, 4))),
+        ("gta1", tiny(Positions::Learned, gta(1, 0))),
     ];
     for (name, c) in &v {
         assert!(c.validate().is_empty(), "{name}: {:?}", c.validate());
@@ -96,7 +102,7 @@ fn tokens(batch: usize, seq: usize, seed: u64, device: &Device) -> Tensor<2, Int
     Tensor::from_data(TensorData::new(ids, [batch, seq]), device)
 }
 
-fn values(t: Tensor<3>) -> Vec<f32> {
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
@@ -111,7 +117,7 @@ fn assert_filled<const D: usize>(slot: &CacheSlot<D>, len: usize, name: &str) {
     assert!(rest.iter().all(|&x| x == 0.0), "{name}: past the fill");
 }
 
-pub(crate) fn max_abs_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+pub(crate) fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     assert_eq!(a.dims(), b.dims());
     values(a)
         .iter()
@@ -270,15 +276,14 @@ fn a_randomly_filled_cache_holds_its_positions_and_both_mla_paths_agree_over_it(
         for layer in &cache.layers {
             match layer {
                 LayerCache::Mha(c) => [&c.k, &c.v].map(|s| assert_filled(s, len, name)),
-                LayerCache::Mla(c) => {
-                    let slots = std::iter::once(&c.c_k).chain(&c.c_v).chain(&c.k_r);
-                    slots.for_each(|s| assert_filled(s, len, name));
+                LayerCache::Gta(c) => {
+                    assert_filled(&c.s, len, name);
+                    c.k_r.iter().for_each(|s| assert_filled(s, len, name));
                     [(); 2]
                 }
-                LayerCache::Gla(c) => {
-                    std::iter::once(&c.c)
-                        .chain(&c.k_r)
-                        .for_each(|s| assert_filled(s, len, name));
+                LayerCache::Mla(c) | LayerCache::Gla(c) => {
+                    c.latent_slots().for_each(|s| assert_filled(s, len, name));
+                    c.k_r.iter().for_each(|s| assert_filled(s, len, name));
                     [(); 2]
                 }
             };
@@ -357,8 +362,10 @@ fn kv_formula_counts_latents_not_keys_and_values() {
         ("mla_joint", 12),
         ("mla_rope_sep", 2 * 8 + 4),
         ("mla_rope_joint", 16 + 8),
-        ("gla2_rope", 2 * (8 + 4)),
+        ("gla2_rope", 2 * 8 + 4),
         ("gla4", 4 * 6),
+        ("gta2_rope", 2 * 8 + 4),
+        ("gta1", 8),
     ];
     let variants = variants();
     // A variant added to the zoo must bring its hand count here.
@@ -444,18 +451,18 @@ fn mla_param_count_matches_hand_count() {
 
 #[test]
 fn gla_param_count_matches_hand_count_and_one_group_costs_what_joint_mla_costs() {
-    // d = 32, 4 heads of 8; 2 latent heads of rank 8 with rotary keys of 4.
+    // d = 32, 4 heads of 8; 2 latent heads of rank 8 and one rotary key of 4.
     let (d, h, dh, g, r, dr) = (32, 4, 8, 2, 8, 4);
     let attn = d * h * dh // W^Q
         + d * h * dr // W^QR
         + d * g * r + g * r // W^DKV and one norm per latent head
         + 2 * r * h * dh // W^UK, W^UV
-        + d * g * dr // W^KR
+        + d * dr // W^KR
         + h * dh * d; // W^O
     let rope = Positions::Rope(10_000.0);
     let config = tiny(rope, gla(g, r, dr));
     assert_eq!(config.attention.param_count(&config.attention_dims()), attn);
-    assert_eq!(config.kv_elems_per_token_per_layer(), g * (r + dr));
+    assert_eq!(config.kv_elems_per_token_per_layer(), g * r + dr);
     // One latent head is MLA with a joint latent: the same weights, cache and activations.
     let one = tiny(rope, gla(1, 16, 8));
     let joint = tiny(rope, mla(16, LatentLayout::Joint, 8));
@@ -472,6 +479,40 @@ fn gla_param_count_matches_hand_count_and_one_group_costs_what_joint_mla_costs()
         one.attention.activations_per_token(&dims, CONTEXT),
         joint.attention.activations_per_token(&dims, CONTEXT)
     );
+}
+
+#[test]
+fn gta_param_count_matches_hand_count_and_caches_half_of_gqa_plus_the_rotary_key() {
+    // d = 32, 4 heads of 8; 2 groups, a rotary key of 4.
+    let (d, h, dh, g, dr) = (32, 4, 8, 2, 4);
+    let attn = d * h * dh // W^Q
+        + d * g * dh // W^KV: one tied state per group
+        + d * dr // W^KR
+        + h * dh * d; // W^O
+    let rope = Positions::Rope(10_000.0);
+    let config = tiny(rope, gta(g, dr));
+    assert_eq!(config.attention.param_count(&config.attention_dims()), attn);
+    let gqa = tiny(rope, AttentionConfig::mha(g));
+    assert_eq!(
+        2 * (config.kv_elems_per_token_per_layer() - dr),
+        gqa.kv_elems_per_token_per_layer()
+    );
+}
+
+#[test]
+fn gta_refuses_groups_that_do_not_divide_the_heads_and_a_key_with_no_tied_part() {
+    let rope = Positions::Rope(10_000.0);
+    let fields = |c: GptConfig| -> Vec<String> {
+        c.validate()
+            .into_iter()
+            .map(|e| e.field.to_string())
+            .collect()
+    };
+    assert_eq!(fields(tiny(rope, gta(3, 4))), ["attention.groups"]);
+    assert_eq!(fields(tiny(rope, gta(2, 8))), ["attention.rope_dim"]);
+    assert_eq!(fields(tiny(rope, gta(2, 0))), ["positions"]);
+    assert_eq!(fields(tiny(Positions::Learned, gta(2, 4))), ["positions"]);
+    assert!(fields(tiny(rope, gta(4, 6))).is_empty());
 }
 
 #[test]

@@ -156,9 +156,10 @@ fn variants_table(runs: &[RunData]) -> Table {
             .as_ref()
             .map(|e| e.unigram_entropy)
             .unwrap_or(r.summary.val_unigram_entropy);
+        let beyond = r.experiment.model.attention.beyond_the_paper();
         let mut row = vec![
             v.name.clone(),
-            r.label(),
+            r.label() + if beyond { " (beyond the paper)" } else { "" },
             format!("{:.2}M", r.summary.params as f64 / 1e6),
             r.kv_bytes().to_string(),
             percent(kv_change),

@@ -6,8 +6,15 @@ arXiv 2104.09864, with the half-split pair convention (i, i + D/2) of GPT-NeoX a
 MLA (DeepSeek-V2, arXiv 2405.04434, section 2.1: latents c = x W^D normalised by RMSNorm,
 k^C = c_K W^UK, v^C = c_V W^UV, a decoupled rotary query q^R per head and one rotary key k^R
 shared by all heads, scores (q^C k^C + q^R k^R) / sqrt(d_h + d_h^R)), and GLA (Zadouri,
-Strauss and Dao, arXiv 2505.21487: MLA's joint latent split into g latent heads, each with its own
-RMSNorm and rotary key, latent head j serving query heads j * h/g .. (j + 1) * h/g - 1).
+Strauss and Dao, arXiv 2505.21487, section 3.3.1, and the authors' description of their
+LlamaFlashGLA: the down-projection yields g latent heads and one rotary key; each latent head has
+its own RMSNorm and up-projects, for its own query heads j * h/g .. (j + 1) * h/g - 1 only, to
+their keys and values; the one rotary key, rotated, is appended to every head's key; the
+softmax scale is that of the concatenated head, 1 / sqrt(d_h + d_h^R)), and GTA (the same
+paper, section 3.2, and the authors' description of their LlamaFlashGTA: each of g key/value
+groups projects one tied state of d_h; a query head's value is its group's whole state, its key
+the state's first d_h - d_h^R dimensions followed by one rotary key of d_h^R shared by all heads;
+the query's last d_h^R dimensions are rotated; the scale is 1 / sqrt(d_h)).
 
 Weights are read from the `.safetensors` files `cargo run --example golden` writes, by name,
 in burn's layout: a Linear's weight is [in, out], applied as x @ W. `K/V latent order`: with
@@ -127,24 +134,50 @@ def mla(x, w, p, cfg, rank, layout, rope_dim, theta):
 def gla(x, w, p, cfg, groups, rank, rope_dim, theta):
     h = cfg["n_heads"]
     dh = cfg["d_model"] // h
-    per_group = h // groups
-    c = x @ w[p + "w_dkv.weight"]  # [t, g rank]: latent head j in columns j*rank .. (j+1)*rank
-    lat = [rms_norm(c[:, j * rank : (j + 1) * rank], w[p + f"kv_norm.{j}.gamma"]) for j in range(groups)]
-    q = heads(x @ w[p + "w_q.weight"], h)  # q^C [h, t, dh]
+    served = h // groups  # query heads per latent head
+    # The down-projection: [c_1 .. c_g | k^R]; here its two parts are stored as w_dkv and w_kr.
+    down = x @ w[p + "w_dkv.weight"]  # [t, g rank]
+    out = np.zeros((x.shape[0], h * dh))
+    q = x @ w[p + "w_q.weight"]  # [t, h dh]
     if rope_dim > 0:
-        q_r = rope(heads(x @ w[p + "w_qr.weight"], h), theta)  # [h, t, dr]
-        k_r = rope(heads(x @ w[p + "w_kr.weight"], groups), theta)  # [g, t, dr], one per latent head
-    cols = lambda i: slice(i * dh, (i + 1) * dh)  # head i's columns of W^UK, W^UV
-    out = []
+        q_r = x @ w[p + "w_qr.weight"]  # [t, h dr]
+        k_r = rope((x @ w[p + "w_kr.weight"])[None], theta)[0]  # [t, dr], one key for all heads
+    for j in range(groups):
+        c_j = rms_norm(down[:, j * rank : (j + 1) * rank], w[p + f"kv_norm.{j}.gamma"])  # [t, rank]
+        for i in range(j * served, (j + 1) * served):
+            cols = slice(i * dh, (i + 1) * dh)  # head i's block of W^UK, W^UV and of q
+            key = c_j @ w[p + "w_uk.weight"][:, cols]  # [t, dh]
+            value = c_j @ w[p + "w_uv.weight"][:, cols]
+            query = q[:, cols]
+            if rope_dim > 0:
+                q_ri = rope(q_r[None, :, i * rope_dim : (i + 1) * rope_dim], theta)[0]
+                key = np.concatenate([key, k_r], axis=1)  # [t, dh + dr]
+                query = np.concatenate([query, q_ri], axis=1)
+            weights = causal_softmax(query @ key.T / math.sqrt(query.shape[1]))
+            out[:, cols] = weights @ value
+    return out @ w[p + "wo.weight"]
+
+
+def gta(x, w, p, cfg, groups, rope_dim, theta):
+    h = cfg["n_heads"]
+    dh = cfg["d_model"] // h
+    served = h // groups  # query heads per group
+    tied = dh - rope_dim  # the state's dimensions a key keeps
+    states = x @ w[p + "w_kv.weight"]  # [t, g dh]: state j in columns j*dh .. (j+1)*dh
+    q = x @ w[p + "w_q.weight"]  # [t, h dh]
+    if rope_dim > 0:
+        k_r = rope((x @ w[p + "w_kr.weight"])[None], theta)[0]  # [t, dr], one key for all heads
+    out = np.zeros((x.shape[0], h * dh))
     for i in range(h):
-        j = i // per_group
-        k = lat[j] @ w[p + "w_uk.weight"][:, cols(i)]  # k^C_i [t, dh]
-        v = lat[j] @ w[p + "w_uv.weight"][:, cols(i)]  # v^C_i
-        scores = q[i] @ k.T
+        state = states[:, (i // served) * dh : (i // served + 1) * dh]  # [t, dh]
+        query = q[:, i * dh : (i + 1) * dh]
+        key = state[:, :tied]
         if rope_dim > 0:
-            scores = scores + q_r[i] @ k_r[j].T
-        out.append(causal_softmax(scores / math.sqrt(dh + rope_dim)) @ v)  # [t, dh]
-    return np.concatenate(out, axis=1) @ w[p + "wo.weight"]
+            query = np.concatenate([query[:, :tied], rope(query[None, :, tied:], theta)[0]], axis=1)
+            key = np.concatenate([key, k_r], axis=1)  # [t, dh]
+        weights = causal_softmax(query @ key.T / math.sqrt(dh))
+        out[:, i * dh : (i + 1) * dh] = weights @ state
+    return out @ w[p + "wo.weight"]
 
 
 def logits(cfg, w, tokens):
@@ -161,9 +194,12 @@ def logits(cfg, w, tokens):
         elif "Mla" in attention:
             m = attention["Mla"]
             a = mla(a, w, p + "attn.Mla.", cfg, m["rank"], m["layout"], m["rope_dim"], theta)
-        else:
+        elif "Gla" in attention:
             g = attention["Gla"]
             a = gla(a, w, p + "attn.Gla.", cfg, g["groups"], g["rank"], g["rope_dim"], theta)
+        else:
+            g = attention["Gta"]
+            a = gta(a, w, p + "attn.Gta.", cfg, g["groups"], g["rope_dim"], theta)
         x = x + a
         m = layer_norm(x, w[p + "ln_2.gamma"], w[p + "ln_2.beta"])
         x = x + gelu(m @ w[p + "fc.weight"] + w[p + "fc.bias"]) @ w[p + "proj.weight"] + w[p + "proj.bias"]

@@ -35,6 +35,11 @@ pub trait VariantConfig: Sized {
     fn with_rank(&self, rank: usize) -> Option<Self>;
     /// The decode paths beyond the plain one: empty for a variant with one way to attend.
     fn decode_paths(&self) -> &'static [MlaDecode];
+    /// Whether the paper this study reproduces (Mehta et al., arXiv 2506.09342: MHA, MLA,
+    /// MLA+RoPE, and GQA as a cache baseline) left the variant out: reports mark its rows.
+    fn beyond_the_paper(&self) -> bool {
+        false
+    }
 }
 
 /// A variant's module: stateless, its cache passed in.
@@ -118,4 +123,65 @@ pub(crate) fn causal_softmax(scores: Tensor<4>, start: usize) -> Tensor<4> {
         scores
     };
     softmax(scores, 3)
+}
+
+/// Rotary part of the scores, `q^R_i·k^R`, or `None` without decoupled RoPE, for the variants
+/// whose one rotary key serves every head (MLA, GLA, GTA). `k^R` is shared by all heads, so the heads become rows of one product per sequence: the key is read once, where
+/// a product broadcast over heads would read it once per head.
+///
+/// # Shapes
+/// - q_r: `[batch, heads, seq, rope_dim]`, k_r: `[batch, keys, rope_dim]`
+/// - output: `[batch, heads, seq, keys]`
+pub(crate) fn shared_key_scores(
+    q_r: Option<Tensor<4>>,
+    k_r: Option<Tensor<3>>,
+) -> Option<Tensor<4>> {
+    let (q_r, k_r) = (q_r?, k_r?);
+    let [b, h, t, dr] = q_r.dims();
+    let s = k_r.dims()[1];
+    let scores = q_r.reshape([b, h * t, dr]).matmul(k_r.swap_dims(1, 2)); // [b, h*t, s]
+    Some(scores.reshape([b, h, t, s])) // [b, h, t, s]
+}
+
+/// Problems with a decoupled rotary width `rope_dim` for heads of `d_head` in a model with
+/// (`rope`) or without rotary positions; `variant` names the attention in messages. Shared by
+/// the variants whose only positions are their rotary parts (MLA, GLA, GTA).
+pub(crate) fn validate_rope_dim(
+    rope_dim: usize,
+    d_head: usize,
+    rope: bool,
+    variant: &str,
+) -> Vec<FieldError> {
+    let mut errs = vec![];
+    if !rope_dim.is_multiple_of(2) {
+        errs.push(FieldError::new(
+            "attention.rope_dim",
+            format!("{rope_dim} is odd; accepted: an even number (0 = no RoPE)"),
+        ));
+    }
+    if rope_dim > d_head {
+        errs.push(FieldError::new(
+            "attention.rope_dim",
+            format!("{rope_dim} exceeds the head dimension {d_head}; accepted: 0..={d_head}, even"),
+        ));
+    }
+    match (rope, rope_dim) {
+        (false, r) if r > 0 => errs.push(FieldError::new(
+            "positions",
+            format!(
+                "Learned positions with {variant} rope_dim = {r}: decoupled RoPE carries the \
+                 positions; accepted: Rope(theta), or rope_dim: 0 with Learned"
+            ),
+        )),
+        (true, 0) => errs.push(FieldError::new(
+            "positions",
+            format!(
+                "Rope positions with {variant} rope_dim = 0: RoPE cannot rotate compressed keys, \
+                 so the model would see no positions; accepted: Learned, or rope_dim > 0 with \
+                 Rope(theta)"
+            ),
+        )),
+        _ => {}
+    }
+    errs
 }

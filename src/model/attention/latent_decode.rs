@@ -7,7 +7,7 @@
 //! ```
 //!
 //! (GLA: the same for each latent head and its query heads.) As products, the reference
-//! (`Mla::attend_latent_reference`, `Gla::attend_absorbed`), that is two batched matmuls with as
+//! (`latent::attend_latent_reference`), that is two batched matmuls with as
 //! many rows as heads (6 at paper scale) against thousands of keys, the rotary scores and a
 //! softmax: four passes, in matrix kernels built for large tiles (the `gemm` crate's 16-row AVX2
 //! tile is 37.5% used by 6 rows). At batch 16 / cache 2048 they take 7–8 ms a layer on flex
@@ -37,81 +37,71 @@ const PREFETCH: usize = 8;
 /// Heads taken together from one read of a key; more are split into groups.
 const MAX_ROWS: usize = 8;
 
-/// `softmax(q_lat·c_kᵀ + q_r·k_rᵀ)·c_v` for one query token per sequence, every key visible.
+/// `softmax(q_lat·c_kᵀ + q_r·k_rᵀ)·c_v` for one query token per sequence, every key visible:
+/// every (sequence, latent) pair attends as one sequence, the latent's query heads as the rows,
+/// over its own latent, with the rotary key all latents share.
 ///
 /// # Shapes
-/// - q_lat: `[batch, heads, rank]`, q_r: `[batch, heads, rope_dim]` (scaled queries)
-/// - c_k, c_v: `[batch, keys, rank]`, k_r: `[batch, keys, rope_dim]` (views of the cache)
-/// - output: `[batch, heads, rank]`
+/// - q_lat: `[batch, groups, heads per group, rank]`, q_r: `[batch, groups, heads per group,
+///   rope_dim]` (scaled queries)
+/// - c_k, c_v: `[batch, groups, keys, rank]`, k_r: `[batch, keys, rope_dim]` (views of the
+///   cache)
+/// - output: `[batch, groups, heads per group, rank]`
 ///
 /// `None` (the caller takes the reference) unless every tensor is a flex f32 tensor without
 /// autodiff, no size is zero, and the rotary query and key come together.
 pub fn attend(
-    q_lat: &Tensor<3>,
-    q_r: Option<&Tensor<3>>,
-    c_k: &Tensor<3>,
-    c_v: &Tensor<3>,
+    q_lat: &Tensor<4>,
+    q_r: Option<&Tensor<4>>,
+    c_k: &Tensor<4>,
+    c_v: &Tensor<4>,
     k_r: Option<&Tensor<3>>,
-) -> Option<Tensor<3>> {
+) -> Option<Tensor<4>> {
     attend_built(q_lat, q_r, c_k, c_v, k_r, Avx2Fma::detect())
 }
 
-/// [`attend`] for grouped latents (GLA): every (sequence, latent head) pair attends as one
-/// sequence, its query heads as the rows, over its own latent head for both keys and values.
-///
-/// # Shapes
-/// - q_lat: `[batch, groups, heads per group, rank]`, q_r: `[batch, groups, heads per group,
-///   rope_dim]`
-/// - c: `[batch, groups, keys, rank]`, k_r: `[batch, groups, keys, rope_dim]`
-/// - output: `[batch, groups, heads per group, rank]`
-pub fn attend_groups(
-    q_lat: &Tensor<4>,
-    q_r: Option<&Tensor<4>>,
-    c: &Tensor<4>,
-    k_r: Option<&Tensor<4>>,
-) -> Option<Tensor<4>> {
-    attend_built(q_lat, q_r, c, c, k_r, Avx2Fma::detect())
+/// A flex f32 tensor whose rows have unit stride (copied into one if they do not), or `None`
+/// for any other tensor.
+fn flex_rows<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    let t = t.clone().try_into_primitive::<Flex>().ok()?;
+    let strides_ok = t.layout().strides().iter().all(|&s| s >= 0);
+    (t.dtype() == DType::F32).then(|| {
+        if strides_ok && t.layout().strides()[D - 1] == 1 {
+            t
+        } else {
+            t.to_contiguous()
+        }
+    })
 }
 
-/// [`attend`] and [`attend_groups`] (D = 3 or 4: one or two sequence dimensions before rows and
-/// width) with the AVX2 + FMA build, given the proof that the CPU has them, or the portable one
-/// (`None`).
-fn attend_built<const D: usize>(
-    q_lat: &Tensor<D>,
-    q_r: Option<&Tensor<D>>,
-    c_k: &Tensor<D>,
-    c_v: &Tensor<D>,
-    k_r: Option<&Tensor<D>>,
+/// [`attend`] with the AVX2 + FMA build, given the proof that the CPU has them, or the portable
+/// one (`None`).
+fn attend_built(
+    q_lat: &Tensor<4>,
+    q_r: Option<&Tensor<4>>,
+    c_k: &Tensor<4>,
+    c_v: &Tensor<4>,
+    k_r: Option<&Tensor<3>>,
     simd: Option<Avx2Fma>,
-) -> Option<Tensor<D>> {
+) -> Option<Tensor<4>> {
     let empty = [q_lat, c_k].iter().any(|t| t.dims().contains(&0));
-    if empty || q_r.is_some() != k_r.is_some() || !(3..=4).contains(&D) {
+    if empty || q_r.is_some() != k_r.is_some() {
         return None;
     }
-    let flex = |t: &Tensor<D>| {
-        let t = t.clone().try_into_primitive::<Flex>().ok()?;
-        let strides_ok = t.layout().strides().iter().all(|&s| s >= 0);
-        (t.dtype() == DType::F32).then(|| {
-            if strides_ok && t.layout().strides()[D - 1] == 1 {
-                t
-            } else {
-                t.to_contiguous()
-            }
-        })
-    };
-    let q_lat = flex(q_lat)?;
-    let c_k = flex(c_k)?;
-    let c_v = flex(c_v)?;
+    let q_lat = flex_rows(q_lat)?;
+    let c_k = flex_rows(c_k)?;
+    let c_v = flex_rows(c_v)?;
     let (q_r, k_r) = match (q_r, k_r) {
-        (Some(q), Some(k)) => (Some(flex(q)?), Some(flex(k)?)),
+        (Some(q), Some(k)) => (Some(flex_rows(q)?), Some(flex_rows(k)?)),
         _ => (None, None),
     };
+    let groups = q_lat.layout().shape()[1];
     let problem = Problem {
         q_lat: Rows::of(&q_lat),
         q_r: q_r.as_ref().map(Rows::of),
         c_k: Rows::of(&c_k),
         c_v: Rows::of(&c_v),
-        k_r: k_r.as_ref().map(Rows::of),
+        k_r: k_r.as_ref().map(|k| Rows::shared(k, groups)),
     };
     problem.check();
     let mut out = FlexTensor::empty(q_lat.layout().shape().clone(), DType::F32);
@@ -134,8 +124,9 @@ impl Avx2Fma {
     }
 }
 
-/// Rows of a `[batch, n, width]` or `[batch, groups, n, width]` flex tensor with unit inner
-/// stride, read in place; a sequence is a batch entry, or a (batch, group) pair.
+/// Rows of a `[batch, groups, n, width]` flex tensor with unit inner stride, read in place; a
+/// sequence is a (batch, group) pair. A `[batch, n, width]` tensor shared by every group reads
+/// as one whose groups are all the same rows ([`Rows::shared`]).
 struct Rows<'a> {
     data: &'a [f32],
     start: usize,
@@ -149,14 +140,22 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
+    /// The rows of a `[batch, groups, n, width]` tensor.
     fn of(t: &'a FlexTensor) -> Self {
+        let layout = t.layout();
+        let strides = layout.strides();
+        Self::with_groups(t, layout.shape()[1], strides[1] as usize)
+    }
+
+    /// The rows of a `[batch, n, width]` tensor, read by each of `groups` groups.
+    fn shared(t: &'a FlexTensor, groups: usize) -> Self {
+        Self::with_groups(t, groups, 0)
+    }
+
+    fn with_groups(t: &'a FlexTensor, groups: usize, group_stride: usize) -> Self {
         let layout = t.layout();
         let (dims, strides) = (layout.shape(), layout.strides());
         let d = dims.num_dims();
-        let (groups, group_stride) = match d {
-            4 => (dims[1], strides[1] as usize),
-            _ => (1, 0),
-        };
         Rows {
             data: t.storage::<f32>(),
             start: layout.start_offset(),
@@ -500,19 +499,19 @@ mod tests {
     use burn::tensor::{DType, Device, Distribution, Tensor};
 
     use super::{Avx2Fma, attend, attend_built};
-    use crate::model::attention::Mla;
+    use crate::model::attention::latent::{Latents, attend_latent_reference};
     use crate::model::tests::max_abs_diff;
 
-    fn normal(shape: [usize; 3], std: f64, device: &Device) -> Tensor<3> {
+    fn normal<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Tensor<D> {
         Tensor::random(shape, Distribution::Normal(0.0, std), device)
     }
 
     /// One decode step's inputs.
     struct Step {
-        q_lat: Tensor<3>,
-        q_r: Option<Tensor<3>>,
-        c_k: Tensor<3>,
-        c_v: Tensor<3>,
+        q_lat: Tensor<4>,
+        q_r: Option<Tensor<4>>,
+        c_k: Tensor<4>,
+        c_v: Tensor<4>,
         k_r: Option<Tensor<3>>,
     }
 
@@ -527,51 +526,61 @@ mod tests {
     }
 
     impl Step {
-        /// Views as a cache gives them and more: `c_K` and `k^R` side by side in one buffer
-        /// from its fourth position (an offset, and rows longer than either), the queries of
-        /// a `[heads, batch, width]` tensor with its first two dimensions swapped. Scores are
+        /// Views as a cache gives them and more: `c_K` and `k^R` from their buffers' fourth
+        /// position (an offset) with rows longer than their width, the queries of a
+        /// `[heads, batch, groups, width]` tensor with its dimensions permuted. Scores are
         /// about `std` wide (queries `std / √(rank + rope_dim)`, as the model's scale makes
         /// them): 4 makes the softmax peaked and moves the running maximum from block to block,
         /// 0.3 spreads the weights over every key.
-        #[allow(clippy::too_many_arguments)]
-        fn new([b, h, s, r, dr]: [usize; 5], values: Values, std: f64, device: &Device) -> Step {
+        fn new([b, g, m, s, r, dr]: [usize; 6], values: Values, std: f64, device: &Device) -> Step {
             let q_std = std / ((r + dr) as f64).sqrt();
-            // [b, h, width]
-            let queries = |width| normal([h, b, width], q_std, device).swap_dims(0, 1);
-            let keys = normal([b, s + 5, r + dr], 1.0, device).narrow(1, 3, s); // [b, s, r + dr]
-            let c_k = keys.clone().narrow(2, 0, r); // [b, s, r]
+            // [b, g, m, width]
+            let queries = |width| normal([m, b, g, width], q_std, device).permute([1, 2, 0, 3]);
+            let c_k = normal([b, g, s + 5, r + 3], 1.0, device)
+                .narrow(2, 3, s)
+                .narrow(3, 0, r); // [b, g, s, r]
             let c_v = match values {
                 Values::Joint => c_k.clone(),
-                Values::Separate => normal([b, s, r], 1.0, device),
-                Values::Transposed => normal([b, r, s], 1.0, device).swap_dims(1, 2), // [b, s, r]
+                Values::Separate => normal([b, g, s, r], 1.0, device),
+                Values::Transposed => normal([b, g, r, s], 1.0, device).swap_dims(2, 3), // [b, g, s, r]
             };
             let rotary = dr > 0;
+            let k_r = || {
+                normal([b, s + 5, dr + 2], 1.0, device)
+                    .narrow(1, 3, s)
+                    .narrow(2, 1, dr) // [b, s, dr]
+            };
             Step {
                 q_lat: queries(r),
                 q_r: rotary.then(|| queries(dr)),
                 c_k,
                 c_v,
-                k_r: rotary.then(|| keys.narrow(2, r, dr)), // [b, s, dr]
+                k_r: rotary.then(k_r),
             }
         }
 
-        fn one_pass(&self, simd: Option<Avx2Fma>) -> Option<Tensor<3>> {
+        fn one_pass(&self, simd: Option<Avx2Fma>) -> Option<Tensor<4>> {
             let (q_r, k_r) = (self.q_r.as_ref(), self.k_r.as_ref());
             attend_built(&self.q_lat, q_r, &self.c_k, &self.c_v, k_r, simd)
         }
 
-        /// The products over the same inputs, `[batch, heads, rank]`.
-        fn reference(&self) -> Tensor<3> {
-            let [b, h, r] = self.q_lat.dims();
-            let s = self.c_k.dims()[1];
-            let one = |q: &Tensor<3>| {
-                let d = q.dims()[2];
-                q.clone().reshape([b, h, 1, d]) // [b, h, 1, d]
+        /// The products over the same inputs, `[batch, groups, heads per group, rank]`.
+        fn reference(&self) -> Tensor<4> {
+            let [b, g, m, r] = self.q_lat.dims();
+            let s = self.c_k.dims()[2];
+            // [b, g, m, d] -> [b, g*m, 1, d]: head j*m + k is latent j's k-th query.
+            let heads = |q: &Tensor<4>| {
+                let d = q.dims()[3];
+                q.clone().reshape([b, g * m, 1, d]) // [b, h, 1, d]
             };
-            let (c_k, c_v, k_r) = (self.c_k.clone(), self.c_v.clone(), self.k_r.clone());
-            let q_r = self.q_r.as_ref().map(one);
-            let out = Mla::attend_latent_reference(one(&self.q_lat), q_r, c_k, c_v, k_r, s - 1);
-            out.reshape([b, h, r]) // [b, h, r]
+            let lat = Latents {
+                c_k: self.c_k.clone(),
+                c_v: self.c_v.clone(),
+                k_r: self.k_r.clone(),
+            };
+            let q_r = self.q_r.as_ref().map(heads);
+            let out = attend_latent_reference(heads(&self.q_lat), q_r, lat, s - 1);
+            out.reshape([b, g, m, r]) // [b, g, m, r]
         }
 
         /// The largest difference between the kernel and the products.
@@ -594,16 +603,19 @@ mod tests {
     fn one_pass_equals_the_products() {
         let device = Device::flex();
         device.seed(5);
-        // [batch, heads, keys, rank, rope_dim]: one key; keys across blocks of 32 with a
-        // partial last one; more heads than one group holds and a rank with a tail; one
-        // sequence, whose heads split over the threads, without a rotary part; paper scale.
+        // [batch, latents, heads per latent, keys, rank, rope_dim]: one key; keys across
+        // blocks of 32 with a partial last one; more heads than one group holds and a rank with
+        // a tail; one sequence, whose heads split over the threads, without a rotary part;
+        // paper scale; latent heads sharing the rotary key (GLA), with and without it.
         let cases = [
-            ([1, 6, 1, 16, 8], Values::Joint, 4.0),
-            ([2, 6, 70, 24, 8], Values::Separate, 4.0),
-            ([3, 11, 33, 13, 4], Values::Joint, 4.0),
-            ([1, 3, 100, 32, 0], Values::Transposed, 4.0),
-            ([2, 5, 90, 20, 6], Values::Separate, 0.3),
-            ([4, 6, 200, 192, 32], Values::Separate, 4.0),
+            ([1, 1, 6, 1, 16, 8], Values::Joint, 4.0),
+            ([2, 1, 6, 70, 24, 8], Values::Separate, 4.0),
+            ([3, 1, 11, 33, 13, 4], Values::Joint, 4.0),
+            ([1, 1, 3, 100, 32, 0], Values::Transposed, 4.0),
+            ([2, 1, 5, 90, 20, 6], Values::Separate, 0.3),
+            ([4, 1, 6, 200, 192, 32], Values::Separate, 4.0),
+            ([2, 2, 3, 70, 24, 8], Values::Joint, 4.0),
+            ([1, 4, 2, 40, 16, 0], Values::Joint, 1.0),
         ];
         for (shape, values, std) in cases {
             let step = Step::new(shape, values, std, &device);
@@ -627,7 +639,7 @@ mod tests {
                 .build()
                 .expect("a thread pool");
             for batch in [1, 2, 3] {
-                let step = Step::new([batch, 6, 40, 16, 8], Values::Separate, 1.0, &device);
+                let step = Step::new([batch, 1, 6, 40, 16, 8], Values::Separate, 1.0, &device);
                 for simd in builds() {
                     let diff = pool.install(|| step.diff(simd));
                     let case = format!("{threads} threads, batch {batch}");
@@ -642,25 +654,25 @@ mod tests {
     #[test]
     fn what_the_kernel_does_not_take_falls_back() {
         let device = Device::flex();
-        let step = Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &device);
+        let step = Step::new([2, 1, 4, 9, 8, 4], Values::Separate, 1.0, &device);
         assert!(step.one_pass(None).is_some());
         let autodiff = Device::flex().autodiff();
-        let trained = Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &autodiff);
+        let trained = Step::new([2, 1, 4, 9, 8, 4], Values::Separate, 1.0, &autodiff);
         assert!(trained.one_pass(None).is_none(), "autodiff");
         let half = Step {
             c_k: step.c_k.clone().cast(DType::F16),
-            ..Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &device)
+            ..Step::new([2, 1, 4, 9, 8, 4], Values::Separate, 1.0, &device)
         };
         assert!(half.one_pass(None).is_none(), "f16 cache");
         let no_key = Step {
             k_r: None,
-            ..Step::new([2, 4, 9, 8, 4], Values::Separate, 1.0, &device)
+            ..Step::new([2, 1, 4, 9, 8, 4], Values::Separate, 1.0, &device)
         };
         assert!(
             no_key.one_pass(None).is_none(),
             "rotary query without its key"
         );
-        let nothing = Step::new([0, 4, 9, 8, 4], Values::Separate, 1.0, &device);
+        let nothing = Step::new([0, 1, 4, 9, 8, 4], Values::Separate, 1.0, &device);
         assert!(nothing.one_pass(None).is_none(), "batch 0");
         let (q, c) = (&step.q_lat, &step.c_k);
         assert!(attend(q, None, c, c, None).is_some());

@@ -8,7 +8,12 @@
 //! - [`Mla`]: multi-head latent attention from DeepSeek-V2 (arXiv 2405.04434, §2.1), with an
 //!   optional decoupled RoPE part.
 //! - [`Gla`]: grouped latent attention (arXiv 2505.21487): MLA's latent split into heads, each
-//!   with its own rotary key, each serving a group of query heads.
+//!   serving a group of query heads, with one rotary key shared by all.
+//! - [`Gta`]: grouped-tied attention (arXiv 2505.21487): one tied state per key/value group,
+//!   its whole the value and its first part the key, with one rotary key shared by all heads.
+//!
+//! MLA and GLA make their latents and hand them to the latent core ([`latent`]), which caches
+//! them, attends over them and owns both decode paths.
 //!
 //! Modules are stateless: the per-layer [`LayerCache`] is passed into `forward`.
 //!
@@ -19,6 +24,8 @@
 
 pub mod common;
 pub mod gla;
+pub mod gta;
+pub mod latent;
 #[cfg(feature = "flex")]
 pub mod latent_decode;
 pub mod mha;
@@ -31,6 +38,8 @@ use serde::{Deserialize, Serialize};
 pub use common::{AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule};
 
 pub use gla::{Gla, GlaCache, GlaConfig};
+pub use gta::{Gta, GtaCache, GtaConfig};
+pub use latent::{Absorbed, LatentCache};
 pub use mha::{Mha, MhaCache, MhaConfig};
 pub use mla::{LatentLayout, Mla, MlaCache, MlaConfig};
 
@@ -47,6 +56,7 @@ macro_rules! each_variant {
             $enum::Mha($v) => $body,
             $enum::Mla($v) => $body,
             $enum::Gla($v) => $body,
+            $enum::Gta($v) => $body,
         }
     };
     ($value:expr, $enum:ident => $out:ident, $v:ident => $body:expr) => {
@@ -54,12 +64,14 @@ macro_rules! each_variant {
             $enum::Mha($v) => $out::Mha($body),
             $enum::Mla($v) => $out::Mla($body),
             $enum::Gla($v) => $out::Gla($body),
+            $enum::Gta($v) => $out::Gta($body),
         }
     };
 }
 
 /// Which attention a block uses. RON: `Mha(kv_heads: 6)`,
-/// `Mla(rank: 192, layout: Separate, rope_dim: 32)` or `Gla(groups: 2, rank: 96, rope_dim: 16)`.
+/// `Mla(rank: 192, layout: Separate, rope_dim: 32)`, `Gla(groups: 2, rank: 96, rope_dim: 16)` or
+/// `Gta(groups: 2, rope_dim: 16)`.
 /// Experiment files are read and written with RON's `unwrap_variant_newtypes`, so an arm's
 /// struct is written inside the arm's parentheses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +82,8 @@ pub enum AttentionConfig {
     Mla(MlaConfig),
     /// Grouped latent attention: MLA's latent split into heads.
     Gla(GlaConfig),
+    /// Grouped-tied attention: one state per group is both key and value.
+    Gta(GtaConfig),
 }
 
 impl AttentionConfig {
@@ -129,6 +143,11 @@ impl AttentionConfig {
         Some(each_variant!(self, AttentionConfig => AttentionConfig, c => c.with_rank(rank)?))
     }
 
+    /// Whether the reproduced paper left the variant out ([`VariantConfig::beyond_the_paper`]).
+    pub fn beyond_the_paper(&self) -> bool {
+        each_variant!(self, AttentionConfig, c => c.beyond_the_paper())
+    }
+
     /// The decode paths the variant has beyond the plain one: empty for a variant with one
     /// way to attend over its cache.
     pub fn decode_paths(&self) -> &'static [MlaDecode] {
@@ -143,6 +162,7 @@ pub enum Attention {
     Mha(Mha),
     Mla(Mla),
     Gla(Gla),
+    Gta(Gta),
 }
 
 impl Attention {
@@ -168,6 +188,7 @@ impl Attention {
             Attention::Mha(m) => m.forward(x, own!(Mha), start),
             Attention::Mla(m) => m.forward(x, own!(Mla), start),
             Attention::Gla(m) => m.forward(x, own!(Gla), start),
+            Attention::Gta(m) => m.forward(x, own!(Gta), start),
         }
     }
 
@@ -190,12 +211,18 @@ pub enum LayerCache {
     Mha(MhaCache),
     Mla(MlaCache),
     Gla(GlaCache),
+    Gta(GtaCache),
 }
 
 impl LayerCache {
-    /// The cache's type, for messages.
+    /// The variant whose cache it is, for messages.
     pub fn kind(&self) -> &'static str {
-        each_variant!(self, LayerCache, c => std::any::type_name_of_val(c))
+        match self {
+            LayerCache::Mha(_) => "Mha",
+            LayerCache::Mla(_) => "Mla",
+            LayerCache::Gla(_) => "Gla",
+            LayerCache::Gta(_) => "Gta",
+        }
     }
 
     fn slot_bytes(&self) -> Vec<SlotBytes> {
