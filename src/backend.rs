@@ -404,65 +404,6 @@ pub fn find(choice: BackendChoice) -> Result<Selected> {
     }
 }
 
-/// Which of a backend's devices a run trains on (`--devices`): the first `N`, or these indices
-/// (`0,2`; one index alone is written with a comma, `3,`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceSpec {
-    Count(usize),
-    List(Vec<usize>),
-}
-
-impl std::str::FromStr for DeviceSpec {
-    type Err = crate::options::InvalidOption;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            crate::options::InvalidOption::new(
-                "devices",
-                s,
-                "a count of at least 1 (4: the first four devices) or distinct device indices separated by commas (0,1,2,3; device 0 alone as 0,)",
-            )
-        };
-        let t = s.trim();
-        if !t.contains(',') {
-            return match t.parse::<usize>() {
-                Ok(n) if n > 0 && t.bytes().all(|b| b.is_ascii_digit()) => Ok(DeviceSpec::Count(n)),
-                _ => Err(bad()),
-            };
-        }
-        // One trailing comma marks a list of one (`2,`); no other part may be empty.
-        let list = t
-            .strip_suffix(',')
-            .unwrap_or(t)
-            .split(',')
-            .map(|v| match v.trim() {
-                d if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
-                    d.parse::<usize>().map_err(|_| bad())
-                }
-                _ => Err(bad()),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let distinct = (1..list.len()).all(|i| !list[..i].contains(&list[i]));
-        if !distinct {
-            return Err(bad());
-        }
-        Ok(DeviceSpec::List(list))
-    }
-}
-
-impl std::fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeviceSpec::Count(n) => write!(f, "{n}"),
-            DeviceSpec::List(l) if l.len() == 1 => write!(f, "{},", l[0]),
-            DeviceSpec::List(l) => {
-                let l: Vec<String> = l.iter().map(usize::to_string).collect();
-                write!(f, "{}", l.join(","))
-            }
-        }
-    }
-}
-
 impl Selected {
     /// The devices `spec` names on this backend. GPUs are taken by index. The CPU is one
     /// device: `N` of it means `N` replicas that train side by side on the same cores, each on
@@ -513,45 +454,6 @@ fn gpus(kind: Kind) -> Vec<Device> {
     return std::panic::catch_unwind(|| Device::enumerate(kind).into_vec()).unwrap_or_default();
     #[allow(unreachable_code)]
     Vec::new()
-}
-
-/// Bytes of memory this machine has free for a new process: Linux's `MemAvailable`, capped
-/// by the container's limit where there is one; `None` where neither can be read.
-pub fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let available = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse::<u64>()
-        .ok()?
-        * 1024;
-    // cgroup v2: `max` when unlimited.
-    let read = |f: &str| -> Option<u64> {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{f}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let in_container = match (read("memory.max"), read("memory.current")) {
-        (Some(max), Some(current)) => Some(max.saturating_sub(current)),
-        _ => None,
-    };
-    Some(in_container.map_or(available, |c| c.min(available)))
-}
-
-/// The machine's load average over the last minute (Linux's `/proc/loadavg`); `None` where it
-/// cannot be read. A bench records it beside its timings: other work on the cores shows there.
-pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 fn cpu_name() -> &'static str {
@@ -637,127 +539,11 @@ pub fn test_device() -> Device {
     })
 }
 
+mod devices;
+mod host;
+
+pub use devices::DeviceSpec;
+pub use host::{available_memory, load_average};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backend_names_parse_both_ways_and_others_are_refused_with_the_list() {
-        for b in BackendChoice::ALL {
-            assert_eq!(b.name().parse::<BackendChoice>().unwrap(), b);
-        }
-        assert_eq!(
-            "LibTorch".parse::<BackendChoice>().unwrap(),
-            BackendChoice::Libtorch
-        );
-        let err = "tpu".parse::<BackendChoice>().unwrap_err().to_string();
-        assert!(
-            err.contains("\"tpu\"") && err.contains("auto, cpu, wgpu, cuda, libtorch, cubecl-cpu"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn device_specs_are_a_count_or_distinct_indices() {
-        let ok = |s: &str| s.parse::<DeviceSpec>().unwrap();
-        assert_eq!(ok("4"), DeviceSpec::Count(4));
-        assert_eq!(ok(" 0, 1 ,2"), DeviceSpec::List(vec![0, 1, 2]));
-        assert_eq!(ok("3,"), DeviceSpec::List(vec![3]));
-        assert_eq!(ok("0,1,"), DeviceSpec::List(vec![0, 1]));
-        for s in ["4", "3,", "0,1,2"] {
-            assert_eq!(ok(s).to_string(), s, "shown as written");
-        }
-        for bad in ["0", "", ",", "3,,", "1,,2", "1,1", "+2", "-1", "a", "1.5"] {
-            let e = bad.parse::<DeviceSpec>().unwrap_err();
-            assert_eq!((e.option, e.value.as_str()), ("devices", bad));
-        }
-        let cpu = select(BackendChoice::Cpu).unwrap();
-        assert_eq!(
-            cpu.devices(&ok("3")).unwrap().len(),
-            3,
-            "replicas of the one CPU"
-        );
-        assert_eq!(cpu.devices(&ok("0,")).unwrap().len(), 1);
-        let e = cpu.devices(&ok("0,1")).unwrap_err().to_string();
-        assert!(e.contains("one device, 0"), "{e}");
-    }
-
-    #[test]
-    fn cpu_and_auto_find_the_cpu_here() {
-        let cpu = select(BackendChoice::Cpu).unwrap();
-        assert_eq!(cpu.kind, Kind::Cpu);
-        assert!(cpu.name.starts_with("cpu"), "{}", cpu.name);
-        assert!(cpu.in_host_memory());
-        assert_eq!(Some(cpu.device), cpu_device());
-        // No GPU backend or LibTorch in the default build: auto falls back to the CPU.
-        if !cfg!(any(feature = "cuda", feature = "wgpu", feature = "tch")) {
-            assert_eq!(select(BackendChoice::Auto).unwrap().kind, Kind::Cpu);
-        }
-        // Linux says how much memory is free; this machine has some.
-        if cfg!(target_os = "linux") {
-            assert!(available_memory().unwrap() > 1 << 20);
-        }
-    }
-
-    #[test]
-    fn test_device_follows_mla_lab_test_backend() {
-        let asked = std::env::var("MLA_LAB_TEST_BACKEND").unwrap_or_default();
-        let device = test_device();
-        match asked.as_str() {
-            "" | "cpu" => assert_eq!(Some(device), cpu_device()),
-            #[cfg(feature = "tch")]
-            "libtorch" => assert_eq!(device, libtorch_device().device),
-            #[cfg(feature = "wgpu")]
-            "wgpu" => assert_eq!(Some(device), wgpu_first()),
-            #[cfg(feature = "cuda")]
-            "cuda" => assert_eq!(Some(device), cuda_device()),
-            #[cfg(feature = "cubecl-cpu")]
-            "cubecl-cpu" => assert_eq!(device, cubecl_cpu_picked().device),
-            other => panic!("test_device accepted {other:?}"),
-        }
-    }
-
-    /// Where the only wgpu adapter is a software rasterizer (Mesa's llvmpipe: `apt-get install
-    /// mesa-vulkan-drivers` on a machine without a GPU), `auto` trains on the CPU and `wgpu`
-    /// takes the adapter, named as software. Meaningful in a `--features wgpu` build.
-    #[test]
-    fn auto_never_takes_a_software_adapter() {
-        let auto = select(BackendChoice::Auto).unwrap();
-        assert_ne!(auto.kind, Kind::Wgpu { software: true }, "{}", auto.name);
-        #[cfg(feature = "wgpu")]
-        if let Ok(wgpu) = select(BackendChoice::Wgpu)
-            && wgpu.kind == (Kind::Wgpu { software: true })
-        {
-            assert!(wgpu.name.ends_with(SOFTWARE), "{}", wgpu.name);
-            assert!(wgpu.in_host_memory());
-            assert!(wgpu.max_allocation.is_some_and(|cap| cap > 0), "{wgpu:?}");
-            let gpus = wgpu_gpu();
-            if gpus.is_none() && !cfg!(any(feature = "cuda", feature = "tch")) {
-                assert_eq!(auto.kind, Kind::Cpu, "{}", auto.name);
-            }
-        }
-    }
-
-    #[test]
-    fn a_backend_not_compiled_in_is_a_clear_error() {
-        if !cfg!(feature = "cuda") {
-            let err = select(BackendChoice::Cuda).unwrap_err().to_string();
-            assert!(
-                err.contains("--features cuda") && err.contains("compiled:"),
-                "{err}"
-            );
-        }
-        if !cfg!(feature = "wgpu") {
-            let err = select(BackendChoice::Wgpu).unwrap_err().to_string();
-            assert!(err.contains("--features wgpu"), "{err}");
-        }
-        if !cfg!(feature = "tch") {
-            let err = select(BackendChoice::Libtorch).unwrap_err().to_string();
-            assert!(err.contains("--features tch"), "{err}");
-        }
-        if !cfg!(feature = "cubecl-cpu") {
-            let err = select(BackendChoice::CubeclCpu).unwrap_err().to_string();
-            assert!(err.contains("--features cubecl-cpu"), "{err}");
-        }
-    }
-}
+mod tests;

@@ -316,7 +316,7 @@ fn data(cmd: DataCommand) -> Result<()> {
             meta,
         } => {
             let meta = meta.unwrap_or_else(|| out.with_extension("meta.jsonl"));
-            let stats = stories::write_files(count, seed, &out, &meta)?;
+            let stats = stories::files::write_files(count, seed, &out, &meta)?;
             println!("wrote {} and {}", out.display(), meta.display());
             println!("{stats}");
         }

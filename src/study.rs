@@ -11,79 +11,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
-use crate::artifacts::records::{BenchRow, LossReport, ProbeReport};
+use crate::artifacts::records::BenchRow;
 use crate::artifacts::{
-    BadRecord, Run, RunFolder, check_entry, checkpoints, copy_records, read_json, write_entry,
+    BadRecord, RunFolder, check_entry, checkpoints, copy_records, read_json, write_entry,
 };
-use crate::backend::{self, BackendChoice};
+use crate::backend;
 use crate::data::tokens;
-use crate::eval::EvalOptions;
-use crate::eval::judge::JudgeConfig;
-use crate::eval::probes::{self, ProbeOptions};
 use crate::experiment::Experiment;
 use crate::files::write_json;
-use crate::infer::bench::{self, BenchOptions, Subject};
-use crate::infer::generate;
+use crate::infer::bench::{self, Subject};
 use crate::options::InvalidOption;
 use crate::train::run as train;
 
-#[derive(Debug, Clone)]
-pub struct StudyOptions {
-    pub artifacts: PathBuf,
-    pub backend: BackendChoice,
-    /// Validation windows for `eval.json`; `None`: the whole held-out split.
-    pub eval_windows: Option<usize>,
-    pub probes: ProbeOptions,
-    pub bench: BenchOptions,
-    pub judge: Option<(JudgeConfig, usize)>,
-    /// Training seeds: one run of every experiment per seed, in `<name>-s<seed>/`; empty,
-    /// one run each with the file's own seed, in `<name>/`.
-    pub seeds: Vec<u64>,
-    /// Where the report goes (default `<artifacts>/report`).
-    pub report: PathBuf,
-    /// A folder that keeps every run's records (`<records>/<run>/`, no weights), e.g. inside
-    /// the checkout to commit: a finished run found there is restored instead of retrained, so
-    /// a study can span machines and sessions whose artifacts do not survive.
-    pub records: Option<PathBuf>,
-    /// Train again a run whose folder or records entry holds a run of another experiment (its
-    /// results go); without it such a run stops the study before anything is trained.
-    pub force: bool,
-}
+mod analyse;
+mod options;
 
-impl StudyOptions {
-    /// Refuses values that leave a claim without its statistic, before any training.
-    pub fn check(&self) -> Result<(), InvalidOption> {
-        if self.probes.stories == 0 {
-            return Err(InvalidOption::new(
-                "probe_stories",
-                0,
-                "at least 1: the story claims are scored on the probed stories",
-            ));
-        }
-        if self.eval_windows == Some(0) {
-            return Err(InvalidOption::new(
-                "eval_windows",
-                0,
-                "at least 1, or leave it out for the whole held-out split",
-            ));
-        }
-        if let Some(&c) = self.bench.contexts.iter().find(|&&c| c < 2) {
-            return Err(InvalidOption::new(
-                "contexts",
-                c,
-                "cache fill levels of at least 2 tokens: a prompt of one, then a decode step",
-            ));
-        }
-        if let Some((_, 0)) = self.judge {
-            return Err(InvalidOption::new(
-                "judge_stories",
-                0,
-                "at least 1 story for the judge",
-            ));
-        }
-        Ok(())
-    }
-}
+pub use analyse::analyse;
+use analyse::step;
+pub use options::StudyOptions;
 
 /// Experiment files given as files or folders (every `.ron` inside, sorted). A file given twice
 /// (also through its folder) is refused: each run is counted once.
@@ -124,10 +69,6 @@ fn baseline_first(mut exps: Vec<(PathBuf, Experiment)>) -> Vec<(PathBuf, Experim
         exps.insert(0, base);
     }
     exps
-}
-
-fn step(name: &str, what: &str) {
-    println!("study: {name}: {what}");
 }
 
 /// Two files of one experiment name would share their run folders: refused, naming both.
@@ -493,132 +434,6 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
         let name = Some(folder.name());
         let own: Vec<_> = rows.iter().filter(|r| r.run == name).cloned().collect();
         write_json(&folder.bench(), &own)?;
-    }
-    Ok(())
-}
-
-/// Tokens each of a run's example continuations may run to.
-const SAMPLE_TOKENS: usize = 96;
-
-/// Why a run's `eval.json` does not answer what `opts` asks: another limit on its windows.
-/// `None` when it does, or is missing.
-fn stale_eval(folder: &RunFolder, opts: &StudyOptions) -> Result<Option<String>> {
-    let Some(old) = read_json::<LossReport>(&folder.eval())? else {
-        return Ok(None);
-    };
-    let shown = |w: Option<usize>| w.map_or("the whole split".into(), |w| format!("{w} windows"));
-    Ok((old.max_windows != opts.eval_windows).then(|| {
-        format!(
-            "{}, {} asked",
-            shown(old.max_windows),
-            shown(opts.eval_windows)
-        )
-    }))
-}
-
-/// Why a run's `probes.json` does not answer what `opts` asks: another number of stories, or
-/// written before attribute consistency was measured. `None` when it does, or is missing.
-fn stale_probes(folder: &RunFolder, opts: &ProbeOptions) -> Result<Option<String>> {
-    let Some(old) = read_json::<ProbeReport>(&folder.probes())? else {
-        return Ok(None);
-    };
-    Ok(if old.stories != opts.stories {
-        Some(format!("{} stories, {} asked", old.stories, opts.stories))
-    } else if old.attribute_consistency.is_none() {
-        Some("written before attribute consistency".into())
-    } else {
-        None
-    })
-}
-
-/// Eval, probes, example continuations and judge of one finished run, each skipped when its
-/// file exists; eval and probes are redone when they answer another question (`stale_eval`,
-/// `stale_probes`) and the weights are there to redo them.
-pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
-    let name = folder.name();
-    let stale = stale_probes(folder, &opts.probes)?;
-    let stale_loss = stale_eval(folder, opts)?;
-    let weights = folder.weights_to_load().is_some();
-    for (what, why) in [("eval", &stale_loss), ("probes", &stale)] {
-        if let Some(why) = why
-            && !weights
-        {
-            step(
-                &name,
-                &format!("{what} kept ({why}): no weights here to redo them"),
-            );
-        }
-    }
-    let probe_due = !folder.probes().exists() || (stale.is_some() && weights);
-    let eval_due = !folder.eval().exists() || (stale_loss.is_some() && weights);
-    let judged = opts.judge.is_none() || folder.judge().exists();
-    let done = !probe_due && !eval_due && folder.samples().exists();
-    // Nothing left to measure (a run restored from its records has no weights to load).
-    if done && judged {
-        return Ok(());
-    }
-    if !weights {
-        let due: Vec<String> = [folder.eval(), folder.probes(), folder.samples()]
-            .iter()
-            .chain(opts.judge.as_ref().map(|_| folder.judge()).as_slice())
-            .filter(|f| !f.exists())
-            .map(|f| f.display().to_string())
-            .collect();
-        bail!(
-            "{}: no weights to measure what is missing ({}): a run restored from its records \
-             cannot be measured again; put the files back{}, or remove the folder and its \
-             records entry to train the run again",
-            folder.dir.display(),
-            due.join(", "),
-            if opts.judge.is_some() && !folder.judge().exists() {
-                ", run without the judge"
-            } else {
-                ""
-            }
-        );
-    }
-    let run = Run::load(&folder.dir, device)?;
-    if eval_due {
-        match &stale_loss {
-            Some(why) => step(&name, &format!("eval again ({why})")),
-            None => step(&name, "eval"),
-        }
-        let loss_only = EvalOptions {
-            data: None,
-            windows: opts.eval_windows,
-            probes: ProbeOptions {
-                stories: 0,
-                ..opts.probes
-            },
-            judge: None,
-            cache: RunFolder::token_cache(&opts.artifacts),
-        };
-        write_json(
-            &folder.eval(),
-            &crate::eval::evaluate(&run, &loss_only)?.loss,
-        )?;
-    }
-    if probe_due {
-        match &stale {
-            Some(why) => step(&name, &format!("probes again ({why})")),
-            None => step(&name, "probes"),
-        }
-        let r = probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes)?;
-        write_json(&folder.probes(), &r)?;
-    }
-    let samples_file = folder.samples();
-    if !samples_file.exists() {
-        step(&name, "samples");
-        let samples = generate::samples(&run.model, &run.tokenizer, SAMPLE_TOKENS)?;
-        write_json(&samples_file, &samples)?;
-    }
-    if let Some((judge, n)) = &opts.judge {
-        let judge_file = folder.judge();
-        if !judge_file.exists() {
-            step(&name, "judge");
-            let stories = probes::for_judge(&run, &opts.probes, *n)?;
-            write_json(&judge_file, &crate::eval::judge::judge(judge, &stories)?)?;
-        }
     }
     Ok(())
 }

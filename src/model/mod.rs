@@ -1,4 +1,4 @@
-//! The GPT model zoo: one decoder whose attention is MHA/GQA/MQA, MLA or MLA+RoPE, and the KV
+//! The GPT model zoo: one decoder whose attention is MHA/GQA/MQA, MLA or MLA+RoPE, GLA or GTA, and the KV
 //! cache its attention layers write.
 
 pub mod attention;

@@ -1,28 +1,24 @@
 //! `report.md`: the variants, the story probes, the judge and the claims, as Markdown tables.
 
-use super::claims::{LOSS_COST, NO_ROPE_COST, NO_ROPE_WORSE, ROPE_GAIN, findings, loss_changes};
-use super::peaks::{Peak, at_best_peaks, gain_of};
+use super::claims::{findings, loss_changes};
+use super::peaks::Peak;
 use super::runs::{
     COPIED_AT, RunData, Variant, baseline, baselines, common_context, full_rank, speed_ratios,
     variants,
 };
-use super::stats::{Interval, Spread, clopper_pearson, fisher_exact};
+use super::stats::{Interval, Spread};
 use crate::artifacts::records::{ProbeReport, Share, Stat};
 use crate::info::percent;
 use crate::table::Table;
 
-fn or_dash(x: Option<String>) -> String {
-    x.unwrap_or_else(|| "-".into())
-}
+mod best_peaks;
+pub(crate) mod cells;
+mod copying;
 
-/// `mean ± sd` over seeds (just the value for one), with `digits` decimals.
-fn mean_sd(xs: &[f64], digits: usize) -> String {
-    match Spread::of(xs) {
-        None => "-".into(),
-        Some(s) if s.n == 1 => format!("{:.digits$}", s.mean),
-        Some(s) => format!("{:.digits$} ± {:.digits$}", s.mean, s.sd),
-    }
-}
+use best_peaks::peaks_section;
+use cells::{mean_sd, or_dash, with_interval};
+use copying::band_in_nats;
+pub(crate) use copying::{copy_failures, failure_differences};
 
 /// The paired change of validation loss against `base`, `mean (95% CI)` in percent.
 fn loss_change(v: &Variant, base: &Variant) -> String {
@@ -115,7 +111,7 @@ fn load_text(r: &RunData, c: Option<usize>) -> String {
     }
 }
 
-fn variants_table(runs: &[RunData]) -> Table {
+pub(crate) fn variants_table(runs: &[RunData]) -> Table {
     let variants = variants(runs);
     let base = baseline(runs);
     let bases = baselines(&variants);
@@ -313,133 +309,7 @@ fn claims(runs: &[RunData]) -> Table {
     t
 }
 
-/// A sample as `mean [95% CI lo, hi]` with `digits` decimals and `unit` after each number.
-fn with_interval(xs: &[f64], digits: usize, unit: &str) -> String {
-    let Some(s) = Spread::of(xs) else {
-        return "-".into();
-    };
-    let show = |x: f64| format!("{x:+.digits$}{unit}");
-    match Interval::t(xs, 0.95) {
-        Some(i) => format!("{} [{}, {}]", show(s.mean), show(i.lo), show(i.hi)),
-        None => show(s.mean),
-    }
-}
-
-/// How often each variant's runs fail to copy a story's attribute, with the 95% Clopper–Pearson
-/// interval of the rate.
-fn copy_failures(runs: &[RunData]) -> Table {
-    let mut t = Table::new(
-        &[
-            "experiment",
-            "positions",
-            "runs probed",
-            "failed to copy",
-            "failure rate [95% Clopper–Pearson]",
-        ],
-        2,
-    );
-    for v in variants(runs) {
-        let copied: Vec<bool> = v.runs.iter().filter_map(|r| r.copied()).collect();
-        let failed = copied.iter().filter(|c| !**c).count();
-        let Some((lo, hi)) = clopper_pearson(failed, copied.len(), 0.95) else {
-            continue;
-        };
-        let positions = match v.first().experiment.model.positions {
-            crate::model::Positions::Learned => "learned",
-            crate::model::Positions::Rope(_) => "RoPE",
-        };
-        t.rows.push(vec![
-            v.name.clone(),
-            positions.into(),
-            copied.len().to_string(),
-            failed.to_string(),
-            format!(
-                "{} [{}, {}]",
-                share(failed as f64 / copied.len() as f64),
-                share(lo),
-                share(hi)
-            ),
-        ]);
-    }
-    t
-}
-
-/// What the "+0.3%" band's ±1 point of raw loss is worth against each baseline: in nats, and as
-/// a share of the baseline's loss above the entropy floor (where the floor is known).
-fn band_in_nats(runs: &[RunData]) -> String {
-    let variants = variants(runs);
-    let floor = runs.iter().find_map(|r| r.floor);
-    let mut s = String::new();
-    for base in baselines(&variants) {
-        let losses: Vec<f64> = base.runs.iter().filter_map(|r| r.val_loss()).collect();
-        let Some(mean) = Spread::of(&losses).map(|sp| sp.mean) else {
-            continue;
-        };
-        let point = mean / 100.0;
-        let excess = floor
-            .filter(|&f| mean > f)
-            .map(|f| {
-                format!(
-                    ", {:.1}% of its {:.4} nats above the entropy floor",
-                    100.0 * point / (mean - f),
-                    mean - f
-                )
-            })
-            .unwrap_or_default();
-        s += &format!(
-            "\nOne point of the \"+0.3%\" band against {} (mean loss {mean:.4}) is \
-             {point:.4} nats{excess}.\n",
-            base.name
-        );
-    }
-    s
-}
-
-/// The difference of copy-failure rates between every two rows with learned positions and at
-/// least five runs probed each (with RoPE no run fails), with Fisher's exact test; empty where
-/// there is no such pair.
-fn failure_differences(runs: &[RunData]) -> String {
-    let counted: Vec<(String, usize, usize)> = variants(runs)
-        .into_iter()
-        .filter(|v| v.first().experiment.model.positions == crate::model::Positions::Learned)
-        .filter_map(|v| {
-            let copied: Vec<bool> = v.runs.iter().filter_map(|r| r.copied()).collect();
-            let failed = copied.iter().filter(|c| !**c).count();
-            (copied.len() >= 5).then(|| (v.name.clone(), failed, copied.len()))
-        })
-        .collect();
-    let mut s = String::new();
-    for (i, (a, ka, na)) in counted.iter().enumerate() {
-        for (b, kb, nb) in &counted[i + 1..] {
-            let Some(p) = fisher_exact(*kb, *nb, *ka, *na) else {
-                continue;
-            };
-            s += &format!(
-                "\n{b} against {a}: {kb} of {nb} failed against {ka} of {na}, a difference of \
-                 {:+.2}; Fisher's exact test, two-sided: p = {p:.2}{}.\n",
-                *kb as f64 / *nb as f64 - *ka as f64 / *na as f64,
-                if p < 0.05 {
-                    ""
-                } else {
-                    " (no difference shown at these counts)"
-                }
-            );
-        }
-    }
-    s
-}
-
-/// A share with two decimals, or four near 0 and 1, so that a bound of 0.0025 does not read
-/// as 0 (nor 0.9975 as 1).
-fn share(x: f64) -> String {
-    if (x > 0.0 && x < 0.01) || (x > 0.99 && x < 1.0) {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.2}")
-    }
-}
-
-fn loss_change_table(runs: &[RunData]) -> Table {
+pub(crate) fn loss_change_table(runs: &[RunData]) -> Table {
     let mut t = Table::new(
         &[
             "change of validation loss",
@@ -460,110 +330,6 @@ fn loss_change_table(runs: &[RunData]) -> Table {
         ]);
     }
     t
-}
-
-/// The swept rows' peaks: where each trained, the sweep's losses, its best peak and the gain.
-fn peaks_table(peaks: &[Peak]) -> Table {
-    let mut t = Table::new(
-        &[
-            "experiment",
-            "trained at",
-            "sweep: last validation loss at each peak",
-            "best peak in the sweep",
-            "gain at the best peak (nats)",
-        ],
-        1,
-    );
-    for p in peaks {
-        let sweep: Vec<String> = p
-            .sweep
-            .iter()
-            .map(|(lr, loss)| format!("{lr:e}: {loss:.4}"))
-            .collect();
-        t.rows.push(vec![
-            p.name.clone(),
-            format!("{:e}", p.trained),
-            sweep.join(", "),
-            format!(
-                "{:e}{}",
-                p.best().0,
-                if p.best_at_edge() { " (its edge)" } else { "" }
-            ),
-            or_dash(p.gain().map(|g| format!("{g:.4}"))),
-        ]);
-    }
-    t
-}
-
-/// The loss claims judged at the common peak and again as if every swept row had trained at
-/// its best peak ([`at_best_peaks`]), side by side; with the number of verdicts that change.
-fn peak_verdicts(runs: &[RunData], peaks: &[Peak]) -> (Table, usize) {
-    let mut t = Table::new(
-        &[
-            "claim",
-            "baseline",
-            "verdict at the common peak",
-            "measured at each row's best peak",
-            "verdict at each row's best peak",
-            "not swept (at their trained peak)",
-        ],
-        6,
-    );
-    let shifted = at_best_peaks(runs, peaks);
-    let mut changed = 0;
-    let loss_claim = |f: &super::claims::Finding| {
-        [LOSS_COST, NO_ROPE_WORSE, NO_ROPE_COST, ROPE_GAIN].contains(&f.claim)
-            && !f.values.is_empty()
-    };
-    let common = findings(runs).into_iter().filter(loss_claim);
-    for (f, g) in common.zip(findings(&shifted).into_iter().filter(loss_claim)) {
-        changed += usize::from(f.verdict != g.verdict);
-        let unswept: Vec<&str> = [&g.subject, &g.baseline]
-            .into_iter()
-            .flatten()
-            .filter(|name| gain_of(peaks, name).is_none())
-            .map(String::as_str)
-            .collect();
-        t.rows.push(vec![
-            f.claim.statement.to_string(),
-            f.baseline.clone().unwrap_or_else(|| "-".into()),
-            f.verdict_text(),
-            g.measured(),
-            g.verdict_text(),
-            or_dash((!unswept.is_empty()).then(|| unswept.join(", "))),
-        ]);
-    }
-    (t, changed)
-}
-
-/// The section on the peak learning rate: empty without a sweep.
-fn peaks_section(runs: &[RunData], peaks: &[Peak]) -> String {
-    if peaks.is_empty() {
-        return String::new();
-    }
-    let (verdicts, changed) = peak_verdicts(runs, peaks);
-    let mut s = "\n### The peak learning rate: the common peak against each row's best\n\n\
-         Every verdict above is at the peak learning rate the runs trained at. A sweep of the \
-         peak (the row's experiment at its own peak and at others, the same schedule, one seed \
-         each) places each swept row's best. Below, the loss claims are judged again as if \
-         every swept row had trained at its best peak: each of its runs' loss lowered by the \
-         row's gain, the sweep's loss at the trained peak less its loss at the best. One seed \
-         per peak makes a gain an estimate no finer than the seeds' spread; it is applied to \
-         every seed alike, and its own error is not in the intervals. A row without a gain (no \
-         sweep, or none at its own peak) keeps its losses; as a gain is never negative, its \
-         change against a baseline at its best is at most the one shown where it is measured, \
-         at least the one shown where it is the baseline."
-        .to_string();
-    s += "\n\n";
-    s += &peaks_table(peaks).render();
-    s += "\n";
-    s += &verdicts.render();
-    s += &match changed {
-        0 => "\nNo verdict changes between the common peak and each row's best.\n".to_string(),
-        1 => "\nOne verdict changes between the common peak and each row's best.\n".to_string(),
-        n => format!("\n{n} verdicts change between the common peak and each row's best.\n"),
-    };
-    s
 }
 
 /// The plots `report.md` shows, as (file stem, title).
@@ -745,71 +511,6 @@ fn samples(runs: &[RunData]) -> String {
                 quoted.join("\n")
             );
         }
-    }
-    s
-}
-
-/// The parts of the report that other documents carry, by name, for `mla-lab report --splice`
-/// ([`super::splice`]): `variants` (the loss table, short), `verdicts` (one line per claim and
-/// baseline), `units` (the claims' changes in three units) and `copying` (the failures to copy
-/// and their difference).
-pub fn sections(runs: &[RunData]) -> Vec<(&'static str, String)> {
-    let mut copying = copy_failures(runs).render();
-    copying += &failure_differences(runs);
-    vec![
-        ("variants", short_variants_table(runs).render()),
-        ("verdicts", verdict_lines(runs)),
-        ("units", loss_change_table(runs).render()),
-        ("copying", copying),
-    ]
-}
-
-/// The variants table ([`variants_table`]) without its tokens, excess, entropy and speed
-/// columns, for the pages that carry it: the same cells, fewer of them, headed for a page.
-fn short_variants_table(runs: &[RunData]) -> Table {
-    let full = variants_table(runs);
-    // (column of the full table, its head on a page); the loss changes keep theirs, shortened.
-    let mut keep: Vec<(usize, String)> = vec![];
-    for (i, head) in full.head.iter().enumerate() {
-        let short = match head.as_str() {
-            "experiment" | "attention" | "params" | "seeds" => head.clone(),
-            "KV B/token (f32)" => "KV B/token".into(),
-            "val loss" => "val loss (mean ± sd)".into(),
-            h if h.starts_with("KV vs ") => head.clone(),
-            h if h.starts_with("Δ loss vs ") => h.replacen("Δ loss vs ", "Δ vs ", 1),
-            _ => continue,
-        };
-        keep.push((i, short));
-    }
-    let head: Vec<&str> = keep.iter().map(|(_, h)| h.as_str()).collect();
-    let mut t = Table::new(&head, 2);
-    for row in &full.rows {
-        let mut cells: Vec<String> = keep.iter().map(|(i, _)| row[*i].clone()).collect();
-        cells[0] = format!("`{}`", cells[0]);
-        t.rows.push(cells);
-    }
-    t
-}
-
-/// One line per claim and baseline: the verdict, what was measured, the band and the power.
-fn verdict_lines(runs: &[RunData]) -> String {
-    let mut s = String::new();
-    for f in findings(runs) {
-        let against = f
-            .baseline
-            .as_ref()
-            .map_or(String::new(), |b| format!(" against `{b}`"));
-        s += &format!(
-            "- **{}**{against}: **{}**. {}; the band that agrees: {}.",
-            f.claim.statement,
-            f.verdict_text(),
-            f.measured(),
-            f.claim.band_text()
-        );
-        if let Some(p) = f.power_text() {
-            s += &format!(" Power: {p}.");
-        }
-        s += "\n";
     }
     s
 }

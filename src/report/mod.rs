@@ -11,6 +11,7 @@ pub mod claims;
 pub mod decode_map;
 pub mod fit;
 pub mod markdown;
+pub mod pages;
 pub mod peaks;
 pub mod plots;
 pub mod runs;
@@ -143,7 +144,7 @@ pub fn write(
     files.extend(plots.iter().cloned());
     // Documents that carry the report's numbers between markers: all are read and checked
     // before any is written, so that a bad marker leaves every document as it was.
-    let sections = markdown::sections(&runs);
+    let sections = pages::sections(&runs);
     let mut spliced = vec![];
     for doc in splice_into {
         let text = std::fs::read_to_string(doc)

@@ -7,7 +7,7 @@
 //! <!-- /report -->
 //! ```
 //!
-//! is replaced by the report's section of that name ([`super::markdown::sections`]); the text
+//! is replaced by the report's section of that name ([`super::pages::sections`]); the text
 //! around the blocks is left as it is.
 
 use anyhow::{Result, bail};

@@ -9,6 +9,7 @@ use burn::tensor::{Bool, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::field::FieldError;
+use crate::model::rope::{Rope, RopeConfig};
 use crate::model::slot::{CacheSpec, SlotBytes};
 use crate::rng::Rng;
 
@@ -98,6 +99,19 @@ impl AttentionDims {
     pub fn rope(&self) -> bool {
         self.rope_theta.is_some()
     }
+
+    /// Rotation tables `dim` wide for the model's context (at its theta, or the usual 10,000
+    /// where it has none), or `None` for a variant with no rotary part (`dim` 0).
+    pub fn rotary_tables(&self, dim: usize, device: &Device) -> Option<Rope> {
+        (dim > 0).then(|| {
+            RopeConfig {
+                dim,
+                context: self.context,
+                theta: self.rope_theta.unwrap_or(10_000.0),
+            }
+            .init(device)
+        })
+    }
 }
 
 /// Softmax over keys with a causal mask for queries at absolute positions
@@ -123,6 +137,15 @@ pub(crate) fn causal_softmax(scores: Tensor<4>, start: usize) -> Tensor<4> {
         scores
     };
     softmax(scores, 3)
+}
+
+/// A label's rotary part: `+RoPE16` for a decoupled rotary width of 16, nothing for 0.
+pub(crate) fn rope_suffix(rope_dim: usize) -> String {
+    if rope_dim > 0 {
+        format!("+RoPE{rope_dim}")
+    } else {
+        String::new()
+    }
 }
 
 /// Rotary part of the scores, `q^R_i·k^R`, or `None` without decoupled RoPE, for the variants

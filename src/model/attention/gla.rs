@@ -33,11 +33,13 @@ use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::common::{AttentionDims, MlaDecode, VariantConfig, VariantModule, validate_rope_dim};
+use super::common::{
+    AttentionDims, MlaDecode, VariantConfig, VariantModule, rope_suffix, validate_rope_dim,
+};
 use super::latent::{Absorbed, LatentCache, LatentHeads};
 use crate::model::field::FieldError;
 use crate::model::init;
-use crate::model::rope::{Rope, RopeConfig};
+use crate::model::rope::Rope;
 use crate::model::slot::CacheSpec;
 
 /// A GLA layer as experiment files write it: `Gla(groups: 2, rank: 32, rope_dim: 8)`.
@@ -69,14 +71,7 @@ impl VariantConfig for GlaConfig {
             w_uv: linear(r, h * dh),
             w_kr: rotary.then(|| linear(d, dr)),
             wo: init::linear(h * dh, d, false, init::residual_std(dims.n_layers), device),
-            rope: rotary.then(|| {
-                RopeConfig {
-                    dim: dr,
-                    context: dims.context,
-                    theta: dims.rope_theta.unwrap_or(10_000.0),
-                }
-                .init(device)
-            }),
+            rope: dims.rotary_tables(dr, device),
             n_heads: h,
             d_head: dh,
             groups: g,
@@ -145,11 +140,7 @@ impl VariantConfig for GlaConfig {
 
     /// `GLA-2+RoPE8 r=32`.
     fn label(&self, _dims: &AttentionDims) -> String {
-        let rope = if self.rope_dim > 0 {
-            format!("+RoPE{}", self.rope_dim)
-        } else {
-            String::new()
-        };
+        let rope = rope_suffix(self.rope_dim);
         format!("GLA-{}{rope} r={}", self.groups, self.rank)
     }
 

@@ -32,11 +32,11 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule, causal_softmax,
-    shared_key_scores, validate_rope_dim,
+    rope_suffix, shared_key_scores, validate_rope_dim,
 };
 use crate::model::field::FieldError;
 use crate::model::init;
-use crate::model::rope::{Rope, RopeConfig};
+use crate::model::rope::Rope;
 use crate::model::slot::{CacheSlot, CacheSpec, SlotBytes};
 use crate::rng::Rng;
 
@@ -63,14 +63,7 @@ impl VariantConfig for GtaConfig {
             w_kv: linear(d, g * dh),
             w_kr: rotary.then(|| linear(d, dr)),
             wo: init::linear(h * dh, d, false, init::residual_std(dims.n_layers), device),
-            rope: rotary.then(|| {
-                RopeConfig {
-                    dim: dr,
-                    context: dims.context,
-                    theta: dims.rope_theta.unwrap_or(10_000.0),
-                }
-                .init(device)
-            }),
+            rope: dims.rotary_tables(dr, device),
             n_heads: h,
             d_head: dh,
             groups: g,
@@ -121,11 +114,7 @@ impl VariantConfig for GtaConfig {
 
     /// `GTA-2+RoPE16`.
     fn label(&self, _dims: &AttentionDims) -> String {
-        let rope = if self.rope_dim > 0 {
-            format!("+RoPE{}", self.rope_dim)
-        } else {
-            String::new()
-        };
+        let rope = rope_suffix(self.rope_dim);
         format!("GTA-{}{rope}", self.groups)
     }
 

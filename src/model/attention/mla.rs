@@ -26,11 +26,13 @@ use burn::nn::{Linear, RmsNorm, RmsNormConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::common::{AttentionDims, MlaDecode, VariantConfig, VariantModule, validate_rope_dim};
+use super::common::{
+    AttentionDims, MlaDecode, VariantConfig, VariantModule, rope_suffix, validate_rope_dim,
+};
 use super::latent::{Absorbed, LatentCache, LatentHeads};
 use crate::model::field::FieldError;
 use crate::model::init;
-use crate::model::rope::{Rope, RopeConfig};
+use crate::model::rope::Rope;
 use crate::model::slot::CacheSpec;
 
 /// An MLA layer as experiment files write it: `Mla(rank: 64, layout: Separate, rope_dim: 16)`.
@@ -130,7 +132,6 @@ impl VariantConfig for MlaConfig {
         let (r, dr) = (self.rank, self.rope_dim);
         let linear = |i, o| init::linear(i, o, false, init::STD, device);
         let rotary = dr > 0;
-        let theta = dims.rope_theta.unwrap_or(10_000.0);
         Mla {
             w_q: linear(d, h * dh),
             w_qr: rotary.then(|| linear(d, h * dr)),
@@ -142,14 +143,7 @@ impl VariantConfig for MlaConfig {
             w_uv: linear(r, h * dh),
             w_kr: rotary.then(|| linear(d, dr)),
             wo: init::linear(h * dh, d, false, init::residual_std(dims.n_layers), device),
-            rope: rotary.then(|| {
-                RopeConfig {
-                    dim: dr,
-                    context: dims.context,
-                    theta,
-                }
-                .init(device)
-            }),
+            rope: dims.rotary_tables(dr, device),
             n_heads: h,
             d_head: dh,
             rank: r,
@@ -204,11 +198,7 @@ impl VariantConfig for MlaConfig {
 
     /// `MLA+RoPE32 r=192 sep`.
     fn label(&self, _dims: &AttentionDims) -> String {
-        let rope = if self.rope_dim > 0 {
-            format!("+RoPE{}", self.rope_dim)
-        } else {
-            String::new()
-        };
+        let rope = rope_suffix(self.rope_dim);
         let layout = match self.layout {
             LatentLayout::Joint => "joint",
             LatentLayout::Separate => "sep",

@@ -1,0 +1,147 @@
+use super::*;
+
+/// A copy of a committed records entry of the tiny study, in a fresh folder.
+fn entry(tag: &str) -> (PathBuf, RunFolder) {
+    let dir = std::env::temp_dir().join(format!("mla-lab-entry-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let committed = files::source("docs/results-tiny/runs/mha_tiny-s1");
+    files::copy_tree(&committed, &dir.join("run")).unwrap();
+    (dir.clone(), RunFolder::new(dir.join("run")))
+}
+
+#[test]
+fn an_entry_is_written_whole_keeping_its_measurements_of_the_same_run() {
+    let (dir, run) = entry("whole");
+    let kept = RunFolder::new(dir.join("records/run"));
+    assert!(write_entry(&run, &kept).unwrap());
+    assert!(!write_entry(&run, &kept).unwrap(), "nothing changed");
+    std::fs::write(kept.dir.join("notes.txt"), "mine").unwrap();
+    std::fs::write(kept.dir.join(".eval.json.4000000000-0.tmp"), "half").unwrap();
+    // The folder's bench is removed to bench again: the entry keeps its own meanwhile.
+    let bench = std::fs::read(run.bench()).unwrap();
+    std::fs::remove_file(run.bench()).unwrap();
+    let mut eval: records::LossReport = read_json(&run.eval()).unwrap().unwrap();
+    eval.windows += 1;
+    files::write_json(&run.eval(), &eval).unwrap();
+    assert!(write_entry(&run, &kept).unwrap());
+    assert_eq!(std::fs::read(kept.bench()).unwrap(), bench);
+    assert_eq!(
+        read_json::<records::LossReport>(&kept.eval()).unwrap(),
+        Some(eval)
+    );
+    assert_eq!(
+        std::fs::read_to_string(kept.dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(!kept.dir.join(".eval.json.4000000000-0.tmp").exists());
+    // Another run (another summary): the old run's bench goes with it.
+    let mut summary: TrainSummary = read_json(&run.summary()).unwrap().unwrap();
+    summary.wall_time_s += 1.0;
+    files::write_json(&run.summary(), &summary).unwrap();
+    assert!(write_entry(&run, &kept).unwrap());
+    assert!(!kept.bench().exists());
+    // A record that does not parse is refused, and the entry stays as it was.
+    let before = std::fs::read(kept.probes()).unwrap();
+    std::fs::write(run.probes(), "{\"stories\":").unwrap();
+    let err = write_entry(&run, &kept).unwrap_err().to_string();
+    assert!(
+        err.contains("probes.json") && err.contains("stays as it is"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(kept.probes()).unwrap(), before);
+    let names: Vec<String> = std::fs::read_dir(dir.join("records"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["run"], "no temporary left beside the entry");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn metrics_rows_that_do_not_rise_or_pass_the_last_step_never_reach_the_records() {
+    let (dir, run) = entry("metrics-order");
+    let kept = RunFolder::new(dir.join("records/run"));
+    let good = std::fs::read_to_string(run.metrics()).unwrap();
+    let last = metrics::read(&run.metrics()).last().unwrap().step;
+    let summary: TrainSummary = read_json(&run.summary()).unwrap().unwrap();
+    assert_eq!(last, summary.steps);
+    // Rows appended after the run's end: an earlier step, then one past its last step.
+    for (extra, says) in [
+        (
+            format!("{},2.928010,,1.000e-3,100.0,1.00\n", last / 2),
+            "after step",
+        ),
+        (
+            format!("{},2.928010,,1.000e-3,100.0,1.00\n", last + 50),
+            "past the run's last step",
+        ),
+    ] {
+        std::fs::write(run.metrics(), format!("{good}{extra}")).unwrap();
+        let err = format!("{:#}", write_entry(&run, &kept).unwrap_err());
+        assert!(
+            err.contains("metrics.csv") && err.contains(says) && err.contains("stays as it is"),
+            "{err}"
+        );
+        assert!(!kept.dir.exists(), "nothing kept");
+    }
+    std::fs::write(run.metrics(), &good).unwrap();
+    assert!(write_entry(&run, &kept).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_whose_data_file_changed_is_refused_and_one_whose_did_not_is_not() {
+    let (dir, run) = entry("data-changed");
+    let stories = dir.join("stories.txt");
+    std::fs::write(
+        &stories,
+        "Once upon a time there was a cat.\n<|endoftext|>\n",
+    )
+    .unwrap();
+    let mut exp = Experiment::load(run.experiment()).unwrap();
+    exp.data.source = crate::data::config::DataSource::TinyStories {
+        path: stories.clone(),
+    };
+    let (_, trained_on) = crate::data::tokens::fingerprint(&exp.data.source).unwrap();
+    let mut summary: TrainSummary = read_json(&run.summary()).unwrap().unwrap();
+    summary.data_fingerprint = Some(trained_on);
+    files::write_json(&run.summary(), &summary).unwrap();
+    run.check_data(&exp).unwrap();
+    std::fs::write(
+        &stories,
+        "Once upon a time there was a dog.\n<|endoftext|>\n",
+    )
+    .unwrap();
+    let err = run.check_data(&exp).unwrap_err().to_string();
+    assert!(
+        err.contains("trained on data with content file-")
+            && err.contains("stories.txt")
+            && err.contains("holds file-"),
+        "{err}"
+    );
+    // A summary from before fingerprints: nothing to compare.
+    summary.data_fingerprint = None;
+    files::write_json(&run.summary(), &summary).unwrap();
+    run.check_data(&exp).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_entry_to_restore_from_is_complete_and_reads() {
+    let (dir, run) = entry("check");
+    check_entry(&run).unwrap();
+    std::fs::write(run.metrics(), "garbage\n").unwrap();
+    let err = format!("{:#}", check_entry(&run).unwrap_err());
+    assert!(
+        err.contains("metrics.csv") && err.contains("remove the entry"),
+        "{err}"
+    );
+    std::fs::remove_file(run.metrics()).unwrap();
+    std::fs::remove_file(run.samples()).unwrap();
+    let err = format!("{:#}", check_entry(&run).unwrap_err());
+    assert!(
+        err.contains("incomplete records entry (no metrics.csv, samples.json)"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,72 @@
+//! The sections other pages carry (`report --splice`): the short variants table, the verdict
+//! lines, the units table and the copying section.
+
+use super::claims::findings;
+use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
+use super::runs::RunData;
+use crate::table::Table;
+
+/// The parts of the report that other documents carry, by name, for `mla-lab report --splice`
+/// ([`super::splice`]): `variants` (the loss table, short), `verdicts` (one line per claim and
+/// baseline), `units` (the claims' changes in three units) and `copying` (the failures to copy
+/// and their difference).
+pub fn sections(runs: &[RunData]) -> Vec<(&'static str, String)> {
+    let mut copying = copy_failures(runs).render();
+    copying += &failure_differences(runs);
+    vec![
+        ("variants", short_variants_table(runs).render()),
+        ("verdicts", verdict_lines(runs)),
+        ("units", loss_change_table(runs).render()),
+        ("copying", copying),
+    ]
+}
+
+/// The variants table ([`variants_table`]) without its tokens, excess, entropy and speed
+/// columns, for the pages that carry it: the same cells, fewer of them, headed for a page.
+pub(super) fn short_variants_table(runs: &[RunData]) -> Table {
+    let full = variants_table(runs);
+    // (column of the full table, its head on a page); the loss changes keep theirs, shortened.
+    let mut keep: Vec<(usize, String)> = vec![];
+    for (i, head) in full.head.iter().enumerate() {
+        let short = match head.as_str() {
+            "experiment" | "attention" | "params" | "seeds" => head.clone(),
+            "KV B/token (f32)" => "KV B/token".into(),
+            "val loss" => "val loss (mean ± sd)".into(),
+            h if h.starts_with("KV vs ") => head.clone(),
+            h if h.starts_with("Δ loss vs ") => h.replacen("Δ loss vs ", "Δ vs ", 1),
+            _ => continue,
+        };
+        keep.push((i, short));
+    }
+    let head: Vec<&str> = keep.iter().map(|(_, h)| h.as_str()).collect();
+    let mut t = Table::new(&head, 2);
+    for row in &full.rows {
+        let mut cells: Vec<String> = keep.iter().map(|(i, _)| row[*i].clone()).collect();
+        cells[0] = format!("`{}`", cells[0]);
+        t.rows.push(cells);
+    }
+    t
+}
+
+/// One line per claim and baseline: the verdict, what was measured, the band and the power.
+pub(super) fn verdict_lines(runs: &[RunData]) -> String {
+    let mut s = String::new();
+    for f in findings(runs) {
+        let against = f
+            .baseline
+            .as_ref()
+            .map_or(String::new(), |b| format!(" against `{b}`"));
+        s += &format!(
+            "- **{}**{against}: **{}**. {}; the band that agrees: {}.",
+            f.claim.statement,
+            f.verdict_text(),
+            f.measured(),
+            f.claim.band_text()
+        );
+        if let Some(p) = f.power_text() {
+            s += &format!(" Power: {p}.");
+        }
+        s += "\n";
+    }
+    s
+}

@@ -1,0 +1,144 @@
+//! What a study does with a finished run: its eval, probes, example continuations and judge,
+//! each kept while it answers the question asked and redone when it does not.
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+
+use super::options::StudyOptions;
+use crate::artifacts::records::{LossReport, ProbeReport};
+use crate::artifacts::{Run, RunFolder, read_json};
+use crate::eval::EvalOptions;
+use crate::eval::probes::{self, ProbeOptions};
+use crate::files::write_json;
+use crate::infer::generate;
+
+/// One line of a study's progress: what it does now to run `name`.
+pub(super) fn step(name: &str, what: &str) {
+    println!("study: {name}: {what}");
+}
+
+/// Tokens each of a run's example continuations may run to.
+const SAMPLE_TOKENS: usize = 96;
+
+/// Why a run's `eval.json` does not answer what `opts` asks: another limit on its windows.
+/// `None` when it does, or is missing.
+fn stale_eval(folder: &RunFolder, opts: &StudyOptions) -> Result<Option<String>> {
+    let Some(old) = read_json::<LossReport>(&folder.eval())? else {
+        return Ok(None);
+    };
+    let shown = |w: Option<usize>| w.map_or("the whole split".into(), |w| format!("{w} windows"));
+    Ok((old.max_windows != opts.eval_windows).then(|| {
+        format!(
+            "{}, {} asked",
+            shown(old.max_windows),
+            shown(opts.eval_windows)
+        )
+    }))
+}
+
+/// Why a run's `probes.json` does not answer what `opts` asks: another number of stories, or
+/// written before attribute consistency was measured. `None` when it does, or is missing.
+fn stale_probes(folder: &RunFolder, opts: &ProbeOptions) -> Result<Option<String>> {
+    let Some(old) = read_json::<ProbeReport>(&folder.probes())? else {
+        return Ok(None);
+    };
+    Ok(if old.stories != opts.stories {
+        Some(format!("{} stories, {} asked", old.stories, opts.stories))
+    } else if old.attribute_consistency.is_none() {
+        Some("written before attribute consistency".into())
+    } else {
+        None
+    })
+}
+
+/// Eval, probes, example continuations and judge of one finished run, each skipped when its
+/// file exists; eval and probes are redone when they answer another question (`stale_eval`,
+/// `stale_probes`) and the weights are there to redo them.
+pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
+    let name = folder.name();
+    let stale = stale_probes(folder, &opts.probes)?;
+    let stale_loss = stale_eval(folder, opts)?;
+    let weights = folder.weights_to_load().is_some();
+    for (what, why) in [("eval", &stale_loss), ("probes", &stale)] {
+        if let Some(why) = why
+            && !weights
+        {
+            step(
+                &name,
+                &format!("{what} kept ({why}): no weights here to redo them"),
+            );
+        }
+    }
+    let probe_due = !folder.probes().exists() || (stale.is_some() && weights);
+    let eval_due = !folder.eval().exists() || (stale_loss.is_some() && weights);
+    let judged = opts.judge.is_none() || folder.judge().exists();
+    let done = !probe_due && !eval_due && folder.samples().exists();
+    // Nothing left to measure (a run restored from its records has no weights to load).
+    if done && judged {
+        return Ok(());
+    }
+    if !weights {
+        let due: Vec<String> = [folder.eval(), folder.probes(), folder.samples()]
+            .iter()
+            .chain(opts.judge.as_ref().map(|_| folder.judge()).as_slice())
+            .filter(|f| !f.exists())
+            .map(|f| f.display().to_string())
+            .collect();
+        bail!(
+            "{}: no weights to measure what is missing ({}): a run restored from its records \
+             cannot be measured again; put the files back{}, or remove the folder and its \
+             records entry to train the run again",
+            folder.dir.display(),
+            due.join(", "),
+            if opts.judge.is_some() && !folder.judge().exists() {
+                ", run without the judge"
+            } else {
+                ""
+            }
+        );
+    }
+    let run = Run::load(&folder.dir, device)?;
+    if eval_due {
+        match &stale_loss {
+            Some(why) => step(&name, &format!("eval again ({why})")),
+            None => step(&name, "eval"),
+        }
+        let loss_only = EvalOptions {
+            data: None,
+            windows: opts.eval_windows,
+            probes: ProbeOptions {
+                stories: 0,
+                ..opts.probes
+            },
+            judge: None,
+            cache: RunFolder::token_cache(&opts.artifacts),
+        };
+        write_json(
+            &folder.eval(),
+            &crate::eval::evaluate(&run, &loss_only)?.loss,
+        )?;
+    }
+    if probe_due {
+        match &stale {
+            Some(why) => step(&name, &format!("probes again ({why})")),
+            None => step(&name, "probes"),
+        }
+        let r = probes::run(&run.model, &run.tokenizer, &run.experiment, &opts.probes)?;
+        write_json(&folder.probes(), &r)?;
+    }
+    let samples_file = folder.samples();
+    if !samples_file.exists() {
+        step(&name, "samples");
+        let samples = generate::samples(&run.model, &run.tokenizer, SAMPLE_TOKENS)?;
+        write_json(&samples_file, &samples)?;
+    }
+    if let Some((judge, n)) = &opts.judge {
+        let judge_file = folder.judge();
+        if !judge_file.exists() {
+            step(&name, "judge");
+            let stories = probes::for_judge(&run, &opts.probes, *n)?;
+            write_json(&judge_file, &crate::eval::judge::judge(judge, &stories)?)?;
+        }
+    }
+    Ok(())
+}
