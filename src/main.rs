@@ -169,8 +169,19 @@ fn info(files: &[PathBuf], json: bool, dtype: DType, micro_batch: Option<usize>)
     Ok(())
 }
 
+/// Trains one experiment file, showing what the run reports as it goes. A long run's
+/// projection is left on screen for 10 s before its dashboard takes the screen.
 fn train(file: &Path, opts: mla_lab::train::run::TrainOptions) -> Result<()> {
-    println!("{}", mla_lab::train::run::run(file, &opts)?);
+    use mla_lab::train::run::{Display, TrainEvent};
+    let dashboard = opts.display == Display::Dashboard;
+    let outcome = mla_lab::train::run::run(file, &opts, &mut |event| {
+        println!("{event}");
+        if dashboard && matches!(event, TrainEvent::Projected { long: true, .. }) {
+            println!("(the dashboard starts in 10 s; Ctrl-C stops here)");
+            std::thread::sleep(std::time::Duration::from_secs(10));
+        }
+    })?;
+    println!("{outcome}");
     Ok(())
 }
 

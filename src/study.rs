@@ -298,7 +298,8 @@ fn restore_or_train(run: &Planned, opts: &StudyOptions) -> Result<()> {
             devices: None,
             micro_batch: None,
         };
-        train::run(run.file, &t)
+        // A study's runs show their lines, never a dashboard: nothing to wait for.
+        train::run(run.file, &t, &mut |event| println!("{event}"))
             .with_context(|| format!("study: training {}", run.file.display()))?;
     }
     Ok(())

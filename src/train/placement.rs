@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
+use super::events::TrainEvent;
 use super::memory;
 use super::options::{Strategy, TrainOptions};
 use crate::backend::{self, Selected};
@@ -82,32 +83,31 @@ pub(super) fn place(exp: &Experiment, exp_path: &Path, opts: &TrainOptions) -> R
 }
 
 impl Placement {
-    /// Says how several devices share the batch, and how micro-batches make up a step.
-    pub(super) fn announce(&self, exp: &Experiment) {
+    /// How several devices share the batch, and how micro-batches make up a step: nothing
+    /// for one device taking its rows in one pass.
+    pub(super) fn events(&self, exp: &Experiment) -> Vec<TrainEvent> {
         let (n, batch) = (self.devices.len(), exp.train.batch_size);
+        let mut events = vec![];
         if n > 1 {
-            let shared = if self.selected.in_host_memory() {
-                ", replicas side by side on the one CPU device"
-            } else {
-                ""
-            };
-            println!(
-                "{}: {n} devices on {}{shared}: {}; {} rows of the batch of {batch} each",
-                exp.name,
-                self.selected.name,
-                self.spread.name(),
-                self.share,
-            );
+            events.push(TrainEvent::Shared {
+                run: exp.name.clone(),
+                devices: n,
+                backend: self.selected.name.clone(),
+                replicas_on_cpu: self.selected.in_host_memory(),
+                strategy: self.spread.name(),
+                rows_each: self.share,
+                batch,
+            });
         }
         if self.micro < self.share {
-            println!(
-                "{}: micro-batches of {} rows, {} passes per step on each device, their \
-                 gradients summed into one step of the batch of {batch}",
-                exp.name,
-                self.micro,
-                self.share / self.micro,
-            );
+            events.push(TrainEvent::MicroBatches {
+                run: exp.name.clone(),
+                rows: self.micro,
+                passes: self.share / self.micro,
+                batch,
+            });
         }
+        events
     }
 }
 

@@ -20,6 +20,7 @@ use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Interrupter, Learner, SupervisedTraining};
 
 use super::checkpoint::{self, AtomicCheckpointer, EveryNKeepLast};
+pub use super::events::TrainEvent;
 pub use super::folder::FolderError;
 use super::folder::{Open, Opening, open_folder};
 use super::loader::StepLoader;
@@ -73,7 +74,11 @@ pub fn initial_model(exp: &Experiment, device: &Device) -> Gpt {
     exp.model.init_drawn(exp.init_seed(), device)
 }
 
-pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
+pub fn run(
+    exp_path: &Path,
+    opts: &TrainOptions,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<Outcome> {
     let started = Instant::now();
     let (exp, text) = experiment_of_run(exp_path, opts.seed)?;
     let place = place(&exp, exp_path, opts)?;
@@ -84,7 +89,7 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         Opening::Open(open) => open,
     };
     let data = prepare_data(&exp, &open.folder, opts)?;
-    place.announce(&exp);
+    place.events(&exp).into_iter().for_each(&mut *on_event);
     let devices: Vec<Device> = place
         .devices
         .iter()
@@ -104,7 +109,14 @@ pub fn run(exp_path: &Path, opts: &TrainOptions) -> Result<Outcome> {
         open.new_folder.keep();
         (model, RunRecord::default())
     } else {
-        preflight_passes(&exp, exp_path, &model, &loaders.train, &place, &open, opts)?;
+        on_event(preflight_passes(
+            &exp,
+            exp_path,
+            &model,
+            &loaders.train,
+            &place,
+            &open,
+        )?);
         train(&exp, model, loaders, devices, &place, &mut open, opts)?
     };
     save_weights(&trained, &open.folder)?;
@@ -189,7 +201,7 @@ impl Loaders {
 
 /// A pass of one row, timed; on a GPU where that was quick, the first whole micro-batch too,
 /// so that a card that cannot hold it fails here (and a new folder goes). Host memory was
-/// checked by the estimate, and a CPU's whole pass takes a minute or more. Prints the
+/// checked by the estimate, and a CPU's whole pass takes a minute or more. Returns the
 /// projected training time.
 fn preflight_passes(
     exp: &Experiment,
@@ -198,8 +210,7 @@ fn preflight_passes(
     train: &StepLoader,
     place: &Placement,
     open: &Open,
-    opts: &TrainOptions,
-) -> Result<()> {
+) -> Result<TrainEvent> {
     let t = &exp.train;
     let first_step = open.resume_epoch.unwrap_or(0) * t.eval_every;
     let batch = train.batch(first_step).batch;
@@ -228,12 +239,11 @@ fn preflight_passes(
         serial_devices: if host { place.devices.len() } else { 1 },
         steps: t.max_steps - first_step,
     };
-    println!("{}: {}", exp.name, projection.text(&place.selected.name));
-    if projection.is_long() && opts.display == Display::Dashboard {
-        println!("(the dashboard starts in 10 s; Ctrl-C stops here)");
-        std::thread::sleep(std::time::Duration::from_secs(10));
-    }
-    Ok(())
+    Ok(TrainEvent::Projected {
+        run: exp.name.clone(),
+        text: projection.text(&place.selected.name),
+        long: projection.is_long(),
+    })
 }
 
 /// What records and shows the run ([`StepRenderer`]): lines or the dashboard, continuing the
