@@ -5,6 +5,8 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 
+use crate::options::InvalidOption;
+
 /// Which backend to run on; written `auto`, `cpu`, `wgpu`, `cuda`, `libtorch` or `cubecl-cpu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
@@ -413,11 +415,16 @@ impl Selected {
             return match spec {
                 DeviceSpec::Count(n) => Ok(vec![self.device.clone(); *n]),
                 DeviceSpec::List(l) if l == &[0] => Ok(vec![self.device.clone()]),
-                DeviceSpec::List(_) => bail!(
-                    "--devices {spec}: backend {} has one device, 0; `--devices N` trains N \
-                     replicas side by side on it",
-                    self.name
-                ),
+                DeviceSpec::List(_) => Err(InvalidOption::new(
+                    "devices",
+                    spec,
+                    format!(
+                        "0, the one device of backend {}, or a count N of replicas that train \
+                         side by side on it",
+                        self.name
+                    ),
+                )
+                .into()),
             };
         }
         let all = gpus(self.kind);
@@ -427,12 +434,13 @@ impl Selected {
         };
         if let Some(&missing) = pick.iter().find(|&&i| i >= all.len()) {
             let have: Vec<String> = (0..all.len()).map(|i| i.to_string()).collect();
-            bail!(
-                "--devices {spec}: backend {} has {} device(s) ({}); there is no device {missing}",
+            let accepted = format!(
+                "indices of backend {}'s {} device(s), {} (there is no device {missing})",
                 self.name,
                 all.len(),
                 have.join(", ")
             );
+            return Err(InvalidOption::new("devices", spec, accepted).into());
         }
         Ok(pick.into_iter().map(|i| all[i].clone()).collect())
     }

@@ -335,8 +335,8 @@ impl Experiment {
         if let Some((line, col)) = locate(text, "model.attention.decode") {
             note_once(&format!(
                 "{path}:{line}:{col}: model.attention.decode is ignored: the decode path is no \
-                 longer part of an experiment; choose it when running (`--naive` on generate \
-                 and eval; bench measures both)"
+                 longer part of an experiment; choose it when running (generate and eval \
+                 take the naive path on request; bench measures both)"
             ));
         }
         if problems.is_empty() {

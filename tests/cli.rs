@@ -1318,7 +1318,14 @@ fn two_devices_train_what_one_does_and_a_resume_may_change_their_number() {
         "3",
         &["train.batch_size 4", "3 devices", "accepted", "1, 2, 4"],
     );
-    refused("0,1", &["one device, 0", "--devices N"]);
+    refused(
+        "0,1",
+        &[
+            "--devices 0,1",
+            "one device of backend",
+            "count N of replicas",
+        ],
+    );
     refused("0", &["--devices", "accepted"]);
     refused("1,1", &["--devices", "distinct"]);
     std::fs::remove_dir_all(&dir).unwrap();

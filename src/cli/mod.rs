@@ -20,6 +20,7 @@ use mla_lab::infer::sampling::SamplingConfig;
 use mla_lab::model::MlaDecode;
 use mla_lab::options::InvalidOption;
 use mla_lab::study::StudyOptions;
+use mla_lab::train::memory::{TooBig, TooLarge};
 use mla_lab::train::run::{Display, FolderError, TrainOptions};
 
 /// Train small GPTs with MHA, MLA and MLA+RoPE attention and measure what each costs.
@@ -514,6 +515,18 @@ pub fn explain(e: &anyhow::Error) -> String {
         })
         .collect();
     let text = text.join(": ");
+    // A run refused for memory names the micro-batch that fits as the file's field; the
+    // command line can give it too.
+    let fits = e
+        .downcast_ref::<TooBig>()
+        .and_then(|t| t.fits.filter(|f| f.0 < t.rows))
+        .or_else(|| {
+            e.downcast_ref::<TooLarge>()
+                .and_then(|t| t.fits.filter(|f| f.0 < t.rows))
+        });
+    if let Some((m, _)) = fits {
+        return format!("{text} (on the command line: --micro-batch {m})");
+    }
     if e.downcast_ref::<NotThisRun>().is_some() {
         return format!(
             "{text}; use --force to train it again (its results go), or remove that folder"
@@ -575,6 +588,24 @@ mod tests {
         assert!(explain(&held).ends_with("use --resume to continue it or --force to start over"));
         let plain = anyhow::anyhow!("a: b");
         assert_eq!(explain(&plain), "a: b");
+        // A memory refusal names the micro-batch that fits as the file's field; the command
+        // line adds its flag, and none where nothing smaller fits.
+        let too_large = |fits| TooLarge {
+            what: "attention scores".into(),
+            bytes: 200 << 20,
+            cap: 100 << 20,
+            device: "wgpu: test".into(),
+            rows: 32,
+            fits,
+        };
+        let fits = anyhow::Error::new(too_large(Some((16, 96 << 20)))).context("x.ron");
+        let text = explain(&fits);
+        assert!(
+            text.contains("train.micro_batch 16 would fit")
+                && text.ends_with("(on the command line: --micro-batch 16)"),
+            "{text}"
+        );
+        assert!(!explain(&anyhow::Error::new(too_large(None))).contains("--micro-batch"));
     }
 
     #[test]

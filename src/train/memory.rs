@@ -271,8 +271,7 @@ pub struct TooBig {
 fn remedy(fits: Option<(usize, u64)>, rows: usize) -> String {
     match fits {
         Some((m, need)) if m < rows => format!(
-            "train.micro_batch {m} (--micro-batch {m}) would fit (about {}): the same run in \
-             passes of {m} rows",
+            "train.micro_batch {m} would fit (about {}): the same run in passes of {m} rows",
             human(need)
         ),
         _ => "no micro-batch fits: lower model.context, or use a smaller model".into(),
@@ -454,7 +453,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains("the GPU has")
-                && text.contains("--micro-batch 8")
+                && text.contains("train.micro_batch 8 would fit")
                 && text.contains("attention scores, 32 × 6 × 512 × 512"),
             "{text}"
         );
@@ -467,7 +466,7 @@ mod tests {
         assert_eq!(err.fits.map(|f| f.0), Some(16));
         let text = err.to_string();
         assert!(
-            text.contains("attention scores") && text.contains("--micro-batch 16"),
+            text.contains("attention scores") && text.contains("train.micro_batch 16 would fit"),
             "{text}"
         );
         assert!(check_allocation(&exp, 16, 100 << 20, "wgpu: test").is_ok());

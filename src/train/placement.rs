@@ -12,6 +12,7 @@ use super::memory;
 use super::options::{Strategy, TrainOptions};
 use crate::backend::{self, Selected};
 use crate::experiment::{Experiment, divisors, divisors_below};
+use crate::options::InvalidOption;
 
 /// Where a run trains: the backend's devices, the rows of the batch each takes, and the rows
 /// of one forward and backward pass.
@@ -35,30 +36,30 @@ pub(super) fn place(exp: &Experiment, exp_path: &Path, opts: &TrainOptions) -> R
         None => vec![selected.device.clone()],
     };
     let n = devices.len();
-    let given = opts.devices.as_ref().map_or("1".into(), |s| s.to_string());
-    if !exp.train.batch_size.is_multiple_of(n) {
-        bail!(
-            "{}: train.batch_size {} does not split evenly over {n} devices (--devices {}): each \
-             device takes an equal share of the batch; accepted: a device count that divides it \
-             ({})",
-            exp_path.display(),
+    let file = || exp_path.display().to_string();
+    if let (false, Some(spec)) = (exp.train.batch_size.is_multiple_of(n), &opts.devices) {
+        let accepted = format!(
+            "{} (train.batch_size {} does not split evenly over {n} devices: each device takes \
+             an equal share of the batch)",
+            divisors(exp.train.batch_size),
             exp.train.batch_size,
-            given,
-            divisors(exp.train.batch_size)
         );
+        return Err(InvalidOption::new("devices", spec, accepted)).with_context(file);
     }
     let share = exp.train.batch_size / n;
     let micro = opts.micro_batch.or(exp.train.micro_batch).unwrap_or(share);
     if micro == 0 || !share.is_multiple_of(micro) {
-        let asked = match opts.micro_batch {
-            Some(m) => format!("--micro-batch {m}"),
-            None => format!("train.micro_batch {micro}"),
-        };
+        let rows = format!(
+            "the {share} rows each of {n} device(s) takes of train.batch_size {}",
+            exp.train.batch_size
+        );
+        if let Some(m) = opts.micro_batch {
+            let accepted = format!("{} (divisors of {rows})", divisors(share));
+            return Err(InvalidOption::new("micro_batch", m, accepted)).with_context(file);
+        }
         bail!(
-            "{}: {asked} does not divide the {share} rows each of {n} device(s) takes of \
-             train.batch_size {} (--devices {given}); accepted: {}",
-            exp_path.display(),
-            exp.train.batch_size,
+            "{}: train.micro_batch {micro} does not divide {rows}; accepted: {}",
+            file(),
             divisors(share)
         );
     }
@@ -120,8 +121,7 @@ pub(super) fn remedy(place: &Placement) -> String {
 fn lower_micro_batch(micro: usize, share: usize) -> String {
     match divisors_below(share, micro).next() {
         Some(m) => format!(
-            "lower the rows per pass: --micro-batch {m} (or train.micro_batch: {m}; the same \
-             run; accepted: {})",
+            "lower the rows per pass: train.micro_batch {m} (the same run; accepted: {})",
             divisors(share)
         ),
         None => "one row per pass does not fit: lower model.context, or use a smaller model".into(),
