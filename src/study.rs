@@ -25,6 +25,7 @@ use crate::train::run as train;
 
 mod analyse;
 mod options;
+mod stale;
 
 pub use analyse::analyse;
 use analyse::step;
@@ -373,7 +374,7 @@ fn bench_together(dirs: &[PathBuf], opts: &StudyOptions, device: &Device) -> Res
         let folder = RunFolder::new(dir.as_path());
         if let Some(rows) = read_json::<Vec<BenchRow>>(&folder.bench())? {
             let model = Experiment::load(folder.experiment())?.model;
-            if let Some(why) = bench::stale(&rows, &opts.bench, &model) {
+            if let Some(why) = stale::stale_bench(&rows, &opts.bench, &model) {
                 stale.push(format!("{}: {why}", folder.name()));
             }
         }

@@ -38,7 +38,9 @@ fn device_specs_are_a_count_or_distinct_indices() {
     );
     assert_eq!(cpu.devices(&ok("0,")).unwrap().len(), 1);
     let e = cpu.devices(&ok("0,1")).unwrap_err();
-    let e = e.downcast_ref::<InvalidOption>().expect("named by its option");
+    let e = e
+        .downcast_ref::<InvalidOption>()
+        .expect("named by its option");
     assert_eq!((e.option, e.value.as_str()), ("devices", "0,1"));
     assert!(e.accepted.contains("the one device of backend"), "{e}");
 }

@@ -160,7 +160,7 @@ fn one_run(
 
 /// The decode paths to time for `config`: those of `mla_paths` its attention has, or its one
 /// plain path (`None`) when it has no others.
-fn decode_paths(config: &GptConfig, mla_paths: &[MlaDecode]) -> Vec<Option<MlaDecode>> {
+pub fn decode_paths(config: &GptConfig, mla_paths: &[MlaDecode]) -> Vec<Option<MlaDecode>> {
     let has = config.attention.decode_paths();
     if has.is_empty() {
         return vec![None];
@@ -171,54 +171,6 @@ fn decode_paths(config: &GptConfig, mla_paths: &[MlaDecode]) -> Vec<Option<MlaDe
         .copied()
         .map(Some)
         .collect()
-}
-
-/// Why `rows` (one model's bench) do not answer what `opts` asks of `config`: other contexts,
-/// batches or decode paths, another cache fill, other decode steps or rounds. `None` when they
-/// do. The rows keep every option that shapes them, so a bench asked differently is redone.
-pub fn stale(rows: &[BenchRow], opts: &BenchOptions, config: &GptConfig) -> Option<String> {
-    let key = |c: usize, b: usize, d: DecodePath| format!("context {c} batch {b} {d}");
-    let mut asked: Vec<String> = vec![];
-    for decode in decode_paths(config, &opts.mla_paths) {
-        for &batch in &opts.batches {
-            for &context in opts.contexts.iter().filter(|&&c| c <= config.context) {
-                asked.push(key(context, batch, decode.into()));
-            }
-        }
-    }
-    let mut have: Vec<String> = rows
-        .iter()
-        .map(|r| key(r.context, r.batch, r.decode))
-        .collect();
-    asked.sort();
-    asked.dedup();
-    have.sort();
-    if have != asked {
-        return Some(format!(
-            "rows [{}], [{}] asked",
-            have.join(", "),
-            asked.join(", ")
-        ));
-    }
-    rows.iter().find_map(|r| {
-        let steps = decode_steps(opts.decode_tokens, r.context);
-        if r.fill != opts.fill {
-            Some(format!(
-                "cache {}, {} asked",
-                r.fill.name(),
-                opts.fill.name()
-            ))
-        } else if r.repeats != Some(opts.repeats) {
-            Some(format!("{:?} rounds, {} asked", r.repeats, opts.repeats))
-        } else if r.decode_steps != Some(steps) {
-            Some(format!(
-                "{:?} decode steps at context {}, {steps} asked",
-                r.decode_steps, r.context
-            ))
-        } else {
-            None
-        }
-    })
 }
 
 /// Bytes a decode step at `context` must read at least (f32): every weight once, and the

@@ -5,8 +5,8 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 
 use super::options::StudyOptions;
-use crate::artifacts::records::{LossReport, ProbeReport};
-use crate::artifacts::{Run, RunFolder, read_json};
+use super::stale::{stale_eval, stale_probes};
+use crate::artifacts::{Run, RunFolder};
 use crate::eval::EvalOptions;
 use crate::eval::probes::{self, ProbeOptions};
 use crate::files::write_json;
@@ -19,37 +19,6 @@ pub(super) fn step(name: &str, what: &str) {
 
 /// Tokens each of a run's example continuations may run to.
 const SAMPLE_TOKENS: usize = 96;
-
-/// Why a run's `eval.json` does not answer what `opts` asks: another limit on its windows.
-/// `None` when it does, or is missing.
-fn stale_eval(folder: &RunFolder, opts: &StudyOptions) -> Result<Option<String>> {
-    let Some(old) = read_json::<LossReport>(&folder.eval())? else {
-        return Ok(None);
-    };
-    let shown = |w: Option<usize>| w.map_or("the whole split".into(), |w| format!("{w} windows"));
-    Ok((old.max_windows != opts.eval_windows).then(|| {
-        format!(
-            "{}, {} asked",
-            shown(old.max_windows),
-            shown(opts.eval_windows)
-        )
-    }))
-}
-
-/// Why a run's `probes.json` does not answer what `opts` asks: another number of stories, or
-/// written before attribute consistency was measured. `None` when it does, or is missing.
-fn stale_probes(folder: &RunFolder, opts: &ProbeOptions) -> Result<Option<String>> {
-    let Some(old) = read_json::<ProbeReport>(&folder.probes())? else {
-        return Ok(None);
-    };
-    Ok(if old.stories != opts.stories {
-        Some(format!("{} stories, {} asked", old.stories, opts.stories))
-    } else if old.attribute_consistency.is_none() {
-        Some("written before attribute consistency".into())
-    } else {
-        None
-    })
-}
 
 /// Eval, probes, example continuations and judge of one finished run, each skipped when its
 /// file exists; eval and probes are redone when they answer another question (`stale_eval`,
