@@ -321,7 +321,7 @@ fn eval_on_a_file_reads_only_as_far_as_the_windows_asked_for() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The tiny study's committed report, and the figures `docs/results-tiny/README.md` and
+/// The tiny study's committed report, and the figures `docs/results-tiny/README.md`, README.md and
 /// `docs/results.md` carry between their `<!-- report: … -->` markers, are what `report` writes
 /// from the committed records: a figure cannot drift from the runs. And a changed record (an
 /// `eval.json` edited by hand) shows as a difference.
@@ -345,7 +345,11 @@ fn the_committed_tiny_report_and_results_pages_are_regenerated_from_their_record
     });
     let sweep = list("docs/results-tiny/lr-sweep", &|_| true);
     assert!(runs.len() >= 40, "{} runs", runs.len());
-    let pages = ["docs/results-tiny/README.md", "docs/results.md"];
+    let pages = [
+        "docs/results-tiny/README.md",
+        "docs/results.md",
+        "README.md",
+    ];
     // REPORT RUNS: the report and the two pages written from RUNS, into a fresh folder.
     let report = |tag: &str, runs: &[String]| -> PathBuf {
         let out = fresh_dir(tag);
@@ -379,6 +383,7 @@ fn the_committed_tiny_report_and_results_pages_are_regenerated_from_their_record
         ),
         (written("page0.md"), committed(pages[0]), pages[0]),
         (written("page1.md"), committed(pages[1]), pages[1]),
+        (written("page2.md"), committed(pages[2]), pages[2]),
     ] {
         if written != committed {
             let first = written

@@ -1,5 +1,5 @@
-//! The sections other pages carry (`report --splice`): the short variants table, the verdict
-//! lines, the units table and the copying section.
+//! The sections other pages carry (`report --splice`): the short variants table and its rows
+//! the claims compare, the verdict lines, the units table and the copying section.
 
 use super::claims::findings;
 use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
@@ -7,14 +7,15 @@ use super::runs::RunData;
 use crate::table::Table;
 
 /// The parts of the report that other documents carry, by name, for `mla-lab report --splice`
-/// ([`super::splice`]): `variants` (the loss table, short), `verdicts` (one line per claim and
-/// baseline), `units` (the claims' changes in three units) and `copying` (the failures to copy
-/// and their difference).
+/// ([`super::splice`]): `variants` (the loss table, short), `headline` (its rows that the claims
+/// compare), `verdicts` (one line per claim and baseline), `units` (the claims' changes in three
+/// units) and `copying` (the failures to copy and their difference).
 pub fn sections(runs: &[RunData]) -> Vec<(&'static str, String)> {
     let mut copying = copy_failures(runs).render();
     copying += &failure_differences(runs);
     vec![
         ("variants", short_variants_table(runs).render()),
+        ("headline", headline_table(runs).render()),
         ("verdicts", verdict_lines(runs)),
         ("units", loss_change_table(runs).render()),
         ("copying", copying),
@@ -45,6 +46,20 @@ pub(super) fn short_variants_table(runs: &[RunData]) -> Table {
         cells[0] = format!("`{}`", cells[0]);
         t.rows.push(cells);
     }
+    t
+}
+
+/// The short variants table's rows that a claim compares, as subject or baseline: the
+/// paper's headline comparison, for a page's first screen.
+fn headline_table(runs: &[RunData]) -> Table {
+    let compared: Vec<String> = findings(runs)
+        .into_iter()
+        .flat_map(|f| [f.subject, f.baseline])
+        .flatten()
+        .map(|name| format!("`{name}`"))
+        .collect();
+    let mut t = short_variants_table(runs);
+    t.rows.retain(|row| compared.contains(&row[0]));
     t
 }
 
