@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod cache;
+pub mod convert;
 pub mod field;
 pub mod gpt;
 pub mod init;

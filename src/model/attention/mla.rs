@@ -12,7 +12,9 @@
 //! ```
 //!
 //! `LatentLayout::Separate` gives K and V their own latents (`c_K = kv_norm(W^DK h)`,
-//! `c_V = v_norm(W^DV h)`); `W^DK` and `W^DV` are stored stacked in `w_dkv`.
+//! `c_V = v_norm(W^DV h)`); `W^DK` and `W^DV` are stored stacked in `w_dkv`. With
+//! `latent_norm: false` the latents go unnormed (`c_KV = W^DKV h`): the form a model converted
+//! from MHA takes, exact at full rank (`model::convert`).
 //!
 //! Both layouts are the latent core's single latent ([`super::latent`]): it caches, attends
 //! and decodes (`Naive` or `Absorbed`, [`MlaDecode`]); this file makes the latents.
@@ -45,6 +47,16 @@ pub struct MlaConfig {
     pub layout: LatentLayout,
     /// Width of the decoupled rotary key/query part (`d_h^R`); 0 = no RoPE inside MLA.
     pub rope_dim: usize,
+    /// DeepSeek's RMSNorm on each latent (`kv_norm`, and `v_norm` with separate latents); the
+    /// default. `false` caches the latent as `W^DKV h` is: what a model converted from MHA
+    /// needs, since a norm rescales each token's latent and no linear map undoes that. Written
+    /// in a file only when `false`.
+    #[serde(skip_serializing_if = "is_true")]
+    pub latent_norm: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// [`MlaConfig`] as files may write it: the former `decode` field (the decode path, now chosen
@@ -56,9 +68,17 @@ struct MlaInFile {
     rank: usize,
     layout: LatentLayout,
     rope_dim: usize,
+    #[serde(default = "MlaInFile::normed")]
+    latent_norm: bool,
     /// Read so that an old file parses (and a bad value is still refused), then dropped.
     #[serde(default, rename = "decode")]
     _decode: MlaDecode,
+}
+
+impl MlaInFile {
+    fn normed() -> bool {
+        true
+    }
 }
 
 impl From<MlaInFile> for MlaConfig {
@@ -67,6 +87,7 @@ impl From<MlaInFile> for MlaConfig {
             rank: f.rank,
             layout: f.layout,
             rope_dim: f.rope_dim,
+            latent_norm: f.latent_norm,
         }
     }
 }
@@ -98,9 +119,9 @@ pub struct Mla {
     w_qr: Option<Linear>,
     /// `W^DKV`: `d_model -> rank` (joint) or `d_model -> 2 * rank` (`[W^DK; W^DV]`, separate)
     w_dkv: Linear,
-    /// RMSNorm on `c_KV` (joint) or `c_K` (separate)
-    kv_norm: RmsNorm,
-    /// RMSNorm on `c_V` (separate only)
+    /// RMSNorm on `c_KV` (joint) or `c_K` (separate), unless the latents go unnormed
+    kv_norm: Option<RmsNorm>,
+    /// RMSNorm on `c_V` (separate and normed only)
     v_norm: Option<RmsNorm>,
     /// `W^UK`: `rank -> n_heads * d_head`
     w_uk: Linear,
@@ -136,8 +157,8 @@ impl VariantConfig for MlaConfig {
             w_q: linear(d, h * dh),
             w_qr: rotary.then(|| linear(d, h * dr)),
             w_dkv: linear(d, self.layout.latents() * r),
-            kv_norm: RmsNormConfig::new(r).init(device),
-            v_norm: (self.layout == LatentLayout::Separate)
+            kv_norm: self.latent_norm.then(|| RmsNormConfig::new(r).init(device)),
+            v_norm: (self.latent_norm && self.layout == LatentLayout::Separate)
                 .then(|| RmsNormConfig::new(r).init(device)),
             w_uk: linear(r, h * dh),
             w_uv: linear(r, h * dh),
@@ -180,11 +201,12 @@ impl VariantConfig for MlaConfig {
     fn param_count(&self, dims: &AttentionDims) -> usize {
         let (d, h, r, dr) = (dims.d_model, dims.n_heads, self.rank, self.rope_dim);
         let latents = self.layout.latents();
-        2 * d * d + latents * (d * r + r) + 2 * r * d + (h + 1) * d * dr
+        let norm = if self.latent_norm { r } else { 0 };
+        2 * d * d + latents * (d * r + norm) + 2 * r * d + (h + 1) * d * dr
     }
 
     /// Elements kept for the backward pass per token, beyond what every variant keeps: q;
-    /// latents and their norms; k and v up-projected; the rotary parts, rotated, and q and k
+    /// latents and their norms (where normed); k and v up-projected; the rotary parts, rotated, and q and k
     /// with them appended.
     fn activations_per_token(&self, dims: &AttentionDims) -> usize {
         let (d, h, dr) = (dims.d_model, dims.n_heads, self.rope_dim);
@@ -193,17 +215,19 @@ impl VariantConfig for MlaConfig {
         } else {
             0
         };
-        d + 2 * self.layout.latents() * self.rank + 2 * d + rotary
+        let kept = if self.latent_norm { 2 } else { 1 };
+        d + kept * self.layout.latents() * self.rank + 2 * d + rotary
     }
 
-    /// `MLA+RoPE32 r=192 sep`.
+    /// `MLA+RoPE32 r=192 sep`, `MLA r=128 joint no-norm`.
     fn label(&self, _dims: &AttentionDims) -> String {
         let rope = rope_suffix(self.rope_dim);
         let layout = match self.layout {
             LatentLayout::Joint => "joint",
             LatentLayout::Separate => "sep",
         };
-        format!("MLA{rope} r={} {layout}", self.rank)
+        let norm = if self.latent_norm { "" } else { " no-norm" };
+        format!("MLA{rope} r={} {layout}{norm}", self.rank)
     }
 
     /// The latent's width.
@@ -257,14 +281,18 @@ impl Mla {
         let [b, t, _] = x.dims();
         let r = self.rank;
         let one = |c: Tensor<3>| c.reshape([b, 1, t, r]); // [b, 1, t, r]
+        let normed = |norm: &Option<RmsNorm>, c: Tensor<3>| match norm {
+            Some(norm) => norm.forward(c),
+            None => c,
+        };
         let c = self.w_dkv.forward(x); // [b, t, latents * r]
-        match (self.layout, &self.v_norm) {
-            (LatentLayout::Separate, Some(v_norm)) => (
-                one(self.kv_norm.forward(c.clone().narrow(2, 0, r))), // c_K
-                one(v_norm.forward(c.narrow(2, r, r))),               // c_V
+        match self.layout {
+            LatentLayout::Separate => (
+                one(normed(&self.kv_norm, c.clone().narrow(2, 0, r))), // c_K
+                one(normed(&self.v_norm, c.narrow(2, r, r))),          // c_V
             ),
-            _ => {
-                let c_kv = one(self.kv_norm.forward(c));
+            LatentLayout::Joint => {
+                let c_kv = one(normed(&self.kv_norm, c));
                 (c_kv.clone(), c_kv)
             }
         }

@@ -96,6 +96,7 @@ impl AttentionConfig {
             rank,
             layout,
             rope_dim,
+            latent_norm: true,
         })
     }
 
