@@ -49,6 +49,9 @@ fn run(cli: Cli) -> Result<()> {
         (Some(Command::Train { file, opts }), _) => train(&file, opts.options(backend, terminal)),
         (None, Some(file)) => train(&file, cli.train.options(backend, terminal)),
         (Some(Command::Data(cmd)), _) => data(cmd),
+        (Some(Command::Convert { run, to, artifacts }), _) => {
+            convert(&run, &to, &artifacts, backend)
+        }
         (Some(Command::Generate(args)), _) => generate(&args, backend),
         (Some(Command::Eval(args)), _) => eval(&args, backend),
         (Some(Command::Study(args)), _) => {
@@ -182,6 +185,18 @@ fn train(file: &Path, opts: mla_lab::train::run::TrainOptions) -> Result<()> {
         }
     })?;
     println!("{outcome}");
+    Ok(())
+}
+
+fn convert(run: &Path, to: &Path, artifacts: &Path, backend: BackendChoice) -> Result<()> {
+    let done = mla_lab::train::convert::convert(run, to, artifacts, backend)?;
+    println!("{}: {}", done.dir.display(), done.converted);
+    let seed = done.seed.map_or(String::new(), |s| format!(" --seed {s}"));
+    println!(
+        "fine-tune it: mla-lab train {}{seed} --artifacts {}",
+        to.display(),
+        artifacts.display()
+    );
     Ok(())
 }
 

@@ -5,6 +5,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::arg;
+
 fn fresh_dir(tag: &str) -> PathBuf {
     common::fresh_dir("cli", tag)
 }
@@ -1427,4 +1429,68 @@ fn devices_lists_each_backend_and_the_one_chosen() {
             assert!(err.contains(&format!("backend {backend}")), "{err}");
         }
     }
+}
+
+/// `convert` makes a trained MHA run into MLA: at full rank (and unnormed latents) the
+/// converted run's validation loss is the source's, a second conversion into the same folder is
+/// refused, and `train` on the target fine-tunes it from the converted weights, its summary
+/// naming the conversion.
+#[test]
+fn a_converted_run_keeps_the_loss_at_full_rank_and_train_fine_tunes_it() {
+    let dir = fresh_dir("convert");
+    let art = dir.join("art");
+    let steps = "max_steps: 8, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4, \
+                 checkpoint_every: 4, eval_batches: 2, log_every: 4";
+    let write = |name: &str, attention: &str| {
+        let file = dir.join(format!("{name}.ron"));
+        let text = experiment(name, 5, 300, attention, "Learned", steps);
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    let mha = write("mha", "Mha(kv_heads: 4)");
+    let mla = write(
+        "mla",
+        "Mla(rank: 32, layout: Joint, rope_dim: 0, latent_norm: false)",
+    );
+    let (ok, _, err) = train_on_cpu(&mha, &art, true, &[]);
+    assert!(ok, "{err}");
+    let convert = || {
+        mla_lab(&[
+            "--backend",
+            "cpu",
+            "convert",
+            arg(&art.join("mha")),
+            "--to",
+            arg(&mla),
+            "--artifacts",
+            arg(&art),
+        ])
+    };
+    let (ok, out, err) = convert();
+    assert!(ok && out.contains("converted from mha"), "{out}{err}");
+    let converted = art.join("mla");
+    let loss = |run: &Path| -> f64 {
+        let (ok, out, err) = mla_lab(&["--backend", "cpu", "eval", arg(run), "--json"]);
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["loss"]["loss"].as_f64().unwrap()
+    };
+    let (before, after) = (loss(&art.join("mha")), loss(&converted));
+    assert!(
+        (before - after).abs() < 1e-4,
+        "MHA {before}, converted {after}"
+    );
+    let (ok, _, err) = convert();
+    assert!(!ok && err.contains("exists"), "{err}");
+    let (ok, _, err) = train_on_cpu(&mla, &art, true, &[]);
+    assert!(ok, "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(converted.join("summary.json")).unwrap())
+            .unwrap();
+    let init = summary["initialisation"].as_str().unwrap();
+    assert!(
+        init.starts_with("converted from mha") && init.contains("svd joint at rank 32"),
+        "{init}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -112,6 +112,14 @@ impl RunFolder {
     pub fn samples(&self) -> PathBuf {
         self.dir.join("samples.json")
     }
+    /// The weights a converted run starts from (`mla-lab convert`), in place of drawn ones.
+    pub fn start_weights(&self) -> PathBuf {
+        self.dir.join("converted.bpk")
+    }
+    /// What `mla-lab convert` did to make the start weights, and from which run.
+    pub fn conversion(&self) -> PathBuf {
+        self.dir.join("conversion.json")
+    }
     /// How the run's first invocation drew the initial weights (the summary's
     /// `initialisation`), for the invocations that resume it.
     pub fn initialisation(&self) -> PathBuf {
@@ -313,7 +321,8 @@ impl RunFolder {
         read_json(&self.summary())
     }
 
-    /// The weights to load: `model.bpk` of a finished run, else its newest checkpoint.
+    /// The weights to load: `model.bpk` of a finished run, else its newest checkpoint, else
+    /// the weights a converted run starts from.
     pub fn weights_to_load(&self) -> Option<PathBuf> {
         let final_weights = self.weights();
         if final_weights.exists() {
@@ -321,6 +330,7 @@ impl RunFolder {
         }
         checkpoints::latest_complete(&self.dir)
             .map(|epoch| checkpoints::path(&self.dir, "model", epoch))
+            .or_else(|| Some(self.start_weights()).filter(|w| w.exists()))
     }
 }
 

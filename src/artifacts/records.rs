@@ -355,6 +355,38 @@ impl BenchRow {
     }
 }
 
+/// What `mla-lab convert` made a run's start weights from (`conversion.json`), and how; the
+/// run's summary carries it as its `initialisation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Converted {
+    /// The source run's folder, as given.
+    pub source: String,
+    /// The source run's experiment.
+    pub source_experiment: String,
+    #[serde(flatten)]
+    pub conversion: crate::model::convert::Conversion,
+}
+
+impl std::fmt::Display for Converted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let energy: Vec<String> = self
+            .conversion
+            .energy
+            .iter()
+            .map(|e| format!("{e:.4}"))
+            .collect();
+        write!(
+            f,
+            "converted from {} ({}): {} at rank {}, energy kept per layer {}",
+            self.source_experiment,
+            self.source,
+            self.conversion.method,
+            self.conversion.rank,
+            energy.join(", ")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,21 @@ pub enum Command {
         #[command(flatten)]
         opts: TrainArgs,
     },
+    /// Convert a trained MHA run (learned positions) to MLA: a new run folder whose weights
+    /// are the run's with keys and values factored by SVD at the experiment's rank (an Mla
+    /// attention with rope_dim: 0, latent_norm: false); `train` on that experiment, with the
+    /// run's --seed, fine-tunes it for the experiment's steps.
+    Convert {
+        /// The MHA run folder.
+        run: PathBuf,
+        /// The MLA experiment file: the source's model with only the attention changed, and
+        /// its data.
+        #[arg(long)]
+        to: PathBuf,
+        /// Where run folders live.
+        #[arg(long, default_value = "artifacts")]
+        artifacts: PathBuf,
+    },
     /// Generate and prepare data.
     #[command(subcommand)]
     Data(DataCommand),

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use super::options::TrainOptions;
 use crate::artifacts::lock::FolderLock;
 use crate::artifacts::metrics::{self, MetricsRow};
-use crate::artifacts::records::TrainSummary;
-use crate::artifacts::{RunFolder, checkpoints};
+use crate::artifacts::records::{Converted, TrainSummary};
+use crate::artifacts::{RunFolder, checkpoints, read_json};
 use crate::experiment::Experiment;
 use crate::files;
 use crate::model::init;
@@ -91,6 +91,11 @@ pub(super) fn check_folder(
         (true, None, Some(epoch)) => {
             let last = metrics::keep_through(&folder.metrics(), epoch * exp.train.eval_every)?;
             Ok(Start::Resume { epoch, last })
+        }
+        // A converted run not yet fine-tuned starts from its converted weights.
+        (true, None, None) if folder.start_weights().exists() => {
+            let _ = std::fs::remove_file(folder.metrics());
+            Ok(Start::Fresh)
         }
         (true, None, None) => Err(FolderError::NothingToResume(dir.to_path_buf()).into()),
         (false, Some(summary), _) => Err(FolderError::Finished {
@@ -181,8 +186,12 @@ pub(super) fn open_folder(exp: &Experiment, text: &str, opts: &TrainOptions) -> 
     // before this was recorded says nothing).
     let initialisation = match resume_epoch {
         None => {
-            files::write(&folder.initialisation(), init::SCHEME.as_bytes())?;
-            Some(init::SCHEME.to_string())
+            let how = match read_json::<Converted>(&folder.conversion())? {
+                Some(converted) => converted.to_string(),
+                None => init::SCHEME.to_string(),
+            };
+            files::write(&folder.initialisation(), how.as_bytes())?;
+            Some(how)
         }
         Some(_) => std::fs::read_to_string(folder.initialisation()).ok(),
     };

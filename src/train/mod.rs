@@ -2,6 +2,7 @@
 //! section, and the train/inference steps burn-train's learner calls.
 
 pub mod checkpoint;
+pub mod convert;
 pub mod events;
 pub mod folder;
 pub mod loader;

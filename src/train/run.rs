@@ -31,7 +31,7 @@ use super::preflight::{self, Projection};
 use super::renderer::{RenderPlan, RunRecord, StepRenderer};
 use crate::artifacts::metrics;
 use crate::artifacts::records::TrainSummary;
-use crate::artifacts::{RunFolder, checkpoints, save_weights};
+use crate::artifacts::{RunFolder, checkpoints, load_weights, save_weights};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
 use crate::data::tokens::{self, TokenData};
@@ -97,6 +97,11 @@ pub fn run(
         .map(Device::autodiff)
         .collect();
     let mut model = initial_model(&exp, &devices[0]);
+    // A converted run starts from its converted weights ([`super::convert`]).
+    let start = open.folder.start_weights();
+    if open.resume_epoch.is_none() && start.exists() {
+        model = load_weights(model, &start)?;
+    }
     let counts = (model.param_count(), model.non_embedding_param_count());
     let val_unigram_entropy = tokens::unigram_entropy(&data.val);
     let fingerprint = data.manifest.source_fingerprint.clone();

@@ -1,0 +1,99 @@
+//! `mla-lab convert`: a trained MHA run made into an MLA run that training fine-tunes. The new
+//! run folder holds the target experiment, the converted weights it starts from
+//! (`converted.bpk`, [`crate::model::convert`]) and what was done (`conversion.json`); `train`
+//! on the target experiment, with the source's training seed, then starts from those weights
+//! instead of drawn ones, and its summary names the conversion as the run's initialisation.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::artifacts::records::Converted;
+use crate::artifacts::{Run, RunFolder};
+use crate::backend::{self, BackendChoice};
+use crate::experiment::Experiment;
+use crate::files;
+use crate::model::convert::mha_to_mla;
+
+/// A converted run, ready to fine-tune.
+#[derive(Debug)]
+pub struct ConvertedRun {
+    pub dir: PathBuf,
+    /// The training seed to fine-tune it with, where its folder is named after one.
+    pub seed: Option<u64>,
+    pub converted: Converted,
+}
+
+/// Converts the trained run in `source_dir` to the experiment in `target_file`, into a new run
+/// folder under `artifacts` named as `train` names the target's (with the source's seed when
+/// the source's folder carries one). Refused, before anything is written, where the target
+/// trains on other data than the source, where the conversion cannot be made
+/// ([`crate::model::convert::check`]), or where the folder exists.
+pub fn convert(
+    source_dir: &Path,
+    target_file: &Path,
+    artifacts: &Path,
+    backend_choice: BackendChoice,
+) -> Result<ConvertedRun> {
+    let device = backend::find(backend_choice)?.device;
+    let source = Run::load(source_dir, &device)?;
+    let target = Experiment::load(target_file)?;
+    let from = &source.experiment;
+    if target.data != from.data || target.seed != from.seed {
+        bail!(
+            "{}: data and seed differ from the source run's ({}); accepted: the source's data \
+             section and data seed, so that the converted run sees the same tokens",
+            target_file.display(),
+            source_dir.display()
+        );
+    }
+    let seed = from.training_seed();
+    let seeded = RunFolder::new(source_dir).name() == format!("{}-s{seed}", from.name);
+    let (target, text) = if seeded {
+        let exp = target.with_training_seed(seed);
+        let text = exp.to_ron();
+        (exp, text)
+    } else {
+        (target, std::fs::read_to_string(target_file)?)
+    };
+    let (model, conversion) = mha_to_mla(&source.model, &from.model, &target.model, &device)
+        .with_context(|| {
+            format!(
+                "converting {} to {}",
+                source_dir.display(),
+                target_file.display()
+            )
+        })?;
+    let folder = RunFolder::for_seed(artifacts, &target.name, seeded.then_some(seed));
+    if folder.dir.exists() {
+        bail!(
+            "{}: exists; a converted run goes to a new folder (remove it to convert again)",
+            folder.dir.display()
+        );
+    }
+    std::fs::create_dir_all(&folder.dir)
+        .with_context(|| format!("{}: cannot create", folder.dir.display()))?;
+    let converted = Converted {
+        source: source_dir.display().to_string(),
+        source_experiment: from.name.clone(),
+        conversion,
+    };
+    files::write(&folder.experiment(), text.as_bytes())?;
+    let source_tokenizer = RunFolder::new(source_dir).tokenizer();
+    if source_tokenizer.exists() {
+        files::write(&folder.tokenizer(), &std::fs::read(&source_tokenizer)?)?;
+    }
+    files::write_with(&folder.start_weights(), |tmp| {
+        use burn::module::Module;
+        model
+            .clone()
+            .save_file(tmp)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
+    files::write_json(&folder.conversion(), &converted)?;
+    Ok(ConvertedRun {
+        dir: folder.dir,
+        seed: seeded.then_some(seed),
+        converted,
+    })
+}
