@@ -7,7 +7,7 @@
 #   mla-lab calibrate $ART/*_tiny_calib --out docs/results-tiny
 #
 #   experiments/tiny-calibration/run.sh sweep    # the learning-rate sweep, two at a time
-#   (mla_rope_half at 2e-3, 4e-3, 8e-3; mha and mha_rope at the same three, issue 24)
+#   (mla_rope_half at 2e-3, 4e-3, 8e-3; mha and mha_rope at the same three)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MLA_LAB=${MLA_LAB:-target/release/mla-lab}

@@ -12,15 +12,15 @@
 # Stages, in order when none is named:
 #   study    the rows above, seeds 1-3 (and 1-2);
 #   beyond   rows beyond the paper, one seed each: GLA-2 at MLA+RoPE r = d/2's cache
-#            (gla2_rope_half.ron, issue 28);
-#   seeds    seeds 4-10 of mha, mha_rope, mla_half and mla_rope_half (issue 24: ten seeds decide
+#            (gla2_rope_half.ron) and GTA-2 (gta2_rope.ron);
+#   seeds    seeds 4-10 of mha, mha_rope, mla_half and mla_rope_half (ten seeds decide
 #            the loss claims, see the report's "seeds to decide");
 #   long     the failed seed-1 runs of mha and mla_half again at twice the budget
 #            (experiments/tiny-long/), records in docs/results-tiny/long;
 #   report   the report over every run in docs/results-tiny/runs, with the learning-rate sweep
 #            (docs/results-tiny/lr-sweep) to judge the loss claims again at each row's best peak.
 #            REPORTER names the binary that writes it (default MLA_LAB): the current one, where
-#            the runs are trained with an older build (issue 24's seeds: 87ff8c5).
+#            the runs are trained with an older build (the seeds 4-10: 87ff8c5).
 # About 20-25 minutes a run on LibTorch: seeds is 28 runs, long 2 runs of twice that.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -53,7 +53,7 @@ for stage in "${@:-study beyond seeds long report}"; do
                 mla_rope_full.ron
             study 1,2 report-others mla_rope_half_joint.ron mla_rope_quarter.ron gqa.ron
             ;;
-        beyond) study 1 report-beyond gla2_rope_half.ron ;;
+        beyond) study 1 report-beyond gla2_rope_half.ron gta2_rope.ron ;;
         seeds) study 4,5,6,7,8,9,10 report-seeds mha.ron mha_rope.ron mla_half.ron mla_rope_half.ron ;;
         long) long ;;
         report)
