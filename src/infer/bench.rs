@@ -540,4 +540,4 @@ pub fn subjects(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,6 +1,36 @@
 use super::*;
 use crate::model::tests::variants;
 
+/// Every variant of the model zoo with random weights, as bench subjects.
+pub(crate) fn zoo(device: &Device) -> Vec<Subject> {
+    variants()
+        .into_iter()
+        .map(|(name, config)| random_subject(name, config, device))
+        .collect()
+}
+
+fn random_subject(name: &str, config: GptConfig, device: &Device) -> Subject {
+    Subject {
+        name: name.into(),
+        run: None,
+        model: config.init(device),
+        config,
+        weights: "random".into(),
+        checkpoint_step: None,
+    }
+}
+
+/// The options both zoo benches ask: three contexts (one past the zoo's 16), two batches.
+pub(crate) fn zoo_options() -> BenchOptions {
+    BenchOptions {
+        contexts: vec![8, 16, 64],
+        batches: vec![1, 2],
+        decode_tokens: 3,
+        repeats: 1,
+        ..BenchOptions::default()
+    }
+}
+
 #[test]
 fn one_file_given_twice_is_refused() {
     let device = crate::backend::test_device();
@@ -15,24 +45,8 @@ fn one_file_given_twice_is_refused() {
 #[test]
 fn measured_bytes_equal_the_formula_and_ratios_are_against_the_first_and_full_rank() {
     let device = crate::backend::test_device();
-    let subjects: Vec<Subject> = variants()
-        .into_iter()
-        .map(|(name, config)| Subject {
-            name: name.into(),
-            run: None,
-            model: config.init(&device),
-            config,
-            weights: "random".into(),
-            checkpoint_step: None,
-        })
-        .collect();
-    let opts = BenchOptions {
-        contexts: vec![8, 16, 64],
-        batches: vec![1, 2],
-        decode_tokens: 3,
-        repeats: 1,
-        ..BenchOptions::default()
-    };
+    let subjects = zoo(&device);
+    let opts = zoo_options();
     // Every variant once per decode path it has, × 2 batches × 2 contexts (64 > context 16).
     let paths: usize = subjects
         .iter()
@@ -135,14 +149,7 @@ fn nothing_to_measure_and_zero_rounds_are_errors_not_panics() {
     let device = crate::backend::test_device();
     let subject = || {
         let (name, config) = variants().remove(0);
-        Subject {
-            name: name.into(),
-            run: None,
-            model: config.init(&device),
-            config,
-            weights: "random".into(),
-            checkpoint_step: None,
-        }
+        random_subject(name, config, &device)
     };
     let opts = |contexts: Vec<usize>, repeats, decode_tokens| BenchOptions {
         contexts,

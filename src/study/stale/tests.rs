@@ -2,31 +2,15 @@ use burn::tensor::Device;
 
 use super::*;
 use crate::artifacts::records::CacheFill;
-use crate::infer::bench::{Subject, bench};
-use crate::model::tests::variants;
+use crate::infer::bench::bench;
+use crate::infer::bench::tests::{zoo, zoo_options};
 
 /// Each model's bench rows answer the options that made them, and no others.
 #[test]
 fn a_bench_answers_the_options_that_made_it_and_no_others() {
     let device: Device = crate::backend::test_device();
-    let subjects: Vec<Subject> = variants()
-        .into_iter()
-        .map(|(name, config)| Subject {
-            name: name.into(),
-            run: None,
-            model: config.init(&device),
-            config,
-            weights: "random".into(),
-            checkpoint_step: None,
-        })
-        .collect();
-    let opts = BenchOptions {
-        contexts: vec![8, 16, 64],
-        batches: vec![1, 2],
-        decode_tokens: 3,
-        repeats: 1,
-        ..BenchOptions::default()
-    };
+    let subjects = zoo(&device);
+    let opts = zoo_options();
     let configs: Vec<(String, GptConfig)> = subjects
         .iter()
         .map(|s| (s.name.clone(), s.config.clone()))
