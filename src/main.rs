@@ -12,8 +12,9 @@ use burn::tensor::DType;
 use clap::Parser;
 
 use cli::{BenchArgs, Cli, Command, DataCommand, EvalArgs, GenerateArgs, decode_path};
+use mla_lab::artifacts::RunFolder;
 use mla_lab::artifacts::records::CacheFill;
-use mla_lab::artifacts::{Run, RunFolder};
+use mla_lab::artifacts::run::Run;
 use mla_lab::backend::{self, BackendChoice};
 use mla_lab::data::{stories, tokens};
 use mla_lab::experiment::Experiment;

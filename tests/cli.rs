@@ -1075,7 +1075,7 @@ fn rope_experiment(dir: &Path, name: &str, seed: u64, stories: usize, train: &st
 /// Every weight of a trained run, in module order.
 fn trained_weights(dir: &Path) -> Vec<f32> {
     use burn::store::ModuleSnapshot;
-    let run = mla_lab::artifacts::Run::load(dir, &mla_lab::backend::test_device()).unwrap();
+    let run = mla_lab::artifacts::run::Run::load(dir, &mla_lab::backend::test_device()).unwrap();
     run.model
         .collect(None, None, false)
         .iter()

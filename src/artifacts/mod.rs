@@ -22,19 +22,17 @@ pub mod checkpoints;
 pub mod lock;
 pub mod metrics;
 pub mod records;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
 use burn::store::{ModuleRecord, ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
 use serde::de::DeserializeOwned;
 
-use crate::data::tokenizer::Tokenizer;
 use crate::experiment::Experiment;
 use crate::files;
-use crate::model::Gpt;
 use records::TrainSummary;
 
 /// The paths of one run folder.
@@ -544,59 +542,6 @@ pub fn save_weights<M: Module>(model: &M, folder: &RunFolder) -> Result<()> {
         let mut store = SafetensorsStore::from_file(tmp);
         model.save_into(&mut store).map_err(|e| anyhow!("{e}"))
     })
-}
-
-/// A trained run, loaded from its folder.
-pub struct Run {
-    pub dir: PathBuf,
-    pub experiment: Experiment,
-    pub model: Gpt,
-    pub tokenizer: Tokenizer,
-    /// The weights file that was loaded.
-    pub weights: PathBuf,
-    /// The step of the checkpoint loaded, for a run that has not finished (no `model.bpk`
-    /// yet): its newest complete checkpoint stands in for the trained weights.
-    pub checkpoint_step: Option<usize>,
-}
-
-impl Run {
-    /// [`RunFolder::check_data`] of this run.
-    pub fn check_data(&self) -> Result<()> {
-        RunFolder::new(&self.dir).check_data(&self.experiment)
-    }
-
-    pub fn load(dir: &Path, device: &Device) -> Result<Run> {
-        let folder = RunFolder::new(dir);
-        let exp_file = folder.experiment();
-        if !exp_file.exists() {
-            bail!(
-                "{}: not a run folder (no experiment.ron); train one with `mla-lab train FILE`",
-                dir.display()
-            );
-        }
-        let experiment = Experiment::load(&exp_file)?;
-        let tokenizer = Tokenizer::for_config(&experiment.data.tokenizer, &folder.tokenizer())?;
-        let weights = folder.weights_to_load().ok_or_else(|| {
-            anyhow!(
-                "{}: no weights (neither model.bpk nor a checkpoint); has the run started?",
-                dir.display()
-            )
-        })?;
-        let model = load_weights(experiment.model.init(device), &weights)
-            .with_context(|| format!("loading the run of {}", exp_file.display()))?;
-        let checkpoint_step = (weights != folder.weights())
-            .then(|| checkpoints::latest_complete(dir))
-            .flatten()
-            .map(|epoch| epoch * experiment.train.eval_every);
-        Ok(Run {
-            dir: dir.to_path_buf(),
-            experiment,
-            model,
-            tokenizer,
-            weights,
-            checkpoint_step,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use serde::Serialize;
 
-use crate::artifacts::Run;
 use crate::artifacts::records::{JudgeReport, LossReport, ProbeReport};
+use crate::artifacts::run::Run;
 use crate::data::config::DataSource;
 use crate::data::dataset::{TokenBatcher, Window};
 use crate::data::tinystories::{self, Piece};

@@ -15,8 +15,8 @@ use std::collections::HashSet;
 
 use anyhow::{Result, bail};
 
-use crate::artifacts::Run;
 use crate::artifacts::records::{Example, ProbeReport, Share};
+use crate::artifacts::run::Run;
 use crate::data::config::DataSource;
 use crate::data::stories::{self, Story, lexicon, split_sentences};
 use crate::data::tokenizer::Tokenizer;

@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::artifacts::RunFolder;
 use crate::artifacts::records::{BenchRow, CacheFill, DecodePath};
-use crate::artifacts::{Run, RunFolder};
+use crate::artifacts::run::Run;
 use crate::experiment::Experiment;
 use crate::model::validate::MAX_CONTEXT;
 use crate::model::{Gpt, GptConfig, MlaDecode, Positions};

@@ -6,7 +6,8 @@ use burn::tensor::Device;
 
 use super::options::StudyOptions;
 use super::stale::{stale_eval, stale_probes};
-use crate::artifacts::{Run, RunFolder};
+use crate::artifacts::RunFolder;
+use crate::artifacts::run::Run;
 use crate::eval::EvalOptions;
 use crate::eval::probes::{self, ProbeOptions};
 use crate::files::write_json;

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::artifacts::RunFolder;
 use crate::artifacts::records::Converted;
-use crate::artifacts::{Run, RunFolder};
+use crate::artifacts::run::Run;
 use crate::backend::{self, BackendChoice};
 use crate::experiment::Experiment;
 use crate::files;
