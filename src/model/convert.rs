@@ -18,14 +18,18 @@
 //! rank, Eckart–Young makes the truncation the best rank-`r` approximation of the factored
 //! matrix, and `1 − energy` is its squared error's share.
 //!
-//! Rotary models are refused for now: their keys are rotated after `W_K`, so the rotary part
-//! must first be moved into MLA's decoupled key (MHA2MLA's partial RoPE, or TransMLA's rotation
-//! into one shared key, arXiv 2502.07864) before the rest can be factored.
+//! A rotary source (MHA+RoPE) first has its rotary part moved into MLA's one shared rotary key
+//! ([`rotary`], TransMLA's rotation, arXiv 2502.07864); what is left of its keys, unrotated,
+//! is then factored as `W_K` is above. That step is exact only where each rotated pair's keys
+//! point one way across heads, so a rotary conversion is an approximation at any rank, which
+//! fine-tuning is for.
+
+mod rotary;
 
 use burn::linalg::svd;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ModuleSnapshot, bridge};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::attention::{AttentionConfig, LatentLayout, MlaConfig};
@@ -41,8 +45,13 @@ pub struct Conversion {
     pub method: String,
     /// The latent's width.
     pub rank: usize,
-    /// Per layer, the share of `‖[W_K | W_V]‖²_F` the rank-`rank` factors keep.
+    /// Per layer, the share of `‖[W_K | W_V]‖²_F` the rank-`rank` factors keep (of the keys
+    /// left unrotated, for a rotary source).
     pub energy: Vec<f64>,
+    /// Per layer, for a rotary source: the share of `‖W_K‖²_F` that the shared rotary key
+    /// keeps rotated; the rest of the keys loses its rotation. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotary: Vec<f64>,
 }
 
 /// Why a model cannot be converted to a target: the config field and what is accepted.
@@ -61,8 +70,8 @@ fn refuse(field: &str, message: impl Into<String>) -> CannotConvert {
 }
 
 /// The MLA layer `source` converts to in `target`, or why it cannot: the source is MHA (one
-/// key/value head per query head) with learned positions, the target the same model with
-/// unnormed MLA latents and no rotary part.
+/// key/value head per query head), the target the same model with unnormed MLA latents, and a
+/// rotary part exactly where the source has rotary positions, of a width that divides `d_h`.
 pub fn check(source: &GptConfig, target: &GptConfig) -> Result<MlaConfig, CannotConvert> {
     match source.attention {
         AttentionConfig::Mha(m) if m.kv_heads == source.n_heads => {}
@@ -76,25 +85,39 @@ pub fn check(source: &GptConfig, target: &GptConfig) -> Result<MlaConfig, Cannot
             ));
         }
     }
-    if source.positions != Positions::Learned {
-        return Err(refuse(
-            "model.positions",
-            "the source rotates its keys (RoPE): converting a rotary model is not built yet; \
-             accepted: Learned",
-        ));
-    }
     let AttentionConfig::Mla(mla) = target.attention else {
         return Err(refuse(
             "model.attention",
             format!("the target is {}; accepted: Mla(...)", target.label()),
         ));
     };
-    if mla.rope_dim != 0 || mla.latent_norm {
+    if mla.latent_norm {
         return Err(refuse(
-            "model.attention",
-            "a normed latent or a rotary part cannot hold an MHA layer's keys and values; \
-             accepted: Mla(rank: R, layout: Joint or Separate, rope_dim: 0, latent_norm: false)",
+            "model.attention.latent_norm",
+            "a normed latent cannot hold an MHA layer's keys and values (the norm rescales each \
+             token's latent); accepted: false",
         ));
+    }
+    let d_head = source.d_model / source.n_heads;
+    match (source.positions, mla.rope_dim) {
+        (Positions::Learned, 0) => {}
+        (Positions::Learned, _) => {
+            return Err(refuse(
+                "model.attention.rope_dim",
+                "the source has learned positions and no rotary keys to move; accepted: 0",
+            ));
+        }
+        (Positions::Rope(_), dr) if dr == 0 || !d_head.is_multiple_of(dr) || dr % 2 == 1 => {
+            return Err(refuse(
+                "model.attention.rope_dim",
+                format!(
+                    "{dr}: the shared rotary key turns every (d_h / rope_dim)-th of the source's \
+                     frequencies, so it must divide d_h = {d_head}; accepted: an even divisor \
+                     of {d_head}"
+                ),
+            ));
+        }
+        (Positions::Rope(_), _) => {}
     }
     let same = GptConfig {
         attention: source.attention.clone(),
@@ -122,6 +145,7 @@ pub fn mha_to_mla(
     let hd = source_config.d_model;
     let mut tensors = vec![];
     let mut energy = vec![];
+    let mut rotary_kept = vec![];
     let weights = |tensors: &[PackTensor], name: &str| -> anyhow::Result<Tensor<2>> {
         let t = tensors
             .iter()
@@ -134,6 +158,18 @@ pub fn mha_to_mla(
         let at = |w: &str| format!("blocks.{layer}.attn.Mha.{w}.weight");
         let to = |w: &str| format!("blocks.{layer}.attn.Mla.{w}.weight");
         let (w_k, w_v) = (weights(&all, &at("wk"))?, weights(&all, &at("wv"))?); // [d, h*dh]
+        let w_q = weights(&all, &at("wq"))?; // [d, h*dh]
+        // A rotary source's rotated part goes to the shared key; the rest is factored below.
+        let (w_q, w_k) = if mla.rope_dim > 0 {
+            let split = rotary::split(w_q, w_k, source_config.n_heads, mla.rope_dim);
+            rotary_kept.push(split.kept);
+            for (name, w) in [("w_qr", split.w_qr), ("w_kr", split.w_kr)] {
+                tensors.push(bridge::from_data(w.into_data(), to(name), None));
+            }
+            (split.w_q, split.w_kc)
+        } else {
+            (w_q, w_k)
+        };
         let (w_dkv, w_uk, w_uv, kept) = match mla.layout {
             LatentLayout::Joint => {
                 let stacked = Tensor::cat(vec![w_k, w_v], 1); // [d, 2*h*dh]
@@ -154,15 +190,15 @@ pub fn mha_to_mla(
             }
         };
         energy.push(kept.0 / kept.1);
-        for (name, w) in [("w_dkv", w_dkv), ("w_uk", w_uk), ("w_uv", w_uv)] {
+        let w_o = weights(&all, &at("wo"))?;
+        for (name, w) in [
+            ("w_dkv", w_dkv),
+            ("w_uk", w_uk),
+            ("w_uv", w_uv),
+            ("w_q", w_q),
+            ("wo", w_o),
+        ] {
             tensors.push(bridge::from_data(w.into_data(), to(name), None));
-        }
-        for (from, name) in [("wq", "w_q"), ("wo", "wo")] {
-            tensors.push(bridge::from_data(
-                weights(&all, &at(from))?.into_data(),
-                to(name),
-                None,
-            ));
         }
     }
     // Everything outside the attention layers, by its own name.
@@ -178,14 +214,22 @@ pub fn mha_to_mla(
             applied.errors
         );
     }
-    let method = match mla.layout {
+    let layout = match mla.layout {
         LatentLayout::Joint => "svd joint",
         LatentLayout::Separate => "svd separate",
     };
+    let method = match mla.rope_dim {
+        0 => layout.to_string(),
+        dr => format!(
+            "shared rotary key of every {}th frequency, then {layout}",
+            source_config.d_model / source_config.n_heads / dr
+        ),
+    };
     let conversion = Conversion {
-        method: method.into(),
+        method,
         rank: mla.rank,
         energy,
+        rotary: rotary_kept,
     };
     Ok((model, conversion))
 }
@@ -195,7 +239,7 @@ pub fn mha_to_mla(
 fn factor(w: Tensor<2>, rank: usize) -> (Tensor<2>, Tensor<2>, (f64, f64)) {
     let (u, s, vt) = svd::<2, 1>(w, SVD_SWEEPS); // [m, k], [k], [k, n]
     let k = s.dims()[0];
-    let sq: Vec<f64> = values(s.clone())
+    let sq: Vec<f64> = rotary::values(s.clone())
         .iter()
         .map(|&x| (x as f64).powi(2))
         .collect();
@@ -212,11 +256,6 @@ fn factor(w: Tensor<2>, rank: usize) -> (Tensor<2>, Tensor<2>, (f64, f64)) {
         return (down, up, kept);
     }
     (down, up, kept)
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    let data: TensorData = t.into_data().convert::<f32>();
-    data.try_to_vec::<f32>().expect("f32 values")
 }
 
 #[cfg(test)]

@@ -166,7 +166,16 @@ fn what_cannot_be_converted_is_refused_by_its_field() {
         positions: Positions::Rope(10_000.0),
         ..source.clone()
     };
-    assert_eq!(field(&rotary, &target), "model.positions");
+    // A rotary source needs a rotary target of a width that divides d_h (8 here), and a
+    // learned one none.
+    assert_eq!(field(&rotary, &target), "model.attention.rope_dim");
+    let (rotary, rotary_target) = rotary_configs(4);
+    assert!(check(&rotary, &rotary_target).is_ok());
+    assert_eq!(field(&source, &rotary_target), "model.attention.rope_dim");
+    assert_eq!(
+        field(&rotary, &rotary_configs(6).1),
+        "model.attention.rope_dim"
+    );
     let gqa = GptConfig {
         attention: AttentionConfig::mha(2),
         ..source.clone()
@@ -176,10 +185,106 @@ fn what_cannot_be_converted_is_refused_by_its_field() {
         attention: AttentionConfig::mla(16, LatentLayout::Joint, 0),
         ..source.clone()
     };
-    assert_eq!(field(&source, &normed), "model.attention");
+    assert_eq!(field(&source, &normed), "model.attention.latent_norm");
     let wider = GptConfig {
         mlp_ratio: 4,
         ..target.clone()
     };
     assert_eq!(field(&source, &wider), "model");
+}
+
+/// A tiny MHA+RoPE model (4 heads of 8) and its MLA+RoPE target at full rank, separate
+/// latents, unnormed, with a shared rotary key of `rope_dim`.
+fn rotary_configs(rope_dim: usize) -> (GptConfig, GptConfig) {
+    let (source, target) = configs(32, LatentLayout::Separate);
+    let source = GptConfig {
+        positions: Positions::Rope(10_000.0),
+        ..source
+    };
+    let AttentionConfig::Mla(mla) = target.attention else {
+        unreachable!()
+    };
+    let target = GptConfig {
+        attention: AttentionConfig::Mla(MlaConfig { rope_dim, ..mla }),
+        ..source.clone()
+    };
+    (source, target)
+}
+
+/// `model` with each layer's `W_K` (`[32, 4 heads · 8]`) remade so that the rotary pairs
+/// `p ∈ pairs` (of 4 per head) hold one direction across heads: columns `p` and `p + 4` of
+/// head `j` are `α_jp a_p` and `α_jp b_p`; the other pairs are zero.
+fn keys_of_one_direction(model: Gpt, pairs: &[usize], device: &Device) -> Gpt {
+    let (d, heads, dh) = (32, 4, 8);
+    let mut model = model;
+    for layer in 0..2 {
+        let draw = |n: usize| -> Vec<f32> {
+            Tensor::<1>::random([n], burn::tensor::Distribution::Normal(0.0, 0.3), device)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let mut w = vec![0f32; d * heads * dh]; // [d, heads*dh], row-major
+        for &p in pairs {
+            let (a, b, alpha) = (draw(d), draw(d), draw(heads));
+            for j in 0..heads {
+                for row in 0..d {
+                    w[row * heads * dh + j * dh + p] = alpha[j] * a[row];
+                    w[row * heads * dh + j * dh + p + dh / 2] = alpha[j] * b[row];
+                }
+            }
+        }
+        let w = Tensor::from_data(TensorData::new(w, [d, heads * dh]), device);
+        model = with_weight(model, &format!("blocks.{layer}.attn.Mha.wk.weight"), w);
+    }
+    model
+}
+
+#[test]
+fn a_rotary_model_whose_rotated_keys_point_one_way_across_heads_converts_exactly() {
+    let device = test_device();
+    // rope_dim 4 of d_h 8: the shared key turns the source's pairs 0 and 2.
+    let (source_config, target) = rotary_configs(4);
+    let source = source_model(&source_config, &device);
+    let exact = keys_of_one_direction(source.clone(), &[0, 2], &device);
+    let (converted, conversion) = mha_to_mla(&exact, &source_config, &target, &device).unwrap();
+    let want = exact.forward(tokens(&device));
+    let scale = want.clone().abs().max().into_scalar::<f32>();
+    assert!(scale > 1.0, "logits too small: {scale}");
+    let diff = max_abs_diff(converted.forward(tokens(&device)), want.clone());
+    assert!(diff < 1e-4 * scale, "logits differ by {diff}");
+    assert_eq!(conversion.rotary.len(), 2);
+    for kept in conversion.rotary.iter().chain(&conversion.energy) {
+        assert!((kept - 1.0).abs() < 1e-5, "{conversion:?}");
+    }
+    assert!(
+        conversion
+            .method
+            .starts_with("shared rotary key of every 2th")
+    );
+    // It bites: the shared key's pair halves swapped (a rotation the other way) is caught...
+    let name = "blocks.0.attn.Mla.w_kr.weight";
+    let w_kr = weight(&converted, name, &device); // [32, 4]
+    let swapped = Tensor::cat(vec![w_kr.clone().narrow(1, 2, 2), w_kr.narrow(1, 0, 2)], 1);
+    let swapped = with_weight(converted.clone(), name, swapped);
+    let off = max_abs_diff(swapped.forward(tokens(&device)), want);
+    assert!(off > 1e-4 * scale, "swapped halves: only {off} off");
+    // ... and keys on the pairs the target cannot turn (1 and 3) lose their rotation: the
+    // same construction there is no longer exact, and nothing of it is kept rotated.
+    let odd = keys_of_one_direction(source.clone(), &[1, 3], &device);
+    let (converted, conversion) = mha_to_mla(&odd, &source_config, &target, &device).unwrap();
+    let want = odd.forward(tokens(&device));
+    let off = max_abs_diff(converted.forward(tokens(&device)), want.clone());
+    let scale = want.abs().max().into_scalar::<f32>();
+    assert!(off > 1e-3 * scale, "odd pairs: only {off} off");
+    assert!(
+        conversion.rotary.iter().all(|&k| k < 1e-6),
+        "{conversion:?}"
+    );
+    // A source with keys in every direction keeps part of them rotated.
+    let (_, conversion) = mha_to_mla(&source, &source_config, &target, &device).unwrap();
+    assert!(
+        conversion.rotary.iter().all(|&k| k > 0.05 && k < 0.9),
+        "{conversion:?}"
+    );
 }
