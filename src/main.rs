@@ -50,9 +50,15 @@ fn run(cli: Cli) -> Result<()> {
         (Some(Command::Train { file, opts }), _) => train(&file, opts.options(backend, terminal)),
         (None, Some(file)) => train(&file, cli.train.options(backend, terminal)),
         (Some(Command::Data(cmd)), _) => data(cmd),
-        (Some(Command::Convert { run, to, artifacts }), _) => {
-            convert(&run, &to, &artifacts, backend)
-        }
+        (
+            Some(Command::Convert {
+                run,
+                to,
+                artifacts,
+                eval_windows,
+            }),
+            _,
+        ) => convert(&run, &to, &artifacts, backend, eval_windows),
         (Some(Command::Generate(args)), _) => generate(&args, backend),
         (Some(Command::Eval(args)), _) => eval(&args, backend),
         (Some(Command::Study(args)), _) => {
@@ -189,9 +195,23 @@ fn train(file: &Path, opts: mla_lab::train::run::TrainOptions) -> Result<()> {
     Ok(())
 }
 
-fn convert(run: &Path, to: &Path, artifacts: &Path, backend: BackendChoice) -> Result<()> {
-    let done = mla_lab::train::convert::convert(run, to, artifacts, backend)?;
+fn convert(
+    run: &Path,
+    to: &Path,
+    artifacts: &Path,
+    backend: BackendChoice,
+    windows: Option<usize>,
+) -> Result<()> {
+    let (done, cost) =
+        mla_lab::study::convert::convert_and_measure(run, to, artifacts, backend, windows)?;
     println!("{}: {}", done.dir.display(), done.converted);
+    println!(
+        "validation loss on {} windows: the source {:.4}, converted {:.4} ({:+.4})",
+        cost.source.windows,
+        cost.source.loss,
+        cost.converted.loss,
+        cost.converted.loss - cost.source.loss
+    );
     let seed = done.seed.map_or(String::new(), |s| format!(" --seed {s}"));
     println!(
         "fine-tune it: mla-lab train {}{seed} --artifacts {}",

@@ -24,6 +24,7 @@ use crate::options::InvalidOption;
 use crate::train::run as train;
 
 mod analyse;
+pub mod convert;
 mod options;
 mod stale;
 
@@ -289,6 +290,18 @@ fn restore_or_train(run: &Planned, opts: &StudyOptions) -> Result<()> {
                 "training"
             },
         );
+        if !run.retrain
+            && let Some(done) = convert::convert_first(
+                run.file,
+                &run.exp,
+                folder,
+                run.seed,
+                &opts.artifacts,
+                opts.backend,
+            )?
+        {
+            step(&shown, &done.converted.to_string());
+        }
         let t = train::TrainOptions {
             artifacts: opts.artifacts.clone(),
             resume,

@@ -13,6 +13,7 @@
 //!   model.bpk           final weights (burn), and model.safetensors (other tools)
 //!   summary.json        TrainSummary, written last by `train`
 //!   eval.json  probes.json  judge.json  samples.json  bench.json   written by `study`
+//!   converted.bpk  conversion.json  conversion_eval.json   a converted run's start (`convert`)
 //! artifacts/cache/      the token cache the run folders share
 //! ```
 //!
@@ -118,6 +119,10 @@ impl RunFolder {
     pub fn conversion(&self) -> PathBuf {
         self.dir.join("conversion.json")
     }
+    /// The loss of the source and of the start weights of a converted run, before fine-tuning.
+    pub fn conversion_eval(&self) -> PathBuf {
+        self.dir.join("conversion_eval.json")
+    }
     /// How the run's first invocation drew the initial weights (the summary's
     /// `initialisation`), for the invocations that resume it.
     pub fn initialisation(&self) -> PathBuf {
@@ -126,7 +131,7 @@ impl RunFolder {
 
     /// The run's records: every small file that says what the run was and what was measured
     /// on it (no weights, checkpoints or tokenizer). `study --records` keeps these.
-    pub fn records(&self) -> [PathBuf; 8] {
+    pub fn records(&self) -> [PathBuf; 10] {
         [
             self.experiment(),
             self.metrics(),
@@ -136,6 +141,8 @@ impl RunFolder {
             self.samples(),
             self.judge(),
             self.bench(),
+            self.conversion(),
+            self.conversion_eval(),
         ]
     }
 
@@ -220,6 +227,10 @@ impl RunFolder {
             parse::<records::JudgeReport>(file)
         } else if *file == self.bench() {
             parse::<Vec<records::BenchRow>>(file)
+        } else if *file == self.conversion() {
+            parse::<records::Converted>(file)
+        } else if *file == self.conversion_eval() {
+            parse::<records::ConversionEval>(file)
         } else {
             Ok(())
         };
@@ -230,9 +241,10 @@ impl RunFolder {
     }
 
     /// Whether `file` is a measurement `study` takes again when its file is gone (eval, probes,
-    /// samples, judge, bench), not a record of the training.
+    /// samples, judge, bench, a conversion's eval), not a record of the training.
     pub fn is_measurement(&self, file: &Path) -> bool {
         [
+            self.conversion_eval(),
             self.eval(),
             self.probes(),
             self.samples(),

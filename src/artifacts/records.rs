@@ -367,6 +367,14 @@ pub struct Converted {
     pub conversion: crate::model::convert::Conversion,
 }
 
+/// A converted run's source and its converted weights, before any fine-tuning, scored on the
+/// same validation windows (`conversion_eval.json`): what the conversion itself cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversionEval {
+    pub source: LossReport,
+    pub converted: LossReport,
+}
+
 impl std::fmt::Display for Converted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let energy: Vec<String> = self

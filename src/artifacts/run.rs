@@ -30,6 +30,24 @@ impl Run {
     }
 
     pub fn load(dir: &Path, device: &Device) -> Result<Run> {
+        Run::load_weights(dir, None, device)
+    }
+
+    /// The run in `dir` with the weights a converted run started from (`converted.bpk`),
+    /// fine-tuned or not.
+    pub fn load_start(dir: &Path, device: &Device) -> Result<Run> {
+        let start = RunFolder::new(dir).start_weights();
+        if !start.exists() {
+            bail!(
+                "{}: no converted weights; is it a converted run?",
+                start.display()
+            );
+        }
+        Run::load_weights(dir, Some(start), device)
+    }
+
+    /// The run in `dir` with `weights`, or with [`RunFolder::weights_to_load`]'s.
+    fn load_weights(dir: &Path, weights: Option<PathBuf>, device: &Device) -> Result<Run> {
         let folder = RunFolder::new(dir);
         let exp_file = folder.experiment();
         if !exp_file.exists() {
@@ -40,15 +58,17 @@ impl Run {
         }
         let experiment = Experiment::load(&exp_file)?;
         let tokenizer = Tokenizer::for_config(&experiment.data.tokenizer, &folder.tokenizer())?;
-        let weights = folder.weights_to_load().ok_or_else(|| {
-            anyhow!(
-                "{}: no weights (neither model.bpk nor a checkpoint); has the run started?",
-                dir.display()
-            )
-        })?;
+        let weights = weights
+            .or_else(|| folder.weights_to_load())
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: no weights (neither model.bpk nor a checkpoint); has the run started?",
+                    dir.display()
+                )
+            })?;
         let model = load_weights(experiment.model.init(device), &weights)
             .with_context(|| format!("loading the run of {}", exp_file.display()))?;
-        let checkpoint_step = (weights != folder.weights())
+        let checkpoint_step = (weights != folder.weights() && weights != folder.start_weights())
             .then(|| checkpoints::latest_complete(dir))
             .flatten()
             .map(|epoch| epoch * experiment.train.eval_every);

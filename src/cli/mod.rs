@@ -77,10 +77,11 @@ pub enum Command {
         #[command(flatten)]
         opts: TrainArgs,
     },
-    /// Convert a trained MHA run (learned positions) to MLA: a new run folder whose weights
-    /// are the run's with keys and values factored by SVD at the experiment's rank (an Mla
-    /// attention with rope_dim: 0, latent_norm: false); `train` on that experiment, with the
-    /// run's --seed, fine-tunes it for the experiment's steps.
+    /// Convert a trained MHA run to MLA: a new run folder whose weights are the run's with keys
+    /// and values factored by SVD at the experiment's rank (an Mla attention with latent_norm:
+    /// false; rope_dim: 0 for learned positions, else a divisor of the head width that the
+    /// rotary part moves into), and the loss of both, measured; `train` on that experiment,
+    /// with the run's --seed, fine-tunes it for the experiment's steps.
     Convert {
         /// The MHA run folder.
         run: PathBuf,
@@ -91,6 +92,9 @@ pub enum Command {
         /// Where run folders live.
         #[arg(long, default_value = "artifacts")]
         artifacts: PathBuf,
+        /// Score only the first N validation windows; default: the whole held-out split.
+        #[arg(long, value_name = "N")]
+        eval_windows: Option<usize>,
     },
     /// Generate and prepare data.
     #[command(subcommand)]

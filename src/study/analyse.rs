@@ -21,11 +21,21 @@ pub(super) fn step(name: &str, what: &str) {
 /// Tokens each of a run's example continuations may run to.
 const SAMPLE_TOKENS: usize = 96;
 
-/// Eval, probes, example continuations and judge of one finished run, each skipped when its
-/// file exists; eval and probes are redone when they answer another question (`stale_eval`,
+/// Eval, probes, example continuations and judge of one finished run (and of a converted
+/// run, the loss its conversion cost), each skipped when its file exists; eval and probes are redone when they answer another question (`stale_eval`,
 /// `stale_probes`) and the weights are there to redo them.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let name = folder.name();
+    // A converted run: what the conversion cost, before fine-tuning, while its weights are here.
+    if folder.start_weights().exists() && !folder.conversion_eval().exists() {
+        step(
+            &name,
+            "eval of the conversion (the source and the converted weights)",
+        );
+        let cache = RunFolder::token_cache(&opts.artifacts);
+        let measured = super::convert::measure(folder, opts.eval_windows, cache, device)?;
+        write_json(&folder.conversion_eval(), &measured)?;
+    }
     let stale = stale_probes(folder, &opts.probes)?;
     let stale_loss = stale_eval(folder, opts)?;
     let weights = folder.weights_to_load().is_some();

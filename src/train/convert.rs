@@ -28,8 +28,9 @@ pub struct ConvertedRun {
 /// Converts the trained run in `source_dir` to the experiment in `target_file`, into a new run
 /// folder under `artifacts` named as `train` names the target's (with the source's seed when
 /// the source's folder carries one). Refused, before anything is written, where the target
-/// trains on other data than the source, where the conversion cannot be made
-/// ([`crate::model::convert::check`]), or where the folder exists.
+/// trains on other data than the source or names another source (`convert_from`), where the
+/// conversion cannot be made ([`crate::model::convert::check`]), or where the folder holds a
+/// conversion or a run already.
 pub fn convert(
     source_dir: &Path,
     target_file: &Path,
@@ -46,6 +47,16 @@ pub fn convert(
              section and data seed, so that the converted run sees the same tokens",
             target_file.display(),
             source_dir.display()
+        );
+    }
+    if let Some(named) = &target.convert_from
+        && *named != from.name
+    {
+        bail!(
+            "{}: convert_from: {named:?}, and {} is a run of {:?}; accepted: a run of {named}",
+            target_file.display(),
+            source_dir.display(),
+            from.name
         );
     }
     let seed = from.training_seed();
@@ -66,9 +77,11 @@ pub fn convert(
             )
         })?;
     let folder = RunFolder::for_seed(artifacts, &target.name, seeded.then_some(seed));
-    if folder.dir.exists() {
+    // A folder a conversion was cut short in (no start weights yet) holds nothing to keep.
+    if folder.start_weights().exists() || folder.has_results() {
         bail!(
-            "{}: exists; a converted run goes to a new folder (remove it to convert again)",
+            "{}: holds a run already; a converted run goes to a new folder (remove it to convert \
+             again)",
             folder.dir.display()
         );
     }
@@ -84,6 +97,8 @@ pub fn convert(
     if source_tokenizer.exists() {
         files::write(&folder.tokenizer(), &std::fs::read(&source_tokenizer)?)?;
     }
+    // The weights last: a folder with them is a finished conversion.
+    files::write_json(&folder.conversion(), &converted)?;
     files::write_with(&folder.start_weights(), |tmp| {
         use burn::module::Module;
         model
@@ -91,7 +106,6 @@ pub fn convert(
             .save_file(tmp)
             .map_err(|e| anyhow::anyhow!("{e}"))
     })?;
-    files::write_json(&folder.conversion(), &converted)?;
     Ok(ConvertedRun {
         dir: folder.dir,
         seed: seeded.then_some(seed),

@@ -88,6 +88,18 @@ pub fn run(
         }
         Opening::Open(open) => open,
     };
+    if let Some(source) = &exp.convert_from
+        && open.resume_epoch.is_none()
+        && !open.folder.start_weights().exists()
+    {
+        bail!(
+            "{}: convert_from: {source:?}: this experiment fine-tunes a run of {source} converted \
+             to it, and {} holds no converted weights, so it would train from drawn ones; \
+             accepted: a folder made by converting a run of {source} to this file first",
+            exp_path.display(),
+            open.folder.dir.display()
+        );
+    }
     let data = prepare_data(&exp, &open.folder, opts)?;
     place.events(&exp).into_iter().for_each(&mut *on_event);
     let devices: Vec<Device> = place
@@ -473,6 +485,7 @@ mod tests {
                 val_fraction: 0.1,
             },
             train: Default::default(),
+            convert_from: None,
         }
     }
 

@@ -1,0 +1,105 @@
+//! Converted runs in a study: made from the source experiment's run of the same seed before
+//! they fine-tune (an experiment that names `convert_from`), and what the conversion cost,
+//! measured before any fine-tuning (`conversion_eval.json`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+
+use crate::artifacts::RunFolder;
+use crate::artifacts::records::{ConversionEval, Converted};
+use crate::artifacts::run::Run;
+use crate::artifacts::{read_json, run};
+use crate::backend::BackendChoice;
+use crate::eval::EvalOptions;
+use crate::eval::probes::ProbeOptions;
+use crate::experiment::Experiment;
+use crate::train::convert::{ConvertedRun, convert};
+
+/// Converts the run of `exp.convert_from` at `seed` (in `artifacts`) to the experiment of
+/// `file`, into `folder`, when `exp` fine-tunes a conversion and `folder` holds neither its
+/// start weights nor a run; `None` when there is nothing to convert. The source run must have
+/// finished: a study trains it first when its experiment comes earlier in the study.
+pub fn convert_first(
+    file: &Path,
+    exp: &Experiment,
+    folder: &RunFolder,
+    seed: Option<u64>,
+    artifacts: &Path,
+    backend: BackendChoice,
+) -> Result<Option<ConvertedRun>> {
+    let Some(source) = &exp.convert_from else {
+        return Ok(None);
+    };
+    if folder.start_weights().exists() || folder.has_results() {
+        return Ok(None);
+    }
+    let from = RunFolder::for_seed(artifacts, source, seed);
+    if from.finished()?.is_none() {
+        bail!(
+            "{}: convert_from: {source:?}, and {} holds no finished run of it to convert; \
+             accepted: {source}'s experiment file earlier in the same study, or its run trained \
+             there first",
+            file.display(),
+            from.dir.display()
+        );
+    }
+    convert(&from.dir, file, artifacts, backend).map(Some)
+}
+
+/// Scores the converted run in `folder` before fine-tuning, and its source, on the same
+/// validation windows (`windows`; `None`: the whole split), with the token cache `cache`.
+pub fn measure(
+    folder: &RunFolder,
+    windows: Option<usize>,
+    cache: PathBuf,
+    device: &Device,
+) -> Result<ConversionEval> {
+    let converted: Converted = read_json(&folder.conversion())?.with_context(|| {
+        format!(
+            "{}: missing; not a converted run",
+            folder.conversion().display()
+        )
+    })?;
+    let opts = EvalOptions {
+        data: None,
+        windows,
+        probes: ProbeOptions {
+            stories: 0,
+            ..Default::default()
+        },
+        judge: None,
+        cache,
+    };
+    let loss = |run: &run::Run| -> Result<_> { Ok(crate::eval::evaluate(run, &opts)?.loss) };
+    let source = Run::load(Path::new(&converted.source), device).with_context(|| {
+        format!(
+            "{}: the source of the converted run {}",
+            converted.source,
+            folder.dir.display()
+        )
+    })?;
+    Ok(ConversionEval {
+        source: loss(&source)?,
+        converted: loss(&Run::load_start(&folder.dir, device)?)?,
+    })
+}
+
+/// `mla-lab convert`: the run in `source` converted to the experiment of `file` (a new run
+/// folder under `artifacts`, [`convert`]), and what the conversion cost measured on `windows`
+/// validation windows (`None`: the whole split) into its `conversion_eval.json`.
+pub fn convert_and_measure(
+    source: &Path,
+    file: &Path,
+    artifacts: &Path,
+    backend: BackendChoice,
+    windows: Option<usize>,
+) -> Result<(ConvertedRun, ConversionEval)> {
+    let done = convert(source, file, artifacts, backend)?;
+    let device = crate::backend::select(backend)?.device;
+    let folder = RunFolder::new(&done.dir);
+    let measured = measure(&folder, windows, RunFolder::token_cache(artifacts), &device)?;
+    crate::files::write_json(&folder.conversion_eval(), &measured)?;
+    Ok((done, measured))
+}
