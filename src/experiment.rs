@@ -142,7 +142,7 @@ pub struct Experiment {
     #[serde(default)]
     pub train: TrainConfig,
     /// The experiment whose trained runs this one fine-tunes after `mla-lab convert` made them
-    /// into this model (`convert_from: "mha_tiny"`): its runs never start from drawn weights,
+    /// into this model (`convert_from: Some("mha_tiny")`): its runs never start from drawn weights,
     /// and `study` converts the source's run of each seed first. Absent for other experiments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub convert_from: Option<String>,

@@ -8,6 +8,7 @@
 
 pub mod calibration;
 pub mod claims;
+pub mod conversion;
 pub mod decode_map;
 pub mod fit;
 pub mod markdown;
@@ -126,12 +127,34 @@ pub fn write(
     let load = |dirs: &[PathBuf]| -> Result<Vec<RunData>> {
         dirs.iter().map(|d| RunData::load(d)).collect()
     };
-    let mut runs = load(run_dirs)?;
+    // Runs fine-tuned from a conversion have their own section, and no place among the rows
+    // trained from scratch, whose comparisons assume drawn weights and the tier's budget.
+    let (converted, mut runs): (Vec<RunData>, Vec<RunData>) = load(run_dirs)?
+        .into_iter()
+        .partition(|r| r.converted.is_some());
+    if runs.is_empty() {
+        bail!("no run trained from scratch to report on beside the converted ones");
+    }
     runs::one_run_per_seed(&runs)?;
+    runs::one_run_per_seed(&converted)?;
     let peaks = peaks::peaks(&variants(&runs), &load(sweep_dirs)?)?;
     add_floors(&mut runs, run_dirs, out);
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let plots = plots(&runs, out)?;
+    let mut plots = plots(&runs, out)?;
+    plots.extend(plot(
+        out,
+        "fine_tune",
+        Chart {
+            title: "Converted runs: training's validation loss by fine-tune step (its periodic \
+                    batches, not the table's eval)",
+            x_label: "fine-tune step",
+            y_label: "val loss (nats/token)",
+            series: &conversion::curves(&converted),
+            points_only: false,
+            frontier: None,
+            fits: None,
+        },
+    )?);
     // The report links the plots that were drawn (a plot without data is left out).
     let plotted: Vec<&str> = plots
         .iter()
@@ -139,12 +162,17 @@ pub fn write(
         .filter_map(|f| f.file_stem()?.to_str())
         .collect();
     let md = out.join("report.md");
-    crate::files::write(&md, markdown(&runs, &peaks, machine, &plotted).as_bytes())?;
+    let mut text = markdown(&runs, &peaks, machine, &plotted);
+    text += &conversion::section(&converted, &runs);
+    if plotted.contains(&"fine_tune") {
+        text += "![Converted runs' fine-tune](fine_tune.svg)\n";
+    }
+    crate::files::write(&md, text.as_bytes())?;
     let mut files = vec![md];
     files.extend(plots.iter().cloned());
     // Documents that carry the report's numbers between markers: all are read and checked
     // before any is written, so that a bad marker leaves every document as it was.
-    let sections = pages::sections(&runs);
+    let sections = pages::sections(&runs, &converted);
     let mut spliced = vec![];
     for doc in splice_into {
         let text = std::fs::read_to_string(doc)

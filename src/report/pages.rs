@@ -3,14 +3,16 @@
 
 use super::claims::findings;
 use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
+use super::conversion::{cost_table, fine_tune_table};
 use super::runs::RunData;
 use crate::table::Table;
 
 /// The parts of the report that other documents carry, by name, for `mla-lab report --splice`
 /// ([`super::splice`]): `variants` (the loss table, short), `headline` (its rows that the claims
 /// compare), `verdicts` (one line per claim and baseline), `units` (the claims' changes in three
-/// units) and `copying` (the failures to copy and their difference).
-pub fn sections(runs: &[RunData]) -> Vec<(&'static str, String)> {
+/// units), `copying` (the failures to copy and their difference) and `conversion` (the
+/// converted runs' tables, [`super::conversion`]; empty without them).
+pub fn sections(runs: &[RunData], converted: &[RunData]) -> Vec<(&'static str, String)> {
     let mut copying = copy_failures(runs).render();
     copying += &failure_differences(runs);
     vec![
@@ -19,6 +21,7 @@ pub fn sections(runs: &[RunData]) -> Vec<(&'static str, String)> {
         ("verdicts", verdict_lines(runs)),
         ("units", loss_change_table(runs).render()),
         ("copying", copying),
+        ("conversion", conversion_tables(converted, runs)),
     ]
 }
 
@@ -84,4 +87,16 @@ pub(super) fn verdict_lines(runs: &[RunData]) -> String {
         s += "\n";
     }
     s
+}
+
+/// The converted runs' two tables, without the report's heading; empty without them.
+fn conversion_tables(converted: &[RunData], runs: &[RunData]) -> String {
+    if converted.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{}\n{}",
+        cost_table(converted).render(),
+        fine_tune_table(converted, runs).render()
+    )
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::artifacts::records::{
-    BenchRow, DecodePath, JudgeReport, LossReport, ProbeReport, Sample, TrainSummary,
+    BenchRow, ConversionEval, Converted, DecodePath, JudgeReport, LossReport, ProbeReport, Sample,
+    TrainSummary,
 };
 use crate::artifacts::{RunFolder, metrics, read_json};
 use crate::experiment::Experiment;
@@ -40,6 +41,9 @@ pub struct RunData {
     /// The corpus's entropy floor on the validation split ([`crate::eval::entropy_floor`]),
     /// nats/token, where known.
     pub floor: Option<f64>,
+    /// For a run fine-tuned from a conversion (`mla-lab convert`): what was converted, how,
+    /// and what the conversion cost before fine-tuning, where measured.
+    pub converted: Option<(Converted, Option<ConversionEval>)>,
 }
 
 impl RunData {
@@ -80,6 +84,9 @@ impl RunData {
             val_curve,
             experiment,
             floor: None,
+            converted: read_json::<Converted>(&folder.conversion())?
+                .map(|c| Ok::<_, anyhow::Error>((c, read_json(&folder.conversion_eval())?)))
+                .transpose()?,
         })
     }
 

@@ -59,6 +59,30 @@ impl Interval {
         })
     }
 
+    /// Welch's `level` interval of `mean(a) − mean(b)`, for two samples whose runs did not
+    /// draw their weights the same way (nothing pairs them): the standard error
+    /// `sqrt(s_a²/n_a + s_b²/n_b)`, and Welch–Satterthwaite's degrees of freedom. `None` unless
+    /// each sample has two values and they are not all equal.
+    pub fn welch(a: &[f64], b: &[f64], level: f64) -> Option<Interval> {
+        let (sa, sb) = (Spread::of(a)?, Spread::of(b)?);
+        if sa.n < 2 || sb.n < 2 {
+            return None;
+        }
+        let (va, vb) = (sa.sd.powi(2) / sa.n as f64, sb.sd.powi(2) / sb.n as f64);
+        let df = (va + vb).powi(2)
+            / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64);
+        let t = StudentsT::new(0.0, 1.0, df)
+            .ok()?
+            .inverse_cdf(0.5 + level / 2.0);
+        let (mean, half) = (sa.mean - sb.mean, t * (va + vb).sqrt());
+        Some(Interval {
+            n: sa.n + sb.n,
+            mean,
+            lo: mean - half,
+            hi: mean + half,
+        })
+    }
+
     /// A quantity measured without seed-to-seed noise (a byte count from a formula).
     pub fn exact(value: f64) -> Interval {
         Interval {
