@@ -1436,61 +1436,122 @@ fn devices_lists_each_backend_and_the_one_chosen() {
 /// refused, and `train` on the target fine-tunes it from the converted weights, its summary
 /// naming the conversion.
 #[test]
-fn a_converted_run_keeps_the_loss_at_full_rank_and_train_fine_tunes_it() {
+fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fine_tune() {
     let dir = fresh_dir("convert");
-    let art = dir.join("art");
+    let (exps, art) = (dir.join("exps"), dir.join("art"));
+    std::fs::create_dir_all(&exps).unwrap();
     let steps = "max_steps: 8, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4, \
                  checkpoint_every: 4, eval_batches: 2, log_every: 4";
-    let write = |name: &str, attention: &str| {
-        let file = dir.join(format!("{name}.ron"));
-        let text = experiment(name, 5, 300, attention, "Learned", steps);
+    let write = |name: &str, attention: &str, positions: &str, from: Option<&str>| {
+        let file = exps.join(format!("{name}.ron"));
+        let mut text = experiment(name, 5, 300, attention, positions, steps);
+        if let Some(from) = from {
+            text = text.replacen(
+                "seed: 5,",
+                &format!("seed: 5, convert_from: Some({from:?}),"),
+                1,
+            );
+        }
         std::fs::write(&file, text).unwrap();
         file
     };
-    let mha = write("mha", "Mha(kv_heads: 4)");
+    let rope = "Rope(10000.0)";
+    write("mha", "Mha(kv_heads: 4)", "Learned", None);
+    write("mha_rope", "Mha(kv_heads: 4)", rope, None);
+    // Full rank (r = d = 32): the learned-position conversion is exact.
     let mla = write(
-        "mla",
-        "Mla(rank: 32, layout: Joint, rope_dim: 0, latent_norm: false)",
+        "mla_conv",
+        "Mla(rank: 32, layout: Separate, rope_dim: 0, latent_norm: false)",
+        "Learned",
+        Some("mha"),
     );
-    let (ok, _, err) = train_on_cpu(&mha, &art, true, &[]);
-    assert!(ok, "{err}");
+    write(
+        "mla_rope_conv",
+        "Mla(rank: 32, layout: Separate, rope_dim: 4, latent_norm: false)",
+        rope,
+        Some("mha_rope"),
+    );
+    // Without a conversion to start from, training is refused and leaves no folder.
+    let (ok, _, err) = train_on_cpu(&mla, &art, true, &[]);
+    assert!(
+        !ok && err.contains("convert_from") && err.contains("drawn"),
+        "{err}"
+    );
+    assert!(!art.join("mla_conv").exists());
+    // The sources sort first, so each seed's source trains before its conversion.
+    let (ok, out, err) = mla_lab(&[
+        "--backend",
+        "cpu",
+        "study",
+        arg(&exps),
+        "--artifacts",
+        arg(&art),
+        "--seeds",
+        "1,2",
+        "--contexts",
+        "8,16",
+        "--probe-stories",
+        "2",
+    ]);
+    assert!(ok, "{out}{err}");
+    let json = |file: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+    };
+    for seed in [1, 2] {
+        let run = art.join(format!("mla_conv-s{seed}"));
+        let cost = json(run.join("conversion_eval.json"));
+        let (source, converted) = (
+            cost["source"]["loss"].as_f64().unwrap(),
+            cost["converted"]["loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (source - converted).abs() < 1e-4,
+            "seed {seed}: {source} against {converted}"
+        );
+        let init = json(run.join("summary.json"))["initialisation"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            init.starts_with("converted from mha") && init.contains("svd separate at rank 32"),
+            "{init}"
+        );
+        let rotary = json(art.join(format!("mla_rope_conv-s{seed}/conversion.json")));
+        assert_eq!(rotary["rotary"].as_array().unwrap().len(), 2, "{rotary}");
+    }
+    // The report gives the converted rows their own section and keeps them out of the rest.
+    let report = std::fs::read_to_string(art.join("report/report.md")).unwrap();
+    let (rest, section) = report
+        .split_once("## Converted from MHA (beyond the paper)")
+        .unwrap();
+    assert!(
+        !rest.contains("mla_conv") && !rest.contains("mla_rope_conv"),
+        "{rest}"
+    );
+    assert!(
+        section.contains("`mla_conv`") && section.contains("`mla_rope_conv`"),
+        "{section}"
+    );
+    // `convert` by hand: a new folder, its cost measured; a second conversion there is refused.
     let convert = || {
         mla_lab(&[
             "--backend",
             "cpu",
             "convert",
-            arg(&art.join("mha")),
+            arg(&art.join("mha-s1")),
             "--to",
             arg(&mla),
             "--artifacts",
-            arg(&art),
+            arg(&dir.join("art2")),
         ])
     };
     let (ok, out, err) = convert();
-    assert!(ok && out.contains("converted from mha"), "{out}{err}");
-    let converted = art.join("mla");
-    let loss = |run: &Path| -> f64 {
-        let (ok, out, err) = mla_lab(&["--backend", "cpu", "eval", arg(run), "--json"]);
-        assert!(ok, "{err}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        v["loss"]["loss"].as_f64().unwrap()
-    };
-    let (before, after) = (loss(&art.join("mha")), loss(&converted));
     assert!(
-        (before - after).abs() < 1e-4,
-        "MHA {before}, converted {after}"
+        ok && out.contains("converted from mha") && out.contains("validation loss on"),
+        "{out}{err}"
     );
+    assert!(dir.join("art2/mla_conv-s1/conversion_eval.json").exists());
     let (ok, _, err) = convert();
-    assert!(!ok && err.contains("exists"), "{err}");
-    let (ok, _, err) = train_on_cpu(&mla, &art, true, &[]);
-    assert!(ok, "{err}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(converted.join("summary.json")).unwrap())
-            .unwrap();
-    let init = summary["initialisation"].as_str().unwrap();
-    assert!(
-        init.starts_with("converted from mha") && init.contains("svd joint at rank 32"),
-        "{init}"
-    );
+    assert!(!ok && err.contains("holds a run already"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

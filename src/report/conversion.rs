@@ -11,7 +11,8 @@ use super::markdown::cells::{mean_sd, or_dash, with_interval};
 use super::plots::{Point, Series};
 use super::runs::{RunData, Variant, variants};
 use super::stats::{Interval, Spread};
-use crate::model::{AttentionConfig, GptConfig, LatentLayout, MlaConfig};
+use crate::model::attention::MlaConfig;
+use crate::model::{AttentionConfig, GptConfig, LatentLayout};
 use crate::table::Table;
 
 /// The converted rows' two tables, headed and explained; empty without converted runs.
@@ -203,10 +204,7 @@ fn gap(fine: &[f64], base: Option<&Variant>) -> String {
 }
 
 /// `field` of a run's conversion, per layer.
-fn energy(
-    run: &RunData,
-    field: fn(&crate::model::convert::Conversion) -> &Vec<f64>,
-) -> Vec<f64> {
+fn energy(run: &RunData, field: fn(&crate::model::convert::Conversion) -> &Vec<f64>) -> Vec<f64> {
     run.converted
         .as_ref()
         .map_or(vec![], |(c, _)| field(&c.conversion).clone())

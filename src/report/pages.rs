@@ -2,8 +2,8 @@
 //! the claims compare, the verdict lines, the units table and the copying section.
 
 use super::claims::findings;
-use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
 use super::conversion::{cost_table, fine_tune_table};
+use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
 use super::runs::RunData;
 use crate::table::Table;
 

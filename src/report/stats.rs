@@ -69,8 +69,8 @@ impl Interval {
             return None;
         }
         let (va, vb) = (sa.sd.powi(2) / sa.n as f64, sb.sd.powi(2) / sb.n as f64);
-        let df = (va + vb).powi(2)
-            / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64);
+        let df =
+            (va + vb).powi(2) / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64);
         let t = StudentsT::new(0.0, 1.0, df)
             .ok()?
             .inverse_cdf(0.5 + level / 2.0);
@@ -333,6 +333,20 @@ pub fn fisher_exact(k1: usize, n1: usize, k2: usize, n2: usize) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn welch_of_equal_spreads_has_the_pooled_degrees_of_freedom() {
+        // sd 1 each, n 3 each: df = 4, se = sqrt(2/3); t(0.975, 4) = 2.776445 (tables).
+        let i = Interval::welch(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0], 0.95).unwrap();
+        let half = 2.776445 * (2.0f64 / 3.0).sqrt();
+        assert!((i.mean + 3.0).abs() < 1e-12, "{i:?}");
+        assert!((i.lo - (-3.0 - half)).abs() < 1e-5, "{i:?}");
+        assert!((i.hi - (-3.0 + half)).abs() < 1e-5, "{i:?}");
+        // Unequal spreads: the noisier sample sets the width, and df falls below n_a + n_b − 2.
+        let wide = Interval::welch(&[1.0, 2.0, 3.0], &[0.0, 5.0, 10.0, 15.0], 0.95).unwrap();
+        assert!(wide.hi - wide.lo > 2.0 * 2.776445 * (1.0f64 / 3.0 + 125.0 / 12.0).sqrt());
+        assert_eq!(Interval::welch(&[1.0], &[1.0, 2.0], 0.95), None);
+    }
 
     #[test]
     fn fisher_exact_of_known_tables() {
