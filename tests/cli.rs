@@ -1458,6 +1458,8 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
     let rope = "Rope(10000.0)";
     write("mha", "Mha(kv_heads: 4)", "Learned", None);
     write("mha_rope", "Mha(kv_heads: 4)", rope, None);
+    // The control: the source's own model, taken unchanged and fine-tuned alike.
+    write("mha_cont", "Mha(kv_heads: 4)", "Learned", Some("mha"));
     // Full rank (r = d = 32): the learned-position conversion is exact.
     let mla = write(
         "mla_conv",

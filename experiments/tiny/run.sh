@@ -15,6 +15,12 @@
 #            (gla2_rope_half.ron) and GTA-2 (gta2_rope.ron);
 #   seeds    seeds 4-10 of mha, mha_rope, mla_half and mla_rope_half (ten seeds decide
 #            the loss claims, see the report's "seeds to decide");
+#   convert  beyond the paper: MHA and MHA+RoPE, seeds 1-3, trained again with their weights
+#            kept, each converted to MLA at r = d/2 (experiments/tiny-convert/) and fine-tuned
+#            300 steps, and each fine-tuned unchanged as their control (mha_continued.ron,
+#            mha_rope_continued.ron), records in docs/results-tiny/convert; and MLA+RoPE r = d/2 without its
+#            latent norm from scratch (mla_rope_half_no_norm.ron), seeds 1-3, what a converted
+#            model's missing norm costs;
 #   long     the failed seed-1 runs of mha and mla_half again at twice the budget
 #            (experiments/tiny-long/), records in docs/results-tiny/long;
 #   report   the report over every run in docs/results-tiny/runs, with the learning-rate sweep
@@ -45,7 +51,7 @@ long() {
     done
 }
 
-for stage in "${@:-study beyond seeds long report}"; do
+for stage in "${@:-study beyond seeds convert long report}"; do
     for s in $stage; do
         case $s in
         study)
@@ -55,13 +61,24 @@ for stage in "${@:-study beyond seeds long report}"; do
             ;;
         beyond) study 1 report-beyond gla2_rope_half.ron gta2_rope.ron ;;
         seeds) study 4,5,6,7,8,9,10 report-seeds mha.ron mha_rope.ron mla_half.ron mla_rope_half.ron ;;
+        convert)
+            "$MLA_LAB" --backend "$BACKEND" study experiments/tiny/mha.ron \
+                experiments/tiny-convert/mha_to_mla_half.ron experiments/tiny/mha_rope.ron \
+                experiments/tiny-convert/mha_rope_to_mla_rope_half.ron \
+                experiments/tiny-convert/mha_continued.ron \
+                experiments/tiny-convert/mha_rope_continued.ron --seeds 1,2,3 \
+                --contexts 64,256 --records docs/results-tiny/convert --artifacts "$ART/convert" \
+                --out "$ART/report-convert"
+            study 1,2,3 report-no-norm mla_rope_half_no_norm.ron
+            ;;
         long) long ;;
         report)
-            "$REPORTER" report "$RECORDS"/*_tiny-s[0-9]* --sweep docs/results-tiny/lr-sweep/* \
-                --out docs/results-tiny
+            "$REPORTER" report "$RECORDS"/*_tiny-s[0-9]* docs/results-tiny/convert/*_to_*-s[0-9]* \
+                --sweep docs/results-tiny/lr-sweep/* --out docs/results-tiny \
+                --splice docs/results-tiny/README.md docs/results.md README.md
             ;;
         *)
-            echo "usage: run.sh [study|beyond|seeds|long|report ...]" >&2
+            echo "usage: run.sh [study|beyond|seeds|convert|long|report ...]" >&2
             exit 2
             ;;
         esac

@@ -383,6 +383,13 @@ impl std::fmt::Display for Converted {
             .iter()
             .map(|e| format!("{e:.4}"))
             .collect();
+        if self.conversion.energy.is_empty() {
+            return write!(
+                f,
+                "converted from {} ({}): {}",
+                self.source_experiment, self.source, self.conversion.method
+            );
+        }
         write!(
             f,
             "converted from {} ({}): {} at rank {}, energy kept per layer {}",

@@ -72,7 +72,9 @@ fn refuse(field: &str, message: impl Into<String>) -> CannotConvert {
 /// The MLA layer `source` converts to in `target`, or why it cannot: the source is MHA (one
 /// key/value head per query head), the target the same model with unnormed MLA latents, and a
 /// rotary part exactly where the source has rotary positions, of a width that divides `d_h`.
-pub fn check(source: &GptConfig, target: &GptConfig) -> Result<MlaConfig, CannotConvert> {
+/// `None` where the target is the source's model itself: its weights are taken unchanged, a
+/// control that fine-tunes the source as the conversions are fine-tuned.
+pub fn check(source: &GptConfig, target: &GptConfig) -> Result<Option<MlaConfig>, CannotConvert> {
     match source.attention {
         AttentionConfig::Mha(m) if m.kv_heads == source.n_heads => {}
         _ => {
@@ -85,10 +87,17 @@ pub fn check(source: &GptConfig, target: &GptConfig) -> Result<MlaConfig, Cannot
             ));
         }
     }
+    if target == source {
+        return Ok(None);
+    }
     let AttentionConfig::Mla(mla) = target.attention else {
         return Err(refuse(
             "model.attention",
-            format!("the target is {}; accepted: Mla(...)", target.label()),
+            format!(
+                "the target is {}; accepted: Mla(...), or the source's model unchanged (a \
+                 control)",
+                target.label()
+            ),
         ));
     };
     if mla.latent_norm {
@@ -130,7 +139,7 @@ pub fn check(source: &GptConfig, target: &GptConfig) -> Result<MlaConfig, Cannot
              source's model with only `attention` changed",
         ));
     }
-    Ok(mla)
+    Ok(Some(mla))
 }
 
 /// `source` (a model of `source_config`) converted to `target`: its keys and values factored
@@ -141,7 +150,15 @@ pub fn mha_to_mla(
     target: &GptConfig,
     device: &Device,
 ) -> anyhow::Result<(Gpt, Conversion)> {
-    let mla = check(source_config, target)?;
+    let Some(mla) = check(source_config, target)? else {
+        let unchanged = Conversion {
+            method: "unchanged (a control: the source, fine-tuned as the conversions are)".into(),
+            rank: 0,
+            energy: vec![],
+            rotary: vec![],
+        };
+        return Ok((source.clone(), unchanged));
+    };
     let hd = source_config.d_model;
     let mut tensors = vec![];
     let mut energy = vec![];

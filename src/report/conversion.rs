@@ -28,9 +28,42 @@ pub fn section(converted: &[RunData], scratch: &[RunData]) -> String {
          source and the converted weights on the same windows before any fine-tuning; Δs \
          against the source are paired by seed, with 95% t-intervals; the gaps to runs \
          trained from scratch are differences of independent means, with Welch's 95% \
-         interval.\n\n{}\n{}\n",
+         interval.\n\n{}\n{}\n{}",
         cost_table(converted).render(),
-        fine_tune_table(converted, scratch).render()
+        fine_tune_table(converted, scratch).render(),
+        norm_text(scratch)
+    )
+}
+
+/// What going without the latent norm costs MLA trained from scratch: each unnormed MLA row
+/// against the same model with the norm, as a table headed by a line; empty where no unnormed
+/// row was trained from scratch.
+pub fn norm_text(scratch: &[RunData]) -> String {
+    let scratch = variants(scratch);
+    let mut t = Table::new(
+        &["from scratch", "against", "Δ loss (Welch's 95% interval)"],
+        2,
+    );
+    for v in &scratch {
+        let model = &v.first().experiment.model;
+        let unnormed = matches!(model.attention, AttentionConfig::Mla(m) if !m.latent_norm);
+        let twin = from_scratch(&scratch, |m| *m == normed(model));
+        if let (true, Some(twin)) = (unnormed, twin) {
+            let losses = v.values(|r| r.eval.as_ref().map(|e| e.loss));
+            t.rows.push(vec![
+                format!("`{}`", v.name),
+                format!("`{}`", twin.name),
+                gap(&losses, Some(twin)),
+            ]);
+        }
+    }
+    if t.rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "What going without the latent norm costs MLA trained from scratch on the tier's whole \
+         budget (a converted model must go without it):\n\n{}",
+        t.render()
     )
 }
 
@@ -89,6 +122,7 @@ pub fn fine_tune_table(converted: &[RunData], scratch: &[RunData]) -> Table {
             "fine-tune steps",
             "fine-tuned loss",
             "Δ fine-tuned − source",
+            "vs the source fine-tuned alike",
             "vs the same MLA from scratch",
             "vs MLA+RoPE r=d/2 from scratch",
         ],
@@ -104,16 +138,41 @@ pub fn fine_tune_table(converted: &[RunData], scratch: &[RunData]) -> Table {
         let target = first.experiment.model.clone();
         let same = from_scratch(&scratch, |m| *m == normed(&target));
         let rope_half = from_scratch(&scratch, |m| is_rope_half(m, &target));
+        let control = variants(converted).into_iter().find(|c| {
+            c.first().experiment.model == source_model(first) && target != source_model(first)
+        });
+        let against_control = control.map_or("-".into(), |c| {
+            let pairs = same_source(&v, &c);
+            let diffs: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+            format!("{} (`{}`)", with_interval(&diffs, 4, ""), c.name)
+        });
         t.rows.push(vec![
             format!("`{}`", v.name),
             first.summary.steps.to_string(),
             mean_sd(&fine, 4),
             with_interval(&change, 4, ""),
+            against_control,
             gap(&fine, same),
             gap(&fine, rope_half),
         ]);
     }
     t
+}
+
+/// The fine-tuned losses of `a` and `b`, run by run where both were made from the same source
+/// run (the same seed's): the pairs a control is compared in.
+fn same_source(a: &Variant, b: &Variant) -> Vec<(f64, f64)> {
+    let source = |r: &RunData| r.converted.as_ref().map(|(c, _)| c.source.clone());
+    a.runs
+        .iter()
+        .filter_map(|r| {
+            let o = b
+                .runs
+                .iter()
+                .find(|o| o.seed == r.seed && source(o) == source(r))?;
+            Some((r.eval.as_ref()?.loss, o.eval.as_ref()?.loss))
+        })
+        .collect()
 }
 
 /// Training's periodic validation loss against the fine-tune's step, one series per converted

@@ -2,7 +2,7 @@
 //! the claims compare, the verdict lines, the units table and the copying section.
 
 use super::claims::findings;
-use super::conversion::{cost_table, fine_tune_table};
+use super::conversion::{cost_table, fine_tune_table, norm_text};
 use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
 use super::runs::RunData;
 use crate::table::Table;
@@ -95,8 +95,9 @@ fn conversion_tables(converted: &[RunData], runs: &[RunData]) -> String {
         return String::new();
     }
     format!(
-        "{}\n{}",
+        "{}\n{}\n{}",
         cost_table(converted).render(),
-        fine_tune_table(converted, runs).render()
+        fine_tune_table(converted, runs).render(),
+        norm_text(runs)
     )
 }

@@ -191,6 +191,8 @@ fn what_cannot_be_converted_is_refused_by_its_field() {
         ..target.clone()
     };
     assert_eq!(field(&source, &wider), "model");
+    // The source's own model is a control: taken unchanged.
+    assert_eq!(check(&source, &source), Ok(None));
 }
 
 /// A tiny MHA+RoPE model (4 heads of 8) and its MLA+RoPE target at full rank, separate
