@@ -35,6 +35,35 @@ pub fn section(converted: &[RunData], scratch: &[RunData]) -> String {
     )
 }
 
+/// One line per conversion (controls aside), for a page's first screen: the cache it saves,
+/// what converting cost, and where the fine-tune left it against its control and against the
+/// same MLA from scratch; cells of [`cost_table`] and [`fine_tune_table`].
+pub fn summary_lines(converted: &[RunData], scratch: &[RunData]) -> String {
+    let (cost, fine) = (cost_table(converted), fine_tune_table(converted, scratch));
+    let controls = variants(converted)
+        .iter()
+        .map(is_control)
+        .collect::<Vec<_>>();
+    let mut s = String::new();
+    for ((c, f), control) in cost.rows.iter().zip(&fine.rows).zip(controls) {
+        if control {
+            continue;
+        }
+        s += &format!(
+            "- {} ({}, {} seeds): a {} smaller cache; right after conversion {} nats against \
+             the source; after {} fine-tune steps {} against the source fine-tuned alike, and \
+             {} against the same MLA trained from scratch.\n",
+            c[0], c[1], c[2], c[4], c[9], f[1], f[4], f[5]
+        );
+    }
+    s
+}
+
+/// Whether the converted runs of `v` are a control: the source's own model, unchanged.
+fn is_control(v: &Variant) -> bool {
+    v.first().experiment.model == source_model(v.first())
+}
+
 /// What going without the latent norm costs MLA trained from scratch: each unnormed MLA row
 /// against the same model with the norm, as a table headed by a line; empty where no unnormed
 /// row was trained from scratch.
@@ -139,7 +168,7 @@ pub fn fine_tune_table(converted: &[RunData], scratch: &[RunData]) -> Table {
         let same = from_scratch(&scratch, |m| *m == normed(&target));
         let rope_half = from_scratch(&scratch, |m| is_rope_half(m, &target));
         let control = variants(converted).into_iter().find(|c| {
-            c.first().experiment.model == source_model(first) && target != source_model(first)
+            is_control(c) && !is_control(&v) && c.first().experiment.model == source_model(first)
         });
         let against_control = control.map_or("-".into(), |c| {
             let pairs = same_source(&v, &c);

@@ -145,10 +145,9 @@ pub fn write(
         out,
         "fine_tune",
         Chart {
-            title: "Converted runs: training's validation loss by fine-tune step (its periodic \
-                    batches, not the table's eval)",
+            title: "Converted runs: validation loss by fine-tune step",
             x_label: "fine-tune step",
-            y_label: "val loss (nats/token)",
+            y_label: "training's periodic validation loss (not the table's eval)",
             series: &conversion::curves(&converted),
             points_only: false,
             frontier: None,

@@ -2,7 +2,7 @@
 //! the claims compare, the verdict lines, the units table and the copying section.
 
 use super::claims::findings;
-use super::conversion::{cost_table, fine_tune_table, norm_text};
+use super::conversion::{cost_table, fine_tune_table, norm_text, summary_lines};
 use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
 use super::runs::RunData;
 use crate::table::Table;
@@ -10,8 +10,9 @@ use crate::table::Table;
 /// The parts of the report that other documents carry, by name, for `mla-lab report --splice`
 /// ([`super::splice`]): `variants` (the loss table, short), `headline` (its rows that the claims
 /// compare), `verdicts` (one line per claim and baseline), `units` (the claims' changes in three
-/// units), `copying` (the failures to copy and their difference) and `conversion` (the
-/// converted runs' tables, [`super::conversion`]; empty without them).
+/// units), `copying` (the failures to copy and their difference), `conversion` (the converted
+/// runs' tables, [`super::conversion`]; empty without them) and `conversion-summary` (a line
+/// per conversion).
 pub fn sections(runs: &[RunData], converted: &[RunData]) -> Vec<(&'static str, String)> {
     let mut copying = copy_failures(runs).render();
     copying += &failure_differences(runs);
@@ -22,6 +23,7 @@ pub fn sections(runs: &[RunData], converted: &[RunData]) -> Vec<(&'static str, S
         ("units", loss_change_table(runs).render()),
         ("copying", copying),
         ("conversion", conversion_tables(converted, runs)),
+        ("conversion-summary", summary_lines(converted, runs)),
     ]
 }
 
