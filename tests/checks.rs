@@ -338,11 +338,16 @@ fn the_committed_tiny_report_and_results_pages_are_regenerated_from_their_record
         all.sort();
         all
     };
-    // As docs/results-tiny/README.md writes the command: runs/*_tiny-s[0-9]*, the sweep.
-    let runs = list("docs/results-tiny/runs", &|n| {
+    // As docs/results-tiny/README.md writes the command: runs/*_tiny-s[0-9]*, the converted
+    // runs (convert/*_{to,continued}_*-s[0-9]*, not their sources), the sweep.
+    let seeded = |n: &str| {
         n.split_once("_tiny-s")
             .is_some_and(|(_, s)| s.starts_with(|c: char| c.is_ascii_digit()))
-    });
+    };
+    let mut runs = list("docs/results-tiny/runs", &seeded);
+    runs.extend(list("docs/results-tiny/convert", &|n| {
+        seeded(n) && (n.contains("_to_") || n.contains("_continued_"))
+    }));
     let sweep = list("docs/results-tiny/lr-sweep", &|_| true);
     assert!(runs.len() >= 40, "{} runs", runs.len());
     let pages = [

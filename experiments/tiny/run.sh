@@ -17,10 +17,10 @@
 #            the loss claims, see the report's "seeds to decide");
 #   convert  beyond the paper: MHA and MHA+RoPE, seeds 1-3, trained again with their weights
 #            kept, each converted to MLA at r = d/2 (experiments/tiny-convert/) and fine-tuned
-#            300 steps, and each fine-tuned unchanged as their control (mha_continued.ron,
-#            mha_rope_continued.ron), records in docs/results-tiny/convert; and MLA+RoPE r = d/2 without its
-#            latent norm from scratch (mla_rope_half_no_norm.ron), seeds 1-3, what a converted
-#            model's missing norm costs;
+#            300 steps, and fine-tuned unchanged as its control (mha_continued.ron,
+#            mha_rope_continued.ron), records in docs/results-tiny/convert; and MLA+RoPE
+#            r = d/2 without its latent norm from scratch (mla_rope_half_no_norm.ron), seeds
+#            1-3: what a converted model's missing norm costs;
 #   long     the failed seed-1 runs of mha and mla_half again at twice the budget
 #            (experiments/tiny-long/), records in docs/results-tiny/long;
 #   report   the report over every run in docs/results-tiny/runs, with the learning-rate sweep
@@ -73,7 +73,8 @@ for stage in "${@:-study beyond seeds convert long report}"; do
             ;;
         long) long ;;
         report)
-            "$REPORTER" report "$RECORDS"/*_tiny-s[0-9]* docs/results-tiny/convert/*_to_*-s[0-9]* \
+            "$REPORTER" report "$RECORDS"/*_tiny-s[0-9]* \
+                docs/results-tiny/convert/*_{to,continued}_*-s[0-9]* \
                 --sweep docs/results-tiny/lr-sweep/* --out docs/results-tiny \
                 --splice docs/results-tiny/README.md docs/results.md README.md
             ;;

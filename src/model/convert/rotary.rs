@@ -1,5 +1,5 @@
 //! The rotary part of an MHA+RoPE layer moved into MLA's one shared rotary key, by TransMLA's
-//! observation (Meng et al., arXiv 2502.07864, §4, "RoRoPE"): RoPE turns pair `p` of every
+//! observation (Meng et al., arXiv 2502.07864, its "RoRoPE"): RoPE turns pair `p` of every
 //! head's key by the same angle, so any orthogonal mix *across heads* within one pair commutes
 //! with the rotation. Mixed so that one direction carries most of the pair's energy, that
 //! direction becomes the shared key `k^R`; what is left of each head's key loses its rotation
