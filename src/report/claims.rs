@@ -16,7 +16,7 @@ use super::stats::{
     Band, Interval, Spread, Verdict, one_sided_power, sd_upper, tost_power, tost_sample_size,
     verdict,
 };
-use crate::model::LatentLayout;
+use crate::model::{AttentionConfig, LatentLayout};
 
 /// How a claim's values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,11 +390,15 @@ impl<'a> Roles<'a> {
     fn of(variants: &'a [Variant<'a>]) -> Roles<'a> {
         let model = |v: &Variant| v.first().experiment.model.clone();
         let d = variants.first().map_or(0, |v| model(v).d_model);
+        // The paper's MLA: DeepSeek's, its latents normed (an ablation without the norm is
+        // another row, never the claim's subject).
         let mla = |rank: usize, rope: bool| {
             variants.iter().find(|v| {
-                v.first().mla().is_some_and(|(k, dr, layout)| {
-                    k == rank && (dr > 0) == rope && layout == LatentLayout::Separate
-                })
+                let normed = matches!(model(v).attention, AttentionConfig::Mla(m) if m.latent_norm);
+                normed
+                    && v.first().mla().is_some_and(|(k, dr, layout)| {
+                        k == rank && (dr > 0) == rope && layout == LatentLayout::Separate
+                    })
             })
         };
         Roles {

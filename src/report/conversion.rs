@@ -52,7 +52,7 @@ pub fn summary_lines(converted: &[RunData], scratch: &[RunData]) -> String {
         s += &format!(
             "- {} ({}, {} seeds): a {} smaller cache; right after conversion {} nats against \
              the source; after {} fine-tune steps {} against the source fine-tuned alike, and \
-             {} against the same MLA trained from scratch.\n",
+             {} against the same MLA trained from scratch with its latent norm.\n",
             c[0], c[1], c[2], c[4], c[9], f[1], f[4], f[5]
         );
     }
@@ -152,7 +152,7 @@ pub fn fine_tune_table(converted: &[RunData], scratch: &[RunData]) -> Table {
             "fine-tuned loss",
             "Δ fine-tuned − source",
             "vs the source fine-tuned alike",
-            "vs the same MLA from scratch",
+            "vs the same model from scratch",
             "vs MLA+RoPE r=d/2 from scratch",
         ],
         2,
