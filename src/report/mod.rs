@@ -129,9 +129,11 @@ pub fn write(
     };
     // Runs fine-tuned from a conversion have their own section, and no place among the rows
     // trained from scratch, whose comparisons assume drawn weights and the tier's budget.
-    let (converted, mut runs): (Vec<RunData>, Vec<RunData>) = load(run_dirs)?
+    let (mut converted, mut runs): (Vec<RunData>, Vec<RunData>) = load(run_dirs)?
         .into_iter()
         .partition(|r| r.converted.is_some());
+    // Their rows by name, whatever order the folders were given in.
+    converted.sort_by(|a, b| (&a.name, a.seed).cmp(&(&b.name, b.seed)));
     if runs.is_empty() {
         bail!("no run trained from scratch to report on beside the converted ones");
     }
