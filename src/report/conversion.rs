@@ -142,8 +142,9 @@ pub fn cost_table(converted: &[RunData]) -> Table {
     t
 }
 
-/// Per converted experiment: the loss after fine-tuning, its change against the source, and
-/// its gap to the same MLA (latent norm on) and to MLA+RoPE at r = d/2, trained from scratch.
+/// Per converted experiment: the loss after fine-tuning, its change against the source and
+/// against its control (the source fine-tuned alike), both paired by seed, and its gap to the
+/// same model (latent norm on) and to MLA+RoPE at r = d/2, trained from scratch.
 pub fn fine_tune_table(converted: &[RunData], scratch: &[RunData]) -> Table {
     let mut t = Table::new(
         &[
