@@ -187,26 +187,8 @@ pub fn mha_to_mla(
         } else {
             (w_q, w_k)
         };
-        let (w_dkv, w_uk, w_uv, kept) = match mla.layout {
-            LatentLayout::Joint => {
-                let stacked = Tensor::cat(vec![w_k, w_v], 1); // [d, 2*h*dh]
-                let (down, up, kept) = factor(stacked, mla.rank); // [d, r], [r, 2*h*dh]
-                let (w_uk, w_uv) = (up.clone().narrow(1, 0, hd), up.narrow(1, hd, hd));
-                (down, w_uk, w_uv, kept)
-            }
-            LatentLayout::Separate => {
-                let (down_k, w_uk, kept_k) = factor(w_k, mla.rank);
-                let (down_v, w_uv, kept_v) = factor(w_v, mla.rank);
-                let kept = [kept_k.0 + kept_v.0, kept_k.1 + kept_v.1];
-                (
-                    Tensor::cat(vec![down_k, down_v], 1),
-                    w_uk,
-                    w_uv,
-                    (kept[0], kept[1]),
-                )
-            }
-        };
-        energy.push(kept.0 / kept.1);
+        let (w_dkv, w_uk, w_uv, kept) = latents(w_k, w_v, &mla, hd);
+        energy.push(kept);
         let w_o = weights(&all, &at("wo"))?;
         for (name, w) in [
             ("w_dkv", w_dkv),
@@ -231,17 +213,7 @@ pub fn mha_to_mla(
             applied.errors
         );
     }
-    let layout = match mla.layout {
-        LatentLayout::Joint => "svd joint",
-        LatentLayout::Separate => "svd separate",
-    };
-    let method = match mla.rope_dim {
-        0 => layout.to_string(),
-        dr => format!(
-            "shared rotary key of every {}th frequency, then {layout}",
-            source_config.d_model / source_config.n_heads / dr
-        ),
-    };
+    let method = method(&mla, source_config.d_model / source_config.n_heads);
     let conversion = Conversion {
         method,
         rank: mla.rank,
@@ -249,6 +221,46 @@ pub fn mha_to_mla(
         rotary: rotary_kept,
     };
     Ok((model, conversion))
+}
+
+/// A layer's `W_K` and `W_V` (`[d, h·d_h]` each, `hd = h·d_h`) factored into the latent(s) of
+/// `mla`: `W^DKV` (`[d, latents·r]`), `W^UK` and `W^UV` (`[r, h·d_h]`), and the energy kept.
+fn latents(
+    w_k: Tensor<2>,
+    w_v: Tensor<2>,
+    mla: &MlaConfig,
+    hd: usize,
+) -> (Tensor<2>, Tensor<2>, Tensor<2>, f64) {
+    match mla.layout {
+        LatentLayout::Joint => {
+            let stacked = Tensor::cat(vec![w_k, w_v], 1); // [d, 2*h*dh]
+            let (down, up, kept) = factor(stacked, mla.rank); // [d, r], [r, 2*h*dh]
+            let (w_uk, w_uv) = (up.clone().narrow(1, 0, hd), up.narrow(1, hd, hd));
+            (down, w_uk, w_uv, kept.0 / kept.1)
+        }
+        LatentLayout::Separate => {
+            let (down_k, w_uk, kept_k) = factor(w_k, mla.rank); // [d, r], [r, h*dh]
+            let (down_v, w_uv, kept_v) = factor(w_v, mla.rank);
+            let kept = (kept_k.0 + kept_v.0) / (kept_k.1 + kept_v.1);
+            (Tensor::cat(vec![down_k, down_v], 1), w_uk, w_uv, kept) // [d, 2r]
+        }
+    }
+}
+
+/// How `mla`'s conversion is named in its record: `svd separate`, or for a rotary target
+/// `shared rotary key of every 2th frequency, then svd separate` (heads of `d_head`).
+fn method(mla: &MlaConfig, d_head: usize) -> String {
+    let layout = match mla.layout {
+        LatentLayout::Joint => "svd joint",
+        LatentLayout::Separate => "svd separate",
+    };
+    match mla.rope_dim {
+        0 => layout.to_string(),
+        dr => format!(
+            "shared rotary key of every {}th frequency, then {layout}",
+            d_head / dr
+        ),
+    }
 }
 
 /// `w` (`[m, n]`) as `down · up` with `down = U_r Σ_r` (`[m, r]`) and `up = V_rᵀ` (`[r, n]`),
