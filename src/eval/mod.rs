@@ -199,6 +199,23 @@ pub struct EvalOptions {
     pub cache: PathBuf,
 }
 
+impl EvalOptions {
+    /// The loss alone on the run's own validation split: its first `windows` windows (`None`:
+    /// all of them), no probes and no judge; `cache` is the token cache folder.
+    pub fn loss_only(windows: Option<usize>, cache: PathBuf) -> EvalOptions {
+        EvalOptions {
+            data: None,
+            windows,
+            probes: probes::ProbeOptions {
+                stories: 0,
+                ..Default::default()
+            },
+            judge: None,
+            cache,
+        }
+    }
+}
+
 /// A run's loss, and its probes and judge's grades when asked for.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {

@@ -15,7 +15,7 @@ use crate::model::attention::MlaConfig;
 use crate::model::{AttentionConfig, GptConfig, LatentLayout};
 use crate::table::Table;
 
-/// The converted rows' two tables, headed and explained; empty without converted runs.
+/// The converted rows' tables, headed and explained; empty without converted runs.
 /// `scratch`: the runs trained from drawn weights that the fine-tuned ones are compared with.
 pub fn section(converted: &[RunData], scratch: &[RunData]) -> String {
     if converted.is_empty() {
@@ -28,7 +28,19 @@ pub fn section(converted: &[RunData], scratch: &[RunData]) -> String {
          source and the converted weights on the same windows before any fine-tuning; Δs \
          against the source are paired by seed, with 95% t-intervals; the gaps to runs \
          trained from scratch are differences of independent means, with Welch's 95% \
-         interval.\n\n{}\n{}\n{}",
+         interval.\n\n{}",
+        tables(converted, scratch)
+    )
+}
+
+/// The cost table, the fine-tune table and what going without the latent norm costs, as the
+/// report and the pages carry them; empty without converted runs.
+pub fn tables(converted: &[RunData], scratch: &[RunData]) -> String {
+    if converted.is_empty() {
+        return String::new();
+    }
+    format!(
+        "{}\n{}\n{}",
         cost_table(converted).render(),
         fine_tune_table(converted, scratch).render(),
         norm_text(scratch)
@@ -159,7 +171,8 @@ pub fn fine_tune_table(converted: &[RunData], scratch: &[RunData]) -> Table {
         2,
     );
     let scratch = variants(scratch);
-    for v in variants(converted) {
+    let all = variants(converted);
+    for v in &all {
         let first = v.first();
         let fine: Vec<f64> = v.values(|r| r.eval.as_ref().map(|e| e.loss));
         let change: Vec<f64> = v.values(|r| {
@@ -168,11 +181,11 @@ pub fn fine_tune_table(converted: &[RunData], scratch: &[RunData]) -> Table {
         let target = first.experiment.model.clone();
         let same = from_scratch(&scratch, |m| *m == normed(&target));
         let rope_half = from_scratch(&scratch, |m| is_rope_half(m, &target));
-        let control = variants(converted).into_iter().find(|c| {
-            is_control(c) && !is_control(&v) && c.first().experiment.model == source_model(first)
+        let control = all.iter().find(|c| {
+            is_control(c) && !is_control(v) && c.first().experiment.model == source_model(first)
         });
         let against_control = control.map_or("-".into(), |c| {
-            let pairs = same_source(&v, &c);
+            let pairs = same_source(v, c);
             let diffs: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
             format!("{} (`{}`)", with_interval(&diffs, 4, ""), c.name)
         });
@@ -206,11 +219,10 @@ fn same_source(a: &Variant, b: &Variant) -> Vec<(f64, f64)> {
 }
 
 /// Training's periodic validation loss against the fine-tune's step, one series per converted
-/// run: what the fine-tune recovers, step by step.
+/// run, in the order given: what the fine-tune recovers, step by step.
 pub fn curves(converted: &[RunData]) -> Series {
-    let mut runs: Vec<&RunData> = converted.iter().collect();
-    runs.sort_by(|a, b| (&a.name, a.seed).cmp(&(&b.name, b.seed)));
-    runs.iter()
+    converted
+        .iter()
         .map(|r| {
             let points = r
                 .val_curve

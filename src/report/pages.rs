@@ -2,7 +2,7 @@
 //! the claims compare, the verdict lines, the units table and the copying section.
 
 use super::claims::findings;
-use super::conversion::{cost_table, fine_tune_table, norm_text, summary_lines};
+use super::conversion::{self, summary_lines};
 use super::markdown::{copy_failures, failure_differences, loss_change_table, variants_table};
 use super::runs::RunData;
 use crate::table::Table;
@@ -22,7 +22,7 @@ pub fn sections(runs: &[RunData], converted: &[RunData]) -> Vec<(&'static str, S
         ("verdicts", verdict_lines(runs)),
         ("units", loss_change_table(runs).render()),
         ("copying", copying),
-        ("conversion", conversion_tables(converted, runs)),
+        ("conversion", conversion::tables(converted, runs)),
         ("conversion-summary", summary_lines(converted, runs)),
     ]
 }
@@ -89,17 +89,4 @@ pub(super) fn verdict_lines(runs: &[RunData]) -> String {
         s += "\n";
     }
     s
-}
-
-/// The converted runs' two tables, without the report's heading; empty without them.
-fn conversion_tables(converted: &[RunData], runs: &[RunData]) -> String {
-    if converted.is_empty() {
-        return String::new();
-    }
-    format!(
-        "{}\n{}\n{}",
-        cost_table(converted).render(),
-        fine_tune_table(converted, runs).render(),
-        norm_text(runs)
-    )
 }

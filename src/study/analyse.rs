@@ -9,7 +9,7 @@ use super::stale::{stale_eval, stale_probes};
 use crate::artifacts::RunFolder;
 use crate::artifacts::run::Run;
 use crate::eval::EvalOptions;
-use crate::eval::probes::{self, ProbeOptions};
+use crate::eval::probes;
 use crate::files::write_json;
 use crate::infer::generate;
 
@@ -22,8 +22,9 @@ pub(super) fn step(name: &str, what: &str) {
 const SAMPLE_TOKENS: usize = 96;
 
 /// Eval, probes, example continuations and judge of one finished run (and of a converted
-/// run, the loss its conversion cost), each skipped when its file exists; eval and probes are redone when they answer another question (`stale_eval`,
-/// `stale_probes`) and the weights are there to redo them.
+/// run, the loss its conversion cost), each skipped when its file exists; eval and probes are
+/// redone when they answer another question (`stale_eval`, `stale_probes`) and the weights are
+/// there to redo them.
 pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Result<()> {
     let name = folder.name();
     // A converted run: what the conversion cost, before fine-tuning, while its weights are here.
@@ -83,16 +84,8 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
             Some(why) => step(&name, &format!("eval again ({why})")),
             None => step(&name, "eval"),
         }
-        let loss_only = EvalOptions {
-            data: None,
-            windows: opts.eval_windows,
-            probes: ProbeOptions {
-                stories: 0,
-                ..opts.probes
-            },
-            judge: None,
-            cache: RunFolder::token_cache(&opts.artifacts),
-        };
+        let loss_only =
+            EvalOptions::loss_only(opts.eval_windows, RunFolder::token_cache(&opts.artifacts));
         write_json(
             &folder.eval(),
             &crate::eval::evaluate(&run, &loss_only)?.loss,

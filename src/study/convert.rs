@@ -8,12 +8,11 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
 use crate::artifacts::RunFolder;
+use crate::artifacts::read_json;
 use crate::artifacts::records::{ConversionEval, Converted};
 use crate::artifacts::run::Run;
-use crate::artifacts::{read_json, run};
 use crate::backend::BackendChoice;
 use crate::eval::EvalOptions;
-use crate::eval::probes::ProbeOptions;
 use crate::experiment::Experiment;
 use crate::train::convert::{ConvertedRun, convert};
 
@@ -62,17 +61,8 @@ pub fn measure(
             folder.conversion().display()
         )
     })?;
-    let opts = EvalOptions {
-        data: None,
-        windows,
-        probes: ProbeOptions {
-            stories: 0,
-            ..Default::default()
-        },
-        judge: None,
-        cache,
-    };
-    let loss = |run: &run::Run| -> Result<_> { Ok(crate::eval::evaluate(run, &opts)?.loss) };
+    let opts = EvalOptions::loss_only(windows, cache);
+    let loss = |run: &Run| -> Result<_> { Ok(crate::eval::evaluate(run, &opts)?.loss) };
     let source = Run::load(Path::new(&converted.source), device).with_context(|| {
         format!(
             "{}: the source of the converted run {}",
