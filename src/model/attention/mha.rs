@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule, causal_softmax,
+    AttentionDims, MlaDecode, VariantCache, VariantConfig, VariantModule, causal_attention,
 };
 use crate::model::field::FieldError;
 use crate::model::init;
@@ -184,21 +184,9 @@ impl VariantModule for Mha {
             }
             None => (k, v),
         };
-        let s = start + t;
-
-        // Each group of g = n_heads / kv_heads query heads shares one K/V head: the group's
-        // queries become the rows of one product against that head, so K and V are read once
-        // per group and never copied out per query head. (Spelling K and V out to n_heads by
-        // expand + reshape copied the whole cache every decode step: at batch 16, cache 2048,
-        // GQA decoded 7× slower than MHA on flex.) Query head i is head i % g of group i / g.
-        let g = h / kvh;
         // Scale the queries rather than the scores: [b, h, t, dh] is smaller than [b, h, t, s].
         let q = q.mul_scalar((dh as f64).powf(-0.5));
-        let q = q.reshape([b, kvh, g * t, dh]); // [b, kvh, g*t, dh]
-        let scores = q.matmul(k.swap_dims(2, 3)); // [b, kvh, g*t, s]
-        let weights = causal_softmax(scores.reshape([b, h, t, s]), start); // [b, h, t, s]
-        let out = weights.reshape([b, kvh, g * t, s]).matmul(v); // [b, kvh, g*t, dh]
-        let out = out.reshape([b, h, t, dh]); // [b, h, t, dh]
+        let out = causal_attention(q, k, v, start); // [b, h, t, dh]
         let out = out.swap_dims(1, 2).reshape([b, t, h * dh]); // [b, t, h*dh]
         self.wo.forward(out)
     }
