@@ -6,7 +6,8 @@
 //!     cargo bench --bench step_profile                     # tiny mha_rope and mla_rope_half
 //!     cargo bench --bench step_profile -- experiments/small/mha.ron
 //!
-//! Environment: `BACKEND` (default `cpu`, flex), `SECONDS` each part is repeated for (default 2).
+//! Environment: `BACKEND` (default `cpu`, flex), `SECONDS` each part is repeated for (default 2),
+//! `FUSED=0` for burn's composed operations where a fused kernel exists (`model::kernels`).
 //!
 //! A part's gradient is drawn from `Σ out ⊙ g` with a fixed `g`; the same probe on a leaf of the
 //! output's shape is timed too and taken off, so a row is the part's own forward and backward.
@@ -261,6 +262,13 @@ fn main() {
     let backend::Selected { name, device, .. } =
         backend::select(choice).unwrap_or_else(|e| panic!("{e}"));
     let device = device.autodiff();
+    let fused = std::env::var("FUSED").map_or(true, |v| v != "0");
+    mla_lab::model::kernels::set_fused(fused);
+    let kernels = if fused {
+        "fused kernels"
+    } else {
+        "composed operations"
+    };
     for file in files {
         let (rows, step, step_cores) = profile(&file, budget, &device);
         println!(

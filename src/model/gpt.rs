@@ -218,9 +218,18 @@ impl Block {
     /// - output: `[batch, seq, d_model]`
     fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), cache, start);
-        let hidden = gelu(self.fc.forward(self.ln_2.forward(x.clone()))); // [batch, seq, mlp_ratio*d]
+        let hidden = mlp_gelu(self.fc.forward(self.ln_2.forward(x.clone()))); // [batch, seq, mlp_ratio*d]
         x + self.proj.forward(hidden)
     }
+}
+
+/// The exact GELU: by the fused kernel on flex, else burn's.
+fn mlp_gelu(x: Tensor<3>) -> Tensor<3> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = crate::model::kernels::gelu(&x) {
+        return y;
+    }
+    gelu(x)
 }
 
 #[derive(Module, Debug)]

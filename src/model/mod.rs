@@ -7,6 +7,8 @@ pub mod convert;
 pub mod field;
 pub mod gpt;
 pub mod init;
+#[cfg(feature = "flex")]
+pub mod kernels;
 pub mod rope;
 pub mod slot;
 pub mod validate;

@@ -151,6 +151,10 @@ pub fn causal_attention_reference(
 ///   v: `[batch, kv_heads, keys, d_v]`
 /// - output: `[batch, heads, seq, d_v]`
 pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, start: usize) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(out) = crate::model::kernels::causal_attention(&q, &k, &v, start) {
+        return out;
+    }
     causal_attention_reference(q, k, v, start)
 }
 

@@ -24,7 +24,7 @@
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 
-use super::common::{MlaDecode, VariantCache, causal_softmax, shared_key_scores};
+use super::common::{MlaDecode, VariantCache, causal_attention, causal_softmax, shared_key_scores};
 #[cfg(feature = "flex")]
 use super::latent_decode;
 use crate::model::rope::Rope;
@@ -196,6 +196,23 @@ impl LatentHeads<'_> {
                 .reshape([b, h, s, dh]) // [b, h, s, dh]
         };
         let (k_c, v_c) = (up(lat.c_k, self.w_uk), up(lat.c_v, self.w_uv));
+        #[cfg(feature = "flex")]
+        if crate::model::kernels::applies(&q_c) {
+            // One fused pass over `[q^C | q^R]·[k^C | k^R]ᵀ = q^C·k^Cᵀ + q^R·k^Rᵀ`, the shared
+            // rotary key beside every head's key.
+            let (q, k) = match (q_r, lat.k_r) {
+                (Some(q_r), Some(k_r)) => {
+                    let dr = k_r.dims()[2];
+                    let k_r = k_r.reshape([b, 1, s, dr]).expand([b, h, s, dr]); // [b, h, s, dr]
+                    (
+                        Tensor::cat(vec![q_c, q_r], 3),
+                        Tensor::cat(vec![k_c, k_r], 3),
+                    ) // [b, h, *, dh+dr]
+                }
+                _ => (q_c, k_c),
+            };
+            return causal_attention(q, k, v_c, start); // [b, h, t, dh]
+        }
         let mut scores = q_c.matmul(k_c.swap_dims(2, 3)); // [b, h, t, s]
         if let Some(rs) = shared_key_scores(q_r, lat.k_r) {
             scores = scores + rs;

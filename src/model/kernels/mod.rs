@@ -1,0 +1,328 @@
+//! Fused training kernels for flex, reached through burn's backend extension, each with its own
+//! backward pass under autodiff.
+//!
+//! burn-flex runs each operation of a composed layer as its own pass over memory, most of them on
+//! one core: causal attention writes the `[batch, heads, seq, keys]` scores, their mask, their
+//! softmax and its backward to fresh memory (docs/performance.md has the profile). The kernels
+//! here do one such layer in one multi-threaded pass:
+//!
+//! - [`causal_attention`]: scores, mask, softmax and the weighted sum per block of query rows,
+//!   the backward recomputing the probabilities from the saved log-sum-exp ([`attention`]).
+//! - [`gelu`]: the exact GELU and its derivative, element-wise on every core, `erf` and `exp`
+//!   vectorised ([`simd`]); the backward keeps only the input.
+//!
+//! Each public function returns `None` unless every input is an f32 tensor on flex (with or
+//! without autodiff), and the caller then takes the composed reference, which every other backend
+//! runs and the tests hold the kernel to. [`set_fused`] turns the kernels off for a whole process
+//! (the benchmarks' `burn` rows).
+//!
+//! The extension trait ([`FusedOps`]) is implemented for `Flex` (the forward) and for
+//! `Autodiff<Flex, C>` (the forward, with a `Backward` node that runs the kernel's backward).
+
+pub mod attention;
+pub mod simd;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Dispatch, DispatchTensorKind, backend_extension};
+use burn::tensor::{DType, Shape, Tensor};
+use rayon::prelude::*;
+
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Whether the fused kernels run where they apply (the default), or every layer takes its
+/// composed reference (burn's own operations): for benchmarks that put both side by side.
+pub fn set_fused(on: bool) {
+    FUSED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the fused kernels are on ([`set_fused`]).
+pub fn fused() -> bool {
+    FUSED.load(Ordering::Relaxed)
+}
+
+/// The training kernels as a backend extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedOps: burn::backend::Backend {
+    /// `softmax(q·kᵀ)·v`, causal, heads grouped over key/value heads (see [`attention`]).
+    fn causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        start: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The exact GELU, `x Φ(x)`, element-wise.
+    fn gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// Whether the kernels would take `t`: an f32 tensor on flex, tracked or not, the kernels on.
+pub fn applies<const D: usize>(t: &Tensor<D>) -> bool {
+    on_flex(t)
+}
+
+/// Whether `t` lives on flex as f32, tracked or not, and the kernels are on.
+fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
+    if t.dtype() != DType::F32 || !fused() {
+        return false;
+    }
+    match &t.clone().into_dispatch().kind {
+        DispatchTensorKind::Flex(_) => true,
+        DispatchTensorKind::Autodiff(inner) => matches!(**inner, DispatchTensorKind::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// [`super::attention::common::causal_attention_reference`] by the kernel, or `None` where it
+/// does not apply (another backend or dtype, an empty size, the kernels off).
+///
+/// # Shapes
+/// - q: `[batch, heads, seq, d_k]`, k: `[batch, kv_heads, start + seq, d_k]`,
+///   v: `[batch, kv_heads, start + seq, d_v]`
+/// - output: `[batch, heads, seq, d_v]`
+pub fn causal_attention(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    start: usize,
+) -> Option<Tensor<4>> {
+    let empty = [q, k, v].iter().any(|t| t.dims().contains(&0));
+    if empty || ![q, k, v].iter().all(|t| on_flex(t)) {
+        return None;
+    }
+    let out = <Dispatch as FusedOps>::causal_attention(
+        q.clone().into_dispatch(),
+        k.clone().into_dispatch(),
+        v.clone().into_dispatch(),
+        start,
+    );
+    Some(Tensor::from_dispatch(out))
+}
+
+/// The exact GELU by the kernel, or `None` where it does not apply.
+pub fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+    if x.dims().contains(&0) || !on_flex(x) {
+        return None;
+    }
+    Some(Tensor::from_dispatch(<Dispatch as FusedOps>::gelu(
+        x.clone().into_dispatch(),
+    )))
+}
+
+/// Elements per piece of work in the element-wise kernels: 64 KiB of f32.
+const PIECE: usize = 1 << 14;
+
+/// `f` over matching pieces of `x` and `y` on rayon's threads.
+fn pieces(x: &[f32], y: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
+    y.par_chunks_mut(PIECE)
+        .zip(x.par_chunks(PIECE))
+        .for_each(|(y, x)| f(x, y));
+}
+
+fn gelu_forward(x: &FlexTensor) -> FlexTensor {
+    let x = rows(x);
+    let mut y = FlexTensor::empty(x.layout().shape().clone(), DType::F32);
+    let simd = simd::Simd::detect();
+    pieces(data(&x), y.storage_mut::<f32>(), |x, y| {
+        simd::gelu(simd, x, y)
+    });
+    y
+}
+
+/// A flex tensor whose elements lie in row-major order (copied into one when it is a strided
+/// view).
+fn rows(t: &FlexTensor) -> FlexTensor {
+    if t.is_contiguous() {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The elements of a row-major flex tensor ([`rows`]), exactly: a view's buffer may hold more
+/// (a cache's read of its first positions).
+fn data(t: &FlexTensor) -> &[f32] {
+    let start = t.layout().start_offset();
+    &t.storage::<f32>()[start..start + t.layout().shape().num_elements()]
+}
+
+fn attention_dims(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, start: usize) -> attention::Dims {
+    let (qs, ks, vs) = (q.layout().shape(), k.layout().shape(), v.layout().shape());
+    assert!(
+        qs.num_dims() == 4 && ks.num_dims() == 4 && vs.num_dims() == 4,
+        "attention kernel: rank-4 inputs"
+    );
+    attention::Dims {
+        batch: qs[0],
+        heads: qs[1],
+        kv_heads: ks[1],
+        seq: qs[2],
+        keys: ks[2],
+        d_k: qs[3],
+        d_v: vs[3],
+        start,
+    }
+}
+
+/// The forward on flex: output and log-sum-exp, inputs made row-major.
+fn attention_forward(
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    start: usize,
+) -> (FlexTensor, FlexTensor) {
+    let (q, k, v) = (rows(q), rows(k), rows(v));
+    let dims = attention_dims(&q, &k, &v, start);
+    let out_shape = Shape::from([dims.batch, dims.heads, dims.seq, dims.d_v]);
+    let mut out = FlexTensor::empty(out_shape, DType::F32);
+    let mut lse = FlexTensor::empty(Shape::from([dims.batch, dims.heads, dims.seq]), DType::F32);
+    attention::forward(
+        dims,
+        data(&q),
+        data(&k),
+        data(&v),
+        out.storage_mut::<f32>(),
+        lse.storage_mut::<f32>(),
+    );
+    (out, lse)
+}
+
+impl FusedOps for Flex {
+    fn causal_attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, start: usize) -> FlexTensor {
+        attention_forward(&q, &k, &v, start).0
+    }
+
+    fn gelu(x: FlexTensor) -> FlexTensor {
+        gelu_forward(&x)
+    }
+}
+
+/// What the attention's backward reads: the row-major inputs, the output, its log-sum-exp.
+#[derive(Debug, Clone)]
+struct AttentionSaved {
+    q: FlexTensor,
+    k: FlexTensor,
+    v: FlexTensor,
+    out: FlexTensor,
+    lse: FlexTensor,
+    start: usize,
+}
+
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Flex, 3> for AttentionBackward {
+    type State = AttentionSaved;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_q, node_k, node_v] = ops.parents;
+        let d_out = rows(&grads.consume::<Flex>(&ops.node));
+        let s = ops.state;
+        let dims = attention_dims(&s.q, &s.k, &s.v, s.start);
+        let mut dq = FlexTensor::empty(s.q.layout().shape().clone(), DType::F32);
+        let mut dk = FlexTensor::zeros(s.k.layout().shape().clone(), DType::F32);
+        let mut dv = FlexTensor::zeros(s.v.layout().shape().clone(), DType::F32);
+        attention::backward(
+            dims,
+            attention::Saved {
+                q: data(&s.q),
+                k: data(&s.k),
+                v: data(&s.v),
+                out: data(&s.out),
+                lse: data(&s.lse),
+            },
+            data(&d_out),
+            attention::Grads {
+                dq: dq.storage_mut::<f32>(),
+                dk: dk.storage_mut::<f32>(),
+                dv: dv.storage_mut::<f32>(),
+            },
+        );
+        for (node, grad) in [(node_q, dq), (node_k, dk), (node_v, dv)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    /// The input, row-major.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = rows(&grads.consume::<Flex>(&ops.node));
+        let Some(node) = node else { return };
+        let x = ops.state;
+        let mut dx = FlexTensor::empty(x.layout().shape().clone(), DType::F32);
+        let simd = simd::Simd::detect();
+        let (x, dy) = (data(&x), data(&dy));
+        dx.storage_mut::<f32>()
+            .par_chunks_mut(PIECE)
+            .zip(x.par_chunks(PIECE).zip(dy.par_chunks(PIECE)))
+            .for_each(|(dx, (x, dy))| simd::gelu_grad(simd, x, dy, dx));
+        grads.register::<Flex>(node.id, dx);
+    }
+}
+
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = rows(x.primitive());
+                let y = gelu_forward(&x);
+                prep.finish(x, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(gelu_forward(x.primitive())),
+        }
+    }
+
+    fn causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        start: usize,
+    ) -> FloatTensor<Self> {
+        let prep = AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful();
+        let (q, k, v) = (
+            rows(q.primitive()),
+            rows(k.primitive()),
+            rows(v.primitive()),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (out, lse) = attention_forward(&q, &k, &v, start);
+                let saved = AttentionSaved {
+                    q,
+                    k,
+                    v,
+                    out: out.clone(),
+                    lse,
+                    start,
+                };
+                prep.finish(saved, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(attention_forward(&q, &k, &v, start).0),
+        }
+    }
+}

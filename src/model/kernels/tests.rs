@@ -1,0 +1,185 @@
+//! Each fused kernel against its composed reference on flex: values and every gradient, on odd
+//! shapes (rows not a multiple of the block, one head, batch 1, grouped heads, `d_k ≠ d_v`), and
+//! NaN carried through rather than hidden.
+
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::*;
+use crate::model::attention::common::causal_attention_reference;
+
+/// The largest `|got − want|`, failing on a length mismatch or on any value that is not finite
+/// in either (naming the index and both values): a fold with `f32::max` would drop NaN.
+pub(crate) fn max_abs_diff(got: &[f32], want: &[f32], what: &str) -> f32 {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: {} values against {}",
+        got.len(),
+        want.len()
+    );
+    let mut worst = 0.0f32;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.is_finite() && w.is_finite(),
+            "{what}: index {i} is {g} against {w}"
+        );
+        worst = worst.max((g - w).abs());
+    }
+    worst
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// `max |got − want| ≤ tol · max(1, max |want|)`.
+fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, tol: f32, what: &str) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shapes");
+    let (got, want) = (values(got), values(want));
+    let scale = want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+    let diff = max_abs_diff(&got, &want, what);
+    assert!(diff <= tol * scale, "{what}: off by {diff} (scale {scale})");
+}
+
+fn flex() -> Device {
+    Device::flex().autodiff()
+}
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Output and the gradients of `Σ out ⊙ g` with respect to q, k and v, by `attend`.
+fn run(
+    attend: impl Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>,
+    [q, k, v, g]: [&Tensor<4>; 4],
+) -> [Tensor<4>; 4] {
+    let (q, k, v) = (
+        q.clone().require_grad(),
+        k.clone().require_grad(),
+        v.clone().require_grad(),
+    );
+    let out = attend(q.clone(), k.clone(), v.clone());
+    let grads = (out.clone() * g.clone()).sum().backward();
+    let grad = |t: &Tensor<4>| t.grad(&grads).expect("a gradient");
+    [out.without_autodiff(), grad(&q), grad(&k), grad(&v)]
+}
+
+/// Fused against composed at `[batch, heads, seq, d_k]` queries over `kv_heads`, values `d_v`
+/// wide, training's `start` 0.
+fn fused_equals_composed(
+    batch: usize,
+    heads: usize,
+    kv_heads: usize,
+    seq: usize,
+    d_k: usize,
+    d_v: usize,
+) {
+    let device = flex();
+    device.seed(seq as u64);
+    // Scaled queries, as the variants pass them.
+    let q = random([batch, heads, seq, d_k], &device).mul_scalar((d_k as f64).powf(-0.5));
+    let k = random([batch, kv_heads, seq, d_k], &device);
+    let v = random([batch, kv_heads, seq, d_v], &device);
+    let g = random([batch, heads, seq, d_v], &device);
+    let fused = run(
+        |q, k, v| causal_attention(&q, &k, &v, 0).expect("the kernel applies on flex"),
+        [&q, &k, &v, &g],
+    );
+    let composed = run(
+        |q, k, v| causal_attention_reference(q, k, v, 0),
+        [&q, &k, &v, &g],
+    );
+    let shape = format!("[{batch}, {heads}/{kv_heads}, {seq}, {d_k}/{d_v}]");
+    for ((got, want), name) in fused
+        .into_iter()
+        .zip(composed)
+        .zip(["out", "dq", "dk", "dv"])
+    {
+        assert_close(got, want, 2e-5, &format!("{name} at {shape}"));
+    }
+}
+
+#[test]
+fn fused_attention_equals_composed_values_and_gradients() {
+    // Rows across blocks and not a multiple of one.
+    fused_equals_composed(2, 4, 4, 70, 16, 16);
+    fused_equals_composed(2, 2, 2, 2 * attention::BLOCK + 3, 8, 8);
+    // One head, batch 1, one row.
+    fused_equals_composed(1, 1, 1, 5, 8, 8);
+    fused_equals_composed(1, 1, 1, 1, 4, 4);
+    // Grouped and multi-query heads; a key wider than the value (MLA's rotary part).
+    fused_equals_composed(2, 4, 2, 33, 8, 8);
+    fused_equals_composed(1, 4, 1, 40, 8, 8);
+    fused_equals_composed(2, 4, 4, 37, 24, 16);
+}
+
+#[test]
+fn fused_attention_continues_a_cache() {
+    // Queries at positions 5..12 against 12 keys, as a prefill after a cached prompt.
+    let device = Device::flex();
+    let (q, k, v) = (
+        random([2, 4, 7, 8], &device),
+        random([2, 2, 12, 8], &device),
+        random([2, 2, 12, 6], &device),
+    );
+    let fused = causal_attention(&q, &k, &v, 5).expect("the kernel applies on flex");
+    assert_close(
+        fused,
+        causal_attention_reference(q, k, v, 5),
+        2e-5,
+        "out from position 5",
+    );
+}
+
+#[test]
+fn fused_attention_carries_nan_to_the_rows_that_see_it() {
+    let device = Device::flex();
+    let (q, mut k, v) = (
+        random([1, 1, 6, 4], &device),
+        random([1, 1, 6, 4], &device),
+        random([1, 1, 6, 4], &device),
+    );
+    // Key 3 is NaN: rows 0..3 do not see it, rows 3.. do.
+    k = k.slice_assign(
+        [0..1, 0..1, 3..4, 0..1],
+        Tensor::full([1, 1, 1, 1], f32::NAN, &device),
+    );
+    let out = values(causal_attention(&q, &k, &v, 0).expect("the kernel applies on flex"));
+    for (i, x) in out.iter().enumerate() {
+        assert_eq!(x.is_nan(), i / 4 >= 3, "row {} value {x}", i / 4);
+    }
+}
+
+#[test]
+fn fused_gelu_equals_composed_values_and_gradient() {
+    let device = flex();
+    device.seed(3);
+    // More elements than one piece, and not a multiple of one; tails of both signs.
+    let x = random([3, 7, 2341], &device).mul_scalar(3.0);
+    let g = random([3, 7, 2341], &device);
+    let run = |act: &dyn Fn(Tensor<3>) -> Tensor<3>| {
+        let x = x.clone().require_grad();
+        let y = act(x.clone());
+        let grads = (y.clone() * g.clone()).sum().backward();
+        (y.without_autodiff(), x.grad(&grads).expect("a gradient"))
+    };
+    let (y, dx) = run(&|x| gelu(&x).expect("the kernel applies on flex"));
+    let (y_ref, dx_ref) = run(&burn::tensor::activation::gelu);
+    assert_close(y, y_ref, 1e-6, "gelu");
+    assert_close(dx, dx_ref, 1e-6, "gelu's gradient");
+}
+
+#[test]
+fn fused_gelu_keeps_nan() {
+    let device = Device::flex();
+    let x = Tensor::<1>::from_floats([1.0, f32::NAN, -2.0], &device);
+    let y = values(gelu(&x).expect("the kernel applies on flex"));
+    assert!(!y[0].is_nan() && y[1].is_nan() && !y[2].is_nan(), "{y:?}");
+}
+
+#[test]
+#[should_panic(expected = "index 1 is NaN against 2")]
+fn the_comparison_fails_on_nan() {
+    max_abs_diff(&[1.0, f32::NAN], &[1.0, 2.0], "planted");
+}
