@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 
 use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use mla_lab::backend::{self, BackendChoice};
 use mla_lab::experiment::Experiment;
 use mla_lab::model::attention::common::causal_attention;
-use mla_lab::model::gpt::{chunked_cross_entropy, head_chunk_rows};
+use mla_lab::model::gpt::{chunked_cross_entropy, head_chunk_rows, layer_norm, mlp_gelu};
 use mla_lab::train::optim;
 
 /// CPU seconds (user + system) this process has used so far.
@@ -114,7 +113,7 @@ fn profile(file: &str, budget: Duration, device: &Device) -> (Vec<Row>, f64, f64
         "layer norm",
         2 * l + 1,
         less(
-            time(budget, fwd_bwd([b, t, d], device, |x| ln.forward(x))),
+            time(budget, fwd_bwd([b, t, d], device, |x| layer_norm(&ln, x))),
             probe_d,
         ),
     );
@@ -164,7 +163,7 @@ fn profile(file: &str, budget: Duration, device: &Device) -> (Vec<Row>, f64, f64
         "GELU",
         l,
         less(
-            time(budget, fwd_bwd([b, t, hidden], device, gelu)),
+            time(budget, fwd_bwd([b, t, hidden], device, mlp_gelu::<3>)),
             probe_hidden,
         ),
     );
@@ -272,7 +271,7 @@ fn main() {
     for file in files {
         let (rows, step, step_cores) = profile(&file, budget, &device);
         println!(
-            "\n{file} on {name}: whole step {:.1} ms, {step_cores:.2} cores busy\n",
+            "\n{file} on {name}, {kernels}: whole step {:.1} ms, {step_cores:.2} cores busy\n",
             step * 1e3
         );
         println!(

@@ -180,9 +180,13 @@ impl GptConfig {
         let residual = init::residual_std(self.n_layers);
         let blocks = (0..self.n_layers)
             .map(|_| Block {
-                ln_1: LayerNormConfig::new(d).init(device),
+                ln_1: LayerNormConfig::new(d)
+                    .with_epsilon(NORM_EPSILON)
+                    .init(device),
                 attn: self.attention.init(dims, device),
-                ln_2: LayerNormConfig::new(d).init(device),
+                ln_2: LayerNormConfig::new(d)
+                    .with_epsilon(NORM_EPSILON)
+                    .init(device),
                 fc: init::linear(d, self.mlp_ratio * d, true, init::STD, device),
                 proj: init::linear(self.mlp_ratio * d, d, true, residual, device),
             })
@@ -194,7 +198,9 @@ impl GptConfig {
             wpe: matches!(self.positions, Positions::Learned)
                 .then(|| init::embedding(self.context, d, init::STD, device)),
             blocks,
-            ln_f: LayerNormConfig::new(d).init(device),
+            ln_f: LayerNormConfig::new(d)
+                .with_epsilon(NORM_EPSILON)
+                .init(device),
             lm_head: (!self.tie_embeddings)
                 .then(|| init::linear(d, self.vocab_size, false, init::STD, device)),
             context: self.context,
@@ -217,14 +223,33 @@ impl Block {
     /// - x: `[batch, seq, d_model]`
     /// - output: `[batch, seq, d_model]`
     fn forward(&self, x: Tensor<3>, cache: Option<&mut LayerCache>, start: usize) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), cache, start);
-        let hidden = mlp_gelu(self.fc.forward(self.ln_2.forward(x.clone()))); // [batch, seq, mlp_ratio*d]
+        let x = x.clone() + self.attn.forward(layer_norm(&self.ln_1, x), cache, start);
+        let hidden = mlp_gelu(self.fc.forward(layer_norm(&self.ln_2, x.clone()))); // [batch, seq, mlp_ratio*d]
         x + self.proj.forward(hidden)
     }
 }
 
+/// Every LayerNorm's ε: burn's default, named so that the fused kernel uses the same.
+const NORM_EPSILON: f64 = 1e-5;
+
+/// `norm`'s LayerNorm of `x`: by the fused kernel on flex, else burn's.
+///
+/// # Shapes
+/// - x: `[.., d_model]`
+/// - output: as x
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Some(beta) = &norm.beta
+        && let Some(y) =
+            crate::model::kernels::layer_norm(&x, &norm.gamma.val(), &beta.val(), NORM_EPSILON)
+    {
+        return y;
+    }
+    norm.forward(x)
+}
+
 /// The exact GELU: by the fused kernel on flex, else burn's.
-fn mlp_gelu(x: Tensor<3>) -> Tensor<3> {
+pub fn mlp_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
     if let Some(y) = crate::model::kernels::gelu(&x) {
         return y;
@@ -350,7 +375,7 @@ impl Gpt {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             x = block.forward(x, layer_cache, start);
         }
-        self.ln_f.forward(x)
+        layer_norm(&self.ln_f, x)
     }
 
     /// # Shapes
@@ -512,6 +537,22 @@ pub fn chunked_cross_entropy(
         let xc = xi.clone().narrow(0, start, len); // [len, d]
         let tc = targets.clone().narrow(0, start, len).reshape([len, 1]); // [len, 1]
         let logits = xc.clone().matmul(wt.clone()); // [len, vocab]
+        // On flex one pass per row computes the loss and the logits' gradient together.
+        #[cfg(feature = "flex")]
+        if crate::model::kernels::applies(&logits) {
+            let (sum, dlogits) = crate::model::kernels::cross_entropy(
+                logits,
+                &tc.reshape([len]),
+                dw.is_some().then(|| 1.0 / rows as f32),
+            )
+            .expect("the kernel applies to flex tensors");
+            total = total + sum;
+            if let (Some(dw), Some(dlogits)) = (dw.as_mut(), dlogits) {
+                dx.push(dlogits.clone().matmul(wi.clone())); // [len, d]
+                *dw = dw.clone() + dlogits.transpose().matmul(xc); // [vocab, d]
+            }
+            continue;
+        }
         let shifted = logits.clone() - logits.max_dim(1); // [len, vocab]
         let exp = shifted.clone().exp(); // [len, vocab]
         let sum = exp.clone().sum_dim(1); // [len, 1]

@@ -8,6 +8,11 @@
 //!
 //! - [`causal_attention`]: scores, mask, softmax and the weighted sum per block of query rows,
 //!   the backward recomputing the probabilities from the saved log-sum-exp ([`attention`]).
+//! - [`cross_entropy`]: the loss of each row of logits and, in the same pass, their gradient,
+//!   rows on every core (outside autodiff: the head's loss computes its own gradient).
+//! - [`layer_norm`]: each row's mean, variance and affine map in one pass, rows on every core;
+//!   the backward from the saved mean and inverse deviation, `dγ` and `dβ` summed per piece of
+//!   rows and then over the pieces.
 //! - [`gelu`]: the exact GELU and its derivative, element-wise on every core, `erf` and `exp`
 //!   vectorised ([`simd`]); the backward keeps only the input.
 //!
@@ -33,7 +38,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, DispatchTensorKind, backend_extension};
-use burn::tensor::{DType, Shape, Tensor};
+use burn::tensor::{DType, Int, Shape, Tensor};
 use rayon::prelude::*;
 
 static FUSED: AtomicBool = AtomicBool::new(true);
@@ -62,6 +67,14 @@ pub trait FusedOps: burn::backend::Backend {
 
     /// The exact GELU, `x Φ(x)`, element-wise.
     fn gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// LayerNorm over the last dimension: `(x − μ) / √(σ² + ε) · γ + β`.
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether the kernels would take `t`: an f32 tensor on flex, tracked or not, the kernels on.
@@ -116,6 +129,123 @@ pub fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
     Some(Tensor::from_dispatch(<Dispatch as FusedOps>::gelu(
         x.clone().into_dispatch(),
     )))
+}
+
+/// The summed cross-entropy of the rows of `logits` (`[rows, vocab]`, not tracked) against
+/// `targets` (`[rows]`), and with `grad_scale` the logits' gradient
+/// `(softmax − onehot(target)) · grad_scale` (written over the logits): one pass per row, rows
+/// on every core. `None` off flex.
+pub fn cross_entropy(
+    logits: Tensor<2>,
+    targets: &Tensor<1, Int>,
+    grad_scale: Option<f32>,
+) -> Option<(f64, Option<Tensor<2>>)> {
+    if logits.dims().contains(&0) || !on_flex(&logits) {
+        return None;
+    }
+    let [rows, vocab] = logits.dims();
+    let targets = targets
+        .clone()
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .ok()?;
+    assert_eq!(targets.len(), rows, "cross-entropy kernel: targets");
+    let mut logits = rows_of(logits.try_into_primitive::<Flex>().ok()?);
+    let simd = simd::Simd::detect();
+    let data = logits.storage_mut::<f32>();
+    let loss: f64 = data
+        .par_chunks_mut(vocab)
+        .zip(targets.par_iter())
+        .map(|(row, &t)| {
+            let t = usize::try_from(t)
+                .ok()
+                .filter(|&t| t < vocab)
+                .unwrap_or_else(|| {
+                    panic!("cross-entropy kernel: target {t} of a {vocab}-token vocabulary")
+                });
+            simd::cross_entropy_row(
+                simd,
+                row,
+                t,
+                grad_scale.unwrap_or(0.0),
+                grad_scale.is_some(),
+            ) as f64
+        })
+        .sum();
+    Some((
+        loss,
+        grad_scale.map(|_| Tensor::from_primitive::<Flex>(logits)),
+    ))
+}
+
+/// A flex tensor, owned, row-major and starting at its buffer's first element, for a kernel to
+/// write over (copied when it is a view or shared).
+fn rows_of(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 && t.is_unique() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// LayerNorm over the last dimension by the kernel (burn's `LayerNorm` with the same `γ`, `β`
+/// and `ε`), or `None` where it does not apply.
+///
+/// # Shapes
+/// - x: `[.., d]`, gamma, beta: `[d]`
+/// - output: as x
+pub fn layer_norm<const D: usize>(
+    x: &Tensor<D>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    epsilon: f64,
+) -> Option<Tensor<D>> {
+    if x.dims().contains(&0)
+        || ![on_flex(x), on_flex(gamma), on_flex(beta)]
+            .iter()
+            .all(|&f| f)
+    {
+        return None;
+    }
+    Some(Tensor::from_dispatch(<Dispatch as FusedOps>::layer_norm(
+        x.clone().into_dispatch(),
+        gamma.clone().into_dispatch(),
+        beta.clone().into_dispatch(),
+        epsilon,
+    )))
+}
+
+/// Rows per piece of work in LayerNorm.
+const NORM_ROWS: usize = 64;
+
+/// The forward on flex: the output, and each row's mean and inverse deviation.
+fn layer_norm_forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    let (x, gamma, beta) = (rows(x), rows(gamma), rows(beta));
+    let d = gamma.layout().shape().num_elements();
+    let n = x.layout().shape().num_elements() / d;
+    let mut y = FlexTensor::empty(x.layout().shape().clone(), DType::F32);
+    let (mut mean, mut rstd) = (vec![0.0f32; n], vec![0.0f32; n]);
+    let simd = simd::Simd::detect();
+    let (g, b) = (data(&gamma), data(&beta));
+    y.storage_mut::<f32>()
+        .par_chunks_mut(NORM_ROWS * d)
+        .zip(data(&x).par_chunks(NORM_ROWS * d))
+        .zip(
+            mean.par_chunks_mut(NORM_ROWS)
+                .zip(rstd.par_chunks_mut(NORM_ROWS)),
+        )
+        .for_each(|((y, x), (mean, rstd))| {
+            for (r, (y, x)) in y.chunks_mut(d).zip(x.chunks(d)).enumerate() {
+                (mean[r], rstd[r]) = simd::layer_norm_row(simd, x, g, b, epsilon as f32, y);
+            }
+        });
+    (y, mean, rstd)
 }
 
 /// Elements per piece of work in the element-wise kernels: 64 KiB of f32.
@@ -204,6 +334,10 @@ impl FusedOps for Flex {
     fn gelu(x: FlexTensor) -> FlexTensor {
         gelu_forward(&x)
     }
+
+    fn layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
+        layer_norm_forward(&x, &gamma, &beta, epsilon).0
+    }
 }
 
 /// What the attention's backward reads: the row-major inputs, the output, its log-sum-exp.
@@ -278,7 +412,100 @@ impl Backward<Flex, 1> for GeluBackward {
     }
 }
 
+/// What LayerNorm's backward reads: the row-major input and `γ`, each row's mean and inverse
+/// deviation.
+#[derive(Debug, Clone)]
+struct NormSaved {
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormSaved;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = rows(&grads.consume::<Flex>(&ops.node));
+        let s = ops.state;
+        let d = s.gamma.layout().shape().num_elements();
+        let mut dx = FlexTensor::empty(s.x.layout().shape().clone(), DType::F32);
+        let simd = simd::Simd::detect();
+        let (x, dy, gamma) = (data(&s.x), data(&dy), data(&s.gamma));
+        // Each piece of rows sums its own dγ and dβ; the pieces' sums are added after.
+        let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .storage_mut::<f32>()
+            .par_chunks_mut(NORM_ROWS * d)
+            .enumerate()
+            .map(|(piece, dx)| {
+                let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+                for (r, dx) in dx.chunks_mut(d).enumerate() {
+                    let row = piece * NORM_ROWS + r;
+                    let norm_row = simd::NormRow {
+                        x: &x[row * d..][..d],
+                        dy: &dy[row * d..][..d],
+                        gamma,
+                        mean: s.mean[row],
+                        rstd: s.rstd[row],
+                    };
+                    simd::layer_norm_grad_row(simd, &norm_row, dx, &mut dgamma, &mut dbeta);
+                }
+                (dgamma, dbeta)
+            })
+            .collect();
+        let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+        for (pg, pb) in &partial {
+            dgamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
+            dbeta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+        }
+        let param = |v: Vec<f32>| FlexTensor::from_data(burn::tensor::TensorData::new(v, [d]));
+        for (node, grad) in [
+            (node_x, dx),
+            (node_gamma, param(dgamma)),
+            (node_beta, param(dbeta)),
+        ] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let prep = NormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (x, gamma, beta) = (
+            rows(x.primitive()),
+            rows(gamma.primitive()),
+            rows(beta.primitive()),
+        );
+        let (y, mean, rstd) = layer_norm_forward(&x, &gamma, &beta, epsilon);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish(
+                NormSaved {
+                    x,
+                    gamma,
+                    mean,
+                    rstd,
+                },
+                y,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match GeluBackward
             .prepare::<C>([x.node()])

@@ -121,6 +121,100 @@ simd_fn! {
     pub fn gelu_grad(x: &[f32], dy: &[f32], dx: &mut [f32]) -> () = gelu_grad_body;
 }
 
+#[inline(always)]
+fn cross_entropy_row_body(row: &mut [f32], target: usize, grad_scale: f32, grad: bool) -> f32 {
+    let max = row.iter().fold(
+        f32::NEG_INFINITY,
+        |m, &x| if x > m || x.is_nan() { x } else { m },
+    );
+    let mut sum = 0.0f32;
+    for x in row.iter() {
+        sum += exp(x - max);
+    }
+    let lse = max + sum.ln();
+    let loss = lse - row[target];
+    if grad {
+        for x in row.iter_mut() {
+            *x = exp(*x - lse) * grad_scale;
+        }
+        row[target] -= grad_scale;
+    }
+    loss
+}
+
+simd_fn! {
+    /// `log Σ_j exp z_j − z_target` of the logits `row`; with `grad`, the row becomes its
+    /// gradient `(softmax(z) − onehot(target)) · grad_scale`.
+    pub fn cross_entropy_row(row: &mut [f32], target: usize, grad_scale: f32, grad: bool) -> f32 =
+        cross_entropy_row_body;
+}
+
+#[inline(always)]
+fn layer_norm_row_body(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
+    let rstd = 1.0 / (var + eps).sqrt();
+    for (((y, x), g), b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+        *y = (x - mean) * rstd * g + b;
+    }
+    (mean, rstd)
+}
+
+simd_fn! {
+    /// `y = (x − μ) / √(σ² + ε) · γ + β` over one row (σ² the biased variance); returns μ and
+    /// `1 / √(σ² + ε)`.
+    pub fn layer_norm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) -> (f32, f32) =
+        layer_norm_row_body;
+}
+
+/// One row's share of LayerNorm's backward: what it needs, and where it adds.
+pub struct NormRow<'a> {
+    pub x: &'a [f32],
+    pub dy: &'a [f32],
+    pub gamma: &'a [f32],
+    pub mean: f32,
+    pub rstd: f32,
+}
+
+#[inline(always)]
+fn layer_norm_grad_row_body(r: &NormRow, dx: &mut [f32], dgamma: &mut [f32], dbeta: &mut [f32]) {
+    let n = r.x.len() as f32;
+    let (mut a, mut b) = (0.0f32, 0.0f32);
+    for ((x, dy), g) in r.x.iter().zip(r.dy).zip(r.gamma) {
+        let xhat = (x - r.mean) * r.rstd;
+        a += dy * g;
+        b += dy * g * xhat;
+    }
+    let (a, b) = (a / n, b / n);
+    for (((((dx, x), dy), g), dg), db) in dx
+        .iter_mut()
+        .zip(r.x)
+        .zip(r.dy)
+        .zip(r.gamma)
+        .zip(dgamma.iter_mut())
+        .zip(dbeta.iter_mut())
+    {
+        let xhat = (x - r.mean) * r.rstd;
+        *dx = r.rstd * (dy * g - a - xhat * b);
+        *dg += dy * xhat;
+        *db += dy;
+    }
+}
+
+simd_fn! {
+    /// `dx = (g − mean(g) − x̂ mean(g ⊙ x̂)) / √(σ² + ε)` with `g = dy ⊙ γ`, `x̂` the normed
+    /// row; adds `dy ⊙ x̂` to `dgamma` and `dy` to `dbeta`.
+    pub fn layer_norm_grad_row(r: &NormRow, dx: &mut [f32], dgamma: &mut [f32], dbeta: &mut [f32]) -> () =
+        layer_norm_grad_row_body;
+}
+
 simd_fn! {
     /// Softmax of `row[..n]` in place, `row[n..]` zeroed; returns `log Σ exp row[..n]`.
     pub fn softmax_row(row: &mut [f32], n: usize) -> f32 = softmax_row_body;

@@ -179,6 +179,94 @@ fn fused_gelu_keeps_nan() {
 }
 
 #[test]
+fn fused_cross_entropy_equals_composed_loss_and_gradient() {
+    use burn::tensor::Int;
+    use burn::tensor::activation::log_softmax;
+    let device = Device::flex();
+    device.seed(5);
+    let (rows, vocab) = (37, 301);
+    let logits = random([rows, vocab], &device).mul_scalar(4.0);
+    let ids: Vec<i64> = (0..rows as i64).map(|i| (i * 97) % vocab as i64).collect();
+    let targets = Tensor::<1, Int>::from_ints(ids.as_slice(), &device);
+    let scale = 1.0 / rows as f32;
+    let (loss, grad) = cross_entropy(logits.clone(), &targets, Some(scale)).expect("flex");
+    let (loss_only, none) = cross_entropy(logits.clone(), &targets, None).expect("flex");
+    assert!(
+        none.is_none() && loss_only == loss,
+        "{loss_only} against {loss}"
+    );
+
+    let log_p = log_softmax(logits, 1); // [rows, vocab]
+    let picked = log_p.clone().gather(1, targets.clone().reshape([rows, 1]));
+    let want = -values(picked.sum())[0] as f64;
+    assert!(
+        loss.is_finite() && (loss - want).abs() <= 1e-5 * want.abs().max(1.0),
+        "loss {loss} against {want}"
+    );
+    let onehot = targets.one_hot(vocab).float(); // [rows, vocab]
+    let want_grad = (log_p.exp() - onehot).mul_scalar(scale);
+    assert_close(
+        grad.expect("a gradient"),
+        want_grad,
+        1e-6,
+        "logits' gradient",
+    );
+}
+
+#[test]
+fn fused_cross_entropy_is_nan_when_a_logit_is() {
+    use burn::tensor::Int;
+    let device = Device::flex();
+    let logits = Tensor::<2>::from_floats([[1.0, 2.0], [f32::NAN, 0.0]], &device);
+    let targets = Tensor::<1, Int>::from_ints([0, 1], &device);
+    let (loss, grad) = cross_entropy(logits, &targets, Some(0.5)).expect("flex");
+    assert!(loss.is_nan());
+    let grad = values(grad.expect("a gradient"));
+    assert!(
+        grad[..2].iter().all(|x| x.is_finite()) && grad[2..].iter().all(|x| x.is_nan()),
+        "{grad:?}"
+    );
+}
+
+#[test]
+fn fused_layer_norm_equals_composed_values_and_gradients() {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    let device = flex();
+    device.seed(9);
+    // Rows not a multiple of a piece; a shifted, spread input.
+    let x = random([3, 45, 24], &device).mul_scalar(2.0).add_scalar(0.7);
+    let g = random([3, 45, 24], &device);
+    let gamma = random([24], &device).mul_scalar(0.3).add_scalar(1.0);
+    let beta = random([24], &device);
+    let run = |fused: bool| {
+        let x = x.clone().require_grad();
+        let (gamma, beta) = (gamma.clone().require_grad(), beta.clone().require_grad());
+        let y = if fused {
+            layer_norm(&x, &gamma, &beta, 1e-5).expect("the kernel applies on flex")
+        } else {
+            let mut norm = LayerNormConfig::new(24).with_epsilon(1e-5).init(&device);
+            norm.gamma = Param::from_tensor(gamma.clone());
+            norm.beta = Some(Param::from_tensor(beta.clone()));
+            norm.forward(x.clone())
+        };
+        let grads = (y.clone() * g.clone()).sum().backward();
+        let grad = |t: &Tensor<1>| t.grad(&grads).expect("a gradient");
+        (
+            y.without_autodiff(),
+            x.grad(&grads).expect("a gradient"),
+            grad(&gamma),
+            grad(&beta),
+        )
+    };
+    let (fused, composed) = (run(true), run(false));
+    assert_close(fused.0, composed.0, 1e-5, "layer norm");
+    assert_close(fused.1, composed.1, 1e-5, "dx");
+    assert_close(fused.2, composed.2, 1e-5, "dγ");
+    assert_close(fused.3, composed.3, 1e-5, "dβ");
+}
+
+#[test]
 #[should_panic(expected = "index 1 is NaN against 2")]
 fn the_comparison_fails_on_nan() {
     max_abs_diff(&[1.0, f32::NAN], &[1.0, 2.0], "planted");
