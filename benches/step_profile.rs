@@ -238,6 +238,7 @@ fn profile(file: &str, budget: Duration, device: &Device) -> (Vec<Row>, f64, f64
 }
 
 fn main() {
+    backend::keep_freed_memory();
     let mut files: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -6,7 +6,11 @@
 #   MLA_LAB=... MLA_LAB_CUBECL=... MLA_LAB_TCH=... PYTHON=.../bin/python \
 #       benches/train-speed.sh [OUT]          # a Markdown table on stdout, logs in OUT
 #
-#   MLA_LAB         a release binary of the default build (flex)
+#   MLA_LAB         a release binary of the default build (flex); its rows are run twice: with
+#                   mla-lab's fused kernels (`flex`) and with burn's composed operations
+#                   (`flex, burn composed`: the same binary with `--composed`)
+#   MLA_LAB_BEFORE  another default build to set beside it (optional: `flex, before`), such as
+#                   main before a change
 #   MLA_LAB_CUBECL  one built with --features cubecl-cpu (optional: the rows are left out)
 #   MLA_LAB_TCH     one built with --features tch (optional)
 #   PYTHON          a python with PyTorch (optional), for benches/pytorch/gpt.py train
@@ -46,17 +50,17 @@ shortened() {
     echo "$out"
 }
 
-# BIN BACKEND FILE [LIMIT]: "tok/s steady, first row s, cores busy" of one real run; past LIMIT
-# seconds it is stopped and says so.
+# BIN BACKEND FILE [LIMIT [FLAG]]: "tok/s steady, first row s, cores busy" of one real run; past
+# LIMIT seconds it is stopped and says so; FLAG is passed to the binary.
 real_run() {
-    local bin=$1 backend=$2 file=$3 limit=${4:-} name art
+    local bin=$1 backend=$2 file=$3 limit=${4:-} flag=${5:-} name art
     name=$(sed -n 's/^ *name: "\(.*\)",$/\1/p' "$file")
     art="$OUT/art-$backend"
     "$bin" data prepare "$file" --artifacts "$art" > /dev/null 2>&1
     local TIMEFORMAT="%R %U %S"
     local rc=0
     {
-        time ${limit:+timeout "$limit"} "$bin" --backend "$backend" train "$file" --headless --force \
+        time ${limit:+timeout "$limit"} "$bin" --backend "$backend" $flag train "$file" --headless --force \
             --artifacts "$art" > "$OUT/$name-$backend.log" 2>&1
     } 2> "$OUT/$name-$backend.time" || rc=$?
     local csv="$art/$name/metrics.csv"
@@ -94,12 +98,14 @@ for row in "${ROWS[@]}"; do
         torch=$("$PYTHON" "$ROOT/benches/pytorch/gpt.py" train $torch_args --steps 10 2> /dev/null \
             | sed -n 's/.*: \([0-9]*\) tok\/s.*/\1/p' | head -n 1)
     fi
-    for side in "flex:$MLA_LAB:cpu" "cubecl-cpu:${MLA_LAB_CUBECL:-}:cubecl-cpu" "libtorch:${MLA_LAB_TCH:-}:libtorch"; do
-        IFS=: read -r label bin backend <<< "$side"
+    for side in "flex:$MLA_LAB:cpu:" "flex, burn composed:$MLA_LAB:cpu:--composed" \
+        "flex, before:${MLA_LAB_BEFORE:-}:cpu:" "cubecl-cpu:${MLA_LAB_CUBECL:-}:cubecl-cpu:" \
+        "libtorch:${MLA_LAB_TCH:-}:libtorch:"; do
+        IFS=: read -r label bin backend flag <<< "$side"
         [ -n "$bin" ] || continue
         limit=""
         [ "$backend" = cubecl-cpu ] && limit=${CUBECL_LIMIT:-300}
-        result=$(real_run "$bin" "$backend" "$short" "$limit")
+        result=$(real_run "$bin" "$backend" "$short" "$limit" "$flag")
         if [[ $result == stopped:* ]]; then
             echo "| $tier | $(basename "$file" .ron) | $label | $steps | ${result#stopped: } | - | - | $torch | - |"
             continue

@@ -25,6 +25,7 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    backend::keep_freed_memory();
     let mut files: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -551,7 +551,7 @@ mod devices;
 mod host;
 
 pub use devices::DeviceSpec;
-pub use host::{available_memory, load_average};
+pub use host::{available_memory, keep_freed_memory, load_average};
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ use mla_lab::train::memory;
 use mla_lab::{report, study};
 
 fn main() -> ExitCode {
+    backend::keep_freed_memory();
     backend::quiet_vulkan_drivers();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,6 +37,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let backend = cli.backend;
+    #[cfg(feature = "flex")]
+    mla_lab::model::kernels::set_fused(!cli.composed);
     let terminal = std::io::stdout().is_terminal();
     match (cli.command, cli.experiment) {
         (

@@ -1401,6 +1401,33 @@ fn trains_as_on_the_cpu(backend: &str, missing: &[&str]) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// mla-lab's fused kernels on flex (attention, LayerNorm, GELU, the loss: the default) against
+/// burn's composed operations (`--composed`), from the same initial weights: the same loss at
+/// each of 12 steps and the same weights, within float32's reordering, for MLA+RoPE (the latent
+/// path, its shared rotary key beside each head's key) and grouped MHA.
+#[test]
+fn fused_kernels_train_as_burns_composed_operations() {
+    let dir = fresh_dir("composed");
+    let steps = "max_steps: 12, lr: 3e-3, min_lr: 3e-4, warmup_steps: 2, eval_every: 4,
+         checkpoint_every: 4, eval_batches: 2, log_every: 1";
+    for (name, attention, positions) in [
+        ("mla", MLA_ROPE_HALF, "Rope(10000.0)"),
+        ("gqa", "Mha(kv_heads: 2)", "Learned"),
+    ] {
+        let exp = dir.join(format!("{name}.ron"));
+        std::fs::write(&exp, experiment(name, 6, 300, attention, positions, steps)).unwrap();
+        let train = |art: &str, extra: &[&str]| {
+            let art = dir.join(art);
+            let (ok, out, err) = train_on_cpu(&exp, &art, true, extra);
+            assert!(ok, "{out}\n{err}");
+            art.join(name)
+        };
+        let (fused, composed) = (train("fused", &[]), train("composed", &["--composed"]));
+        assert_same_training(&composed, &fused, 12, &format!("{name}: fused against composed"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn devices_lists_each_backend_and_the_one_chosen() {
     let (ok, out, err) = mla_lab(&["--backend", "cpu", "devices"]);

@@ -38,3 +38,20 @@ pub fn load_average() -> Option<f64> {
         .parse()
         .ok()
 }
+
+/// Asks glibc's allocator to keep the memory a process frees for its next allocations rather
+/// than hand it back to the kernel: blocks below 32 MiB come from the heap (not a fresh mapping
+/// each), the heap is never trimmed, and it grows 64 MiB at a time. A training step frees and
+/// makes again the same tensors every step; handed back, each of their pages is zeroed by the
+/// kernel on first touch, one fault at a time, on one core (on the tiny tier that was a third of
+/// a step on flex; docs/performance.md). The cost is a resident size that stays at its peak. A
+/// no-op off glibc. Call it once, first thing, before the process's threads start.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's parameters; it is called before other threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}

@@ -37,6 +37,11 @@ pub struct Cli {
     /// then the CPU), cpu, wgpu, cuda, libtorch or cubecl-cpu (burn's CubeCL CPU backend).
     #[arg(long, global = true, default_value = "auto", value_parser = backend_parser())]
     pub backend: BackendChoice,
+    /// On the CPU backend (flex), run every layer by burn's composed operations instead of
+    /// mla-lab's fused training kernels (attention, LayerNorm, GELU, the loss): for speed
+    /// comparisons; the results agree within rounding.
+    #[arg(long, global = true)]
+    pub composed: bool,
 }
 
 fn backend_parser() -> impl TypedValueParser<Value = BackendChoice> {
