@@ -1423,7 +1423,12 @@ fn fused_kernels_train_as_burns_composed_operations() {
             art.join(name)
         };
         let (fused, composed) = (train("fused", &[]), train("composed", &["--composed"]));
-        assert_same_training(&composed, &fused, 12, &format!("{name}: fused against composed"));
+        assert_same_training(
+            &composed,
+            &fused,
+            12,
+            &format!("{name}: fused against composed"),
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

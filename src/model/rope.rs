@@ -81,6 +81,22 @@ impl Rope {
             "RoPE position {} beyond context {context}",
             start + seq
         );
+        #[cfg(feature = "flex")]
+        if let Some(y) = crate::model::kernels::rope(&x, &self.cos, &self.sin, start) {
+            return y;
+        }
+        self.apply_reference(x, start)
+    }
+
+    /// [`Rope::apply`] by burn's composed operations: what every backend but flex runs, and what
+    /// the fused kernel is tested against.
+    ///
+    /// # Shapes
+    /// - x: `[batch, heads, seq, dim]`
+    /// - output: `[batch, heads, seq, dim]`
+    pub fn apply_reference(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+        let [_, _, seq, dim] = x.dims();
+        let half = dim / 2;
         let cos = self
             .cos
             .clone()

@@ -13,6 +13,9 @@
 //! - [`layer_norm`]: each row's mean, variance and affine map in one pass, rows on every core;
 //!   the backward from the saved mean and inverse deviation, `dγ` and `dβ` summed per piece of
 //!   rows and then over the pieces.
+//! - [`rope`]: rotary positions turned in one pass, read in place from the strided view that
+//!   splits heads (no copy first), written row-major for the attention; the backward turns the
+//!   gradient back.
 //! - [`gelu`]: the exact GELU and its derivative, element-wise on every core, `erf` and `exp`
 //!   vectorised ([`simd`]); the backward keeps only the input.
 //!
@@ -67,6 +70,15 @@ pub trait FusedOps: burn::backend::Backend {
 
     /// The exact GELU, `x Φ(x)`, element-wise.
     fn gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Rotary embedding of `[batch, heads, seq, dim]` rows at positions `start..` by the
+    /// `[context, dim / 2]` tables (`rope.rs`'s pairs).
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        start: usize,
+    ) -> FloatTensor<Self>;
 
     /// LayerNorm over the last dimension: `(x − μ) / √(σ² + ε) · γ + β`.
     fn layer_norm(
@@ -216,6 +228,76 @@ pub fn layer_norm<const D: usize>(
     )))
 }
 
+/// `x` turned by the rotary tables at positions `start..` by the kernel, or `None` where it
+/// does not apply.
+///
+/// # Shapes
+/// - x: `[batch, heads, seq, dim]`, cos, sin: `[context, dim / 2]`
+/// - output: `[batch, heads, seq, dim]`
+pub fn rope(x: &Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>, start: usize) -> Option<Tensor<4>> {
+    if x.dims().contains(&0) || ![on_flex(x), on_flex(cos), on_flex(sin)].iter().all(|&f| f) {
+        return None;
+    }
+    Some(Tensor::from_dispatch(<Dispatch as FusedOps>::rope(
+        x.clone().into_dispatch(),
+        cos.clone().into_dispatch(),
+        sin.clone().into_dispatch(),
+        start,
+    )))
+}
+
+/// Rows per piece of work in the row-wise kernels (RoPE).
+const ROPE_ROWS: usize = 256;
+
+/// Rows of `x` (`[batch, heads, seq, dim]`, any strides with unit inner stride, or copied into
+/// such) turned by `sign`·angle at positions `start..`, written row-major.
+fn rope_forward(
+    x: &FlexTensor,
+    cos: &FlexTensor,
+    sin: &FlexTensor,
+    start: usize,
+    sign: f32,
+) -> FlexTensor {
+    let x = if x.layout().strides()[3] == 1 && x.layout().strides().iter().all(|&s| s >= 0) {
+        x.clone()
+    } else {
+        x.to_contiguous()
+    };
+    let layout = x.layout();
+    let (shape, strides) = (layout.shape(), layout.strides());
+    let (h, t, d) = (shape[1], shape[2], shape[3]);
+    let (cos, sin) = (rows(cos), rows(sin));
+    let half = d / 2;
+    assert_eq!(cos.layout().shape()[1], half, "rope kernel: table width");
+    assert!(
+        start + t <= cos.layout().shape()[0],
+        "rope kernel: positions past the table"
+    );
+    let (cos, sin) = (data(&cos), data(&sin));
+    let (src, first) = (x.storage::<f32>(), layout.start_offset());
+    let [s0, s1, s2] = [
+        strides[0] as usize,
+        strides[1] as usize,
+        strides[2] as usize,
+    ];
+    let mut y = FlexTensor::empty(shape.clone(), DType::F32);
+    let simd = simd::Simd::detect();
+    y.storage_mut::<f32>()
+        .par_chunks_mut(ROPE_ROWS * d)
+        .enumerate()
+        .for_each(|(piece, y)| {
+            for (i, y) in y.chunks_mut(d).enumerate() {
+                let row = piece * ROPE_ROWS + i;
+                let (b, hh, p) = (row / (h * t), (row / t) % h, row % t);
+                let at = first + b * s0 + hh * s1 + p * s2;
+                let table = (start + p) * half;
+                let (c, s) = (&cos[table..table + half], &sin[table..table + half]);
+                simd::rope_row(simd, &src[at..at + d], c, s, sign, y);
+            }
+        });
+    y
+}
+
 /// Rows per piece of work in LayerNorm.
 const NORM_ROWS: usize = 64;
 
@@ -337,6 +419,10 @@ impl FusedOps for Flex {
 
     fn layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
         layer_norm_forward(&x, &gamma, &beta, epsilon).0
+    }
+
+    fn rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor, start: usize) -> FlexTensor {
+        rope_forward(&x, &cos, &sin, start, 1.0)
     }
 }
 
@@ -475,7 +561,50 @@ impl Backward<Flex, 3> for NormBackward {
     }
 }
 
+/// What RoPE's backward reads: the tables (constants) and the first position.
+#[derive(Debug, Clone)]
+struct RopeSaved {
+    cos: FlexTensor,
+    sin: FlexTensor,
+    start: usize,
+}
+
+#[derive(Debug)]
+struct RopeBackward;
+
+impl Backward<Flex, 1> for RopeBackward {
+    type State = RopeSaved;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let Some(node) = node else { return };
+        let s = ops.state;
+        // A rotation's transpose turns back by the same angle.
+        grads.register::<Flex>(node.id, rope_forward(&dy, &s.cos, &s.sin, s.start, -1.0));
+    }
+}
+
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        start: usize,
+    ) -> FloatTensor<Self> {
+        // The tables are constants: only x is a parent.
+        let (cos, sin) = (cos.primitive().clone(), sin.primitive().clone());
+        let y = rope_forward(x.primitive(), &cos, &sin, start, 1.0);
+        match RopeBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(RopeSaved { cos, sin, start }, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn layer_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,

@@ -215,6 +215,25 @@ simd_fn! {
         layer_norm_grad_row_body;
 }
 
+#[inline(always)]
+fn rope_row_body(x: &[f32], cos: &[f32], sin: &[f32], sign: f32, y: &mut [f32]) {
+    let half = cos.len();
+    let (x1, x2) = x.split_at(half);
+    let (y1, y2) = y.split_at_mut(half);
+    for i in 0..half {
+        let (c, s) = (cos[i], sign * sin[i]);
+        y1[i] = x1[i] * c - x2[i] * s;
+        y2[i] = x2[i] * c + x1[i] * s;
+    }
+}
+
+simd_fn! {
+    /// One row turned by its position's angles, pair `i` with `i + D/2` (`rope.rs`):
+    /// `y₁ = x₁ cos − x₂ sin`, `y₂ = x₂ cos + x₁ sin`; `sign` −1 turns back (the backward).
+    pub fn rope_row(x: &[f32], cos: &[f32], sin: &[f32], sign: f32, y: &mut [f32]) -> () =
+        rope_row_body;
+}
+
 simd_fn! {
     /// Softmax of `row[..n]` in place, `row[n..]` zeroed; returns `log Σ exp row[..n]`.
     pub fn softmax_row(row: &mut [f32], n: usize) -> f32 = softmax_row_body;

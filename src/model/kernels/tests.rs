@@ -267,6 +267,46 @@ fn fused_layer_norm_equals_composed_values_and_gradients() {
 }
 
 #[test]
+fn fused_rope_equals_composed_on_a_strided_view_with_its_gradient() {
+    use crate::model::rope::RopeConfig;
+    let device = flex();
+    device.seed(11);
+    let (b, t, h, d) = (2, 37, 3, 8);
+    let table = RopeConfig {
+        dim: d,
+        context: 64,
+        theta: 10_000.0,
+    }
+    .init(&device);
+    // Heads split from `[batch, seq, heads·dim]` as the variants do: a strided view.
+    let x = random([b, t, h * d], &device);
+    let g = random([b, h, t, d], &device);
+    let run = |fused: bool, start: usize| {
+        let x = x.clone().require_grad();
+        let heads = x.clone().reshape([b, t, h, d]).swap_dims(1, 2); // [b, h, t, d]
+        assert!(applies(&heads));
+        let y = if fused {
+            table.apply(heads, start)
+        } else {
+            table.apply_reference(heads, start)
+        };
+        let grads = (y.clone() * g.clone()).sum().backward();
+        (y.without_autodiff(), x.grad(&grads).expect("a gradient"))
+    };
+    for start in [0, 20] {
+        let (y, dx) = run(true, start);
+        let (y_ref, dx_ref) = run(false, start);
+        assert_close(y, y_ref, 1e-6, &format!("rope from position {start}"));
+        assert_close(
+            dx,
+            dx_ref,
+            1e-6,
+            &format!("rope's gradient from position {start}"),
+        );
+    }
+}
+
+#[test]
 #[should_panic(expected = "index 1 is NaN against 2")]
 fn the_comparison_fails_on_nan() {
     max_abs_diff(&[1.0, f32::NAN], &[1.0, 2.0], "planted");
