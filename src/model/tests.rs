@@ -119,13 +119,19 @@ fn assert_filled<const D: usize>(slot: &CacheSlot<D>, len: usize, name: &str) {
     assert!(rest.iter().all(|&x| x == 0.0), "{name}: past the fill");
 }
 
+/// The larger of a running maximum and `x`, NaN winning: `f32::max` drops NaN, so a fold with
+/// it passes a comparison whose values are NaN.
+pub(crate) fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || x > m { x } else { m }
+}
+
 pub(crate) fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     assert_eq!(a.dims(), b.dims());
     values(a)
         .iter()
         .zip(values(b))
         .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+        .fold(0.0, nan_max)
 }
 
 fn init(config: &GptConfig, device: &Device) -> Gpt {
@@ -457,7 +463,7 @@ fn chunked_loss_matches_the_whole_logits_loss_and_its_gradients() {
                     .iter()
                     .zip(w)
                     .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max);
+                    .fold(0.0, nan_max);
                 assert!(
                     diff < 1e-5,
                     "{name}, chunk {chunk}: parameter {i} off by {diff}"
@@ -478,4 +484,14 @@ fn chunked_loss_matches_the_whole_logits_loss_and_its_gradients() {
             "{name}: validation loss {got} vs {want}"
         );
     }
+}
+
+#[test]
+fn a_planted_nan_is_the_largest_difference() {
+    let device = crate::backend::test_device();
+    let a = Tensor::<1>::from_floats([1.0, f32::NAN, 3.0], &device);
+    let b = Tensor::<1>::from_floats([1.0, 2.0, 3.5], &device);
+    // A comparison `max_abs_diff(..) < tol` then fails, as the equivalence tests need.
+    assert!(max_abs_diff(a, b).is_nan());
+    assert!(nan_max(nan_max(0.0, f32::NAN), 1.0).is_nan());
 }

@@ -194,7 +194,7 @@ mod tests {
                 .iter()
                 .zip(&whole)
                 .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+                .fold(0.0, crate::model::tests::nan_max);
             assert!(
                 diff < 1e-5,
                 "micro-batch {micro}: gradients differ by {diff}"
@@ -268,7 +268,7 @@ mod tests {
                     .iter()
                     .zip(&want)
                     .map(|(g, w)| (g - w).abs() / w)
-                    .fold(0.0f32, f32::max);
+                    .fold(0.0f32, crate::model::tests::nan_max);
                 eprintln!("{name} against {cpu}: step losses within {worst:.2e} (relative)");
                 assert!(
                     worst < TOLERANCE,
