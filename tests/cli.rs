@@ -1095,7 +1095,10 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         // NaN wins, so that a comparison of NaN weights fails (`f32::max` would drop it).
-        .fold(0.0, |m: f32, d: f32| if d.is_nan() || d > m { d } else { m })
+        .fold(
+            0.0,
+            |m: f32, d: f32| if d.is_nan() || d > m { d } else { m },
+        )
 }
 
 /// `mla-lab --backend cpu train FILE --artifacts ART [--headless] EXTRA…`: whether it

@@ -86,7 +86,12 @@ fn every_variant_matches_the_published_equations() {
         assert!(batch >= 2, "{name}: a batch of {batch}");
         let (a, b) = (&expected.logits[0], &expected.logits[1]);
         let apart = a.iter().flatten().zip(b.iter().flatten());
-        assert!(apart.map(|(x, y)| (x - y).abs()).fold(0.0, crate::model::tests::nan_max) > 100.0 * TOLERANCE);
+        assert!(
+            apart
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, crate::model::tests::nan_max)
+                > 100.0 * TOLERANCE
+        );
         let ids: Vec<i64> = expected
             .tokens
             .iter()
