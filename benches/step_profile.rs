@@ -15,12 +15,13 @@
 //! of the part's rounds. The parts' sum falls short of the whole step by what they leave out
 //! (the embedding, reshapes between parts, the graph's own bookkeeping).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use mla_lab::backend::{self, BackendChoice};
 use mla_lab::experiment::Experiment;
 use mla_lab::model::attention::common::causal_attention;
 use mla_lab::model::gpt::{chunked_cross_entropy, head_chunk_rows, layer_norm, mlp_gelu};
@@ -238,30 +239,17 @@ fn profile(file: &str, budget: Duration, device: &Device) -> (Vec<Row>, f64, f64
 }
 
 fn main() {
-    backend::keep_freed_memory();
-    let mut files: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    if files.is_empty() {
-        files = vec![
-            "experiments/tiny/mha_rope.ron".into(),
-            "experiments/tiny/mla_rope_half.ron".into(),
-        ];
-    }
+    let files = common::files(&[
+        "experiments/tiny/mha_rope.ron",
+        "experiments/tiny/mla_rope_half.ron",
+    ]);
     let budget = Duration::from_secs_f64(
         std::env::var("SECONDS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(2.0),
     );
-    let choice = std::env::var("BACKEND").unwrap_or_else(|_| "cpu".into());
-    let choice = choice
-        .parse::<BackendChoice>()
-        .unwrap_or_else(|e| panic!("BACKEND={choice}: {e}"));
-    let backend::Selected { name, device, .. } =
-        backend::select(choice).unwrap_or_else(|e| panic!("{e}"));
-    let device = device.autodiff();
+    let (name, device) = common::training_device();
     let fused = std::env::var("FUSED").map_or(true, |v| v != "0");
     mla_lab::model::kernels::set_fused(fused);
     let kernels = if fused {

@@ -10,11 +10,12 @@
 //! Environment: `BATCH` (default 16), `STEPS` timed steps (default 5), `BACKEND` (`cpu`,
 //! the default, or any `--backend` value: `libtorch`, `cuda`, `wgpu`, `auto`).
 
+mod common;
+
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
-use mla_lab::backend::{self, BackendChoice};
 use mla_lab::experiment::Experiment;
 
 fn env(name: &str, default: usize) -> usize {
@@ -25,25 +26,12 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    backend::keep_freed_memory();
-    let mut files: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    if files.is_empty() {
-        files = vec![
-            "experiments/small/mha.ron".into(),
-            "experiments/small/mla_rope_half.ron".into(),
-        ];
-    }
+    let files = common::files(&[
+        "experiments/small/mha.ron",
+        "experiments/small/mla_rope_half.ron",
+    ]);
     let (batch, steps) = (env("BATCH", 16), env("STEPS", 5));
-    let choice = std::env::var("BACKEND").unwrap_or_else(|_| "cpu".into());
-    let choice = choice
-        .parse::<BackendChoice>()
-        .unwrap_or_else(|e| panic!("BACKEND={choice}: {e}"));
-    let backend::Selected { name, device, .. } =
-        backend::select(choice).unwrap_or_else(|e| panic!("{e}"));
-    let device = device.autodiff();
+    let (name, device) = common::training_device();
     println!("backend: {name}, batch {batch}, {steps} timed steps after 1 warm-up");
     println!("| experiment | seq | forward tok/s | forward+backward tok/s |");
     println!("|---|---:|---:|---:|");
