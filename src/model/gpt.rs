@@ -537,31 +537,9 @@ pub fn chunked_cross_entropy(
         let xc = xi.clone().narrow(0, start, len); // [len, d]
         let tc = targets.clone().narrow(0, start, len).reshape([len, 1]); // [len, 1]
         let logits = xc.clone().matmul(wt.clone()); // [len, vocab]
-        // On flex one pass per row computes the loss and the logits' gradient together.
-        #[cfg(feature = "flex")]
-        if crate::model::kernels::applies(&logits) {
-            let (sum, dlogits) = crate::model::kernels::cross_entropy(
-                logits,
-                &tc.reshape([len]),
-                dw.is_some().then(|| 1.0 / rows as f32),
-            )
-            .expect("the kernel applies to flex tensors");
-            total = total + sum;
-            if let (Some(dw), Some(dlogits)) = (dw.as_mut(), dlogits) {
-                dx.push(dlogits.clone().matmul(wi.clone())); // [len, d]
-                *dw = dw.clone() + dlogits.transpose().matmul(xc); // [vocab, d]
-            }
-            continue;
-        }
-        let shifted = logits.clone() - logits.max_dim(1); // [len, vocab]
-        let exp = shifted.clone().exp(); // [len, vocab]
-        let sum = exp.clone().sum_dim(1); // [len, 1]
-        let picked = shifted.gather(1, tc.clone()); // [len, 1]
-        total = total + (sum.clone().log() - picked).sum();
-        if let Some(dw) = dw.as_mut() {
-            let minus_one = Tensor::<2>::full([len, 1], -1.0, &device);
-            let dlogits =
-                (exp / sum).scatter(1, tc, minus_one, IndexingUpdateOp::Add) / rows as f64; // [len, vocab]
+        let (sum, dlogits) = chunk_loss(logits, tc, dw.is_some().then_some(rows));
+        total = total + sum;
+        if let (Some(dw), Some(dlogits)) = (dw.as_mut(), dlogits) {
             dx.push(dlogits.clone().matmul(wi.clone())); // [len, d]
             *dw = dw.clone() + dlogits.transpose().matmul(xc); // [vocab, d]
         }
@@ -573,6 +551,42 @@ pub fn chunked_cross_entropy(
     let dx = Tensor::cat(dx, 0); // [rows, d]
     let s = (x * dx).sum() + (w * dw).sum(); // [1]
     s.clone() - s.detach() + loss
+}
+
+/// One chunk of [`chunked_cross_entropy`]: `Σ log Σ exp z − z_target` over its rows and, with
+/// `grad_rows` (the rows the loss is averaged over), the logits' gradient
+/// `(softmax(z) − onehot(target)) / grad_rows`. On flex one pass per row computes both.
+///
+/// # Shapes
+/// - logits: `[len, vocab]`, targets: `[len, 1]`
+/// - output: `[1]`, and `[len, vocab]`
+fn chunk_loss(
+    logits: Tensor<2>,
+    targets: Tensor<2, Int>,
+    grad_rows: Option<usize>,
+) -> (Tensor<1>, Option<Tensor<2>>) {
+    let [len, _] = logits.dims();
+    let device = logits.device();
+    #[cfg(feature = "flex")]
+    if crate::model::kernels::applies(&logits) {
+        let (sum, dlogits) = crate::model::kernels::cross_entropy(
+            logits,
+            &targets.reshape([len]),
+            grad_rows.map(|rows| 1.0 / rows as f32),
+        )
+        .expect("the kernel applies to flex tensors");
+        return (Tensor::from_floats([sum as f32], &device), dlogits);
+    }
+    let shifted = logits.clone() - logits.max_dim(1); // [len, vocab]
+    let exp = shifted.clone().exp(); // [len, vocab]
+    let sum = exp.clone().sum_dim(1); // [len, 1]
+    let picked = shifted.gather(1, targets.clone()); // [len, 1]
+    let loss = (sum.clone().log() - picked).sum();
+    let dlogits = grad_rows.map(|rows| {
+        let minus_one = Tensor::<2>::full([len, 1], -1.0, &device);
+        (exp / sum).scatter(1, targets, minus_one, IndexingUpdateOp::Add) / rows as f64 // [len, vocab]
+    });
+    (loss, dlogits)
 }
 
 #[cfg(test)]

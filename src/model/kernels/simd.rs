@@ -121,12 +121,19 @@ simd_fn! {
     pub fn gelu_grad(x: &[f32], dy: &[f32], dx: &mut [f32]) -> () = gelu_grad_body;
 }
 
+/// The largest of `row` (−inf when empty), or NaN when any is: a fold with `f32::max` would
+/// drop NaN.
 #[inline(always)]
-fn cross_entropy_row_body(row: &mut [f32], target: usize, grad_scale: f32, grad: bool) -> f32 {
-    let max = row.iter().fold(
+fn max_keeping_nan(row: &[f32]) -> f32 {
+    row.iter().fold(
         f32::NEG_INFINITY,
         |m, &x| if x > m || x.is_nan() { x } else { m },
-    );
+    )
+}
+
+#[inline(always)]
+fn cross_entropy_row_body(row: &mut [f32], target: usize, grad_scale: f32, grad: bool) -> f32 {
+    let max = max_keeping_nan(row);
     let mut sum = 0.0f32;
     for x in row.iter() {
         sum += exp(x - max);
@@ -242,11 +249,7 @@ simd_fn! {
 #[inline(always)]
 fn softmax_row_body(row: &mut [f32], n: usize) -> f32 {
     let (live, masked) = row.split_at_mut(n);
-    // A fold that keeps NaN: `f32::max` would drop it.
-    let max = live.iter().fold(
-        f32::NEG_INFINITY,
-        |m, &x| if x > m || x.is_nan() { x } else { m },
-    );
+    let max = max_keeping_nan(live);
     let mut sum = 0.0f32;
     for x in live.iter_mut() {
         *x = exp(*x - max);
