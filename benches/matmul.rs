@@ -1,5 +1,7 @@
-//! Raw f32 matmul throughput of the CPU backend at the small experiments' shapes
-//! (batch·seq = 4096 rows): the ceiling on training speed that is burn's, not ours.
+//! Raw f32 matmul throughput of the CPU backend at the experiments' shapes (batch·seq = 4096
+//! rows): the small tier's forward products (d_model 256), then the tiny tier's (d_model 128)
+//! forward and the weight-gradient products of its backward (k = 4096): the ceiling on training
+//! speed that is burn's, not ours.
 //!
 //!     cargo bench --bench matmul
 //!     python3 benches/pytorch/matmul.py        # the same shapes in PyTorch
@@ -16,6 +18,11 @@ fn main() {
         (4096usize, 256usize, 1024usize),
         (4096, 1024, 256),
         (4096, 256, 2048),
+        (4096, 128, 512),
+        (4096, 512, 128),
+        (4096, 128, 2048),
+        (128, 4096, 512),
+        (512, 4096, 128),
     ] {
         let a = Tensor::<2>::random([m, k], Distribution::Default, &device);
         let b = Tensor::<2>::random([k, n], Distribution::Default, &device);

@@ -21,6 +21,10 @@
 #            mha_rope_continued.ron), records in docs/results-tiny/convert; and MLA+RoPE
 #            r = d/2 without its latent norm from scratch (mla_rope_half_no_norm.ron), seeds
 #            1-3: what a converted model's missing norm costs;
+#   pilot    the internal pilot of the "+0.3%" decision (docs/results-tiny/pilot-rule.md):
+#            seeds 1-6 of mha_rope and mla_rope_half drawn by path, both rows of a seed before
+#            the next seed, on PILOT_BACKEND (default cpu, flex), records in
+#            docs/results-tiny/pilot; not part of the default stages;
 #   long     the failed seed-1 runs of mha and mla_half again at twice the budget
 #            (experiments/tiny-long/), records in docs/results-tiny/long;
 #   report   the report over every run in docs/results-tiny/runs, with the learning-rate sweep
@@ -72,6 +76,14 @@ for stage in "${@:-study beyond seeds convert long report}"; do
             study 1,2,3 report-no-norm mla_rope_half_no_norm.ron
             ;;
         long) long ;;
+        pilot)
+            for seed in 1 2 3 4 5 6; do
+                "$MLA_LAB" --backend "${PILOT_BACKEND:-cpu}" study experiments/tiny/mha_rope.ron \
+                    experiments/tiny/mla_rope_half.ron --seeds "$seed" --probe-stories 200 \
+                    --records docs/results-tiny/pilot --artifacts "$ART/pilot" \
+                    --out "$ART/report-pilot"
+            done
+            ;;
         report)
             "$REPORTER" report "$RECORDS"/*_tiny-s[0-9]* \
                 docs/results-tiny/convert/*_{to,continued}_*-s[0-9]* \
@@ -79,7 +91,7 @@ for stage in "${@:-study beyond seeds convert long report}"; do
                 --splice docs/results-tiny/README.md docs/results.md README.md
             ;;
         *)
-            echo "usage: run.sh [study|beyond|seeds|convert|long|report ...]" >&2
+            echo "usage: run.sh [study|beyond|seeds|convert|long|pilot|report ...]" >&2
             exit 2
             ;;
         esac
