@@ -570,6 +570,52 @@ mod tests {
         );
     }
 
+    /// The "+0.3%" pilot's pairing (docs/results-tiny/pilot-rule.md): seed s of the two rows it
+    /// compares, read from their files, sees the same windows in the same order and starts from
+    /// the same weights on every path both models have outside attention.
+    #[test]
+    fn the_pilots_rows_of_one_seed_see_the_same_batches_and_share_their_weights() {
+        let read = |file: &str| {
+            let path = format!("{}/experiments/tiny/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            Experiment::parse(&text, &path).unwrap().with_training_seed(4)
+        };
+        let (mha, mla) = (read("mha_rope.ron"), read("mla_rope_half.ron"));
+        assert_eq!(
+            (mha.order_seed(), mha.model.context),
+            (mla.order_seed(), mla.model.context)
+        );
+        let tokens = Arc::new((0..5000u32).map(|i| i.wrapping_mul(2654435761) % 97).collect());
+        let order = |e: &Experiment| {
+            let w = TokenWindows::train(Arc::clone(&tokens), e.model.context, e.order_seed());
+            let w = w.unwrap();
+            (0..burn::data::dataset::Dataset::len(&w))
+                .map(|i| w.window(i).0)
+                .collect::<Vec<_>>()
+        };
+        let batches = order(&mha);
+        assert!(batches.len() > 10);
+        assert_eq!(batches, order(&mla), "the same windows in the same order");
+        assert_ne!(batches, order(&mha.with_training_seed(5)), "another seed");
+
+        let device = crate::backend::test_device();
+        let named = |e: &Experiment| {
+            let mut all = Vec::new();
+            initial_model(e, &device).visit(&mut Named(Vec::new(), &mut all));
+            all
+        };
+        let (a, b) = (named(&mha), named(&mla));
+        let outside_attention: Vec<&(String, Vec<u8>)> =
+            a.iter().filter(|(p, _)| !p.contains("attn")).collect();
+        // The embeddings, every block's norms and MLP, the final norm (the head is tied).
+        assert!(outside_attention.len() >= 2 + 4 * 6, "{}", outside_attention.len());
+        for (path, weight) in outside_attention {
+            let other = b.iter().find(|(p, _)| p == path);
+            assert!(other.is_some(), "{path} is missing from MLA+RoPE");
+            assert!(&other.unwrap().1 == weight, "{path} differs between the rows");
+        }
+    }
+
     /// Every float weight with its path.
     struct Named<'a>(Vec<String>, &'a mut Vec<(String, Vec<u8>)>);
 
