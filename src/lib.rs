@@ -17,6 +17,7 @@ pub mod options;
 pub mod progress;
 pub mod report;
 pub mod rng;
+pub mod slurm;
 pub mod study;
 pub mod table;
 pub mod train;

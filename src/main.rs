@@ -64,6 +64,12 @@ fn run(cli: Cli) -> Result<()> {
         ) => convert(&run, &to, &artifacts, backend, eval_windows),
         (Some(Command::Generate(args)), _) => generate(&args, backend),
         (Some(Command::Eval(args)), _) => eval(&args, backend),
+        (Some(Command::Slurm(args)), _) => {
+            for line in cli::slurm::run(&args, backend, cli.composed)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         (Some(Command::Study(args)), _) => {
             let opts = args.options(backend)?;
             print_written(study::study(&args.inputs, &opts, &machine())?);

@@ -9,6 +9,8 @@
 //!   tokenizer.json      its BPE (absent for GPT-2's)
 //!   train.lock          held by the process training into the folder (see [`lock`])
 //!   metrics.csv         step, train loss, val loss, lr, tok/s, elapsed (see [`metrics`])
+//!   tb/                 the same rows, then the KV bytes and the eval loss, as TensorBoard
+//!                       events (see [`tensorboard`])
 //!   checkpoint/         {model,optim,scheduler}-<epoch>.bpk (see [`checkpoints`])
 //!   model.bpk           final weights (burn), and model.safetensors (other tools)
 //!   summary.json        TrainSummary, written last by `train`
@@ -24,6 +26,7 @@ pub mod lock;
 pub mod metrics;
 pub mod records;
 pub mod run;
+pub mod tensorboard;
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +83,10 @@ impl RunFolder {
     pub fn tokenizer(&self) -> PathBuf {
         self.dir.join("tokenizer.json")
     }
+    pub fn tensorboard(&self) -> PathBuf {
+        self.dir.join("tb")
+    }
+
     pub fn metrics(&self) -> PathBuf {
         self.dir.join("metrics.csv")
     }

@@ -110,6 +110,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Train what is missing, then eval, probe and bench every experiment, then report.
     Study(StudyArgs),
+    /// A study on a Slurm cluster: one array task per experiment and seed, then the report.
+    Slurm(Box<slurm::SlurmArgs>),
     /// The paper's tables and plots from finished runs.
     Report {
         /// Run folders.
@@ -312,33 +314,33 @@ pub struct StudyArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     #[arg(long, default_value = "artifacts")]
-    artifacts: PathBuf,
+    pub(crate) artifacts: PathBuf,
     /// Report folder (default <artifacts>/report).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Score only the first N validation windows; default: the whole held-out split.
     #[arg(long)]
-    eval_windows: Option<usize>,
+    pub(crate) eval_windows: Option<usize>,
     #[arg(long, default_value_t = 50)]
-    probe_stories: usize,
+    pub(crate) probe_stories: usize,
     #[arg(long, default_value = "64,128,256,512")]
-    contexts: String,
+    pub(crate) contexts: String,
     /// Training seeds, e.g. 1,2,3: one run of every experiment per seed (`<name>-s<seed>`),
     /// all sharing one token cache and validation set; the report gives mean ± sd and
     /// confidence intervals across them.
     #[arg(long)]
-    seeds: Option<String>,
+    pub(crate) seeds: Option<String>,
     /// Also keep every run's records (no weights) in DIR/<run>/, and restore a finished run
     /// from there instead of training it again: a study that spans sessions or machines (DIR
     /// inside the checkout, committed as runs finish).
     #[arg(long, value_name = "DIR")]
-    records: Option<PathBuf>,
+    pub(crate) records: Option<PathBuf>,
     /// Train again a run whose folder or records entry holds a run of another experiment
     /// (e.g. after the file was edited); its old results go.
     #[arg(long)]
-    force: bool,
+    pub(crate) force: bool,
     #[command(flatten)]
-    judge: JudgeArgs,
+    pub(crate) judge: JudgeArgs,
 }
 
 impl StudyArgs {
@@ -371,7 +373,7 @@ impl StudyArgs {
 }
 
 /// Parses `1,2,3`: distinct non-negative integers.
-fn parse_seeds(text: &str) -> Result<Vec<u64>> {
+pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>> {
     let seeds: Result<Vec<u64>, _> = text.split(',').map(|v| v.trim().parse()).collect();
     match seeds {
         Ok(s) if !s.is_empty() && (1..s.len()).all(|i| !s[..i].contains(&s[i])) => Ok(s),
@@ -583,6 +585,8 @@ pub fn parse_list(flag: &str, text: &str) -> Result<Vec<usize>> {
         ),
     }
 }
+
+pub mod slurm;
 
 #[cfg(test)]
 mod tests;

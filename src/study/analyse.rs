@@ -8,6 +8,7 @@ use super::options::StudyOptions;
 use super::stale::{stale_eval, stale_probes};
 use crate::artifacts::RunFolder;
 use crate::artifacts::run::Run;
+use crate::artifacts::tensorboard;
 use crate::eval::EvalOptions;
 use crate::eval::probes;
 use crate::files::write_json;
@@ -86,10 +87,13 @@ pub fn analyse(folder: &RunFolder, opts: &StudyOptions, device: &Device) -> Resu
         }
         let loss_only =
             EvalOptions::loss_only(opts.eval_windows, RunFolder::token_cache(&opts.artifacts));
-        write_json(
-            &folder.eval(),
-            &crate::eval::evaluate(&run, &loss_only)?.loss,
-        )?;
+        let loss = crate::eval::evaluate(&run, &loss_only)?.loss;
+        write_json(&folder.eval(), &loss)?;
+        // A watcher's view only: a failure to write it does not fail the evaluation.
+        if let Ok(Some(summary)) = folder.finished() {
+            let scalars = [(tensorboard::EVAL_LOSS, loss.loss)];
+            let _ = tensorboard::append_scalars(&folder.tensorboard(), summary.steps, &scalars);
+        }
     }
     if probe_due {
         match &stale {

@@ -10,6 +10,7 @@ use super::options::TrainOptions;
 use crate::artifacts::lock::FolderLock;
 use crate::artifacts::metrics::{self, MetricsRow};
 use crate::artifacts::records::{Converted, TrainSummary};
+use crate::artifacts::tensorboard;
 use crate::artifacts::{RunFolder, checkpoints, read_json};
 use crate::experiment::Experiment;
 use crate::files;
@@ -67,7 +68,12 @@ pub(super) fn check_folder(
         }
     }
     if opts.force {
-        for sub in [folder.checkpoints(), dir.join("train"), dir.join("valid")] {
+        for sub in [
+            folder.checkpoints(),
+            folder.tensorboard(),
+            dir.join("train"),
+            dir.join("valid"),
+        ] {
             let _ = std::fs::remove_dir_all(sub);
         }
         // Every record but the experiment (written anew below) goes with the weights: what was
@@ -90,11 +96,13 @@ pub(super) fn check_folder(
         (true, Some(summary), _) => Ok(Start::Finished(summary)),
         (true, None, Some(epoch)) => {
             let last = metrics::keep_through(&folder.metrics(), epoch * exp.train.eval_every)?;
+            tensorboard::rewrite(&folder.tensorboard(), &metrics::read(&folder.metrics()))?;
             Ok(Start::Resume { epoch, last })
         }
         // A converted run not yet fine-tuned starts from its converted weights.
         (true, None, None) if folder.start_weights().exists() => {
             let _ = std::fs::remove_file(folder.metrics());
+            let _ = std::fs::remove_dir_all(folder.tensorboard());
             Ok(Start::Fresh)
         }
         (true, None, None) => Err(FolderError::NothingToResume(dir.to_path_buf()).into()),
@@ -118,6 +126,7 @@ pub(super) fn check_folder(
                 .into());
             }
             let _ = std::fs::remove_file(folder.metrics());
+            let _ = std::fs::remove_dir_all(folder.tensorboard());
             Ok(Start::Fresh)
         }
     }

@@ -20,7 +20,9 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 
+use crate::artifacts::RunFolder;
 use crate::artifacts::metrics::{self, MetricsRow};
+use crate::artifacts::tensorboard;
 
 /// What the run has seen, shared with the caller after the learner returns.
 #[derive(Debug, Default, Clone)]
@@ -170,6 +172,8 @@ pub struct StepRenderer {
     clock: Clock,
     /// `metrics.csv`, a row per logged step.
     csv: PathBuf,
+    /// `tb/`, the same rows as TensorBoard events.
+    tb: PathBuf,
     printer: Printer,
     guard: DivergenceGuard,
     /// The dashboard every event is also sent to (then no lines are printed).
@@ -178,10 +182,11 @@ pub struct StepRenderer {
 }
 
 impl StepRenderer {
-    /// Records into `csv`; prints lines when `print`; stops the run through `interrupter`.
+    /// Records into `folder`'s `metrics.csv` and TensorBoard events; prints lines when `print`;
+    /// stops the run through `interrupter`.
     pub fn new(
         plan: RenderPlan,
-        csv: PathBuf,
+        folder: &RunFolder,
         print: bool,
         interrupter: Interrupter,
     ) -> StepRenderer {
@@ -197,7 +202,8 @@ impl StepRenderer {
             train_loss: None,
             shard_losses: vec![],
             clock: Clock::new(),
-            csv,
+            csv: folder.metrics(),
+            tb: folder.tensorboard(),
             printer: Printer {
                 print,
                 max_steps: plan.max_steps,
@@ -271,6 +277,7 @@ impl StepRenderer {
         self.printer.line(&row, self.tokens_per_step());
         // A full disk must not stop training; the checkpoints still are written (or fail loudly).
         let _ = metrics::append(&self.csv, &row);
+        let _ = tensorboard::append_row(&self.tb, &row);
     }
 }
 
@@ -457,7 +464,7 @@ mod tests {
         let interrupter = Interrupter::new();
         let mut r = StepRenderer::new(
             plan(devices),
-            scratch.0.join("metrics.csv"),
+            &RunFolder::new(&scratch.0),
             false,
             interrupter.clone(),
         );
@@ -539,7 +546,7 @@ mod tests {
         };
         let mut r = StepRenderer::new(
             plan(1),
-            scratch.0.join("metrics.csv"),
+            &RunFolder::new(&scratch.0),
             false,
             Interrupter::new(),
         )

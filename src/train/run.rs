@@ -31,6 +31,7 @@ use super::preflight::{self, Projection};
 use super::renderer::{RenderPlan, RunRecord, StepRenderer};
 use crate::artifacts::metrics;
 use crate::artifacts::records::TrainSummary;
+use crate::artifacts::tensorboard;
 use crate::artifacts::{RunFolder, checkpoints, load_weights, save_weights};
 use crate::data::config::TokenizerConfig;
 use crate::data::dataset::{TokenBatch, TokenBatcher, TokenWindows};
@@ -146,6 +147,12 @@ pub fn run(
     };
     let summary = summary(&exp, &open, &place, seen);
     files::write_json(&open.folder.summary(), &summary)?;
+    // A watcher's view only: a failure to write it does not fail the finished run.
+    let _ = tensorboard::append_scalars(
+        &open.folder.tensorboard(),
+        summary.steps,
+        &[(tensorboard::KV_BYTES, summary.kv_bytes_per_token_f32 as f64)],
+    );
     Ok(Outcome::Trained(summary))
 }
 
@@ -284,7 +291,7 @@ fn renderer(
     };
     let renderer = StepRenderer::new(
         plan,
-        folder.metrics(),
+        folder,
         opts.display == Display::Lines,
         interrupter.clone(),
     );
@@ -578,14 +585,20 @@ mod tests {
         let read = |file: &str| {
             let path = format!("{}/experiments/tiny/{file}", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&path).unwrap();
-            Experiment::parse(&text, &path).unwrap().with_training_seed(4)
+            Experiment::parse(&text, &path)
+                .unwrap()
+                .with_training_seed(4)
         };
         let (mha, mla) = (read("mha_rope.ron"), read("mla_rope_half.ron"));
         assert_eq!(
             (mha.order_seed(), mha.model.context),
             (mla.order_seed(), mla.model.context)
         );
-        let tokens = Arc::new((0..5000u32).map(|i| i.wrapping_mul(2654435761) % 97).collect());
+        let tokens = Arc::new(
+            (0..5000u32)
+                .map(|i| i.wrapping_mul(2654435761) % 97)
+                .collect(),
+        );
         let order = |e: &Experiment| {
             let w = TokenWindows::train(Arc::clone(&tokens), e.model.context, e.order_seed());
             let w = w.unwrap();
@@ -608,11 +621,18 @@ mod tests {
         let outside_attention: Vec<&(String, Vec<u8>)> =
             a.iter().filter(|(p, _)| !p.contains("attn")).collect();
         // The embeddings, every block's norms and MLP, the final norm (the head is tied).
-        assert!(outside_attention.len() >= 2 + 4 * 6, "{}", outside_attention.len());
+        assert!(
+            outside_attention.len() >= 2 + 4 * 6,
+            "{}",
+            outside_attention.len()
+        );
         for (path, weight) in outside_attention {
             let other = b.iter().find(|(p, _)| p == path);
             assert!(other.is_some(), "{path} is missing from MLA+RoPE");
-            assert!(&other.unwrap().1 == weight, "{path} differs between the rows");
+            assert!(
+                &other.unwrap().1 == weight,
+                "{path} differs between the rows"
+            );
         }
     }
 
