@@ -416,6 +416,21 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
     let steps: Vec<usize> = after.iter().map(|r| r.0).collect();
     let expected: Vec<usize> = (1..=120).map(|i| i * 5).collect();
     assert_eq!(steps, expected, "each logged step once, in order");
+    // The TensorBoard events were written again from the rows kept at the resume: each
+    // step's training loss once, as metrics.csv has it.
+    let events = mla_lab::artifacts::tensorboard::read(&run_dir.join("tb")).unwrap();
+    let train: Vec<(usize, f32)> = events
+        .iter()
+        .filter(|(tag, ..)| tag == mla_lab::artifacts::tensorboard::TRAIN_LOSS)
+        .map(|(_, step, v)| (*step, *v))
+        .collect();
+    assert_eq!(train.len(), after.len(), "{train:?}");
+    for ((step, v), (s, loss)) in train.iter().zip(&after) {
+        assert!(
+            step == s && (*v as f64 - loss).abs() < 2e-6,
+            "{step} {v} against {s} {loss}"
+        );
+    }
     // Rows up to the checkpoint the run resumed from are the killed run's own rows.
     for (a, b) in before
         .iter()

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -33,40 +33,56 @@ impl RunFolder {
 
     /// Takes the folder (which must exist) for this process, or says who has it.
     pub fn lock(&self) -> Result<FolderLock> {
-        let path = self.lock_file();
-        // Not truncated on open: the file holds the current holder's id until the lock is ours.
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut id = String::new();
-                let _ = file.read_to_string(&mut id);
-                let holder = match id.trim().parse::<u32>() {
-                    Ok(pid) => format!("process {pid}"),
-                    Err(_) => "a process".to_string(),
-                };
-                return Err(Busy {
-                    dir: self.dir.clone(),
-                    holder,
-                }
-                .into());
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("{}: cannot lock", path.display()));
-            }
-        }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
-        file.flush()?;
-        Ok(FolderLock { _file: file })
+        lock(&self.lock_file(), &self.dir)
     }
+
+    /// The lock of this folder as a records entry: `.<name>.lock` beside it, so that it is
+    /// never among the entry's files, and held while the entry is written.
+    pub fn entry_lock_file(&self) -> PathBuf {
+        self.dir.with_file_name(format!(".{}.lock", self.name()))
+    }
+
+    /// Takes the records entry (whose parent must exist) for this process, or says who is
+    /// writing it: two tasks that race to write one run's records are refused, not merged.
+    pub fn lock_entry(&self) -> Result<FolderLock> {
+        lock(&self.entry_lock_file(), &self.dir)
+    }
+}
+
+/// Takes the lock file `path` of `dir` for this process, or says who has it.
+fn lock(path: &Path, dir: &Path) -> Result<FolderLock> {
+    // Not truncated on open: the file holds the current holder's id until the lock is ours.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut id = String::new();
+            let _ = file.read_to_string(&mut id);
+            let holder = match id.trim().parse::<u32>() {
+                Ok(pid) => format!("process {pid}"),
+                Err(_) => "a process".to_string(),
+            };
+            return Err(Busy {
+                dir: dir.to_path_buf(),
+                holder,
+            }
+            .into());
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("{}: cannot lock", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(FolderLock { _file: file })
 }
 
 #[cfg(test)]

@@ -425,8 +425,8 @@ pub fn copy_records(from: &RunFolder, to: &RunFolder) -> Result<()> {
 
 /// Writes the records of the run folder `from` as the records entry `to`, whole: they are read
 /// first ([`RunFolder::check_records`]), so a file that does not parse is an error naming it and
-/// never replaces one that does; then they go into a temporary folder beside `to` that takes
-/// its place. Files of the old entry that are not records are kept. Returns whether the entry
+/// never replaces one that does; then, holding the entry's lock ([`RunFolder::lock_entry`]: a
+/// second writer is refused), they go into a temporary folder beside `to` that takes its place. Files of the old entry that are not records are kept. Returns whether the entry
 /// changed (nothing is written when it holds the same bytes).
 pub fn write_entry(from: &RunFolder, to: &RunFolder) -> Result<bool> {
     from.check_records()
@@ -469,6 +469,11 @@ pub fn write_entry(from: &RunFolder, to: &RunFolder) -> Result<bool> {
     let parent = to.dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .with_context(|| format!("{}: cannot create", parent.display()))?;
+    // Tasks on many nodes share one records folder: one writer an entry at a time, and a
+    // second that races it is refused rather than interleaved.
+    let _held = to
+        .lock_entry()
+        .with_context(|| format!("keeping the records of {}", from.dir.display()))?;
     files::remove_stale(&to.dir);
     let tmp = files::temporary(&to.dir);
     let written = (|| -> Result<()> {

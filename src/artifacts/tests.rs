@@ -53,7 +53,110 @@ fn an_entry_is_written_whole_keeping_its_measurements_of_the_same_run() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["run"], "no temporary left beside the entry");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n != ".run.lock")
+            .collect::<Vec<_>>(),
+        ["run"],
+        "no temporary left beside the entry"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The run `run` with its eval's window count set to `windows`: another version of its records.
+fn version(run: &RunFolder, windows: usize) {
+    let mut eval: records::LossReport = read_json(&run.eval()).unwrap().unwrap();
+    eval.windows = windows;
+    files::write_json(&run.eval(), &eval).unwrap();
+}
+
+#[test]
+fn writers_sharing_one_records_folder_leave_every_entry_whole_and_refuse_a_race() {
+    let (dir, run) = entry("writers");
+    let records = dir.join("records");
+    let n = 6;
+    let sources: Vec<RunFolder> = (0..n)
+        .map(|i| {
+            let source = RunFolder::new(dir.join(format!("run-{i}")));
+            files::copy_tree(&run.dir, &source.dir).unwrap();
+            source
+        })
+        .collect();
+    let entry_of = |i: usize| RunFolder::new(records.join(format!("run-{i}")));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // A reader checks every entry it finds, all the time, while they are written.
+        let reader = s.spawn(|| {
+            let mut checked = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in 0..n {
+                    let e = entry_of(i);
+                    if e.dir.is_dir() {
+                        e.check_records().unwrap();
+                        assert!(
+                            e.missing().is_empty(),
+                            "{}: {:?}",
+                            e.dir.display(),
+                            e.missing()
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+            checked
+        });
+        let writers: Vec<_> = (0..n)
+            .map(|i| {
+                let (source, kept) = (&sources[i], entry_of(i));
+                s.spawn(move || {
+                    for round in 0..8 {
+                        version(source, 1000 + 10 * i + round);
+                        assert!(write_entry(source, &kept).unwrap());
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0, "the reader saw entries");
+    });
+    for (i, source) in sources.iter().enumerate() {
+        let kept = entry_of(i);
+        for (from, to) in source.records().iter().zip(kept.records()) {
+            assert_eq!(
+                std::fs::read(from).ok(),
+                std::fs::read(&to).ok(),
+                "{}",
+                to.display()
+            );
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&records)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (0..n)
+        .flat_map(|i| [format!(".run-{i}.lock"), format!("run-{i}")])
+        .collect();
+    want.sort();
+    assert_eq!(names, want, "each entry once, no temporary left");
+
+    // Two writers of one entry: while one holds it, the other is refused, naming the holder,
+    // and the entry stays as the first left it.
+    let kept = entry_of(0);
+    let before = std::fs::read(kept.eval()).unwrap();
+    let held = kept.lock_entry().unwrap();
+    version(&sources[0], 7);
+    let err = write_entry(&sources[0], &kept).unwrap_err();
+    let busy = err.downcast_ref::<lock::Busy>().expect("refused as busy");
+    assert_eq!(busy.holder, format!("process {}", std::process::id()));
+    assert_eq!(std::fs::read(kept.eval()).unwrap(), before);
+    drop(held);
+    assert!(write_entry(&sources[0], &kept).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
