@@ -9,7 +9,7 @@ use std::path::Path;
 /// and the ones after it.
 const LAYERS: [&[&str]; 10] = [
     &["main", "cli"],
-    &["study", "report", "info"],
+    &["study", "report", "info", "slurm"],
     &["eval"],
     &["train", "infer"],
     &["artifacts"],

@@ -325,7 +325,7 @@ pub struct StudyArgs {
     pub(crate) probe_stories: usize,
     #[arg(long, default_value = "64,128,256,512")]
     pub(crate) contexts: String,
-    /// Training seeds, e.g. 1,2,3: one run of every experiment per seed (`<name>-s<seed>`),
+    /// Training seeds, e.g. 1,2,3 or 1-10: one run of every experiment per seed (`<name>-s<seed>`),
     /// all sharing one token cache and validation set; the report gives mean ± sd and
     /// confidence intervals across them.
     #[arg(long)]
@@ -372,13 +372,30 @@ impl StudyArgs {
     }
 }
 
-/// Parses `1,2,3`: distinct non-negative integers.
+/// Parses `1,2,3` or `1-46` or both (`1-3,7`): distinct non-negative integers, a range
+/// `a-b` standing for a, a+1, …, b (at most 10,000 seeds in all).
 pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>> {
-    let seeds: Result<Vec<u64>, _> = text.split(',').map(|v| v.trim().parse()).collect();
-    match seeds {
-        Ok(s) if !s.is_empty() && (1..s.len()).all(|i| !s[..i].contains(&s[i])) => Ok(s),
+    let item = |v: &str| -> Option<Vec<u64>> {
+        match v.trim().split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                (a <= b && b - a < 10_000).then(|| (a..=b).collect())
+            }
+            None => Some(vec![v.trim().parse().ok()?]),
+        }
+    };
+    let seeds: Option<Vec<Vec<u64>>> = text.split(',').map(item).collect();
+    match seeds.map(|s| s.concat()) {
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 10_000
+                && (1..s.len()).all(|i| !s[..i].contains(&s[i])) =>
+        {
+            Ok(s)
+        }
         _ => bail!(
-            "--seeds {text:?}: accepted: distinct non-negative integers separated by commas, e.g. 1,2,3"
+            "--seeds {text:?}: accepted: distinct non-negative integers separated by commas, or \
+             ranges of them, e.g. 1,2,3 or 1-46 (at most 10000)"
         ),
     }
 }

@@ -16,7 +16,7 @@ pub struct SlurmArgs {
     /// Experiment files or folders of them (e.g. experiments/tiny/).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Training seeds, e.g. 1,2,3: one task per experiment and seed (`<name>-s<seed>`).
+    /// Training seeds, e.g. 1,2,3 or 1-46: one task per experiment and seed (`<name>-s<seed>`).
     #[arg(long, required = true)]
     seeds: String,
     /// The shared records folder every task writes its run's records into (`DIR/<run>/`), and

@@ -10,6 +10,16 @@ fn lists_parse_or_name_the_flag() {
 }
 
 #[test]
+fn seeds_are_a_list_or_ranges_of_distinct_integers() {
+    assert_eq!(parse_seeds("3,1").unwrap(), [3, 1]);
+    assert_eq!(parse_seeds("1-3, 7").unwrap(), [1, 2, 3, 7]);
+    for bad in ["", "1,1", "1-3,2", "3-1", "x", "1-", "0-20000"] {
+        let e = parse_seeds(bad).unwrap_err().to_string();
+        assert!(e.contains("--seeds"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn errors_show_options_as_flags_and_say_which_flag_helps() {
     let bad =
         anyhow::Error::new(InvalidOption::new("top_p", 1.5, "0 < p <= 1")).context("generating");
