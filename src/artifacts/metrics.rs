@@ -120,6 +120,24 @@ pub fn read_whole(path: &Path) -> Result<(Vec<MetricsRow>, Vec<Damaged>)> {
     if rows.is_empty() {
         bail!("{}: not a single metrics row", path.display());
     }
+    // Every value in the range mla-lab writes ([`super::ranges::FIELDS`]).
+    for (i, r) in rows.iter().enumerate() {
+        let values = [
+            ("step", Some(r.step as f64)),
+            ("train_loss", r.train_loss),
+            ("val_loss", r.val_loss),
+            ("lr", Some(r.lr)),
+            ("tokens_per_s", Some(r.tokens_per_s)),
+            ("elapsed_s", Some(r.elapsed_s)),
+        ];
+        for (column, v) in values {
+            if let Some(v) = v {
+                super::ranges::check_column(column, v).with_context(|| {
+                    format!("{}: row {} (step {})", path.display(), i + 1, r.step)
+                })?;
+            }
+        }
+    }
     if let Some(i) = (1..rows.len()).find(|&i| rows[i].step <= rows[i - 1].step) {
         bail!(
             "{}: not what mla-lab writes there (row {} is step {} after step {}; the steps of a \

@@ -24,6 +24,7 @@
 pub mod checkpoints;
 pub mod lock;
 pub mod metrics;
+pub mod ranges;
 pub mod records;
 pub mod run;
 pub mod tensorboard;
@@ -192,6 +193,67 @@ impl RunFolder {
                     self.summary().display()
                 ),
             });
+        }
+        let experiment = self
+            .experiment()
+            .exists()
+            .then(|| Experiment::load(self.experiment()).ok())
+            .flatten();
+        if let (Some(exp), Some(summary)) = (&experiment, &summary)
+            && summary.steps > exp.train.max_steps
+        {
+            return Err(BadRecord {
+                file: self.summary(),
+                why: anyhow!(
+                    "{}: field `steps` is {}: not what mla-lab writes there (accepted: at most \
+                     the experiment's max_steps, {} in {})",
+                    self.summary().display(),
+                    summary.steps,
+                    exp.train.max_steps,
+                    self.experiment().display()
+                ),
+            });
+        }
+        let converted: Option<records::Converted> = read_json(&self.conversion()).ok().flatten();
+        if let (Some(exp), Some(converted)) = (&experiment, &converted)
+            && exp.convert_from.as_deref() != Some(converted.source_experiment.as_str())
+        {
+            return Err(BadRecord {
+                file: self.conversion(),
+                why: anyhow!(
+                    "{}: field `source_experiment` is {:?}: not what mla-lab writes there \
+                     (accepted: the experiment's convert_from, {} in {})",
+                    self.conversion().display(),
+                    converted.source_experiment,
+                    exp.convert_from
+                        .as_ref()
+                        .map_or("none".to_string(), |s| format!("{s:?}")),
+                    self.experiment().display()
+                ),
+            });
+        }
+        if let (Some(exp), Some(converted)) = (&experiment, &converted) {
+            let c = &converted.conversion;
+            let (want_rank, layers) = match exp.model.attention.rank() {
+                // A latent target: its rank, and one energy per layer.
+                Some(rank) if c.rank != 0 => (rank, exp.model.n_layers),
+                // The source's own model, unchanged: no rank, no energy.
+                _ => (0, 0),
+            };
+            if c.rank != want_rank || c.energy.len() != layers {
+                return Err(BadRecord {
+                    file: self.conversion(),
+                    why: anyhow!(
+                        "{}: fields `rank` {} and `energy` ({} values): not what mla-lab writes \
+                         there (accepted for {}: rank {want_rank} with {layers} values, one a \
+                         layer)",
+                        self.conversion().display(),
+                        c.rank,
+                        c.energy.len(),
+                        self.experiment().display()
+                    ),
+                });
+            }
         }
         if let (Some(exp), Some(summary)) = (name(self.experiment()), summary)
             && summary.experiment != exp
@@ -538,7 +600,14 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_str(&text)
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not what mla-lab writes there", path.display()))?;
+    // Every number in the range mla-lab writes ([`ranges::FIELDS`]), before the type reads it.
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    ranges::check(&name, &value).with_context(|| path.display().to_string())?;
+    serde_json::from_value(value)
         .map(Some)
         .with_context(|| format!("{}: not what mla-lab writes there", path.display()))
 }

@@ -248,3 +248,46 @@ fn an_entry_to_restore_from_is_complete_and_reads() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_summary_past_its_experiments_steps_or_a_conversion_of_another_source_is_refused() {
+    let (dir, run) = entry("cross");
+    let mut summary: TrainSummary = read_json(&run.summary()).unwrap().unwrap();
+    let max = Experiment::load(run.experiment()).unwrap().train.max_steps;
+    summary.steps = 10 * max;
+    files::write_json(&run.summary(), &summary).unwrap();
+    let err = format!("{:#}", run.check_records().unwrap_err().why);
+    assert!(
+        err.contains("summary.json") && err.contains("`steps`") && err.contains(&max.to_string()),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("mla-lab-entry-convert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let committed = files::source("docs/results-tiny/convert/mha_rope_to_mla_rope_half_tiny-s1");
+    files::copy_tree(&committed, &dir).unwrap();
+    let run = RunFolder::new(&dir);
+    run.check_records().unwrap();
+    let mut converted: records::Converted = read_json(&run.conversion()).unwrap().unwrap();
+    let whole = converted.clone();
+    for (rank, layers) in [(0, 4), (32, 4), (64, 3)] {
+        converted.conversion.rank = rank;
+        converted.conversion.energy = vec![0.9; layers];
+        files::write_json(&run.conversion(), &converted).unwrap();
+        let err = format!("{:#}", run.check_records().unwrap_err().why);
+        assert!(
+            err.contains("conversion.json") && err.contains("`rank`"),
+            "{err}"
+        );
+    }
+    converted = whole;
+    converted.source_experiment = "nobody_tiny".into();
+    files::write_json(&run.conversion(), &converted).unwrap();
+    let err = format!("{:#}", run.check_records().unwrap_err().why);
+    assert!(
+        err.contains("conversion.json") && err.contains("source_experiment"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
