@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::RunFolder;
 
@@ -31,8 +31,20 @@ impl RunFolder {
         self.dir.join("train.lock")
     }
 
-    /// Takes the folder (which must exist) for this process, or says who has it.
+    /// Takes the folder (which must exist) for this process, or says who has it. A folder
+    /// whose own files are links ([`RunFolder::links`]) is refused first: nothing mla-lab
+    /// writes into a run folder goes through a link to somewhere else.
     pub fn lock(&self) -> Result<FolderLock> {
+        let links = self.links();
+        if !links.is_empty() {
+            let named: Vec<String> = links.iter().map(|l| l.display().to_string()).collect();
+            bail!(
+                "{}: holds links where mla-lab writes its own files ({}); a run folder's files \
+                 must be its own: remove the links (or copy what they point to in their place)",
+                self.dir.display(),
+                named.join(", ")
+            );
+        }
         lock(&self.lock_file(), &self.dir)
     }
 
@@ -52,13 +64,27 @@ impl RunFolder {
 /// Takes the lock file `path` of `dir` for this process, or says who has it.
 fn lock(path: &Path, dir: &Path) -> Result<FolderLock> {
     // Not truncated on open: the file holds the current holder's id until the lock is ours.
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?;
+    // Never through a link: a planted one would have the id written wherever it points.
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        let link = path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if link {
+            anyhow::anyhow!(
+                "{}: a link, not mla-lab's lock file; remove it (nothing was written through it)",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("{}: cannot open", path.display()))
+        }
+    })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -102,5 +128,29 @@ mod tests {
         drop(held);
         let again = folder.lock().unwrap();
         drop(again);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_or_a_record_planted_as_a_link_is_refused_and_nothing_is_written_through_it() {
+        let scratch = crate::data::Scratch::new("lock-link");
+        let outside = scratch.0.join("outside.txt");
+        std::fs::write(&outside, "keep me").unwrap();
+        let folder = RunFolder::new(scratch.0.join("run"));
+        std::fs::create_dir_all(&folder.dir).unwrap();
+        std::os::unix::fs::symlink(&outside, folder.lock_file()).unwrap();
+        let err = format!("{:#}", folder.lock().unwrap_err());
+        assert!(err.contains("train.lock") && err.contains("links"), "{err}");
+        // Even past the folder's check, the lock file itself is never opened through the link.
+        let err = format!("{:#}", lock(&folder.lock_file(), &folder.dir).unwrap_err());
+        assert!(err.contains("a link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep me");
+        std::fs::remove_file(folder.lock_file()).unwrap();
+        std::os::unix::fs::symlink(&outside, folder.metrics()).unwrap();
+        let err = format!("{:#}", folder.lock().unwrap_err());
+        assert!(err.contains("metrics.csv"), "{err}");
+        std::fs::remove_file(folder.metrics()).unwrap();
+        drop(folder.lock().unwrap());
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep me");
     }
 }

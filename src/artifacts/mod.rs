@@ -154,6 +154,34 @@ impl RunFolder {
         ]
     }
 
+    /// Every path mla-lab writes in the folder: its records, weights, tokenizer, checkpoints,
+    /// curves and lock.
+    pub fn own_files(&self) -> Vec<PathBuf> {
+        let mut all = self.records().to_vec();
+        all.extend([
+            self.tokenizer(),
+            self.weights(),
+            self.safetensors(),
+            self.start_weights(),
+            self.checkpoints(),
+            self.tensorboard(),
+            self.initialisation(),
+            self.lock_file(),
+        ]);
+        all
+    }
+
+    /// Those of [`RunFolder::own_files`] that are symbolic links.
+    pub fn links(&self) -> Vec<PathBuf> {
+        self.own_files()
+            .into_iter()
+            .filter(|p| {
+                p.symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
+            })
+            .collect()
+    }
+
     /// Whether the folder holds anything of a run beyond its experiment: metrics, weights, a
     /// summary or checkpoints (a run that never reached its first checkpoint holds none).
     pub fn has_results(&self) -> bool {

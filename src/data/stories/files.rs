@@ -97,21 +97,40 @@ pub fn write_files(count: usize, seed: u64, out: &Path, meta: &Path) -> Result<C
     Ok(CorpusStats::of(stories.iter().map(|s| s.text.as_str())))
 }
 
-/// Whether two paths name one file: equal as absolute paths once the folders that exist are
-/// resolved (`./a.txt` and `a.txt`, a link to a folder), or the same existing file.
+/// Whether two paths name one file: equal once resolved as the system will resolve them when
+/// the files are written ([`resolved`]), or the same existing file.
 fn same_file(a: &Path, b: &Path) -> bool {
-    fn resolved(p: &Path) -> std::path::PathBuf {
-        if let Ok(c) = p.canonicalize() {
-            return c;
-        }
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = parent.map_or_else(
-            || std::env::current_dir().unwrap_or_default(),
-            |d| d.canonicalize().unwrap_or_else(|_| d.to_path_buf()),
-        );
-        dir.join(p.file_name().unwrap_or_default())
-    }
     resolved(a) == resolved(b)
+}
+
+/// `p` as an absolute path with its links and `..` resolved: its longest part that exists,
+/// canonical (links followed), then the rest taken lexically, `..` dropping the folder before
+/// it, as the system will once the folders that do not exist yet are made (`data/nox/../k.txt`
+/// is `data/k.txt`).
+fn resolved(p: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = std::path::PathBuf::new();
+    let mut exists = true;
+    for c in absolute.components() {
+        if exists {
+            match out.join(c).canonicalize() {
+                Ok(real) => {
+                    out = real;
+                    continue;
+                }
+                Err(_) => exists = false,
+            }
+        }
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// How varied a corpus is.

@@ -216,6 +216,16 @@ fn stories_and_metadata_into_one_file_are_refused_and_nothing_is_written() {
     let other = dir.0.join("sub/../same.txt");
     assert!(write_files(5, 7, &out, &other).is_err());
     assert_eq!(std::fs::read(&out).unwrap(), before, "the stories stay");
+    // Through a folder that does not exist yet (`nox/..`): the same file once it is made.
+    let fresh = dir.0.join("k2.txt");
+    let through = dir.0.join("nox/../k2.txt");
+    let err = write_files(5, 7, &through, &fresh).unwrap_err();
+    let bad = err.downcast_ref::<crate::options::InvalidOption>().unwrap();
+    assert_eq!(bad.option, "meta", "{err}");
+    assert!(!fresh.exists() && !dir.0.join("nox").exists());
+    // Two files apart, through missing folders: both written.
+    write_files(5, 7, &dir.0.join("a/b/../s.txt"), &dir.0.join("a/s.meta")).unwrap();
+    assert!(dir.0.join("a/s.txt").exists() && dir.0.join("a/s.meta").exists());
     // Where the machine tells its free memory (Linux), a count past it is refused first.
     if crate::backend::available_memory().is_some() {
         let huge = write_files(
