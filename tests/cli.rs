@@ -1606,5 +1606,75 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
     assert!(dir.join("art2/mla_conv-s1/conversion_eval.json").exists());
     let (ok, _, err) = convert();
     assert!(!ok && err.contains("holds a run already"), "{err}");
+
+    // The conversion carries the target it was made for: a fine-tune of the target edited
+    // since (other data) is refused, and nothing of the conversion is touched.
+    let converted = dir.join("art2/mla_conv-s1");
+    let edited = dir.join("edited");
+    std::fs::create_dir_all(&edited).unwrap();
+    let edited_file = edited.join("mla_conv.ron");
+    let text = std::fs::read_to_string(&mla).unwrap();
+    let other_data = "Synthetic(count: 300, seed: 3)";
+    assert!(text.contains("Synthetic(count: 300, seed: 2)"), "{text}");
+    std::fs::write(
+        &edited_file,
+        text.replace("Synthetic(count: 300, seed: 2)", other_data),
+    )
+    .unwrap();
+    let start = std::fs::read(converted.join("converted.bpk")).unwrap();
+    let (ok, _, err) = train_on_cpu(&edited_file, &dir.join("art2"), true, &["--seed", "1"]);
+    assert!(
+        !ok && err.contains("converted weights") && err.contains("data.source"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(converted.join("converted.bpk")).unwrap(),
+        start
+    );
+    assert!(!converted.join("metrics.csv").exists());
+    // Fine-tuned, then forced again with the same target: the conversion stays whole and the
+    // new run starts from it, its summary saying so.
+    let (ok, _, err) = train_on_cpu(&mla, &dir.join("art2"), true, &["--seed", "1"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = train_on_cpu(&mla, &dir.join("art2"), true, &["--seed", "1", "--force"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(converted.join("converted.bpk")).unwrap(),
+        start
+    );
+    let init = json(converted.join("summary.json"))["initialisation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(init.starts_with("converted from mha"), "{init}");
+    assert!(converted.join("conversion.json").exists());
+    // Forced with the edited target: the conversion goes whole, and with it any claim to it;
+    // training then asks for a conversion first, as for a new folder.
+    let (ok, _, err) = train_on_cpu(
+        &edited_file,
+        &dir.join("art2"),
+        true,
+        &["--seed", "1", "--force"],
+    );
+    assert!(!ok && err.contains("convert_from"), "{err}");
+    assert!(
+        !converted.join("converted.bpk").exists() && !converted.join("conversion.json").exists()
+    );
+
+    // A source that has not finished (its summary gone, as in a run still training or killed)
+    // is refused before anything is written.
+    std::fs::remove_file(art.join("mha-s2/summary.json")).unwrap();
+    let (ok, _, err) = mla_lab(&[
+        "--backend",
+        "cpu",
+        "convert",
+        arg(&art.join("mha-s2")),
+        "--to",
+        arg(&mla),
+        "--artifacts",
+        arg(&dir.join("art3")),
+    ]);
+    assert!(!ok && err.contains("not a finished run"), "{err}");
+    assert!(!dir.join("art3").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

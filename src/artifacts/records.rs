@@ -365,6 +365,32 @@ pub struct Converted {
     pub source_experiment: String,
     #[serde(flatten)]
     pub conversion: crate::model::convert::Conversion,
+    /// The target experiment the weights were converted for, as RON: what fine-tuning checks
+    /// the experiment it is given against (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl Converted {
+    /// The fields of the experiment a conversion depends on: what a fine-tune's experiment must
+    /// share with the target the weights were converted for.
+    pub const IDENTITY: [&'static str; 4] = ["model", "data", "seed", "convert_from"];
+
+    /// What differs, in the fields the conversion depends on ([`Converted::IDENTITY`]), between
+    /// the target it was made for and `exp`; nothing where the record does not say its target.
+    pub fn differences(&self, exp: &crate::experiment::Experiment) -> Vec<String> {
+        let Some(text) = &self.target else {
+            return vec![];
+        };
+        let Ok(target) = crate::experiment::Experiment::parse(text, "conversion.json") else {
+            return vec!["target: unreadable in conversion.json".into()];
+        };
+        target
+            .differences(exp)
+            .into_iter()
+            .filter(|d| Self::IDENTITY.iter().any(|f| d.starts_with(f)))
+            .collect()
+    }
 }
 
 /// A converted run's source and its converted weights, before any fine-tuning, scored on the

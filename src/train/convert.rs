@@ -27,7 +27,8 @@ pub struct ConvertedRun {
 
 /// Converts the trained run in `source_dir` to the experiment in `target_file`, into a new run
 /// folder under `artifacts` named as `train` names the target's (with the source's seed when
-/// the source's folder carries one). Refused, before anything is written, where the target
+/// the source's folder carries one). Refused, before anything is written, where the source has
+/// not finished or is being trained, where the target
 /// trains on other data than the source or names another source (`convert_from`), where the
 /// conversion cannot be made ([`crate::model::convert::check`]), or where the folder holds a
 /// conversion or a run already.
@@ -37,6 +38,21 @@ pub fn convert(
     artifacts: &Path,
     backend_choice: BackendChoice,
 ) -> Result<ConvertedRun> {
+    // Only a finished run, and none that a trainer is at work in: the weights converted, and
+    // those the conversion's cost is measured against after, are the run's final ones.
+    let source_folder = RunFolder::new(source_dir);
+    if source_folder.finished()?.is_none() {
+        bail!(
+            "{}: not a finished run (no summary.json: still training, or stopped before its last \
+             step); accepted: a run that training finished (resume it to its end first)",
+            source_dir.display()
+        );
+    }
+    drop(
+        source_folder
+            .lock()
+            .with_context(|| format!("converting {}", source_dir.display()))?,
+    );
     let device = backend::find(backend_choice)?.device;
     let source = Run::load(source_dir, &device)?;
     let target = Experiment::load(target_file)?;
@@ -91,6 +107,7 @@ pub fn convert(
         source: source_dir.display().to_string(),
         source_experiment: from.name.clone(),
         conversion,
+        target: Some(text.clone()),
     };
     files::write(&folder.experiment(), text.as_bytes())?;
     let source_tokenizer = RunFolder::new(source_dir).tokenizer();

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::options::TrainOptions;
 use crate::artifacts::lock::FolderLock;
@@ -60,6 +60,23 @@ pub(super) fn check_folder(
 ) -> Result<Start> {
     let dir = &folder.dir;
     let copy = folder.experiment();
+    // Converted weights were made for one target: a fine-tune of another (its data, model or
+    // source edited since) is refused, as any other run's identity is.
+    let conversion = match folder.start_weights().exists() {
+        true => read_json::<Converted>(&folder.conversion())?,
+        false => None,
+    };
+    let converted_for_another = conversion.as_ref().map_or(vec![], |c| c.differences(exp));
+    if !converted_for_another.is_empty() && !opts.force {
+        bail!(
+            "{}: its converted weights ({}) were made for another experiment than {}: {}; \
+             convert the source again into a new folder",
+            dir.display(),
+            folder.start_weights().display(),
+            exp.name,
+            converted_for_another.join("; ")
+        );
+    }
     // A folder whose run never got to its first checkpoint holds nothing to protect.
     if copy.exists() && folder.has_results() && !opts.force {
         let theirs = Experiment::load(&copy).context(FolderError::Unreadable(dir.to_path_buf()))?;
@@ -77,14 +94,24 @@ pub(super) fn check_folder(
             let _ = std::fs::remove_dir_all(sub);
         }
         // Every record but the experiment (written anew below) goes with the weights: what was
-        // measured on the old weights must not pass for the new run's in `study`.
-        let records = folder.records().into_iter().filter(|f| *f != copy);
-        let others = [
+        // measured on the old weights must not pass for the new run's in `study`. A conversion
+        // made for this experiment stays whole (its weights, what was done, what it cost), and
+        // the run fine-tunes it again, its summary saying so; one made for another goes whole.
+        let keep_conversion = conversion.is_some() && converted_for_another.is_empty();
+        let conversion_files = [folder.conversion(), folder.conversion_eval()];
+        let records = folder
+            .records()
+            .into_iter()
+            .filter(|f| *f != copy && !(keep_conversion && conversion_files.contains(f)));
+        let mut others = vec![
             folder.weights(),
             folder.safetensors(),
             folder.initialisation(),
             dir.join("experiment.log"),
         ];
+        if !keep_conversion {
+            others.push(folder.start_weights());
+        }
         for f in records.chain(others) {
             let _ = std::fs::remove_file(f);
         }
