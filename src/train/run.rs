@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::transform::PartialDataset;
 use burn::tensor::{DType, Device, Int, Tensor};
+use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Interrupter, Learner, SupervisedTraining};
@@ -346,6 +347,11 @@ fn train(
         .metric_train_numeric(LearningRateMetric::new())
         .with_interrupter(interrupter)
         .with_application_logger(None)
+        // burn-train's metric log stays in memory: the run's record is `metrics.csv` and `tb/`,
+        // written by the renderer. Its default file logger writes `train/` and `valid/` from
+        // threads that panic on a full disk (burn-train 0.22.1, `logger/file.rs`), while every
+        // write of ours says what failed, and where.
+        .with_metric_logger(InMemoryMetricLogger::new())
         .renderer(Box::new(renderer));
     if let Some(epoch) = open.resume_epoch {
         training = training.checkpoint(epoch);
@@ -367,6 +373,25 @@ fn train(
         let _ = std::fs::remove_dir_all(&dir);
     }
     let in_words = |failure: &str| {
+        // A full disk: say so, where, and that nothing is lost.
+        if failure.contains("No space left on device") || failure.contains("os error 28") {
+            let kept = checkpoints::latest_complete(&open.folder.dir).map_or(
+                "no checkpoint was complete yet: free some space, then run it again".to_string(),
+                |epoch| {
+                    format!(
+                        "the last complete checkpoint (step {}) is kept: free some space, then \
+                         run the same command with --resume",
+                        epoch * exp.train.eval_every
+                    )
+                },
+            );
+            return anyhow::anyhow!(
+                "{}: the disk is full while writing {} (at step {}); {kept}",
+                exp.name,
+                open.folder.dir.display(),
+                r.step
+            );
+        }
         // Past the last step, what fails is the epoch's end: the last validation and checkpoint
         // (a full disk, say), not a step.
         if r.step >= exp.train.max_steps {
