@@ -375,18 +375,31 @@ impl Experiment {
     fn validate_name_and_data(&self) -> Vec<FieldError> {
         let mut errs = vec![];
         let mut bad = |field: &str, message: String| errs.push(FieldError::new(field, message));
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-            && !self.name.starts_with('.');
-        if !name_ok {
+        let name_ok = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+                && !name.starts_with('.')
+        };
+        if !name_ok(&self.name) {
             bad(
                 "name",
                 format!(
                     "{:?} cannot name a folder; accepted: letters, digits, '_', '-', '.'",
                     self.name
+                ),
+            );
+        }
+        // An experiment's name, never a path: checked before any folder is looked at.
+        if let Some(source) = &self.convert_from
+            && !name_ok(source)
+        {
+            bad(
+                "convert_from",
+                format!(
+                    "{source:?} is not an experiment's name; accepted: the source experiment's \
+                     name (letters, digits, '_', '-', '.'), not a path"
                 ),
             );
         }

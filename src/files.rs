@@ -110,10 +110,19 @@ pub fn replace_dir(new: &Path, dir: &Path) -> Result<()> {
     std::fs::remove_dir_all(&old).with_context(failed)
 }
 
-/// Copies the file or folder `from` to `to`, folders with everything in them.
+/// Copies the file or folder `from` to `to`, folders with everything in them. A link is copied
+/// as the link it is, never followed: what it points to, outside the tree, is not copied in.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let failed = || format!("{}: cannot copy to {}", from.display(), to.display());
-    if from.is_dir() {
+    let meta = std::fs::symlink_metadata(from).with_context(failed)?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(from).with_context(failed)?;
+        #[cfg(unix)]
+        return std::os::unix::fs::symlink(&target, to).with_context(failed);
+        #[cfg(not(unix))]
+        return Ok(());
+    }
+    if meta.is_dir() {
         std::fs::create_dir_all(to).with_context(failed)?;
         for e in std::fs::read_dir(from).with_context(failed)? {
             let e = e.with_context(failed)?;
@@ -224,5 +233,27 @@ mod tests {
         replace_dir(&new, &dir.join("other")).unwrap();
         assert!(dir.join("other").is_dir() && !new.exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_in_a_copied_tree_stays_a_link_and_its_target_is_not_copied() {
+        let scratch = crate::data::Scratch::new("copy-links");
+        let outside = scratch.0.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "not for the records").unwrap();
+        let tree = scratch.0.join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("mine.txt"), "mine").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("elsewhere")).unwrap();
+        let copy = scratch.0.join("copy");
+        copy_tree(&tree, &copy).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(copy.join("mine.txt")).unwrap(),
+            "mine"
+        );
+        let link = std::fs::symlink_metadata(copy.join("elsewhere")).unwrap();
+        assert!(link.file_type().is_symlink());
+        assert_eq!(std::fs::read_link(copy.join("elsewhere")).unwrap(), outside);
     }
 }

@@ -1676,5 +1676,20 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
     ]);
     assert!(!ok && err.contains("not a finished run"), "{err}");
     assert!(!dir.join("art3").exists());
+    // An option that cannot be used is refused, by its flag, before anything is written.
+    let (ok, _, err) = mla_lab(&[
+        "--backend",
+        "cpu",
+        "convert",
+        arg(&art.join("mha-s1")),
+        "--to",
+        arg(&mla),
+        "--artifacts",
+        arg(&dir.join("art4")),
+        "--eval-windows",
+        "0",
+    ]);
+    assert!(!ok && err.contains("--eval-windows 0"), "{err}");
+    assert!(!dir.join("art4").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

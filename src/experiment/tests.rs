@@ -333,3 +333,15 @@ fn locate_skips_comments_and_prefixes() {
     assert_eq!(locate(text, "model.attention.rank"), Some((3, 3)));
     assert_eq!(locate(text, "model.missing"), None);
 }
+
+#[test]
+fn a_convert_from_that_is_a_path_is_refused_as_a_name() {
+    let msg = error(&with(
+        "seed: 1,",
+        "seed: 1,\n    convert_from: Some(\"../OUT/evil\"),",
+    ));
+    assert_mentions(
+        &msg,
+        &["exp.ron", "convert_from", "../OUT/evil", "not a path"],
+    );
+}

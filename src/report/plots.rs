@@ -282,13 +282,28 @@ pub fn plot(out: &Path, name: &str, chart: Chart) -> Result<Vec<PathBuf>> {
         eprintln!("report: no TrueType font found (e.g. install fonts-dejavu); {name} not plotted");
         return Ok(vec![]);
     }
-    let svg = out.join(format!("{name}.svg"));
-    draw_lines(SVGBackend::new(&svg, PLOT_SIZE).into_drawing_area(), &chart)?;
-    let png = out.join(format!("{name}.png"));
-    draw_lines(
-        BitMapBackend::new(&png, PLOT_SIZE).into_drawing_area(),
-        &chart,
-    )?;
+    // Each image is drawn into a hidden file beside it (its extension kept: plotters picks the
+    // encoder by it), then renamed into place: a failed plot leaves no torn image under its
+    // real name, and the error names the file.
+    let written = |ext: &str, draw: &dyn Fn(&Path) -> Result<()>| -> Result<PathBuf> {
+        let path = out.join(format!("{name}.{ext}"));
+        let tmp = out.join(format!(".{name}.{}.tmp.{ext}", std::process::id()));
+        let drawn = draw(&tmp).and_then(|()| Ok(std::fs::rename(&tmp, &path)?));
+        if let Err(e) = drawn {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!("{}: cannot write the plot", path.display())));
+        }
+        Ok(path)
+    };
+    let svg = written("svg", &|tmp| {
+        draw_lines(SVGBackend::new(tmp, PLOT_SIZE).into_drawing_area(), &chart)
+    })?;
+    let png = written("png", &|tmp| {
+        draw_lines(
+            BitMapBackend::new(tmp, PLOT_SIZE).into_drawing_area(),
+            &chart,
+        )
+    })?;
     Ok(vec![svg, png])
 }
 

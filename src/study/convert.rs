@@ -86,6 +86,15 @@ pub fn convert_and_measure(
     backend: BackendChoice,
     windows: Option<usize>,
 ) -> Result<(ConvertedRun, ConversionEval)> {
+    // Every option before anything is written: a refused one leaves no folder to remove.
+    if windows == Some(0) {
+        return Err(crate::options::InvalidOption::new(
+            "eval_windows",
+            0,
+            "at least 1 window (or leave it out: the whole held-out split)",
+        )
+        .into());
+    }
     let done = convert(source, file, artifacts, backend)?;
     let device = crate::backend::select(backend)?.device;
     let folder = RunFolder::new(&done.dir);
