@@ -452,6 +452,17 @@ pub fn markdown(runs: &[RunData], peaks: &[Peak], machine: &str, plotted: &[&str
         s += &failures.render();
         s += &failure_differences(runs);
     }
+    let pairing = super::pairing::table(runs);
+    if !pairing.rows.is_empty() {
+        s += "\n### How much pairing by seed buys\n\n\
+              Each row against each baseline over the seeds both ran: the seed-paired \
+              correlation of their validation losses ρ (95% Fisher-z interval), the sd of the \
+              paired change (percent of the baseline's loss) with its 90% upper limit, and the \
+              paired variance over what independent seeds would give, var(a − b) / (var(a) + \
+              var(b)), with its 95% bootstrap interval over seeds. Below 1, pairing saves seeds \
+              in proportion; above 1, it costs them.\n\n";
+        s += &pairing.render();
+    }
     let changes = loss_change_table(runs);
     if !changes.rows.is_empty() {
         s += "\n### Changes of validation loss in three units\n\n\

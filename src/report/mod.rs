@@ -13,6 +13,7 @@ pub mod decode_map;
 pub mod fit;
 pub mod markdown;
 pub mod pages;
+pub mod pairing;
 pub mod peaks;
 pub mod plots;
 pub mod runs;
