@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod backend;
+pub mod compare;
 pub mod data;
 pub mod eval;
 pub mod experiment;

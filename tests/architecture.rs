@@ -16,7 +16,9 @@ const LAYERS: [&[&str]; 10] = [
     &["experiment"],
     &["model"],
     &["data"],
-    &["backend", "files", "rng", "progress", "options", "table"],
+    &[
+        "backend", "files", "rng", "progress", "options", "table", "compare",
+    ],
     &["lib"],
 ];
 

@@ -1105,15 +1105,14 @@ fn trained_weights(dir: &Path) -> Vec<f32> {
 }
 
 fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        // NaN wins, so that a comparison of NaN weights fails (`f32::max` would drop it).
-        .fold(
-            0.0,
-            |m: f32, d: f32| if d.is_nan() || d > m { d } else { m },
-        )
+    mla_lab::compare::max_abs_diff(a, b, "trained weights")
+}
+
+/// The weights' comparison fails on a planted NaN, as every equivalence test's does.
+#[test]
+#[should_panic(expected = "trained weights: index 2 is NaN")]
+fn a_planted_nan_in_trained_weights_fails_their_comparison() {
+    max_difference(&[0.5, 0.25, f32::NAN], &[0.5, 0.25, 0.125]);
 }
 
 /// `mla-lab --backend cpu train FILE --artifacts ART [--headless] EXTRA…`: whether it

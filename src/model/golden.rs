@@ -55,11 +55,22 @@ fn max_diff(logits: Tensor<3>, expected: &Expected) -> f32 {
         .flatten()
         .copied()
         .collect();
-    assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, crate::model::tests::nan_max)
+    crate::compare::max_abs_diff(&got, &want, "logits against the reference")
+}
+
+/// The golden comparison fails on a model that outputs NaN where the reference has a number.
+#[test]
+#[should_panic(expected = "logits against the reference: index 0 is NaN")]
+fn a_planted_nan_in_the_logits_fails_the_golden_comparison() {
+    let device = crate::backend::test_device();
+    let (_, expected) = load("mha", &device);
+    let dims = [
+        expected.logits.len(),
+        expected.logits[0].len(),
+        expected.logits[0][0].len(),
+    ];
+    let nan = Tensor::<3>::full(dims, f32::NAN, &device);
+    max_diff(nan, &expected);
 }
 
 /// Every golden variant: each needs its `<name>.json`, `.safetensors` and `.expected.json`.
@@ -84,14 +95,9 @@ fn every_variant_matches_the_published_equations() {
         // The rows differ, so a model that mixes the rows of a batch (a swap, a broadcast of
         // row 0) cannot match the reference, which runs each row alone.
         assert!(batch >= 2, "{name}: a batch of {batch}");
-        let (a, b) = (&expected.logits[0], &expected.logits[1]);
-        let apart = a.iter().flatten().zip(b.iter().flatten());
-        assert!(
-            apart
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, crate::model::tests::nan_max)
-                > 100.0 * TOLERANCE
-        );
+        let row = |r: &Vec<Vec<f32>>| r.iter().flatten().copied().collect::<Vec<f32>>();
+        let (a, b) = (row(&expected.logits[0]), row(&expected.logits[1]));
+        assert!(crate::compare::max_abs_diff(&a, &b, name) > 100.0 * TOLERANCE);
         let ids: Vec<i64> = expected
             .tokens
             .iter()

@@ -190,11 +190,7 @@ mod tests {
                 (l - loss).abs() < 1e-5,
                 "micro-batch {micro}: loss {l} vs {loss}"
             );
-            let diff = g
-                .iter()
-                .zip(&whole)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, crate::model::tests::nan_max);
+            let diff = crate::compare::max_abs_diff(&g, &whole, "micro-batch gradients");
             assert!(
                 diff < 1e-5,
                 "micro-batch {micro}: gradients differ by {diff}"
@@ -202,11 +198,8 @@ mod tests {
         }
         // The share still scales the gradient.
         let (_, full) = run(2, 1.0);
-        let ratio = full
-            .iter()
-            .zip(&whole)
-            .map(|(a, b)| a - 2.0 * b)
-            .fold(0.0f32, |m, d| m.max(d.abs()));
+        let doubled: Vec<f32> = whole.iter().map(|w| 2.0 * w).collect();
+        let ratio = crate::compare::max_abs_diff(&full, &doubled, "the share's gradient");
         assert!(ratio < 1e-5, "{ratio}");
     }
 
@@ -264,11 +257,7 @@ mod tests {
             assert_eq!(want, twenty_losses(config, on_cpu), "{cpu} repeats itself");
             for (name, device) in &backends[1..] {
                 let got = twenty_losses(config, device);
-                let worst = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(g, w)| (g - w).abs() / w)
-                    .fold(0.0f32, crate::model::tests::nan_max);
+                let worst = crate::compare::max_difference(&got, &want, name, true);
                 eprintln!("{name} against {cpu}: step losses within {worst:.2e} (relative)");
                 assert!(
                     worst < TOLERANCE,

@@ -7,26 +7,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use super::*;
 use crate::model::attention::common::causal_attention_reference;
 
-/// The largest `|got − want|`, failing on a length mismatch or on any value that is not finite
-/// in either (naming the index and both values): a fold with `f32::max` would drop NaN.
-pub(crate) fn max_abs_diff(got: &[f32], want: &[f32], what: &str) -> f32 {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: {} values against {}",
-        got.len(),
-        want.len()
-    );
-    let mut worst = 0.0f32;
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g.is_finite() && w.is_finite(),
-            "{what}: index {i} is {g} against {w}"
-        );
-        worst = worst.max((g - w).abs());
-    }
-    worst
-}
+use crate::compare::max_abs_diff;
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
@@ -306,8 +287,19 @@ fn fused_rope_equals_composed_on_a_strided_view_with_its_gradient() {
     }
 }
 
+/// A kernel whose output carries a planted NaN fails its equivalence test against the
+/// reference, however close the other values are.
 #[test]
-#[should_panic(expected = "index 1 is NaN against 2")]
-fn the_comparison_fails_on_nan() {
-    max_abs_diff(&[1.0, f32::NAN], &[1.0, 2.0], "planted");
+#[should_panic(expected = "gelu with a planted NaN: index 1 is NaN")]
+fn a_planted_nan_fails_the_kernels_equivalence_test() {
+    let device = flex();
+    let x = Tensor::<1>::from_floats([1.0, f32::NAN, -2.0], &device);
+    let want = Tensor::<1>::from_floats([1.0, 0.5, -2.0], &device);
+    let got = gelu(&x).expect("the kernel applies on flex");
+    assert_close(
+        got,
+        burn::tensor::activation::gelu(want),
+        1.0,
+        "gelu with a planted NaN",
+    );
 }
