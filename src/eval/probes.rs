@@ -91,6 +91,16 @@ pub fn held_out(exp: &Experiment, n: usize) -> Result<Vec<Story>> {
         .collect())
 }
 
+/// How many held-out stories a synthetic experiment has (its validation split's); `None` for
+/// other data.
+pub fn held_out_count(exp: &Experiment) -> Option<usize> {
+    let DataSource::Synthetic { count, .. } = exp.data.source else {
+        return None;
+    };
+    let is_val = tokens::split(count, exp.data.val_fraction, exp.seed).ok()?;
+    Some(is_val.iter().filter(|v| **v).count())
+}
+
 /// Every word the generator can write (from a sample of its stories).
 pub fn corpus_vocabulary(seed: u64) -> HashSet<String> {
     (0..5000)

@@ -177,6 +177,17 @@ pub fn write(
     let sections = pages::sections(&runs, &converted);
     let mut spliced = vec![];
     for doc in splice_into {
+        // A link would be replaced by a plain file, the document it points to left stale.
+        if doc
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            bail!(
+                "{}: a link; --splice writes a document in place: name the document itself ({})",
+                doc.display(),
+                std::fs::canonicalize(doc).map_or("-".into(), |p| p.display().to_string())
+            );
+        }
         let text = std::fs::read_to_string(doc)
             .with_context(|| format!("{}: cannot read", doc.display()))?;
         spliced.push((
@@ -185,7 +196,14 @@ pub fn write(
         ));
     }
     for (doc, text) in spliced {
+        // Written whole in the document's place, with its permissions (a read-only document
+        // stays read-only).
+        let permissions = std::fs::metadata(doc).map(|m| m.permissions());
         crate::files::write(doc, text.as_bytes())?;
+        if let Ok(p) = permissions {
+            std::fs::set_permissions(doc, p)
+                .with_context(|| format!("{}: cannot keep its permissions", doc.display()))?;
+        }
         files.push(doc.clone());
     }
     Ok(files)

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! is replaced by the report's section of that name ([`super::pages::sections`]); the text
-//! around the blocks is left as it is.
+//! around the blocks is left as it is, its line endings (`\r\n` stays `\r\n`) too. A marker
+//! line that is almost one (`<!-- report:verdicts -->`, a `<!-- /report` cut short), a block
+//! whose section these runs leave empty (no converted runs for `conversion`), and a name no
+//! section has are refused, naming the file and the line: the document is not written.
 
 use anyhow::{Result, bail};
 
@@ -34,6 +37,14 @@ pub fn splice(file: &str, text: &str, sections: &[(&str, String)]) -> Result<Str
                     i + 1
                 );
             }
+            if malformed(line) {
+                bail!(
+                    "{file}:{}: {:?} is not a marker; accepted: {OPEN}NAME --> and {CLOSE}, each \
+                     alone on its line",
+                    i + 1,
+                    line.trim()
+                );
+            }
             continue;
         };
         let Some((_, body)) = sections.iter().find(|(n, _)| *n == name) else {
@@ -44,6 +55,13 @@ pub fn splice(file: &str, text: &str, sections: &[(&str, String)]) -> Result<Str
                 known.join(", ")
             );
         };
+        if body.trim().is_empty() {
+            bail!(
+                "{file}:{}: the report section {name:?} is empty for these runs (e.g. no converted \
+                 runs); accepted: runs that fill it, or a document without that block",
+                i + 1
+            );
+        }
         if !lines.any(|(_, l)| l.trim() == CLOSE) {
             bail!(
                 "{file}:{}: the block {name:?} has no {CLOSE} below it",
@@ -64,7 +82,18 @@ pub fn splice(file: &str, text: &str, sections: &[(&str, String)]) -> Result<Str
     if !text.ends_with('\n') {
         out.pop();
     }
+    // The document's own line endings.
+    if text.contains("\r\n") {
+        out = out.replace("\r\n", "\n").replace('\n', "\r\n");
+    }
     Ok(out)
+}
+
+/// A line meant as a marker that is not one: it begins like one, but is not exactly one.
+fn malformed(line: &str) -> bool {
+    let t = line.trim();
+    let squashed: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    (squashed.starts_with("<!--report") || squashed.starts_with("<!--/report")) && t != CLOSE
 }
 
 #[cfg(test)]
@@ -104,5 +133,36 @@ mod tests {
         assert!(e.contains("doc.md:1"), "{e}");
         let e = err("no markers\n");
         assert!(e.contains("no <!-- report: NAME --> block"), "{e}");
+        for bad in [
+            "<!-- report:a -->",
+            "<!--report: a -->",
+            "<!-- /report",
+            "<!-- report: a",
+        ] {
+            let e = err(&format!("x\n{bad}\n<!-- report: b -->\n<!-- /report -->\n"));
+            assert!(
+                e.contains("doc.md:2") && e.contains("not a marker"),
+                "{bad}: {e}"
+            );
+        }
+        let empty = vec![("a", "\n".to_string())];
+        let e = splice(
+            "doc.md",
+            "<!-- report: a -->\nold\n<!-- /report -->\n",
+            &empty,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("doc.md:1") && e.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn a_document_with_crlf_line_endings_keeps_them() {
+        let text = "intro\r\n<!-- report: b -->\r\nold\r\n<!-- /report -->\r\nend\r\n";
+        let out = splice("doc.md", text, &sections()).unwrap();
+        assert_eq!(
+            out,
+            "intro\r\n<!-- report: b -->\r\n- y\r\n<!-- /report -->\r\nend\r\n"
+        );
     }
 }

@@ -81,8 +81,14 @@ pub(super) fn stale_probes(folder: &RunFolder, opts: &ProbeOptions) -> Result<Op
     let Some(old) = read_json::<ProbeReport>(&folder.probes())? else {
         return Ok(None);
     };
-    Ok(if old.stories != opts.stories {
-        Some(format!("{} stories, {} asked", old.stories, opts.stories))
+    // More stories than the held-out split has probe all of them: that answers the question,
+    // rather than being redone at every later study.
+    let held_out = crate::experiment::Experiment::load(folder.experiment())
+        .ok()
+        .and_then(|e| crate::eval::probes::held_out_count(&e));
+    let asked = held_out.map_or(opts.stories, |n| opts.stories.min(n));
+    Ok(if old.stories != asked {
+        Some(format!("{} stories, {asked} asked", old.stories))
     } else if old.attribute_consistency.is_none() {
         Some("written before attribute consistency".into())
     } else {

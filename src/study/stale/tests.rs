@@ -59,3 +59,27 @@ fn a_bench_answers_the_options_that_made_it_and_no_others() {
         );
     }
 }
+
+/// Probes of every held-out story answer a study that asks for more than there are: they are
+/// not redone at every later study.
+#[test]
+fn probes_of_every_held_out_story_answer_a_request_for_more() {
+    let scratch = crate::data::Scratch::new("stale-probes");
+    let folder = RunFolder::new(&scratch.0);
+    let committed = crate::files::source("docs/results-tiny/runs/mha_tiny-s1");
+    for f in ["experiment.ron", "probes.json"] {
+        std::fs::copy(committed.join(f), scratch.0.join(f)).unwrap();
+    }
+    let exp = crate::experiment::Experiment::load(folder.experiment()).unwrap();
+    let held_out = crate::eval::probes::held_out_count(&exp).unwrap();
+    let mut report: ProbeReport = read_json(&folder.probes()).unwrap().unwrap();
+    let ask = |stories| ProbeOptions {
+        stories,
+        ..ProbeOptions::default()
+    };
+    report.stories = held_out;
+    crate::files::write_json(&folder.probes(), &report).unwrap();
+    assert_eq!(stale_probes(&folder, &ask(held_out + 500)).unwrap(), None);
+    assert_eq!(stale_probes(&folder, &ask(held_out)).unwrap(), None);
+    assert!(stale_probes(&folder, &ask(held_out - 1)).unwrap().is_some());
+}
