@@ -279,6 +279,11 @@ fn say_checkpoint(run: &str, checkpoint_step: Option<usize>, weights: &str) {
             "note: {run} has not finished; its newest checkpoint (step {step}, {weights}) stands \
              in for the trained weights"
         );
+    } else if Path::new(weights).file_name() == RunFolder::new("").start_weights().file_name() {
+        eprintln!(
+            "note: {run} has not been fine-tuned since its conversion; its converted start \
+             weights ({weights}) stand in for the trained weights"
+        );
     }
 }
 

@@ -183,7 +183,9 @@ fn read_experiments(inputs: &[PathBuf], opts: &StudyOptions) -> Result<Vec<(Path
     for (file, exp) in &exps {
         benchable(file, exp, &opts.bench.contexts)?;
     }
-    Ok(baseline_first(exps))
+    let exps = baseline_first(exps);
+    convert::check_sources(&exps)?;
+    Ok(exps)
 }
 
 /// Every run of the study, seed by seed: its folder, its records entry, and whether it is

@@ -1609,6 +1609,16 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
     // The conversion carries the target it was made for: a fine-tune of the target edited
     // since (other data) is refused, and nothing of the conversion is touched.
     let converted = dir.join("art2/mla_conv-s1");
+    // Scored before any fine-tune: a note says whose weights stand in.
+    let (ok, _, err) = mla_lab(&[
+        "--backend",
+        "cpu",
+        "eval",
+        arg(&converted),
+        "--windows",
+        "2",
+    ]);
+    assert!(ok && err.contains("has not been fine-tuned"), "{err}");
     let edited = dir.join("edited");
     std::fs::create_dir_all(&edited).unwrap();
     let edited_file = edited.join("mla_conv.ron");

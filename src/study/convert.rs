@@ -47,6 +47,40 @@ pub fn convert_first(
     convert(&from.dir, file, artifacts, backend).map(Some)
 }
 
+/// Refuses, before anything trains, a study whose converted experiment names a source in the
+/// same study that cannot serve: one listed after it (each seed's source must train first) or
+/// one on other data or another data seed (the conversion would see other tokens). A source
+/// outside the study is looked for in the artifacts when its turn comes.
+pub fn check_sources(exps: &[(PathBuf, Experiment)]) -> Result<()> {
+    for (i, (file, exp)) in exps.iter().enumerate() {
+        let Some(source) = &exp.convert_from else {
+            continue;
+        };
+        let Some(j) = exps.iter().position(|(_, e)| &e.name == source) else {
+            continue;
+        };
+        let (source_file, from) = &exps[j];
+        if j > i {
+            bail!(
+                "{}: convert_from: {source:?}, whose file {} comes after it in the study; \
+                 accepted: the source listed first (each seed's source trains before its \
+                 conversion)",
+                file.display(),
+                source_file.display()
+            );
+        }
+        if from.data != exp.data || from.seed != exp.seed {
+            bail!(
+                "{}: convert_from: {source:?}, and {} trains on other data or another data seed; \
+                 accepted: the source's data section and data seed",
+                file.display(),
+                source_file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Scores the converted run in `folder` before fine-tuning, and its source, on the same
 /// validation windows (`windows`; `None`: the whole split), with the token cache `cache`.
 pub fn measure(
@@ -101,4 +135,34 @@ pub fn convert_and_measure(
     let measured = measure(&folder, windows, RunFolder::token_cache(artifacts), &device)?;
     crate::files::write_json(&folder.conversion_eval(), &measured)?;
     Ok((done, measured))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(file: &str) -> (PathBuf, Experiment) {
+        let path = crate::files::source(file);
+        let exp = Experiment::load(&path).unwrap();
+        (path, exp)
+    }
+
+    #[test]
+    fn a_source_listed_after_its_conversion_or_on_other_data_is_refused_first() {
+        let source = read("experiments/tiny/mha.ron");
+        let target = read("experiments/tiny-convert/mha_to_mla_half.ron");
+        assert_eq!(
+            target.1.convert_from.as_deref(),
+            Some(source.1.name.as_str())
+        );
+        check_sources(&[source.clone(), target.clone()]).unwrap();
+        let err = check_sources(&[target.clone(), source.clone()]).unwrap_err();
+        assert!(err.to_string().contains("comes after it"), "{err}");
+        let mut other = source.clone();
+        other.1.seed += 1;
+        let err = check_sources(&[other, target.clone()]).unwrap_err();
+        assert!(err.to_string().contains("other data"), "{err}");
+        // A source outside the study is looked for when its turn comes.
+        check_sources(&[target]).unwrap();
+    }
 }
