@@ -1700,5 +1700,28 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
     ]);
     assert!(!ok && err.contains("--eval-windows 0"), "{err}");
     assert!(!dir.join("art4").exists());
+    // A target named as its source: its folder would be the source run's, which is refused as
+    // such, not as a folder to remove.
+    let same = dir.join("same/mha.ron");
+    std::fs::create_dir_all(same.parent().unwrap()).unwrap();
+    std::fs::write(
+        &same,
+        std::fs::read_to_string(&mla)
+            .unwrap()
+            .replacen("name: \"mla_conv\"", "name: \"mha\"", 1),
+    )
+    .unwrap();
+    let (ok, _, err) = mla_lab(&[
+        "--backend",
+        "cpu",
+        "convert",
+        arg(&art.join("mha-s1")),
+        "--to",
+        arg(&same),
+        "--artifacts",
+        arg(&art),
+    ]);
+    assert!(!ok && err.contains("a name of its own"), "{err}");
+    assert!(art.join("mha-s1/summary.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -93,6 +93,19 @@ pub fn convert(
             )
         })?;
     let folder = RunFolder::for_seed(artifacts, &target.name, seeded.then_some(seed));
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(&folder.dir, source_dir) {
+        bail!(
+            "{}: its experiment is named {:?}, as the source's, so its run folder would be the \
+             source run {}; accepted: a target experiment with a name of its own",
+            target_file.display(),
+            target.name,
+            source_dir.display()
+        );
+    }
     // A folder a conversion was cut short in (no start weights yet) holds nothing to keep.
     if folder.start_weights().exists() || folder.has_results() {
         bail!(
