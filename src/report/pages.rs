@@ -68,14 +68,23 @@ fn headline_table(runs: &[RunData]) -> Table {
     t
 }
 
-/// One line per claim and baseline: the verdict, what was measured, the band and the power.
+/// One line per claim and baseline, the paper's baseline (MHA without RoPE) first and named as
+/// such: the verdict, what was measured, the band and the power.
 pub(super) fn verdict_lines(runs: &[RunData]) -> String {
     let mut s = String::new();
+    let paper: Vec<String> = runs
+        .iter()
+        .filter(|r| super::runs::is_paper_baseline(&r.experiment.model))
+        .map(|r| r.name.clone())
+        .collect();
     for f in findings(runs) {
-        let against = f
-            .baseline
-            .as_ref()
-            .map_or(String::new(), |b| format!(" against `{b}`"));
+        let against = f.baseline.as_ref().map_or(String::new(), |b| {
+            if paper.contains(b) {
+                format!(" against `{b}` (the paper's baseline: MHA without RoPE)")
+            } else {
+                format!(" against `{b}` (our stronger control, not the paper's baseline)")
+            }
+        });
         s += &format!(
             "- **{}**{against}: **{}**. {}; the band that agrees: {}.",
             f.claim.statement,
