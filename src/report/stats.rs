@@ -306,6 +306,24 @@ pub fn sd_upper(sd: f64, n: usize, level: f64) -> Option<f64> {
     Some(sd * (df / q).sqrt())
 }
 
+/// McNemar's exact test of paired yes/no outcomes: `only_a` pairs where only the first failed,
+/// `only_b` where only the second did (the pairs where both or neither failed say nothing of a
+/// difference); the two-sided p-value, `min(1, 2·P(X ≤ min))` with X ~ Binomial(only_a +
+/// only_b, 1/2). 1 with no discordant pair.
+pub fn mcnemar_exact(only_a: usize, only_b: usize) -> f64 {
+    let n = only_a + only_b;
+    let k = only_a.min(only_b);
+    let mut tail = 0.0;
+    let mut choose = 1.0f64; // C(n, i)
+    for i in 0..=k {
+        if i > 0 {
+            choose *= (n - i + 1) as f64 / i as f64;
+        }
+        tail += choose;
+    }
+    (2.0 * tail * 0.5f64.powi(n as i32)).min(1.0)
+}
+
 /// Fisher's exact test of a 2×2 table: `k1` of `n1` against `k2` of `n2`; the two-sided p-value
 /// (the probability, with the margins fixed and the two rates equal, of a table no more likely
 /// than this one). `None` for an empty group.
@@ -346,6 +364,16 @@ mod tests {
         let wide = Interval::welch(&[1.0, 2.0, 3.0], &[0.0, 5.0, 10.0, 15.0], 0.95).unwrap();
         assert!(wide.hi - wide.lo > 2.0 * 2.776445 * (1.0f64 / 3.0 + 125.0 / 12.0).sqrt());
         assert_eq!(Interval::welch(&[1.0], &[1.0, 2.0], 0.95), None);
+    }
+
+    #[test]
+    fn mcnemar_exact_of_known_counts() {
+        // 0 against 5 discordant pairs: 2 · (1/2)^5 = 0.0625; 1 against 6: 2 · 8/128 = 0.125
+        // (scipy.stats.binomtest(1, 7).pvalue gives 0.125 too).
+        assert!((mcnemar_exact(0, 5) - 0.0625).abs() < 1e-12);
+        assert!((mcnemar_exact(6, 1) - 0.125).abs() < 1e-12);
+        assert_eq!(mcnemar_exact(3, 3), 1.0);
+        assert_eq!(mcnemar_exact(0, 0), 1.0);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::cells::share;
 use crate::report::runs::{RunData, baselines, variants};
-use crate::report::stats::{Spread, clopper_pearson, fisher_exact};
+use crate::report::stats::{Spread, clopper_pearson, mcnemar_exact};
 use crate::table::Table;
 
 /// How often each variant's runs fail to copy a story's attribute, with the 95% Clopper–Pearson
@@ -76,29 +76,42 @@ pub(super) fn band_in_nats(runs: &[RunData]) -> String {
     s
 }
 
-/// The difference of copy-failure rates between every two rows with learned positions and at
-/// least five runs probed each (with RoPE no run fails), with Fisher's exact test; empty where
-/// there is no such pair.
+/// Between every two rows with learned positions, seed by seed: how often each failed to copy,
+/// and McNemar's exact test on the seeds where only one of the two failed (the runs are paired
+/// by seed, so their outcomes are not two independent samples).
 pub(crate) fn failure_differences(runs: &[RunData]) -> String {
-    let counted: Vec<(String, usize, usize)> = variants(runs)
+    let learned: Vec<_> = variants(runs)
         .into_iter()
         .filter(|v| v.first().experiment.model.positions == crate::model::Positions::Learned)
-        .filter_map(|v| {
-            let copied: Vec<bool> = v.runs.iter().filter_map(|r| r.copied()).collect();
-            let failed = copied.iter().filter(|c| !**c).count();
-            (copied.len() >= 5).then(|| (v.name.clone(), failed, copied.len()))
-        })
         .collect();
     let mut s = String::new();
-    for (i, (a, ka, na)) in counted.iter().enumerate() {
-        for (b, kb, nb) in &counted[i + 1..] {
-            let Some(p) = fisher_exact(*kb, *nb, *ka, *na) else {
+    for (i, a) in learned.iter().enumerate() {
+        for b in &learned[i + 1..] {
+            // (a failed, b failed) for each seed both rows probed.
+            let pairs: Vec<(bool, bool)> = a
+                .runs
+                .iter()
+                .filter_map(|ra| {
+                    let rb = b.runs.iter().find(|rb| rb.seed == ra.seed)?;
+                    Some((!ra.copied()?, !rb.copied()?))
+                })
+                .collect();
+            if pairs.len() < 5 {
                 continue;
-            };
+            }
+            let count = |f: &dyn Fn(&(bool, bool)) -> bool| pairs.iter().filter(|p| f(p)).count();
+            let (ka, kb) = (count(&|p| p.0), count(&|p| p.1));
+            let (only_a, only_b) = (count(&|p| p.0 && !p.1), count(&|p| p.1 && !p.0));
+            let p = mcnemar_exact(only_a, only_b);
             s += &format!(
-                "\n{b} against {a}: {kb} of {nb} failed against {ka} of {na}, a difference of \
-                 {:+.2}; Fisher's exact test, two-sided: p = {p:.2}{}.\n",
-                *kb as f64 / *nb as f64 - *ka as f64 / *na as f64,
+                "\n{} against {}, paired by seed ({} seeds both probed): {kb} failed against \
+                 {ka}; {only_b} seeds where only {} failed, {only_a} where only {} did; \
+                 McNemar's exact test, two-sided: p = {p:.2}{}.\n",
+                b.name,
+                a.name,
+                pairs.len(),
+                b.name,
+                a.name,
                 if p < 0.05 {
                     ""
                 } else {
