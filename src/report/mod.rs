@@ -167,7 +167,8 @@ pub fn write(
     let mut text = markdown(&runs, &peaks, machine, &plotted);
     text += &conversion::section(&converted, &runs);
     if plotted.contains(&"fine_tune") {
-        text += "![Converted runs' fine-tune](fine_tune.svg)\n";
+        // A blank line first: right after a table, Markdown would take the image for a row.
+        text += "\n![Converted runs' fine-tune](fine_tune.svg)\n";
     }
     crate::files::write(&md, text.as_bytes())?;
     let mut files = vec![md];

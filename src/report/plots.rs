@@ -6,7 +6,10 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-const COLORS: [RGBColor; 10] = [
+/// Distinct colours for up to 16 series (matplotlib's tab10, then six more apart from them):
+/// the tiny study plots up to 13 rows in one chart, and a colour repeated would make two rows
+/// one.
+const COLORS: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -17,6 +20,12 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(153, 0, 76),
+    RGBColor(128, 0, 0),
+    RGBColor(0, 0, 128),
+    RGBColor(0, 128, 128),
+    RGBColor(255, 215, 0),
+    RGBColor(128, 128, 0),
 ];
 
 /// A point with an optional vertical error bar `(low, high)`, and the seeds it is a mean of
@@ -344,5 +353,15 @@ mod tests {
             pareto_frontier(&pts),
             vec![(1.0, 3.0), (2.0, 2.0), (4.0, 1.0)]
         );
+    }
+
+    #[test]
+    fn series_colours_are_distinct_and_none_is_the_frontiers() {
+        for (i, a) in COLORS.iter().enumerate() {
+            assert_ne!(*a, BLACK, "colour {i} is the frontier's");
+            for (j, b) in COLORS[i + 1..].iter().enumerate() {
+                assert_ne!(a, b, "colours {i} and {}", i + 1 + j);
+            }
+        }
     }
 }
