@@ -250,9 +250,9 @@ pub fn report_script(
     commands: &Commands,
     dir: &Path,
 ) -> String {
+    // The array's settings and extra lines, but its GPUs and requeue: the report needs neither.
     let lines = Settings {
         requeue: false,
-        extra: vec![],
         gres: None,
         gpus_per_task: None,
         array_parallel: None,

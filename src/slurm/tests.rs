@@ -105,8 +105,20 @@ fn the_report_reads_the_runs_that_landed_and_names_those_that_did_not() {
         ),
         records: records.clone(),
     };
-    let script = report_script(&t, &Settings::default(), &commands, &scratch.0);
-    assert!(!script.contains("--array"), "{script}");
+    let settings = Settings {
+        gres: Some("gpu:1".into()),
+        extra: vec!["--qos=long".into()],
+        ..Settings::default()
+    };
+    let script = report_script(&t, &settings, &commands, &scratch.0);
+    assert!(
+        !script.contains("--array") && !script.contains("gpu:1"),
+        "{script}"
+    );
+    assert!(
+        script.lines().any(|l| l == "#SBATCH --qos=long"),
+        "{script}"
+    );
     let (ok, out) = run(&script, "");
     assert!(ok, "{out}");
     let lines: Vec<&str> = out.lines().collect();
