@@ -36,7 +36,7 @@ fn loss_change(v: &Variant, base: &Variant) -> String {
 }
 
 /// Decode tokens/s at `c`: each run's median over its rounds, then mean ± sd over the seeds
-/// benched with no other work on the machine.
+/// whose bench did not begin under load (as far as the bench kept the machine's load).
 fn decode(v: &Variant, c: Option<usize>) -> String {
     let Some(c) = c else { return "-".into() };
     mean_sd(&v.values(|r| r.decode_alone(c)), 1)
@@ -77,8 +77,9 @@ fn bench_loads(runs: &[RunData], c: Option<usize>) -> String {
         .collect();
     let unknown = rows.iter().filter(|(_, b)| b.load_before.is_none()).count();
     let mut s = format!(
-        "Decode speed at context {c}: tok/s over the seeds benched with no other work on the \
-         machine; *vs full rank* is full rank's ms/token over the row's, seed by seed (each \
+        "Decode speed at context {c}: tok/s over the seeds whose bench did not begin under load, \
+         as far as each bench kept the machine's load (a bench made before that was kept cannot \
+         be flagged: it may have shared the machine); *vs full rank* is full rank's ms/token over the row's, seed by seed (each \
          run's median over its bench's rounds), the mean with a 95% t-interval over the seeds \
          both rows benched. "
     );
