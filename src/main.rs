@@ -201,6 +201,11 @@ fn train(file: &Path, opts: mla_lab::train::run::TrainOptions) -> Result<()> {
         }
     })?;
     println!("{outcome}");
+    if let mla_lab::train::run::Outcome::Trained(summary) = &outcome
+        && let Some(warning) = summary.learned_nothing()
+    {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }
 

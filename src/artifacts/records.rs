@@ -81,6 +81,24 @@ fn one() -> usize {
     1
 }
 
+impl TrainSummary {
+    /// What to say of a run whose final validation loss is no better than the validation
+    /// tokens' unigram entropy, the loss of predicting each token by its frequency alone: it has
+    /// learned nothing of the text (a finite divergence, say, that the stop on a non-finite loss
+    /// does not catch). `None` for a run below it.
+    pub fn learned_nothing(&self) -> Option<String> {
+        let loss = self.final_val_loss?;
+        (loss >= self.val_unigram_entropy).then(|| {
+            format!(
+                "{}: its final validation loss {loss:.4} is no better than the validation tokens' \
+                 unigram entropy {:.4} (each token guessed by its frequency alone): the run has \
+                 learned nothing of the text; a learning rate too high for it is the usual cause",
+                self.experiment, self.val_unigram_entropy
+            )
+        })
+    }
+}
+
 /// The line `mla-lab train` ends with.
 impl std::fmt::Display for TrainSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -483,6 +501,16 @@ mod tests {
         };
         let ok: TrainSummary = serde_json::from_str(&summary("null")).unwrap();
         assert_eq!(ok.final_val_loss, None);
+        assert_eq!(ok.learned_nothing(), None);
+        // Above the unigram entropy (5.0 here): learned nothing; below it: a run that learned.
+        let hopeless: TrainSummary = serde_json::from_str(&summary("11.9")).unwrap();
+        let said = hopeless.learned_nothing().expect("a warning");
+        assert!(
+            said.contains("11.9000") && said.contains("5.0000"),
+            "{said}"
+        );
+        let learned: TrainSummary = serde_json::from_str(&summary("2.5")).unwrap();
+        assert_eq!(learned.learned_nothing(), None);
         let err = serde_json::from_str::<TrainSummary>(&summary("-5.0")).unwrap_err();
         assert!(err.to_string().contains("a loss of -5 is not one"), "{err}");
     }
