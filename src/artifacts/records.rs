@@ -92,7 +92,8 @@ impl TrainSummary {
             format!(
                 "{}: its final validation loss {loss:.4} is no better than the validation tokens' \
                  unigram entropy {:.4} (each token guessed by its frequency alone): the run has \
-                 learned nothing of the text; a learning rate too high for it is the usual cause",
+                 learned nothing of the text yet (too few steps, or a learning rate too high \
+                 for it)",
                 self.experiment, self.val_unigram_entropy
             )
         })
