@@ -114,17 +114,21 @@ fn setting(field: &'static str, value: &str) -> Result<(), InvalidOption> {
 }
 
 impl Settings {
+    /// The settings passed through as given: each one's field and its sbatch option.
+    fn given(&self) -> [(&'static str, &'static str, &Option<String>); 6] {
+        [
+            ("partition", "partition", &self.partition),
+            ("time", "time", &self.time),
+            ("gres", "gres", &self.gres),
+            ("gpus_per_task", "gpus-per-task", &self.gpus_per_task),
+            ("mem", "mem", &self.mem),
+            ("account", "account", &self.account),
+        ]
+    }
+
     /// Refuses what sbatch could not read, or what would end the line it is written on.
     pub fn check(&self) -> Result<(), InvalidOption> {
-        let given = [
-            ("partition", &self.partition),
-            ("time", &self.time),
-            ("gres", &self.gres),
-            ("gpus_per_task", &self.gpus_per_task),
-            ("mem", &self.mem),
-            ("account", &self.account),
-        ];
-        for (field, value) in given {
+        for (field, _, value) in self.given() {
             if let Some(v) = value {
                 setting(field, v)?;
             }
@@ -157,17 +161,9 @@ impl Settings {
             array,
             format!("--output={}/%A_%a.out", logs.display()),
         ];
-        let given = [
-            ("partition", &self.partition),
-            ("time", &self.time),
-            ("gres", &self.gres),
-            ("gpus-per-task", &self.gpus_per_task),
-            ("mem", &self.mem),
-            ("account", &self.account),
-        ];
-        for (name, value) in given {
+        for (_, option, value) in self.given() {
             if let Some(v) = value {
-                lines.push(format!("--{name}={v}"));
+                lines.push(format!("--{option}={v}"));
             }
         }
         if let Some(n) = self.cpus_per_task {

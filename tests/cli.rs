@@ -1585,18 +1585,21 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
         "{section}"
     );
     // `convert` by hand: a new folder, its cost measured; a second conversion there is refused.
-    let convert = || {
-        mla_lab(&[
+    let convert_into = |source: &str, target: &Path, into: &str, extra: &[&str]| {
+        let (source, into) = (art.join(source), dir.join(into));
+        let mut args = vec![
             "--backend",
             "cpu",
             "convert",
-            arg(&art.join("mha-s1")),
+            arg(&source),
             "--to",
-            arg(&mla),
-            "--artifacts",
-            arg(&dir.join("art2")),
-        ])
+            arg(target),
+        ];
+        args.extend(["--artifacts", arg(&into)]);
+        args.extend(extra);
+        mla_lab(&args)
     };
+    let convert = || convert_into("mha-s1", &mla, "art2", &[]);
     let (ok, out, err) = convert();
     assert!(
         ok && out.contains("converted from mha") && out.contains("validation loss on"),
@@ -1673,31 +1676,11 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
     // A source that has not finished (its summary gone, as in a run still training or killed)
     // is refused before anything is written.
     std::fs::remove_file(art.join("mha-s2/summary.json")).unwrap();
-    let (ok, _, err) = mla_lab(&[
-        "--backend",
-        "cpu",
-        "convert",
-        arg(&art.join("mha-s2")),
-        "--to",
-        arg(&mla),
-        "--artifacts",
-        arg(&dir.join("art3")),
-    ]);
+    let (ok, _, err) = convert_into("mha-s2", &mla, "art3", &[]);
     assert!(!ok && err.contains("not a finished run"), "{err}");
     assert!(!dir.join("art3").exists());
     // An option that cannot be used is refused, by its flag, before anything is written.
-    let (ok, _, err) = mla_lab(&[
-        "--backend",
-        "cpu",
-        "convert",
-        arg(&art.join("mha-s1")),
-        "--to",
-        arg(&mla),
-        "--artifacts",
-        arg(&dir.join("art4")),
-        "--eval-windows",
-        "0",
-    ]);
+    let (ok, _, err) = convert_into("mha-s1", &mla, "art4", &["--eval-windows", "0"]);
     assert!(!ok && err.contains("--eval-windows 0"), "{err}");
     assert!(!dir.join("art4").exists());
     // A target named as its source: its folder would be the source run's, which is refused as
@@ -1711,16 +1694,8 @@ fn a_study_converts_each_seeds_mha_run_measures_what_it_cost_and_reports_the_fin
             .replacen("name: \"mla_conv\"", "name: \"mha\"", 1),
     )
     .unwrap();
-    let (ok, _, err) = mla_lab(&[
-        "--backend",
-        "cpu",
-        "convert",
-        arg(&art.join("mha-s1")),
-        "--to",
-        arg(&same),
-        "--artifacts",
-        arg(&art),
-    ]);
+    // Into the study's own artifacts, where the source run is.
+    let (ok, _, err) = convert_into("mha-s1", &same, "art", &[]);
     assert!(!ok && err.contains("a name of its own"), "{err}");
     assert!(art.join("mha-s1/summary.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -107,6 +107,21 @@ fn losses(entry: &Path) -> (Vec<String>, String) {
     (rows, eval["loss"].to_string())
 }
 
+/// Runs `study FILE --seeds SEEDS` here, into `dir/local`, and returns its folder, the folder
+/// `dir/cluster` for the same study on the cluster, and `slurm`'s arguments for it.
+fn local_study_then_slurm(dir: &Path, file: &str, seeds: &str) -> (PathBuf, PathBuf, Vec<String>) {
+    let (local, on_cluster) = (dir.join("local"), dir.join("cluster"));
+    let mut study = words(&["--backend", "cpu", "study", file, "--seeds", seeds]);
+    study.extend(study_flags(&local.join("records"), &local.join("art")));
+    run(&study);
+    let mut slurm = words(&["--backend", "cpu", "slurm", file, "--seeds", seeds]);
+    slurm.extend(study_flags(
+        &on_cluster.join("records"),
+        &on_cluster.join("art"),
+    ));
+    (local, on_cluster, slurm)
+}
+
 #[test]
 fn an_array_of_three_seeds_trains_as_study_does_and_its_report_follows() {
     let test = "an_array_of_three_seeds_trains_as_study_does_and_its_report_follows";
@@ -114,16 +129,7 @@ fn an_array_of_three_seeds_trains_as_study_does_and_its_report_follows() {
         return;
     }
     let dir = common::fresh_dir("slurm", "array");
-    let (local, on_cluster) = (dir.join("local"), dir.join("cluster"));
-    let mut local_study = words(&["--backend", "cpu", "study", CHECK, "--seeds", "1,2,3"]);
-    local_study.extend(study_flags(&local.join("records"), &local.join("art")));
-    run(&local_study);
-
-    let mut slurm = words(&["--backend", "cpu", "slurm", CHECK, "--seeds", "1,2,3"]);
-    slurm.extend(study_flags(
-        &on_cluster.join("records"),
-        &on_cluster.join("art"),
-    ));
+    let (local, on_cluster, mut slurm) = local_study_then_slurm(&dir, CHECK, "1,2,3");
     slurm.extend(words(&[
         "--cpus-per-task",
         "2",
@@ -201,16 +207,7 @@ fn a_requeued_task_resumes_from_its_checkpoint_to_the_same_losses() {
     }
     let dir = common::fresh_dir("slurm", "requeue");
     let file = longer_check(&dir, 3000);
-    let (local, on_cluster) = (dir.join("local"), dir.join("cluster"));
-    let mut local_study = words(&["--backend", "cpu", "study", arg(&file), "--seeds", "1"]);
-    local_study.extend(study_flags(&local.join("records"), &local.join("art")));
-    run(&local_study);
-
-    let mut slurm = words(&["--backend", "cpu", "slurm", arg(&file), "--seeds", "1"]);
-    slurm.extend(study_flags(
-        &on_cluster.join("records"),
-        &on_cluster.join("art"),
-    ));
+    let (local, on_cluster, mut slurm) = local_study_then_slurm(&dir, arg(&file), "1");
     slurm.extend(words(&["--cpus-per-task", "2", "--requeue"]));
     let (array, report) = submitted(&run(&slurm));
     // Requeued once its second checkpoint is whole: the task starts again, and its study

@@ -196,107 +196,14 @@ impl RunFolder {
     }
 
     /// Reads every record the folder holds as the type mla-lab writes there, and checks they
-    /// are of one run (the summary names the experiment's name): the first that is not is a
-    /// [`BadRecord`] naming the file. Missing records are not an error ([`RunFolder::missing`]).
+    /// are of one run and agree with its experiment ([`ranges::across`]): the first that is not
+    /// is a [`BadRecord`] naming the file. Missing records are not an error
+    /// ([`RunFolder::missing`]).
     pub fn check_records(&self) -> Result<(), BadRecord> {
         for file in self.records() {
             self.check_record(&file)?;
         }
-        let name = |f: PathBuf| -> Option<String> {
-            f.exists().then_some(())?;
-            Some(Experiment::load(f).ok()?.name)
-        };
-        let summary: Option<TrainSummary> = read_json(&self.summary()).ok().flatten();
-        let last_row = metrics::read(&self.metrics()).last().map(|r| r.step);
-        if let (Some(summary), Some(last)) = (&summary, last_row)
-            && last > summary.steps
-        {
-            return Err(BadRecord {
-                file: self.metrics(),
-                why: anyhow!(
-                    "{}: not what mla-lab writes there (a row of step {last}, past the run's last \
-                     step {} in {})",
-                    self.metrics().display(),
-                    summary.steps,
-                    self.summary().display()
-                ),
-            });
-        }
-        let experiment = self
-            .experiment()
-            .exists()
-            .then(|| Experiment::load(self.experiment()).ok())
-            .flatten();
-        if let (Some(exp), Some(summary)) = (&experiment, &summary)
-            && summary.steps > exp.train.max_steps
-        {
-            return Err(BadRecord {
-                file: self.summary(),
-                why: anyhow!(
-                    "{}: field `steps` is {}: not what mla-lab writes there (accepted: at most \
-                     the experiment's max_steps, {} in {})",
-                    self.summary().display(),
-                    summary.steps,
-                    exp.train.max_steps,
-                    self.experiment().display()
-                ),
-            });
-        }
-        let converted: Option<records::Converted> = read_json(&self.conversion()).ok().flatten();
-        if let (Some(exp), Some(converted)) = (&experiment, &converted)
-            && exp.convert_from.as_deref() != Some(converted.source_experiment.as_str())
-        {
-            return Err(BadRecord {
-                file: self.conversion(),
-                why: anyhow!(
-                    "{}: field `source_experiment` is {:?}: not what mla-lab writes there \
-                     (accepted: the experiment's convert_from, {} in {})",
-                    self.conversion().display(),
-                    converted.source_experiment,
-                    exp.convert_from
-                        .as_ref()
-                        .map_or("none".to_string(), |s| format!("{s:?}")),
-                    self.experiment().display()
-                ),
-            });
-        }
-        if let (Some(exp), Some(converted)) = (&experiment, &converted) {
-            let c = &converted.conversion;
-            let (want_rank, layers) = match exp.model.attention.rank() {
-                // A latent target: its rank, and one energy per layer.
-                Some(rank) if c.rank != 0 => (rank, exp.model.n_layers),
-                // The source's own model, unchanged: no rank, no energy.
-                _ => (0, 0),
-            };
-            if c.rank != want_rank || c.energy.len() != layers {
-                return Err(BadRecord {
-                    file: self.conversion(),
-                    why: anyhow!(
-                        "{}: fields `rank` {} and `energy` ({} values): not what mla-lab writes \
-                         there (accepted for {}: rank {want_rank} with {layers} values, one a \
-                         layer)",
-                        self.conversion().display(),
-                        c.rank,
-                        c.energy.len(),
-                        self.experiment().display()
-                    ),
-                });
-            }
-        }
-        if let (Some(exp), Some(summary)) = (name(self.experiment()), summary)
-            && summary.experiment != exp
-        {
-            return Err(BadRecord {
-                file: self.summary(),
-                why: anyhow!(
-                    "{}: the summary of a run of {:?}, beside the experiment {exp:?} in {}",
-                    self.summary().display(),
-                    summary.experiment,
-                    self.experiment().display()
-                ),
-            });
-        }
-        Ok(())
+        ranges::across(self)
     }
 
     /// Reads the record `file` of this folder (one of [`RunFolder::records`]) as the type

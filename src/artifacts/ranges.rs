@@ -5,11 +5,20 @@
 //! field. Absent and `null` values pass here; whether a field may be absent is the record
 //! type's to say.
 //!
+//! Beyond each field alone, what a run folder's records must say of each other and of its
+//! experiment ([`across`]).
+//!
 //! A field's path: `a.b` is `b` inside the object `a`; `[]` is every element of an array (the
 //! whole file, `bench.json`, or a field, `energy[]`). `metrics.csv`'s columns are fields too.
 
-use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
+
+use super::records::{Converted, TrainSummary};
+use super::{BadRecord, RunFolder, metrics, read_json};
+use crate::experiment::Experiment;
 
 /// A range of values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -258,6 +267,103 @@ pub fn check_column(column: &str, v: f64) -> Result<()> {
         ),
         _ => Ok(()),
     }
+}
+
+/// What the records of `folder` must say of each other and of its experiment: no metrics row
+/// past the summary's last step, no more steps than the experiment's `max_steps`, a summary of
+/// this experiment, and a conversion of its `convert_from` at its rank (0 and no energies: the
+/// source's model unchanged; else one energy per layer).
+pub fn across(folder: &RunFolder) -> Result<(), BadRecord> {
+    let bad = |file: PathBuf, why: anyhow::Error| Err(BadRecord { file, why });
+    let experiment = match folder.experiment().exists() {
+        true => Experiment::load(folder.experiment()).ok(),
+        false => None,
+    };
+    let summary: Option<TrainSummary> = read_json(&folder.summary()).ok().flatten();
+    let last_row = metrics::read(&folder.metrics()).last().map(|r| r.step);
+    if let (Some(summary), Some(last)) = (&summary, last_row)
+        && last > summary.steps
+    {
+        return bad(
+            folder.metrics(),
+            anyhow!(
+                "{}: not what mla-lab writes there (a row of step {last}, past the run's last \
+                 step {} in {})",
+                folder.metrics().display(),
+                summary.steps,
+                folder.summary().display()
+            ),
+        );
+    }
+    let Some(exp) = experiment else {
+        return Ok(());
+    };
+    if let Some(summary) = &summary {
+        if summary.steps > exp.train.max_steps {
+            return bad(
+                folder.summary(),
+                anyhow!(
+                    "{}: field `steps` is {}: not what mla-lab writes there (accepted: at most \
+                     the experiment's max_steps, {} in {})",
+                    folder.summary().display(),
+                    summary.steps,
+                    exp.train.max_steps,
+                    folder.experiment().display()
+                ),
+            );
+        }
+        if summary.experiment != exp.name {
+            return bad(
+                folder.summary(),
+                anyhow!(
+                    "{}: the summary of a run of {:?}, beside the experiment {:?} in {}",
+                    folder.summary().display(),
+                    summary.experiment,
+                    exp.name,
+                    folder.experiment().display()
+                ),
+            );
+        }
+    }
+    let Some(converted) = read_json::<Converted>(&folder.conversion()).ok().flatten() else {
+        return Ok(());
+    };
+    if exp.convert_from.as_deref() != Some(converted.source_experiment.as_str()) {
+        return bad(
+            folder.conversion(),
+            anyhow!(
+                "{}: field `source_experiment` is {:?}: not what mla-lab writes there \
+                 (accepted: the experiment's convert_from, {} in {})",
+                folder.conversion().display(),
+                converted.source_experiment,
+                exp.convert_from
+                    .as_ref()
+                    .map_or("none".to_string(), |s| format!("{s:?}")),
+                folder.experiment().display()
+            ),
+        );
+    }
+    let c = &converted.conversion;
+    let (want_rank, layers) = match exp.model.attention.rank() {
+        // A latent target: its rank, and one energy per layer.
+        Some(rank) if c.rank != 0 => (rank, exp.model.n_layers),
+        // The source's own model, unchanged: no rank, no energy.
+        _ => (0, 0),
+    };
+    if c.rank != want_rank || c.energy.len() != layers {
+        return bad(
+            folder.conversion(),
+            anyhow!(
+                "{}: fields `rank` {} and `energy` ({} values): not what mla-lab writes there \
+                 (accepted for {}: rank {want_rank} with {layers} values, one a layer)",
+                folder.conversion().display(),
+                c.rank,
+                c.energy.len(),
+                folder.experiment().display()
+            ),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -324,30 +324,6 @@ pub fn mcnemar_exact(only_a: usize, only_b: usize) -> f64 {
     (2.0 * tail * 0.5f64.powi(n as i32)).min(1.0)
 }
 
-/// Fisher's exact test of a 2×2 table: `k1` of `n1` against `k2` of `n2`; the two-sided p-value
-/// (the probability, with the margins fixed and the two rates equal, of a table no more likely
-/// than this one). `None` for an empty group.
-pub fn fisher_exact(k1: usize, n1: usize, k2: usize, n2: usize) -> Option<f64> {
-    use statrs::function::factorial::ln_binomial;
-    if n1 == 0 || n2 == 0 || k1 > n1 || k2 > n2 {
-        return None;
-    }
-    let k = k1 + k2;
-    let ln_p = |a: usize| {
-        ln_binomial(n1 as u64, a as u64) + ln_binomial(n2 as u64, (k - a) as u64)
-            - ln_binomial((n1 + n2) as u64, k as u64)
-    };
-    let lo = k.saturating_sub(n2);
-    let hi = k.min(n1);
-    let observed = ln_p(k1);
-    let p: f64 = (lo..=hi)
-        .map(ln_p)
-        .filter(|&l| l <= observed + 1e-9)
-        .map(f64::exp)
-        .sum();
-    Some(p.min(1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,21 +350,6 @@ mod tests {
         assert!((mcnemar_exact(6, 1) - 0.125).abs() < 1e-12);
         assert_eq!(mcnemar_exact(3, 3), 1.0);
         assert_eq!(mcnemar_exact(0, 0), 1.0);
-    }
-
-    #[test]
-    fn fisher_exact_of_known_tables() {
-        // 1 of 10 against 3 of 10: scipy.stats.fisher_exact gives p = 0.5820.
-        let p = fisher_exact(1, 10, 3, 10).unwrap();
-        assert!((p - 0.5820).abs() < 1e-3, "{p}");
-        // Fisher's tea: 3 of 4 against 1 of 4: p = 0.4857.
-        let p = fisher_exact(3, 4, 1, 4).unwrap();
-        assert!((p - 0.4857).abs() < 1e-3, "{p}");
-        // 0 of 10 against 10 of 10: p = 2/C(20,10).
-        let p = fisher_exact(0, 10, 10, 10).unwrap();
-        assert!((p - 2.0 / 184_756.0).abs() < 1e-9, "{p}");
-        assert_eq!(fisher_exact(1, 10, 1, 10), Some(1.0));
-        assert_eq!(fisher_exact(0, 0, 1, 2), None);
     }
 
     /// The share of `trials` simulated samples of `n` normal values (true `mean`, `sd`) on which
